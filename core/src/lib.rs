@@ -1,0 +1,17 @@
+//! Polyroute: one Rust core that talks to many LLM providers and decides, per request, which
+//! one serves it.
+//!
+//! - [`types`]: the unified chat contract (OpenAI-shaped serde, superset of Anthropic/Gemini).
+//! - [`error`]: one [`Error`] with stable [`ErrorKind`] codes shared by every binding.
+//! - [`sse`]: the one Server-Sent Events decoder.
+//! - [`provider`]: translate-only adapters, transports and the per-attempt [`provider::Endpoint`].
+//!
+//! The core never creates an async runtime; callers (and bindings) bring tokio.
+
+pub mod error;
+pub mod provider;
+pub mod sse;
+pub mod types;
+
+pub use error::{Error, ErrorKind, PartialOutput, Result};
+pub use types::*;

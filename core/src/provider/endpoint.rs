@@ -1,0 +1,175 @@
+//! One attempt against one provider: adapter + transport.
+//!
+//! This is where bytes become unified events and where the "no silent truncation" rule is
+//! enforced for every provider at once: whatever the adapter says, a byte stream that breaks
+//! or ends before the adapter saw its completion signal yields `stream_interrupted` carrying
+//! the partial output. Timeouts (first token, idle) belong to the router, which wraps this
+//! stream; nothing here sleeps or retries.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::stream::{BoxStream, StreamExt};
+
+use super::transport::read_body;
+use super::{Provider, StreamDecoder, Transport};
+use crate::error::{Error, ErrorKind, Result};
+use crate::sse::SseDecoder;
+use crate::types::{ChatRequest, ChatResponse, StreamAccumulator, StreamEvent};
+
+/// Largest non-streamed body or error body we will read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Error bodies are small; a huge one is read only this far for classification.
+const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
+
+/// Unified events of one attempt. Ends after `Finish` (and a trailing `Usage`, if any);
+/// an `Err` item ends it too.
+pub type EventStream = BoxStream<'static, Result<StreamEvent>>;
+
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub provider: Arc<dyn Provider>,
+    pub transport: Arc<dyn Transport>,
+}
+
+impl Endpoint {
+    pub fn new(provider: Arc<dyn Provider>, transport: Arc<dyn Transport>) -> Self {
+        Endpoint { provider, transport }
+    }
+
+    /// One non-streamed attempt.
+    pub async fn chat(&self, model: &str, req: &ChatRequest) -> Result<ChatResponse> {
+        let p = &self.provider;
+        let wire = p.build_request(model, req, false).map_err(|e| e.at(p.name(), model))?;
+        let resp = self.transport.send(wire).await.map_err(|e| e.at(p.name(), model))?;
+        if !(200..300).contains(&resp.status) {
+            let body = read_error_body(resp.body).await;
+            return Err(p.parse_error(model, resp.status, &resp.headers, &body).at(p.name(), model));
+        }
+        let body = read_body(resp.body, MAX_BODY_BYTES).await.map_err(|e| e.at(p.name(), model))?;
+        let mut r = p.parse_response(model, resp.status, &resp.headers, &body).map_err(|e| e.at(p.name(), model))?;
+        if r.provider.is_none() {
+            r.provider = Some(p.name().to_string());
+        }
+        Ok(r)
+    }
+
+    /// One streamed attempt. Resolves once the provider answered with headers: an HTTP error
+    /// is returned here; failures after that arrive as an `Err` item in the stream.
+    pub async fn stream(&self, model: &str, req: &ChatRequest) -> Result<EventStream> {
+        let p = self.provider.clone();
+        let wire = p.build_request(model, req, true).map_err(|e| e.at(p.name(), model))?;
+        let resp = self.transport.send(wire).await.map_err(|e| e.at(p.name(), model))?;
+        if !(200..300).contains(&resp.status) {
+            let body = read_error_body(resp.body).await;
+            return Err(p.parse_error(model, resp.status, &resp.headers, &body).at(p.name(), model));
+        }
+        let state = StreamState {
+            body: Some(resp.body),
+            sse: SseDecoder::new(),
+            decoder: p.stream_decoder(model),
+            acc: StreamAccumulator::new(),
+            pending: VecDeque::new(),
+            provider: p.name().to_string(),
+            model: model.to_string(),
+            request_id: request_id(&resp.headers),
+        };
+        Ok(futures::stream::unfold(state, |mut st| async move { st.next().await.map(|item| (item, st)) }).boxed())
+    }
+}
+
+/// Read an error body for classification; a body that breaks mid-way is still classified
+/// by its status, so read failures are swallowed here on purpose.
+async fn read_error_body(body: super::BodyStream) -> Vec<u8> {
+    read_body(body, MAX_ERROR_BODY_BYTES).await.unwrap_or_default()
+}
+
+pub(crate) fn request_id(h: &http::HeaderMap) -> Option<String> {
+    ["x-request-id", "request-id", "apim-request-id", "x-goog-request-id", "cf-ray"]
+        .iter()
+        .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()).map(str::to_string))
+}
+
+struct StreamState {
+    /// `None` once the body is exhausted or abandoned.
+    body: Option<super::BodyStream>,
+    sse: SseDecoder,
+    decoder: Box<dyn StreamDecoder>,
+    acc: StreamAccumulator,
+    pending: VecDeque<Result<StreamEvent>>,
+    provider: String,
+    model: String,
+    request_id: Option<String>,
+}
+
+impl StreamState {
+    async fn next(&mut self) -> Option<Result<StreamEvent>> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                if let Ok(ev) = &item {
+                    self.acc.push(ev);
+                }
+                return Some(item);
+            }
+            let body = self.body.as_mut()?;
+            let mut sse_events = Vec::new();
+            let mut unified = Vec::new();
+            let result: Result<()> = match body.next().await {
+                Some(Ok(chunk)) => self.sse.feed(&chunk, &mut sse_events),
+                Some(Err(e)) => {
+                    // The connection broke mid-stream: whatever was decoded so far stands,
+                    // then the stream is interrupted.
+                    self.body = None;
+                    Err(Error::new(ErrorKind::StreamInterrupted, format!("stream broke: {}", e.message)))
+                }
+                None => {
+                    self.body = None;
+                    self.sse.finish(&mut sse_events)
+                }
+            };
+            let at_eof = self.body.is_none();
+            let mut failure = result.err();
+            if failure.is_none() || failure.as_ref().is_some_and(|e| e.kind == ErrorKind::StreamInterrupted) {
+                for ev in &sse_events {
+                    if self.decoder.is_done() {
+                        break;
+                    }
+                    if let Err(e) = self.decoder.on_event(ev, &mut unified) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if failure.is_none() && at_eof && !self.decoder.is_done() {
+                if let Err(e) = self.decoder.on_end(&mut unified) {
+                    failure = Some(e);
+                }
+            }
+            self.pending.extend(unified.into_iter().map(Ok));
+            if let Some(e) = failure {
+                self.body = None;
+                self.pending.push_back(Err(self.decorate(e)));
+            } else if self.decoder.is_done() {
+                // Terminator seen: stop reading even if the server keeps the socket open.
+                self.body = None;
+            }
+        }
+    }
+
+    /// Attach identity and what the caller already received (including events still queued
+    /// ahead of this error, which the caller will receive first).
+    fn decorate(&self, e: Error) -> Error {
+        let mut acc = self.acc.clone();
+        for ev in self.pending.iter().flatten() {
+            acc.push(ev);
+        }
+        let mut e = e.at(&self.provider, &self.model);
+        if e.request_id.is_none() {
+            e.request_id = self.request_id.clone();
+        }
+        if e.kind == ErrorKind::StreamInterrupted || acc.saw_content() {
+            e.partial = Some(Box::new(acc.partial()));
+        }
+        e
+    }
+}

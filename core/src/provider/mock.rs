@@ -1,0 +1,1 @@
+//! Placeholder: the scripted mock provider lands with the mock-server work.

@@ -1,0 +1,199 @@
+//! Provider adapters: pure translators between the unified contract and one wire format.
+//!
+//! The split is deliberate. A [`Provider`] only builds a [`WireRequest`] and parses bytes
+//! back; it has no async, no clock and no socket, so it cannot retry, sleep or decide (the
+//! router is the only retry loop). A [`Transport`] moves bytes (real HTTP, or the in-process
+//! mock). An [`Endpoint`] joins the two for one attempt and turns a byte stream into unified
+//! [`StreamEvent`]s, enforcing that a stream which stops without its provider's completion
+//! signal is a `stream_interrupted` error, never a silent success.
+
+pub mod compat;
+pub mod endpoint;
+pub mod mock;
+pub mod openai;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::sse::SseEvent;
+use crate::types::{ChatRequest, ChatResponse, StreamEvent};
+
+pub use endpoint::{Endpoint, EventStream};
+pub use transport::{BodyStream, HttpTransport, Transport, TransportOptions, WireResponse};
+
+/// An HTTP request an adapter wants sent. Header values holding credentials are marked
+/// sensitive, so `Debug` prints `Sensitive` instead of the key.
+#[derive(Clone)]
+pub struct WireRequest {
+    pub method: http::Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl fmt::Debug for WireRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// Turns one provider's SSE events into unified events.
+pub trait StreamDecoder: Send {
+    /// One SSE event in, zero or more unified events out. An in-band error event (a 200
+    /// stream that then says `error`) is returned as `Err`, classified like an HTTP error.
+    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<()>;
+    /// The byte stream ended cleanly. Returns `Err(stream_interrupted)` when the provider's
+    /// own completion signal (finish reason / terminator) never came.
+    fn on_end(&mut self, out: &mut Vec<StreamEvent>) -> Result<()>;
+    /// The provider said the stream is over (e.g. `[DONE]`): stop reading even if the
+    /// connection stays open.
+    fn is_done(&self) -> bool;
+}
+
+/// A translator for one wire format. Implementations are cheap to share (`Arc`).
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// The configured provider name (e.g. `openai`, `groq-eu`), used in errors and traces.
+    fn name(&self) -> &str;
+    /// The adapter family (`openai`, `openai_compatible`, `anthropic`, ...).
+    fn kind(&self) -> &'static str;
+    fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest>;
+    fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse>;
+    /// Classify a non-2xx answer (or a 2xx whose body is an error object).
+    fn parse_error(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> crate::Error;
+    fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder>;
+}
+
+/// Which adapter a configured provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Openai,
+    OpenaiCompatible,
+    Anthropic,
+    Gemini,
+    Azure,
+    Mock,
+}
+
+/// Connection settings for one provider. `api_key` is a secret: it is never printed by
+/// `Debug`, never serialised, and only exposed when building the auth header.
+#[derive(Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    /// Extra headers sent on every request (e.g. `OpenAI-Organization`, OpenRouter's `HTTP-Referer`).
+    pub headers: BTreeMap<String, String>,
+    /// Azure `api-version`, Anthropic `anthropic-version` override.
+    pub api_version: Option<String>,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("api_version", &self.api_version)
+            .finish()
+    }
+}
+
+impl ProviderConfig {
+    pub fn new(name: impl Into<String>, kind: ProviderKind, base_url: impl Into<String>) -> Self {
+        ProviderConfig {
+            name: name.into(),
+            kind,
+            base_url: base_url.into(),
+            api_key: None,
+            headers: BTreeMap::new(),
+            api_version: None,
+        }
+    }
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// `base_url` joined with a path, tolerating a trailing slash on either side.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url.trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+
+    /// Build a header value from the secret, marked sensitive so `Debug` hides it.
+    pub(crate) fn secret_header(&self, prefix: &str) -> Option<http::HeaderValue> {
+        let key = self.api_key.as_ref()?;
+        let mut v = http::HeaderValue::from_str(&format!("{prefix}{}", key.expose_secret())).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+
+    /// Common headers: JSON content type plus the configured extras. Invalid extras are a
+    /// config error caught at construction ([`build_provider`]), so they are skipped here.
+    pub(crate) fn base_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        for (k, v) in &self.headers {
+            if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(v)) {
+                h.insert(k, v);
+            }
+        }
+        h
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.base_url.is_empty() {
+            return Err(crate::Error::config(format!("provider `{}`: base_url is empty", self.name)));
+        }
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://") || self.kind == ProviderKind::Mock) {
+            return Err(crate::Error::config(format!(
+                "provider `{}`: base_url must start with http:// or https://, got `{}`",
+                self.name, self.base_url
+            )));
+        }
+        for (k, v) in &self.headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
+                return Err(crate::Error::config(format!("provider `{}`: invalid header `{k}`", self.name)));
+            }
+        }
+        if let Some(k) = &self.api_key {
+            if http::HeaderValue::from_str(k.expose_secret()).is_err() {
+                return Err(crate::Error::config(format!(
+                    "provider `{}`: api key contains characters not allowed in an HTTP header",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Construct the adapter for a config. Adapters for providers that land later return a
+/// config error naming the missing kind rather than pretending.
+pub fn build_provider(cfg: ProviderConfig) -> Result<Arc<dyn Provider>> {
+    cfg.validate()?;
+    match cfg.kind {
+        ProviderKind::Openai | ProviderKind::Mock => Ok(Arc::new(openai::OpenAiProvider::new(cfg))),
+        ProviderKind::OpenaiCompatible => Ok(Arc::new(compat::CompatProvider::new(cfg))),
+        other => Err(crate::Error::config(format!(
+            "provider `{}`: adapter kind {other:?} is not available in this build",
+            cfg.name
+        ))),
+    }
+}

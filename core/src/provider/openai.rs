@@ -1,0 +1,369 @@
+//! OpenAI Chat Completions adapter, also the base of every OpenAI-compatible server.
+//!
+//! Requests are our own serde shape (which is OpenAI's) minus routing metadata. Errors are
+//! classified from the `error.code` / `error.type` pair first and the HTTP status second,
+//! because OpenAI uses 429 for both "slow down" and "out of money" and only the code tells
+//! them apart. Streams are complete only with a finish reason: `[DONE]` alone (or EOF) after
+//! a cut is `stream_interrupted`.
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+
+use super::{ProviderConfig, ProviderKind, StreamDecoder, WireRequest};
+use crate::error::{kind_from_status, retry_hint_from_headers, Error, ErrorKind, Result};
+use crate::sse::SseEvent;
+use crate::types::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage};
+
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    pub(crate) cfg: ProviderConfig,
+    /// Generic OpenAI-compatible server: more lenient parsing, conservative request fields.
+    pub(crate) compat: bool,
+}
+
+impl OpenAiProvider {
+    pub fn new(cfg: ProviderConfig) -> Self {
+        let compat = cfg.kind == ProviderKind::OpenaiCompatible;
+        OpenAiProvider { cfg, compat }
+    }
+}
+
+/// The JSON body for an OpenAI-shaped endpoint.
+pub(crate) fn request_body(model: &str, req: &ChatRequest, stream: bool, compat: bool) -> Value {
+    let mut body = req.to_openai_json();
+    let obj = body.as_object_mut().expect("request serialises to an object");
+    obj.remove("metadata");
+    obj.insert("model".into(), Value::String(model.to_string()));
+    if compat {
+        // Many compatible servers predate `max_completion_tokens`; all know `max_tokens`.
+        if let Some(v) = obj.remove("max_completion_tokens") {
+            obj.insert("max_tokens".into(), v);
+        }
+    } else if let Some(v) = obj.remove("max_tokens") {
+        // OpenAI deprecated `max_tokens` and reasoning models reject it.
+        obj.entry("max_completion_tokens").or_insert(v);
+    }
+    if let Some(Value::Array(msgs)) = obj.get_mut("messages") {
+        for m in msgs.iter_mut().filter_map(Value::as_object_mut) {
+            // Reasoning text is ours to keep; OpenAI rejects it and DeepSeek forbids echoing it.
+            m.remove("reasoning_content");
+            m.remove("reasoning_signature");
+        }
+    }
+    if stream {
+        obj.insert("stream".into(), Value::Bool(true));
+        let so = obj.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(so) = so.as_object_mut() {
+            so.insert("include_usage".into(), Value::Bool(true));
+        }
+    } else {
+        obj.remove("stream");
+        obj.remove("stream_options");
+    }
+    body
+}
+
+impl super::Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.compat {
+            "openai_compatible"
+        } else {
+            "openai"
+        }
+    }
+
+    fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {
+        let body = request_body(model, req, stream, self.compat);
+        let mut headers = self.cfg.base_headers();
+        if let Some(v) = self.cfg.secret_header("Bearer ") {
+            headers.insert(http::header::AUTHORIZATION, v);
+        }
+        if stream {
+            headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("text/event-stream"));
+        }
+        Ok(WireRequest {
+            method: http::Method::POST,
+            url: self.cfg.url("chat/completions"),
+            headers,
+            body: serde_json::to_vec(&body).expect("json serialises").into(),
+        })
+    }
+
+    fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::malformed(format!("response is not JSON: {e}")).with_status(status))?;
+        if v.get("error").is_some_and(|e| !e.is_null()) {
+            return Err(self.parse_error(model, status, headers, body));
+        }
+        parse_completion(v, model, self.compat)
+            .map_err(|e| e.with_status(status).with_request_id(super::endpoint::request_id(headers)))
+    }
+
+    fn parse_error(&self, _model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+        classify_error(status, headers, body)
+    }
+
+    fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder> {
+        Box::new(OpenAiStreamDecoder::new(model))
+    }
+}
+
+/// Parse a `chat.completion` object, tolerating what compatible servers omit.
+pub(crate) fn parse_completion(mut v: Value, model: &str, compat: bool) -> Result<ChatResponse> {
+    let obj = v.as_object_mut().ok_or_else(|| Error::malformed("response is not a JSON object"))?;
+    if !obj.get("choices").is_some_and(Value::is_array) {
+        return Err(Error::malformed("response has no `choices` array"));
+    }
+    if !obj.get("id").is_some_and(Value::is_string) {
+        obj.insert("id".into(), Value::String(String::new()));
+    }
+    if !obj.get("model").is_some_and(Value::is_string) {
+        obj.insert("model".into(), Value::String(model.to_string()));
+    }
+    if obj.get("usage").is_some_and(Value::is_null) {
+        obj.remove("usage");
+    }
+    let mut r: ChatResponse =
+        serde_json::from_value(v).map_err(|e| Error::malformed(format!("unexpected completion shape: {e}")))?;
+    if compat {
+        // Some servers say `stop` while returning tool calls; the calls are what matters.
+        for c in &mut r.choices {
+            if !c.message.tool_calls.is_empty() && c.finish_reason == Some(FinishReason::Stop) {
+                c.finish_reason = Some(FinishReason::ToolCalls);
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// The error object, wherever a server put it: `{"error": {...}}` (OpenAI, Groq,
+/// OpenRouter), `{"error": "text"}` (Ollama), or top-level `{"message", "type", "code"}`
+/// (vLLM, Mistral).
+fn error_fields(v: &Value) -> (Option<String>, Option<String>, Option<String>, Option<u16>) {
+    let e = match v.get("error") {
+        Some(Value::String(s)) => return (None, None, Some(s.clone()), None),
+        Some(e @ Value::Object(_)) => e,
+        _ => v,
+    };
+    let s = |k: &str| e.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    // OpenRouter (and vLLM) send a numeric `code` that is an HTTP status.
+    let numeric = e.get("code").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
+    (s("code"), s("type"), s("message").or_else(|| s("detail")), numeric)
+}
+
+/// Classify an OpenAI-shaped error. Codes first (they are stable), then the status.
+pub(crate) fn classify_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let (code, etype, message, numeric) = error_fields(&v);
+    let effective_status = if (200..300).contains(&status) { numeric.unwrap_or(status) } else { status };
+    let kind = classify_codes(code.as_deref(), etype.as_deref(), message.as_deref())
+        .unwrap_or_else(|| kind_from_status(effective_status));
+    let message = message.unwrap_or_else(|| {
+        if body.is_empty() {
+            format!("HTTP {status} with an empty body")
+        } else {
+            format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]))
+        }
+    });
+    let mut err = Error::new(kind, message)
+        .with_status(status)
+        .with_retry_after(retry_hint_from_headers(headers, std::time::SystemTime::now()))
+        .with_request_id(super::endpoint::request_id(headers));
+    if let Some(c) = code.or(etype) {
+        err = err.with_provider_code(c);
+    }
+    err
+}
+
+/// Map OpenAI(-compatible) error codes and types to kinds. `message` is consulted only to
+/// split the one code that OpenAI overloads (`invalid_request_error` for context length on
+/// older deployments), never as the sole evidence for a retryable kind.
+pub(crate) fn classify_codes(code: Option<&str>, etype: Option<&str>, message: Option<&str>) -> Option<ErrorKind> {
+    let by_code = |c: &str| -> Option<ErrorKind> {
+        Some(match c {
+            "insufficient_quota" | "billing_hard_limit_reached" | "billing_not_active" | "quota_exceeded" => {
+                ErrorKind::QuotaExhausted
+            }
+            "rate_limit_exceeded" | "rate_limit_error" | "tokens_exceeded" | "requests_exceeded" => ErrorKind::RateLimited,
+            "context_length_exceeded" | "string_above_max_length" | "context_window_exceeded" => {
+                ErrorKind::ContextLengthExceeded
+            }
+            "content_filter" | "content_policy_violation" | "ResponsibleAIPolicyViolation" | "content_filtered" => {
+                ErrorKind::ContentFilter
+            }
+            "invalid_api_key" | "invalid_authentication" | "authentication_error" | "incorrect_api_key" => ErrorKind::Auth,
+            "model_not_found" | "not_found_error" | "DeploymentNotFound" => ErrorKind::NotFound,
+            "unsupported_country_region_territory" | "permission_error" | "permission_denied" | "organization_banned"
+            | "account_deactivated" => ErrorKind::PermissionDenied,
+            "server_overloaded" | "overloaded_error" | "engine_overloaded" => ErrorKind::Overloaded,
+            "server_error" | "internal_error" | "api_error" => ErrorKind::ServerError,
+            _ => return None,
+        })
+    };
+    if let Some(k) = code.and_then(by_code) {
+        return Some(k);
+    }
+    if let Some(k) = etype.and_then(by_code) {
+        return Some(k);
+    }
+    if etype == Some("invalid_request_error")
+        && message.is_some_and(|m| m.contains("maximum context length") || m.contains("context_length_exceeded"))
+    {
+        return Some(ErrorKind::ContextLengthExceeded);
+    }
+    None
+}
+
+/// OpenAI stream chunks → unified events.
+pub(crate) struct OpenAiStreamDecoder {
+    model: String,
+    started: bool,
+    finished: bool,
+    usage_seen: bool,
+    done: bool,
+}
+
+impl OpenAiStreamDecoder {
+    pub(crate) fn new(model: &str) -> Self {
+        OpenAiStreamDecoder { model: model.to_string(), started: false, finished: false, usage_seen: false, done: false }
+    }
+
+    fn on_chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
+        if v.get("error").is_some_and(|e| !e.is_null()) {
+            // In-band error after a 200: classify like the HTTP error it stands for.
+            let body = serde_json::to_vec(v).unwrap_or_default();
+            let status = v.pointer("/error/code").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).unwrap_or(500);
+            let mut e = classify_error(status, &HeaderMap::new(), &body);
+            if !(400..600).contains(&status) || e.status == Some(500) && v.pointer("/error/code").is_none() {
+                e.status = None;
+            }
+            return Err(e);
+        }
+        if !v.is_object() {
+            return Err(Error::malformed("stream chunk is not a JSON object"));
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+                model: v.get("model").and_then(Value::as_str).unwrap_or(&self.model).to_string(),
+            });
+        }
+        if let Some(choices) = v.get("choices").and_then(Value::as_array) {
+            for c in choices {
+                // `n` > 1 streams interleave choices; the unified stream carries choice 0.
+                if c.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
+                    continue;
+                }
+                if let Some(d) = c.get("delta") {
+                    decode_delta(d, out)?;
+                }
+                if let Some(fr) = c.get("finish_reason").and_then(Value::as_str) {
+                    self.finished = true;
+                    out.push(StreamEvent::Finish { reason: FinishReason::from_openai(fr), native: Some(fr.to_string()) });
+                }
+            }
+        } else if v.get("choices").is_some_and(|c| !c.is_null()) {
+            return Err(Error::malformed("stream chunk `choices` is not an array"));
+        }
+        // Groq reports usage under `x_groq`; everyone else at top level.
+        let usage = v.get("usage").filter(|u| u.is_object()).or_else(|| v.pointer("/x_groq/usage").filter(|u| u.is_object()));
+        if let Some(u) = usage {
+            self.usage_seen = true;
+            out.push(StreamEvent::Usage { usage: Usage::from_openai(u) });
+        }
+        // Finish plus usage is everything OpenAI sends before `[DONE]`: no need to wait for
+        // a terminator a compatible server may never send.
+        if self.finished && self.usage_seen {
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+fn decode_delta(d: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
+    if let Some(t) = d.get("content").and_then(Value::as_str) {
+        if !t.is_empty() {
+            out.push(StreamEvent::ContentDelta { text: t.to_string() });
+        }
+    }
+    if let Some(t) = d.get("refusal").and_then(Value::as_str) {
+        if !t.is_empty() {
+            out.push(StreamEvent::RefusalDelta { text: t.to_string() });
+        }
+    }
+    for key in ["reasoning_content", "reasoning"] {
+        if let Some(t) = d.get(key).and_then(Value::as_str) {
+            if !t.is_empty() {
+                out.push(StreamEvent::ReasoningDelta { text: t.to_string(), signature: None });
+            }
+            break;
+        }
+    }
+    if let Some(tcs) = d.get("tool_calls") {
+        let tcs = match tcs {
+            Value::Array(a) => a,
+            Value::Null => return Ok(()),
+            _ => return Err(Error::malformed("delta `tool_calls` is not an array")),
+        };
+        for (pos, tc) in tcs.iter().enumerate() {
+            let index = tc.get("index").and_then(Value::as_u64).unwrap_or(pos as u64) as u32;
+            let f = tc.get("function");
+            let arguments = match f.and_then(|f| f.get("arguments")) {
+                Some(Value::String(s)) => s.clone(),
+                None | Some(Value::Null) => String::new(),
+                Some(other) => other.to_string(),
+            };
+            out.push(StreamEvent::ToolCallDelta {
+                index,
+                id: tc.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string),
+                name: f.and_then(|f| f.get("name")).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string),
+                arguments,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl StreamDecoder for OpenAiStreamDecoder {
+    fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<()> {
+        let data = ev.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            if !self.finished {
+                return Err(Error::new(ErrorKind::StreamInterrupted, "stream ended with [DONE] before any finish reason"));
+            }
+            return Ok(());
+        }
+        if ev.event.as_deref() == Some("error") {
+            let v: Value = serde_json::from_str(data).unwrap_or_else(|_| serde_json::json!({"error": {"message": data}}));
+            let v = if v.get("error").is_some() { v } else { serde_json::json!({ "error": v }) };
+            return self.on_chunk(&v, out);
+        }
+        let v: Value = serde_json::from_str(data).map_err(|e| {
+            Error::malformed(format!("stream chunk is not JSON ({e}): {}", &data[..data.floor_char_boundary(120)]))
+        })?;
+        self.on_chunk(&v, out)
+    }
+
+    fn on_end(&mut self, _out: &mut Vec<StreamEvent>) -> Result<()> {
+        if self.finished {
+            // A finish reason without `[DONE]` (Ollama, some vLLM versions) is complete.
+            self.done = true;
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::StreamInterrupted, "stream ended before a finish reason"))
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}

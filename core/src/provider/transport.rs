@@ -1,0 +1,118 @@
+//! Byte movers. [`HttpTransport`] is real HTTP (reqwest, rustls, pooled connections); the
+//! mock provider has an in-process transport in `mock.rs`. Transports classify only what
+//! they see (connect failure, reset, timeout); HTTP statuses are the adapter's business.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use http::HeaderMap;
+
+use super::WireRequest;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Response body as a stream of chunks. An `Err` item means the connection broke mid-body.
+pub type BodyStream = BoxStream<'static, Result<Bytes>>;
+
+pub struct WireResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: BodyStream,
+}
+
+impl std::fmt::Debug for WireResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireResponse").field("status", &self.status).field("headers", &self.headers).finish()
+    }
+}
+
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    /// Send the request and return once response headers have arrived.
+    fn send(&self, req: WireRequest) -> BoxFuture<'static, Result<WireResponse>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    pub connect_timeout: Duration,
+    /// Idle pooled connections per host. Loopback benchmarks at concurrency 512 want many.
+    pub pool_max_idle_per_host: usize,
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            connect_timeout: Duration::from_secs(10),
+            pool_max_idle_per_host: 1024,
+            pool_idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Real HTTP over reqwest. One client (one connection pool) is shared by every provider of a
+/// router; cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    pub fn new(opts: &TransportOptions) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .pool_max_idle_per_host(opts.pool_max_idle_per_host)
+            .pool_idle_timeout(opts.pool_idle_timeout)
+            .tcp_nodelay(true)
+            // We never follow redirects for API calls: a redirect would drop or leak auth headers.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::config(format!("cannot build HTTP client: {e}")))?;
+        Ok(HttpTransport { client })
+    }
+}
+
+/// Map a reqwest failure without echoing the URL's query (Gemini puts keys there) or any
+/// header. reqwest's Display includes the URL, so we strip it first.
+pub(crate) fn map_reqwest_error(e: reqwest::Error, during_body: bool) -> Error {
+    // Everything but a timeout is a connection problem from the router's point of view;
+    // `during_body` only changes the wording (the endpoint turns it into stream_interrupted).
+    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Connection };
+    let e = e.without_url();
+    let mut msg = if during_body { format!("body read failed: {e}") } else { e.to_string() };
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    Error::new(kind, msg)
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, req: WireRequest) -> BoxFuture<'static, Result<WireResponse>> {
+        let rb = self.client.request(req.method, &req.url).headers(req.headers).body(req.body);
+        Box::pin(async move {
+            let resp = rb.send().await.map_err(|e| map_reqwest_error(e, false))?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes_stream().map(|r| r.map_err(|e| map_reqwest_error(e, true))).boxed();
+            Ok(WireResponse { status, headers, body })
+        })
+    }
+}
+
+/// Read a whole body, refusing more than `limit` bytes (a misbehaving server must not be
+/// able to make us allocate without bound).
+pub async fn read_body(mut body: BodyStream, limit: usize) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if buf.len() + chunk.len() > limit {
+            return Err(Error::malformed(format!("response body larger than {limit} bytes")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
