@@ -1,1 +1,0 @@
-//! Placeholder: the scripted mock provider lands with the mock-server work.
