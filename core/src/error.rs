@@ -182,6 +182,9 @@ pub struct Error {
     /// For `stream_interrupted`: what had already been received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<Box<PartialOutput>>,
+    /// Set by the router: every attempt that led to this error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Box<crate::types::RouteTrace>>,
 }
 
 impl Error {
@@ -196,6 +199,7 @@ impl Error {
             request_id: None,
             retry_after: None,
             partial: None,
+            trace: None,
         }
     }
 

@@ -8,10 +8,16 @@
 //!
 //! The core never creates an async runtime; callers (and bindings) bring tokio.
 
+pub mod catalog;
 pub mod error;
+pub mod policy;
 pub mod provider;
+pub mod resilience;
+pub mod router;
 pub mod sse;
 pub mod types;
 
 pub use error::{Error, ErrorKind, PartialOutput, Result};
+pub use policy::Policy;
+pub use router::{ChatStream, RoutePlan, Router};
 pub use types::*;

@@ -7,11 +7,13 @@ mod message;
 mod request;
 mod response;
 mod stream;
+mod trace;
 
 pub use message::{Content, ContentPart, ImageSource, Message, Role, ToolCall};
 pub use request::{ChatRequest, RequestMetadata, ResponseFormat, Stop, Tool, ToolChoice};
 pub use response::{ChatResponse, Choice, FinishReason, Usage};
 pub use stream::{StreamAccumulator, StreamEvent};
+pub use trace::{AttemptTrace, CandidateTrace, RouteTrace};
 
 #[cfg(test)]
 mod tests;

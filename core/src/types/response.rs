@@ -200,6 +200,9 @@ pub struct ChatResponse {
     /// Cost of the whole request in USD, when prices are known (Polyroute addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// How the router chose who served this (Polyroute addition; absent on direct calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Box<super::RouteTrace>>,
     /// Top-level fields we do not model (`system_fingerprint`, `service_tier`, ...).
     #[serde(flatten)]
     pub extra: Map<String, Value>,

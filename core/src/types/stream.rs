@@ -161,6 +161,7 @@ impl StreamAccumulator {
             usage: self.usage,
             provider: None,
             cost_usd: None,
+            trace: None,
             extra: Default::default(),
         }
     }

@@ -1,0 +1,91 @@
+//! What the router knows about each deployment's recent behaviour: breaker, time-to-first-
+//! token statistics and success rate. Kept per deployment and carried across policy reloads
+//! when the deployment is unchanged, so a reload never forgets a ban.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::policy::BreakerSpec;
+use crate::resilience::breaker::Breaker;
+use crate::resilience::window::Window;
+
+/// Samples kept for percentile estimates: enough for a stable p95, small enough to sort.
+const SAMPLES: usize = 128;
+/// Weight of a new sample in the EWMA when it is lower than the average; higher samples
+/// replace the average outright (peak-EWMA, as in Finagle/linkerd), so a deployment that
+/// just got slow stops being preferred at once and recovers gradually.
+const EWMA_ALPHA: f64 = 0.2;
+
+#[derive(Debug)]
+pub struct LatencyStats {
+    ewma_ms: Option<f64>,
+    samples: VecDeque<f64>,
+    outcomes: Window,
+}
+
+impl LatencyStats {
+    fn new(now: Instant) -> Self {
+        LatencyStats { ewma_ms: None, samples: VecDeque::with_capacity(SAMPLES), outcomes: Window::new(Duration::from_secs(300), now) }
+    }
+
+    pub fn observe_ttft(&mut self, ttft: Duration) {
+        let x = ttft.as_secs_f64() * 1000.0;
+        self.ewma_ms = Some(match self.ewma_ms {
+            Some(e) if x < e => e + EWMA_ALPHA * (x - e),
+            _ => x,
+        });
+        if self.samples.len() == SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(x);
+    }
+
+    pub fn observe_outcome(&mut self, now: Instant, ok: bool) {
+        self.outcomes.add(now, !ok, false);
+    }
+
+    pub fn ewma_ms(&self) -> Option<f64> {
+        self.ewma_ms
+    }
+
+    pub fn p95_ms(&self) -> Option<f64> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self.samples.iter().copied().collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let idx = ((v.len() as f64 * 0.95).ceil() as usize).saturating_sub(1).min(v.len() - 1);
+        Some(v[idx])
+    }
+
+    /// Success rate over the last five minutes, with the number of calls it rests on.
+    pub fn success_rate(&mut self, now: Instant) -> (f64, u64) {
+        let c = self.outcomes.counts(now);
+        if c.calls == 0 {
+            (1.0, 0)
+        } else {
+            (1.0 - c.failures as f64 / c.calls as f64, c.calls)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DeploymentHealth {
+    pub breaker: Arc<Breaker>,
+    pub latency: Mutex<LatencyStats>,
+    /// Identity the health belongs to; a reload that changes it starts fresh.
+    pub identity: String,
+}
+
+impl DeploymentHealth {
+    pub fn new(identity: String, breaker: BreakerSpec, now: Instant) -> Arc<Self> {
+        Arc::new(DeploymentHealth { breaker: Breaker::new(breaker, now), latency: Mutex::new(LatencyStats::new(now)), identity })
+    }
+
+    pub fn stats(&self) -> std::sync::MutexGuard<'_, LatencyStats> {
+        self.latency.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

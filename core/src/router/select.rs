@@ -1,0 +1,282 @@
+//! Route matching, candidate filtering and strategy ordering.
+//!
+//! Filtering records a reason for every deployment it drops, because "why wasn't my
+//! primary used?" is the first question an operator asks. Filters that depend on live state
+//! (the breaker) are re-checked at attempt time too: between planning and sending, a breaker
+//! may have opened.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{Compiled, Deployment, Route};
+use crate::error::{Error, ErrorKind, Result};
+use crate::policy::{MatchSpec, Strategy};
+use crate::types::{CandidateTrace, ChatRequest};
+
+/// The answer to "where would this go?", without sending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutePlan {
+    pub route: String,
+    pub matched: String,
+    pub strategy: String,
+    /// Eligible deployments in the order they would be tried, tier by tier.
+    pub order: Vec<String>,
+    pub candidates: Vec<CandidateTrace>,
+    pub explanation: String,
+}
+
+/// Eligible deployments of one tier, in attempt order.
+#[derive(Debug, Clone)]
+pub(crate) struct Tier {
+    pub index: usize,
+    pub name: String,
+    pub deployments: Vec<Arc<Deployment>>,
+    pub on: Vec<ErrorKind>,
+    pub static_response: Option<String>,
+}
+
+pub(crate) struct Selection<'a> {
+    pub route: &'a Route,
+    pub matched: String,
+    pub tiers: Vec<Tier>,
+    pub candidates: Vec<CandidateTrace>,
+}
+
+fn matches(m: &MatchSpec, req: &ChatRequest, stream: bool) -> Option<String> {
+    let md = &req.metadata;
+    let mut why = Vec::new();
+    let one = |list: &[String], v: &Option<String>, field: &str, why: &mut Vec<String>| -> bool {
+        if list.is_empty() {
+            return true;
+        }
+        match v {
+            Some(v) if list.contains(v) => {
+                why.push(format!("{field}={v}"));
+                true
+            }
+            _ => false,
+        }
+    };
+    if !one(&m.feature, &md.feature, "feature", &mut why)
+        || !one(&m.tenant, &md.tenant, "tenant", &mut why)
+        || !one(&m.tier, &md.tier, "tier", &mut why)
+        || !one(&m.data_class, &md.data_class, "data_class", &mut why)
+    {
+        return None;
+    }
+    if !m.tags.is_empty() {
+        let hit = md.tags.iter().find(|t| m.tags.contains(t))?;
+        why.push(format!("tag={hit}"));
+    }
+    for c in &m.capabilities {
+        let uses = match c.as_str() {
+            "tools" => req.uses_tools(),
+            "vision" => req.uses_vision(),
+            "json_schema" => req.uses_json_schema(),
+            "streaming" => stream,
+            _ => false,
+        };
+        if !uses {
+            return None;
+        }
+        why.push(format!("uses {c}"));
+    }
+    Some(if why.is_empty() { "catch-all rule".into() } else { why.join(", ") })
+}
+
+/// Pick the route: by name if the request asks for one, else the first rule that matches,
+/// else the default route.
+pub(crate) fn match_route<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) -> Result<(&'a Route, String)> {
+    if let Some(name) = &req.metadata.route {
+        return c
+            .routes
+            .iter()
+            .find(|r| &r.spec.name == name)
+            .map(|r| (r, "route requested by name".to_string()))
+            .ok_or_else(|| Error::new(ErrorKind::NoRoute, format!("no route named `{name}`")));
+    }
+    for r in &c.routes {
+        if let Some(m) = &r.spec.match_rule {
+            if let Some(why) = matches(m, req, stream) {
+                return Ok((r, why));
+            }
+        }
+    }
+    if let Some(i) = c.default_route {
+        return Ok((&c.routes[i], "default route".into()));
+    }
+    // Without an explicit default, a lone route (or a rule-less first route) serves all.
+    if let Some(r) = c.routes.iter().find(|r| r.spec.match_rule.is_none()) {
+        return Ok((r, "route without match rule".into()));
+    }
+    Err(Error::new(ErrorKind::NoRoute, "no route matches this request and the policy has no default route"))
+}
+
+/// Why a deployment cannot take this request, if it cannot.
+fn static_skip(route: &Route, d: &Deployment, req: &ChatRequest, stream: bool, est_input: u64) -> Option<String> {
+    let caps = d.capabilities;
+    if req.uses_tools() && !caps.tools {
+        return Some("lacks capability `tools`".into());
+    }
+    if req.uses_vision() && !caps.vision {
+        return Some("lacks capability `vision`".into());
+    }
+    if req.uses_json_schema() && !caps.json_schema {
+        return Some("lacks capability `json_schema`".into());
+    }
+    if stream && !caps.streaming {
+        return Some("lacks capability `streaming`".into());
+    }
+    if let Some(ctx) = d.context_window {
+        let out = u64::from(req.max_output_tokens().unwrap_or(0));
+        if est_input + out > ctx {
+            return Some(format!("context window {ctx} too small for ~{est_input} input + {out} output tokens"));
+        }
+    }
+    if let Some(class) = &req.metadata.data_class {
+        if let Some(rule) = route.spec.data_rules.get(class) {
+            if !rule.providers.is_empty() && !rule.providers.contains(&d.provider) {
+                return Some(format!("data class `{class}` may not reach provider `{}`", d.provider));
+            }
+            if !rule.regions.is_empty() {
+                match &d.region {
+                    Some(r) if rule.regions.contains(r) => {}
+                    Some(r) => return Some(format!("data class `{class}` may not reach region `{r}`")),
+                    None => return Some(format!("data class `{class}` is region-restricted and the deployment has no region")),
+                }
+            }
+        }
+    }
+    None
+}
+
+fn breaker_skip(d: &Deployment, now: Instant) -> Option<String> {
+    d.health.breaker.check(now).err().map(|rej| match rej.until {
+        Some(u) => format!("breaker {} (retry in {:.1} s)", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
+        None => format!("breaker {}", rej.state.as_str()),
+    })
+}
+
+pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: Instant) -> Result<Selection<'a>> {
+    let (route, matched) = match_route(c, req, stream)?;
+    let est_input = req.estimate_input_tokens();
+    let mut candidates = Vec::new();
+    let mut tiers = Vec::new();
+    for (ti, t) in route.tiers.iter().enumerate() {
+        let mut eligible = Vec::new();
+        for d in &t.deployments {
+            let fixed = static_skip(route, d, req, stream, est_input);
+            // A static skip is final; a breaker skip is re-evaluated at attempt time (the
+            // breaker may admit a probe by then), so the deployment stays, ordered last.
+            if fixed.is_none() {
+                eligible.push(d.clone());
+            }
+            candidates.push(CandidateTrace {
+                deployment: d.name.clone(),
+                provider: d.provider.clone(),
+                model: d.model.clone(),
+                tier: ti,
+                skipped: fixed.or_else(|| breaker_skip(d, now)),
+            });
+        }
+        let ordered = order(route, eligible, req, est_input, now);
+        tiers.push(Tier { index: ti, name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
+    }
+    Ok(Selection { route, matched, tiers, candidates })
+}
+
+/// Order eligible deployments by the route's strategy.
+fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_input: u64, now: Instant) -> Vec<Arc<Deployment>> {
+    // Deployments whose breaker refuses go last, in their original order: tried only if a
+    // breaker closes before we get to them.
+    let (mut open, closed): (Vec<_>, Vec<_>) = ds.drain(..).partition(|d| d.health.breaker.check(now).is_err());
+    let mut ds = closed;
+    let mut rng = rand::rng();
+    match route.spec.strategy {
+        Strategy::Priority => {}
+        Strategy::Weighted => {
+            // Efraimidis–Spirakis: key = u^(1/w), sort descending — a weighted shuffle.
+            let mut keyed: Vec<(f64, Arc<Deployment>)> =
+                ds.into_iter().map(|d| (rng.random::<f64>().powf(1.0 / d.weight.max(1e-9)), d)).collect();
+            keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+            ds = keyed.into_iter().map(|(_, d)| d).collect();
+        }
+        Strategy::LeastLatency | Strategy::Hedged => {
+            // Unmeasured deployments score 0 so they get measured.
+            let score = |d: &Deployment| d.health.stats().ewma_ms().unwrap_or(0.0);
+            let mut scored: Vec<(f64, Arc<Deployment>)> = ds.into_iter().map(|d| (score(&d), d)).collect();
+            scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if route.spec.strategy == Strategy::LeastLatency && scored.len() > 2 {
+                // Power of two choices: pick two at random and lead with the better, so load
+                // spreads instead of stampeding the single fastest deployment.
+                let i = rng.random_range(0..scored.len());
+                let mut j = rng.random_range(0..scored.len() - 1);
+                if j >= i {
+                    j += 1;
+                }
+                let first = i.min(j); // sorted ascending: the lower index is the better
+                let lead = scored.remove(first);
+                scored.insert(0, lead);
+            }
+            ds = scored.into_iter().map(|(_, d)| d).collect();
+        }
+        Strategy::Cheapest => {
+            let out = u64::from(req.max_output_tokens().unwrap_or(256));
+            let slo = route.spec.slo;
+            let meets = |d: &Deployment| -> bool {
+                let mut s = d.health.stats();
+                let ttft_ok = match (slo.max_p95_ttft, s.p95_ms()) {
+                    (Some(max), Some(p95)) => p95 <= max.0.as_secs_f64() * 1000.0,
+                    _ => true,
+                };
+                let (rate, calls) = s.success_rate(now);
+                let rate_ok = match slo.min_success_rate {
+                    Some(min) if calls >= 5 => rate >= min,
+                    _ => true,
+                };
+                ttft_ok && rate_ok
+            };
+            let mut keyed: Vec<(bool, f64, Arc<Deployment>)> = ds
+                .into_iter()
+                .map(|d| (!meets(&d), d.expected_cost(est_input, out).unwrap_or(f64::INFINITY), d))
+                .collect();
+            // In SLO first, then by expected cost (unknown prices last); stable for ties.
+            keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            ds = keyed.into_iter().map(|(_, _, d)| d).collect();
+        }
+    }
+    ds.append(&mut open);
+    ds
+}
+
+pub(crate) fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::Priority => "priority",
+        Strategy::Weighted => "weighted",
+        Strategy::LeastLatency => "least_latency",
+        Strategy::Cheapest => "cheapest",
+        Strategy::Hedged => "hedged",
+    }
+}
+
+pub(crate) fn plan(c: &Compiled, req: &ChatRequest, stream: bool, now: Instant) -> Result<RoutePlan> {
+    req.validate()?;
+    let sel = select(c, req, stream, now)?;
+    let order: Vec<String> = sel
+        .tiers
+        .iter()
+        .flat_map(|t| t.deployments.iter().filter(|d| d.health.breaker.check(now).is_ok()).map(|d| d.name.clone()))
+        .collect();
+    let explanation = super::explain::plan_sentence(&sel.route.spec.name, &sel.matched, &order, &sel.candidates);
+    Ok(RoutePlan {
+        route: sel.route.spec.name.clone(),
+        matched: sel.matched,
+        strategy: strategy_name(sel.route.spec.strategy).into(),
+        order,
+        candidates: sel.candidates,
+        explanation,
+    })
+}

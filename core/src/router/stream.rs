@@ -1,0 +1,226 @@
+//! Streaming with failover.
+//!
+//! A stream has a commit point: the first event the caller can see (content, refusal,
+//! reasoning or a tool-call fragment). Until then lifecycle events are held back and any
+//! failure (HTTP error, in-band error, first-token timeout, malformed first frame, cut) goes
+//! back into the attempt loop, so the caller sees one clean stream. After it, a failure
+//! cannot be hidden: the stream ends with a typed `stream_interrupted` error carrying the
+//! partial output, or, if the route opted into `stream_recovery: restart`, a `reset` event
+//! followed by the whole answer from the next deployment. Never a silent truncated success.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::stream::{BoxStream, Stream, StreamExt};
+use tokio::time::Instant;
+
+use super::attempt::{self, finish_trace, idle_timeout, AttemptOk, RequestCtx, Served, StartFn};
+use super::{Deployment, Router};
+use crate::error::{Error, ErrorKind, Result};
+use crate::policy::StreamRecovery;
+use crate::provider::EventStream;
+use crate::resilience::breaker::Outcome as BreakerOutcome;
+use crate::types::{ChatRequest, RouteTrace, StreamAccumulator, StreamEvent};
+
+/// After the finish reason, how long to wait for a trailing usage chunk or terminator
+/// before calling the stream complete.
+const TAIL_WAIT: Duration = Duration::from_secs(2);
+
+/// A stream that has produced its first content.
+pub(crate) struct Committed {
+    buffered: Vec<StreamEvent>,
+    rest: Option<EventStream>,
+}
+
+/// The caller's view: unified events, ending after `Finish` (and usage), or with an `Err`.
+/// `trace()` is complete once the stream has ended. Dropping it cancels the request.
+pub struct ChatStream {
+    inner: BoxStream<'static, Result<StreamEvent>>,
+    trace: Arc<Mutex<Option<RouteTrace>>>,
+}
+
+impl ChatStream {
+    /// The route trace, once the stream has ended (successfully or not).
+    pub fn trace(&self) -> Option<RouteTrace> {
+        self.trace.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<StreamEvent>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream").finish_non_exhaustive()
+    }
+}
+
+fn start_fn() -> StartFn<Committed> {
+    Arc::new(|d: Arc<Deployment>, req: Arc<ChatRequest>| {
+        Box::pin(async move {
+            let t0 = Instant::now();
+            let mut s = d.endpoint.stream(&d.model, &req).await?;
+            let mut buffered = Vec::new();
+            // Hold lifecycle events until something the caller can see arrives.
+            loop {
+                match s.next().await {
+                    Some(Ok(ev)) => {
+                        let content = ev.is_content();
+                        let finish = matches!(ev, StreamEvent::Finish { .. });
+                        buffered.push(ev);
+                        if content || finish {
+                            return Ok(AttemptOk { value: Committed { buffered, rest: Some(s) }, ttft: Some(t0.elapsed()), usage: None });
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => {
+                        // The endpoint guarantees a clean end had a finish reason; a stream
+                        // that ends with neither content nor finish is interrupted.
+                        return Err(Error::new(ErrorKind::StreamInterrupted, "stream ended before any content").at(&d.provider, &d.model));
+                    }
+                }
+            }
+        })
+    })
+}
+
+pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream> {
+    req.validate()?;
+    let req = Arc::new(req);
+    let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), &[]).await?;
+    let trace_slot = Arc::new(Mutex::new(None));
+    let inner = drive(router.clone(), req, served, ctx, trace_slot.clone()).boxed();
+    Ok(ChatStream { inner, trace: trace_slot })
+}
+
+fn drive(
+    router: Router,
+    req: Arc<ChatRequest>,
+    served: Served<Committed>,
+    mut ctx: RequestCtx,
+    slot: Arc<Mutex<Option<RouteTrace>>>,
+) -> impl Stream<Item = Result<StreamEvent>> + Send + 'static {
+    async_stream::stream! {
+        let mut served = served;
+        let mut excluded: Vec<String> = Vec::new();
+        loop {
+            let (committed, dep, permit) = match served {
+                Served::Static(text) => {
+                    for ev in static_events(&text) {
+                        yield Ok(ev);
+                    }
+                    finish_trace(&mut ctx);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
+                    return;
+                }
+                Served::By { value, deployment, permit } => (value, deployment, permit),
+            };
+            let mut acc = StreamAccumulator::new();
+            let ttft = ctx.trace.attempts.last().and_then(|a| a.ttft_ms).map(|m| Duration::from_secs_f64(m / 1000.0));
+            for ev in committed.buffered {
+                acc.push(&ev);
+                yield Ok(ev);
+            }
+            let mut rest = committed.rest.expect("committed stream has a body");
+            let idle = idle_timeout(&dep, &ctx.route);
+            let failure: Option<Error> = loop {
+                let wait = if acc.is_finished() { TAIL_WAIT.min(idle) } else { idle };
+                let wait = wait.min(ctx.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+                match tokio::time::timeout(wait, rest.next()).await {
+                    Ok(Some(Ok(ev))) => {
+                        acc.push(&ev);
+                        yield Ok(ev);
+                    }
+                    Ok(Some(Err(e))) => break Some(e),
+                    Ok(None) if acc.is_finished() => break None,
+                    Ok(None) => break Some(Error::new(ErrorKind::StreamInterrupted, "stream ended without a finish reason")),
+                    // Finished and only the trailing usage/terminator is late: complete.
+                    Err(_) if acc.is_finished() => break None,
+                    Err(_) => {
+                        let past_deadline = Instant::now() >= ctx.deadline;
+                        let what = if past_deadline { "total deadline reached" } else { "stream went silent" };
+                        break Some(Error::new(ErrorKind::StreamInterrupted, format!("{what}: no data for {:.1} s", wait.as_secs_f64())));
+                    }
+                }
+            };
+            drop(rest);
+            let now = Instant::now();
+            let usage = acc.usage;
+            let cost = usage.and_then(|u| dep.cost(&u));
+            if let Some(a) = ctx.trace.attempts.iter_mut().rev().find(|a| a.deployment == dep.name && a.outcome == "ok") {
+                a.usage = usage;
+                a.cost_usd = cost;
+                if let Some(e) = &failure {
+                    a.outcome = ErrorKind::StreamInterrupted.code().into();
+                    a.error = Some(format!("after content: {}", e.message));
+                }
+            }
+            match failure {
+                None => {
+                    if let Some(p) = permit {
+                        dep.health.breaker.record(p, BreakerOutcome::Success { ttft }, now);
+                    }
+                    finish_trace(&mut ctx);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
+                    return;
+                }
+                Some(e) => {
+                    if let Some(p) = permit {
+                        dep.health.breaker.record(p, BreakerOutcome::Failure { kind: e.kind, retry_after: e.retry_after }, now);
+                    }
+                    dep.health.stats().observe_outcome(now, false);
+                    excluded.push(dep.name.clone());
+                    let restart = ctx.route.stream_recovery == StreamRecovery::Restart && Instant::now() < ctx.deadline;
+                    if restart {
+                        let reason = format!("`{}` interrupted after content ({}); restarting on the next deployment", dep.name, e.message);
+                        match attempt::run(&router, req.clone(), true, start_fn(), &excluded).await {
+                            Ok((next, next_ctx)) => {
+                                ctx.trace.notes.push(reason.clone());
+                                // Keep the earlier attempts in front of the new ones.
+                                let mut merged = ctx.trace.attempts.clone();
+                                merged.extend(next_ctx.trace.attempts.clone());
+                                ctx.trace.attempts = merged;
+                                ctx.trace.served_by = next_ctx.trace.served_by.clone();
+                                ctx.trace.notes.extend(next_ctx.trace.notes.clone());
+                                yield Ok(StreamEvent::Reset { reason });
+                                served = next;
+                                continue;
+                            }
+                            Err(next_err) => {
+                                ctx.trace.notes.push(format!("restart found no deployment: {}", next_err.message));
+                                if let Some(t) = next_err.trace {
+                                    ctx.trace.attempts.extend(t.attempts);
+                                }
+                            }
+                        }
+                    }
+                    let mut err = Error::new(ErrorKind::StreamInterrupted, format!("stream interrupted after content: {}", e.message))
+                        .at(&dep.provider, &dep.model)
+                        .with_partial(acc.partial());
+                    err.provider_code = e.provider_code.clone().or_else(|| Some(e.kind.code().to_string()));
+                    err.status = e.status;
+                    err.request_id = e.request_id.clone();
+                    ctx.trace.served_by = None;
+                    let err = attempt::fail(err, &mut ctx);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = err.trace.as_deref().cloned();
+                    yield Err(err);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn static_events(text: &str) -> Vec<StreamEvent> {
+    vec![
+        StreamEvent::Start { id: "static".into(), model: "static".into() },
+        StreamEvent::ContentDelta { text: text.to_string() },
+        StreamEvent::Finish { reason: crate::types::FinishReason::Stop, native: None },
+    ]
+}

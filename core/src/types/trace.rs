@@ -1,0 +1,82 @@
+//! Route traces: why a request went where it went.
+//!
+//! Plain data, attached to every response and every error the router returns, so a caller
+//! in any language can log it or show it. `explanation` is the one-sentence answer; the rest
+//! is the evidence (candidates and why some were skipped, each attempt and how it ended).
+
+use serde::{Deserialize, Serialize};
+
+use super::Usage;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CandidateTrace {
+    pub deployment: String,
+    pub provider: String,
+    pub model: String,
+    /// 0 for the route's own deployments, 1.. for fallback tiers.
+    pub tier: usize,
+    /// Why it was not tried (breaker open, missing capability, context too small, data
+    /// class not allowed...). `None` for candidates that were eligible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptTrace {
+    pub deployment: String,
+    pub provider: String,
+    pub model: String,
+    pub tier: usize,
+    /// `ok`, or the error kind's code.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// From the router's send to the end of the attempt (or to commit, for streams).
+    pub latency_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// How long the router waited before this attempt (backoff or retry hint).
+    pub backoff_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Started as a hedge (a backup sent while the previous attempt was still running).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hedge: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteTrace {
+    pub request_id: String,
+    pub route: String,
+    /// Which rule chose the route (`route requested by name`, `feature=support`, `default route`...).
+    pub matched: String,
+    pub strategy: String,
+    pub candidates: Vec<CandidateTrace>,
+    pub attempts: Vec<AttemptTrace>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
+    /// A static degraded answer from the policy was served.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
+    /// Sum over attempts whose cost is known; `None` when some attempt's cost is unknown
+    /// and no attempt's is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_cost_usd: Option<f64>,
+    pub total_ms: f64,
+    /// Decisions that shaped the outcome but are not attempts (budget refusals, rate-limit
+    /// waits, retry budget exhausted, restart of a stream...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub explanation: String,
+}
+
+impl RouteTrace {
+    /// The one-sentence answer to "why did this request go there?".
+    pub fn explain(&self) -> &str {
+        &self.explanation
+    }
+}
