@@ -7,8 +7,11 @@
 //! [`StreamEvent`]s, enforcing that a stream which stops without its provider's completion
 //! signal is a `stream_interrupted` error, never a silent success.
 
+pub mod anthropic;
+pub mod azure;
 pub mod compat;
 pub mod endpoint;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 pub mod transport;
@@ -191,9 +194,8 @@ pub fn build_provider(cfg: ProviderConfig) -> Result<Arc<dyn Provider>> {
     match cfg.kind {
         ProviderKind::Openai | ProviderKind::Mock => Ok(Arc::new(openai::OpenAiProvider::new(cfg))),
         ProviderKind::OpenaiCompatible => Ok(Arc::new(compat::CompatProvider::new(cfg))),
-        other => Err(crate::Error::config(format!(
-            "provider `{}`: adapter kind {other:?} is not available in this build",
-            cfg.name
-        ))),
+        ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(cfg))),
+        ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg))),
+        ProviderKind::Azure => Ok(Arc::new(azure::AzureProvider::new(cfg))),
     }
 }
