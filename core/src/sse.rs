@@ -286,7 +286,11 @@ mod tests {
         let mut nl = |out: &mut Vec<u8>| {
             let e = endings[k % endings.len()];
             k += 1;
+            // A bare LF right after a bare CR would merge with it into one CRLF line ending
+            // (by spec), silently changing the stream; render CRLF there instead.
+            let after_cr = out.last() == Some(&b'\r');
             out.extend_from_slice(match e % 3 {
+                0 if after_cr => b"\r\n",
                 0 => b"\n",
                 1 => b"\r\n",
                 _ => b"\r",
