@@ -96,8 +96,8 @@ async fn ban_opens_breaker_and_later_requests_skip_without_a_round_trip() {
         let resp = r.chat(req("again")).await.unwrap();
         let t = resp.trace.unwrap();
         assert_eq!(outcomes(&t), pairs(&[("b", "ok")]), "banned deployment must not be tried");
-        assert!(t.candidates.iter().any(|c| c.deployment == "a" && c.skipped.as_deref().is_some_and(|s| s.starts_with("breaker open"))));
-        assert!(t.explanation.contains("`a` skipped (breaker open"), "{}", t.explanation);
+        assert!(t.candidates.iter().any(|c| c.deployment == "a" && c.skipped.as_deref().is_some_and(|s| s.starts_with("breaker open, retry in"))));
+        assert!(t.explanation.contains("`a` skipped (breaker open, retry in"), "{}", t.explanation);
     }
     // Operators can reset it.
     r.reset_breaker("a").unwrap();

@@ -231,7 +231,7 @@ pub(crate) async fn run<T: Send + 'static>(
                     Ok((p, _transition)) => p,
                     Err(rej) => {
                         let why = match rej.until {
-                            Some(u) => format!("breaker {} (retry in {:.1} s)", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
+                            Some(u) => format!("breaker {}, retry in {:.1} s", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
                             None => format!("breaker {}", rej.state.as_str()),
                         };
                         ctx.trace.notes.push(format!("`{}` skipped at attempt time: {why}", dep.name));

@@ -53,7 +53,8 @@ pub(crate) fn sentence(t: &RouteTrace) -> String {
         let a = t.attempts.iter().rev().find(|a| a.outcome == "ok");
         let who = a.map(|a| format!("`{served}` ({}/{})", a.provider, a.model)).unwrap_or_else(|| format!("`{served}`"));
         if failures.is_empty() {
-            format!("Served by {who} on {route}, the first choice of the {} strategy", t.strategy)
+            let first = if skips.is_empty() { "first" } else { "first eligible" };
+            format!("Served by {who} on {route}, the {first} choice of the {} strategy", t.strategy)
         } else {
             format!("Served by {who} on {route} after {}", join(&failures))
         }

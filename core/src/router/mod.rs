@@ -205,6 +205,12 @@ impl Router {
         stream::open(self, req).await
     }
 
+    /// The policy currently serving (secrets are not part of it: literal keys are never
+    /// serialised).
+    pub fn policy(&self) -> PolicySpec {
+        self.snapshot().spec.clone()
+    }
+
     /// Where would this request go, and why, without sending anything.
     pub fn plan(&self, req: &ChatRequest) -> Result<RoutePlan> {
         select::plan(&self.snapshot(), req, false, Instant::now())

@@ -31,7 +31,6 @@ pub struct RoutePlan {
 /// Eligible deployments of one tier, in attempt order.
 #[derive(Debug, Clone)]
 pub(crate) struct Tier {
-    pub index: usize,
     pub name: String,
     pub deployments: Vec<Arc<Deployment>>,
     pub on: Vec<ErrorKind>,
@@ -155,7 +154,7 @@ fn static_skip(route: &Route, d: &Deployment, req: &ChatRequest, stream: bool, e
 
 fn breaker_skip(d: &Deployment, now: Instant) -> Option<String> {
     d.health.breaker.check(now).err().map(|rej| match rej.until {
-        Some(u) => format!("breaker {} (retry in {:.1} s)", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
+        Some(u) => format!("breaker {}, retry in {:.1} s", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
         None => format!("breaker {}", rej.state.as_str()),
     })
 }
@@ -183,7 +182,7 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
             });
         }
         let ordered = order(route, eligible, req, est_input, now);
-        tiers.push(Tier { index: ti, name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
+        tiers.push(Tier { name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
     }
     Ok(Selection { route, matched, tiers, candidates })
 }
