@@ -7,6 +7,17 @@ ROOT=$PWD
 export CARGO_TERM_COLOR=never
 step() { printf '\n==> %s\n' "$*"; }
 
+need_apt=()
+command -v promtool >/dev/null || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "Installing Debian packages: ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# Checks that need promtool must not skip silently here.
+export POLYROUTE_REQUIRE_PROMTOOL=1
+
 step "Rust: core unit + integration tests, mock server tests"
 cargo test --workspace --exclude polyroute-python --exclude polyroute-node --exclude polyroute-ffi
 

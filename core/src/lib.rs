@@ -15,6 +15,7 @@ pub mod provider;
 pub mod resilience;
 pub mod router;
 pub mod sse;
+pub mod telemetry;
 pub mod types;
 
 pub use error::{Error, ErrorKind, PartialOutput, Result};

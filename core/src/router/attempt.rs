@@ -25,7 +25,8 @@ use super::select::{select, strategy_name, Tier};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::{RouteSpec, Strategy};
-use crate::resilience::breaker::{Outcome as BreakerOutcome, Permit};
+use crate::resilience::breaker::{Outcome as BreakerOutcome, Permit, Transition};
+use crate::telemetry::{RouterEvent, Telemetry};
 use crate::resilience::retry::{backoff, wait_for};
 use crate::types::{AttemptTrace, ChatRequest, ChatResponse, RouteTrace, Usage};
 
@@ -57,6 +58,57 @@ pub(crate) struct RequestCtx {
     pub est_input: u64,
     /// Deployments still untried when the loop returned, for stream restarts.
     pub remaining: Vec<(usize, Arc<Deployment>)>,
+    pub telemetry: Arc<Telemetry>,
+    pub stream: bool,
+}
+
+impl RequestCtx {
+    /// Report a finished attempt (the trace entry is the single source of the numbers).
+    pub(crate) fn emit_attempt(&self, a: &AttemptTrace, provider_kind: &str, response_model: Option<String>) {
+        let u = a.usage.unwrap_or_default();
+        self.telemetry.emit(RouterEvent::AttemptFinished {
+            request_id: self.trace.request_id.clone(),
+            route: self.trace.route.clone(),
+            deployment: a.deployment.clone(),
+            provider: a.provider.clone(),
+            provider_kind: provider_kind.to_string(),
+            model: a.model.clone(),
+            outcome: a.outcome.clone(),
+            latency_ms: a.latency_ms,
+            ttft_ms: a.ttft_ms,
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            cost_usd: a.cost_usd,
+            response_model,
+        });
+    }
+
+    /// Report the end of the request. Call after `finish_trace`.
+    pub(crate) fn emit_finished(&self, outcome: &str) {
+        let t = &self.trace;
+        let served = t.served_by.as_ref().and_then(|s| t.attempts.iter().rev().find(|a| &a.deployment == s && a.outcome == "ok"));
+        self.telemetry.emit(RouterEvent::RequestFinished {
+            request_id: t.request_id.clone(),
+            route: t.route.clone(),
+            outcome: outcome.to_string(),
+            deployment: t.served_by.clone(),
+            provider: served.map(|a| a.provider.clone()),
+            model: served.map(|a| a.model.clone()),
+            duration_ms: t.total_ms,
+            attempts: t.attempts.len() as u32,
+            cost_usd: t.total_cost_usd,
+            explanation: t.explanation.clone(),
+        });
+    }
+
+    pub(crate) fn emit_transition(&self, deployment: &str, tr: Option<Transition>) {
+        if let Some(tr) = tr {
+            self.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
+        }
+    }
 }
 
 /// Kinds retried on the same deployment when the route does not say otherwise.
@@ -115,6 +167,8 @@ pub(crate) fn new_ctx(router: &Router, route: &RouteSpec, matched: String, est_i
         route: route.clone(),
         est_input,
         remaining: Vec::new(),
+        telemetry: router.inner.telemetry.clone(),
+        stream: false,
     }
 }
 
@@ -132,6 +186,7 @@ fn attempt_trace(d: &Deployment, tier: usize) -> AttemptTrace {
 /// Finish the trace (totals, explanation) and attach it to an error.
 pub(crate) fn fail(mut e: Error, ctx: &mut RequestCtx) -> Error {
     finish_trace(ctx);
+    ctx.emit_finished(e.kind.code());
     e.trace = Some(Box::new(ctx.trace.clone()));
     e
 }
@@ -157,7 +212,10 @@ pub(crate) async fn run<T: Send + 'static>(
     let sel = select(&compiled, &req, stream, now)?;
     let mut ctx = new_ctx(router, &sel.route.spec, sel.matched.clone(), req.estimate_input_tokens());
     ctx.trace.candidates = sel.candidates.clone();
+    ctx.stream = stream;
+    ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
     compiled.retry_budget.on_request(now);
+    let mut last_failed: Option<(String, ErrorKind)> = None;
     let route = sel.route.spec.clone();
     let retry_on: Vec<ErrorKind> = route.retry.retry_on.clone().unwrap_or_else(|| DEFAULT_RETRY_ON.to_vec());
     let mut attempts: u32 = 0;
@@ -228,7 +286,10 @@ pub(crate) async fn run<T: Send + 'static>(
                     return Err(fail(e, &mut ctx));
                 }
                 let permit = match dep.health.breaker.acquire(now) {
-                    Ok((p, _transition)) => p,
+                    Ok((p, transition)) => {
+                        ctx.emit_transition(&dep.name, transition);
+                        p
+                    }
                     Err(rej) => {
                         let why = match rej.until {
                             Some(u) => format!("breaker {}, retry in {:.1} s", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
@@ -243,6 +304,25 @@ pub(crate) async fn run<T: Send + 'static>(
                 };
                 attempts += 1;
                 tries += 1;
+                if let Some((from, kind)) = last_failed.take() {
+                    if from != dep.name {
+                        ctx.telemetry.emit(RouterEvent::FallbackTaken {
+                            request_id: ctx.trace.request_id.clone(),
+                            route: ctx.trace.route.clone(),
+                            from,
+                            to: dep.name.clone(),
+                            reason: kind.code().into(),
+                        });
+                    }
+                }
+                ctx.telemetry.emit(RouterEvent::AttemptStarted {
+                    request_id: ctx.trace.request_id.clone(),
+                    route: ctx.trace.route.clone(),
+                    deployment: dep.name.clone(),
+                    provider: dep.provider.clone(),
+                    model: dep.model.clone(),
+                    attempt: attempts,
+                });
                 let mut at = attempt_trace(&dep, ti);
                 at.backoff_ms = ms(wait);
                 let remaining = ctx.deadline.saturating_duration_since(now);
@@ -282,6 +362,9 @@ pub(crate) async fn run<T: Send + 'static>(
                         at.ttft_ms = ok.ttft.map(ms);
                         at.usage = ok.usage;
                         at.cost_usd = ok.usage.and_then(|u| dep_used.cost(&u));
+                        if !stream {
+                            ctx.emit_attempt(&at, dep_used.endpoint.provider.kind(), None);
+                        }
                         ctx.trace.attempts.push(at);
                         ctx.trace.served_by = Some(dep_used.name.clone());
                         {
@@ -295,7 +378,8 @@ pub(crate) async fn run<T: Send + 'static>(
                         let permit = match (stream, permit) {
                             (true, p) => p,
                             (false, Some(p)) => {
-                                dep_used.health.breaker.record(p, BreakerOutcome::Success { ttft: ok.ttft }, now);
+                                let tr = dep_used.health.breaker.record(p, BreakerOutcome::Success { ttft: ok.ttft }, now);
+                                ctx.emit_transition(&dep_used.name, tr);
                                 None
                             }
                             (false, None) => None,
@@ -312,11 +396,14 @@ pub(crate) async fn run<T: Send + 'static>(
                         at.usage = billed;
                         at.cost_usd = billed.and_then(|u| dep_used.cost(&u));
                         spent += at.cost_usd.unwrap_or(0.0);
+                        ctx.emit_attempt(&at, dep_used.endpoint.provider.kind(), None);
                         ctx.trace.attempts.push(at);
                         let outcome = BreakerOutcome::from_error(e.kind, e.retry_after);
                         if let Some(p) = permit {
-                            dep_used.health.breaker.record(p, outcome, now);
+                            let tr = dep_used.health.breaker.record(p, outcome, now);
+                            ctx.emit_transition(&dep_used.name, tr);
                         }
+                        last_failed = Some((dep_used.name.clone(), e.kind));
                         if !matches!(outcome, BreakerOutcome::Ignored) {
                             dep_used.health.stats().observe_outcome(now, false);
                         }
@@ -473,20 +560,23 @@ async fn hedged<T: Send + 'static>(
             lt.cost_usd = loser.expected_cost(ctx.est_input, 0);
         }
     }
+    ctx.emit_attempt(&lt, loser.endpoint.provider.kind(), None);
     ctx.trace.attempts.push(lt);
     if primary_won {
         let outcome = match &loser_err {
             Some(e) => BreakerOutcome::from_error(e.kind, e.retry_after),
             None => BreakerOutcome::Ignored,
         };
-        backup.health.breaker.record(backup_permit, outcome, now);
+        let tr = backup.health.breaker.record(backup_permit, outcome, now);
+        ctx.emit_transition(&backup.name, tr);
         (res, primary, now.saturating_duration_since(t0))
     } else {
         let outcome = match &res {
             Ok(ok) => BreakerOutcome::Success { ttft: ok.ttft },
             Err(e) => BreakerOutcome::from_error(e.kind, e.retry_after),
         };
-        backup.health.breaker.record(backup_permit, outcome, now);
+        let tr = backup.health.breaker.record(backup_permit, outcome, now);
+        ctx.emit_transition(&backup.name, tr);
         (res, backup, now.saturating_duration_since(tb))
     }
 }
@@ -506,8 +596,14 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
     let (served, mut ctx) = run(router, req.clone(), false, start, &[]).await?;
     finish_trace(&mut ctx);
     let mut resp = match served {
-        Served::By { value, .. } => value,
-        Served::Static(text) => static_response(&text),
+        Served::By { value, .. } => {
+            ctx.emit_finished("ok");
+            value
+        }
+        Served::Static(text) => {
+            ctx.emit_finished("degraded");
+            static_response(&text)
+        }
     };
     resp.cost_usd = ctx.trace.total_cost_usd;
     resp.trace = Some(Box::new(ctx.trace));

@@ -32,6 +32,7 @@ use crate::policy::{Policy, PolicySpec, PriceSpec, RouteSpec, TimeoutSpec};
 use crate::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, Transport, TransportOptions};
 use crate::resilience::breaker::{BreakerSnapshot, BreakerState};
 use crate::resilience::retry::RetryBudget;
+use crate::telemetry::{DeploymentGauge, RouterEvent, Telemetry};
 use crate::types::{ChatRequest, ChatResponse, Usage};
 
 pub use health::DeploymentHealth;
@@ -124,6 +125,7 @@ pub(crate) struct RouterInner {
     health: Mutex<HashMap<String, Arc<DeploymentHealth>>>,
     transport: Arc<dyn Transport>,
     pub seq: std::sync::atomic::AtomicU64,
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// The public entry point. Cheap to clone; clones share state.
@@ -173,6 +175,7 @@ impl Router {
             health: Mutex::new(HashMap::new()),
             transport,
             seq: std::sync::atomic::AtomicU64::new(0),
+            telemetry: Arc::new(Telemetry::default()),
         };
         let compiled = inner.compile(policy)?;
         *inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
@@ -182,13 +185,50 @@ impl Router {
     /// Swap in a new policy atomically. An invalid policy is rejected and the current one
     /// keeps serving; breaker and latency state survive for unchanged deployments.
     pub fn reload(&self, policy: Policy) -> Result<()> {
-        let compiled = self.inner.compile(policy)?;
-        *self.inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
-        Ok(())
+        let result = self.inner.compile(policy).map(|compiled| {
+            *self.inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
+        });
+        self.inner.telemetry.emit(RouterEvent::PolicyReloaded { ok: result.is_ok(), error: result.as_ref().err().map(|e| e.message.clone()) });
+        result
     }
 
     pub fn reload_str(&self, text: &str) -> Result<()> {
-        self.reload(Policy::from_str(text)?)
+        match Policy::from_str(text) {
+            Ok(p) => self.reload(p),
+            Err(e) => {
+                self.inner.telemetry.emit(RouterEvent::PolicyReloaded { ok: false, error: Some(e.message.clone()) });
+                Err(e)
+            }
+        }
+    }
+
+    /// Prometheus text exposition of this router's metrics (validated by `promtool`).
+    pub fn metrics_text(&self) -> String {
+        let now = Instant::now();
+        let c = self.snapshot();
+        let mut deps: Vec<DeploymentGauge> = c
+            .deployments
+            .values()
+            .map(|d| DeploymentGauge {
+                deployment: d.name.clone(),
+                provider: d.provider.clone(),
+                model: d.model.clone(),
+                breaker_state: d.health.breaker.state(now).as_str(),
+            })
+            .collect();
+        deps.sort_by(|a, b| a.deployment.cmp(&b.deployment));
+        self.inner.telemetry.metrics.render(&deps, &[])
+    }
+
+    /// Call `callback` with every router event (JSON-serialisable [`RouterEvent`]s), on a
+    /// dedicated thread. A slow callback loses events rather than slowing requests; a
+    /// panicking one is contained. Returns an id for [`Router::unsubscribe`].
+    pub fn subscribe(&self, callback: impl Fn(&RouterEvent) + Send + Sync + 'static) -> u64 {
+        self.inner.telemetry.subscribe(Arc::new(callback))
+    }
+
+    pub fn unsubscribe(&self, id: u64) -> bool {
+        self.inner.telemetry.unsubscribe(id)
     }
 
     pub(crate) fn snapshot(&self) -> Arc<Compiled> {
@@ -244,7 +284,9 @@ impl Router {
     pub fn set_breaker(&self, deployment: &str, state: BreakerState) -> Result<()> {
         let c = self.snapshot();
         let d = c.deployments.get(deployment).ok_or_else(|| Error::config(format!("unknown deployment `{deployment}`")))?;
-        d.health.breaker.set(state, Instant::now());
+        if let Some(tr) = d.health.breaker.set(state, Instant::now()) {
+            self.inner.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
+        }
         Ok(())
     }
 

@@ -116,6 +116,7 @@ fn drive(
                         yield Ok(ev);
                     }
                     finish_trace(&mut ctx);
+                    ctx.emit_finished("degraded");
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
                     return;
                 }
@@ -161,18 +162,25 @@ fn drive(
                     a.error = Some(format!("after content: {}", e.message));
                 }
             }
+            if let Some(a) = ctx.trace.attempts.iter().rev().find(|a| a.deployment == dep.name) {
+                let response_model = (!acc.model.is_empty()).then(|| acc.model.clone());
+                ctx.emit_attempt(a, dep.endpoint.provider.kind(), response_model);
+            }
             match failure {
                 None => {
                     if let Some(p) = permit {
-                        dep.health.breaker.record(p, BreakerOutcome::Success { ttft }, now);
+                        let tr = dep.health.breaker.record(p, BreakerOutcome::Success { ttft }, now);
+                        ctx.emit_transition(&dep.name, tr);
                     }
                     finish_trace(&mut ctx);
+                    ctx.emit_finished("ok");
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
                     return;
                 }
                 Some(e) => {
                     if let Some(p) = permit {
-                        dep.health.breaker.record(p, BreakerOutcome::Failure { kind: e.kind, retry_after: e.retry_after }, now);
+                        let tr = dep.health.breaker.record(p, BreakerOutcome::Failure { kind: e.kind, retry_after: e.retry_after }, now);
+                        ctx.emit_transition(&dep.name, tr);
                     }
                     dep.health.stats().observe_outcome(now, false);
                     excluded.push(dep.name.clone());

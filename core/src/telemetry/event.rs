@@ -1,0 +1,90 @@
+//! The events the router emits, as plain serde data so every binding hands the same JSON to
+//! its host callbacks. Events never carry prompt or completion content.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resilience::breaker::BreakerState;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RouterEvent {
+    RequestStarted {
+        request_id: String,
+        route: String,
+        stream: bool,
+    },
+    AttemptStarted {
+        request_id: String,
+        route: String,
+        deployment: String,
+        provider: String,
+        model: String,
+        attempt: u32,
+    },
+    AttemptFinished {
+        request_id: String,
+        route: String,
+        deployment: String,
+        provider: String,
+        provider_kind: String,
+        model: String,
+        /// `ok` or an error kind code.
+        outcome: String,
+        latency_ms: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttft_ms: Option<f64>,
+        input_tokens: u64,
+        output_tokens: u64,
+        cache_read_tokens: u64,
+        cache_write_tokens: u64,
+        reasoning_tokens: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_model: Option<String>,
+    },
+    FallbackTaken {
+        request_id: String,
+        route: String,
+        from: String,
+        to: String,
+        /// The error kind that caused it.
+        reason: String,
+    },
+    BreakerChanged {
+        deployment: String,
+        from: BreakerState,
+        to: BreakerState,
+        reason: String,
+    },
+    RequestFinished {
+        request_id: String,
+        route: String,
+        /// `ok`, `degraded` (static answer) or an error kind code.
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        duration_ms: f64,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        explanation: String,
+    },
+    BudgetThreshold {
+        budget: String,
+        scope: String,
+        /// Fraction of the ceiling spent when the threshold was crossed (0.8, 0.9, 1.0).
+        threshold: f64,
+        spent: f64,
+        limit: f64,
+    },
+    PolicyReloaded {
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}

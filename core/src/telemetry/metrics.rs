@@ -1,0 +1,241 @@
+//! A small Prometheus registry and text exposition (format 0.0.4), fed by router events.
+//!
+//! Hand-rolled rather than the `prometheus` crate: we need a dozen families with fixed label
+//! sets, deterministic output for tests, and no global registry shared with the host
+//! application (two routers in one process must not mix their numbers). Names follow
+//! Prometheus conventions: `polyroute_` prefix, base units (seconds, USD), `_total` counters.
+//! Labels never carry secrets or prompt content: only route, deployment, provider, model and
+//! outcome names from the policy and from error kinds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use super::event::RouterEvent;
+
+const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, v: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; DURATION_BUCKETS.len()];
+        }
+        for (i, b) in DURATION_BUCKETS.iter().enumerate() {
+            if v <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Default)]
+struct Families {
+    requests: BTreeMap<Labels, f64>,
+    attempts: BTreeMap<Labels, f64>,
+    request_duration: BTreeMap<Labels, Histogram>,
+    ttft: BTreeMap<Labels, Histogram>,
+    tokens: BTreeMap<Labels, f64>,
+    cost: BTreeMap<Labels, f64>,
+    fallbacks: BTreeMap<Labels, f64>,
+    breaker_transitions: BTreeMap<Labels, f64>,
+    events_dropped: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    f: Mutex<Families>,
+}
+
+/// Live gauges computed at render time from router state (not from events).
+#[derive(Debug, Clone)]
+pub struct DeploymentGauge {
+    pub deployment: String,
+    pub provider: String,
+    pub model: String,
+    /// `closed`, `open`, `half_open`, `forced_open`, `disabled`.
+    pub breaker_state: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct BudgetGauge {
+    pub budget: String,
+    pub scope: String,
+    pub limit: f64,
+    pub remaining: f64,
+    pub unit: &'static str,
+}
+
+fn inc(m: &mut BTreeMap<Labels, f64>, l: Labels, by: f64) {
+    *m.entry(l).or_insert(0.0) += by;
+}
+
+impl Metrics {
+    pub fn record(&self, ev: &RouterEvent) {
+        let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            RouterEvent::AttemptFinished {
+                route,
+                deployment,
+                provider,
+                model,
+                outcome,
+                ttft_ms,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                cost_usd,
+                ..
+            } => {
+                inc(
+                    &mut f.attempts,
+                    vec![("deployment", deployment.clone()), ("provider", provider.clone()), ("model", model.clone()), ("outcome", outcome.clone())],
+                    1.0,
+                );
+                if let Some(t) = ttft_ms {
+                    f.ttft.entry(vec![("provider", provider.clone()), ("model", model.clone())]).or_default().observe(t / 1000.0);
+                }
+                for (dir, n) in [
+                    ("input", input_tokens),
+                    ("output", output_tokens),
+                    ("cache_read", cache_read_tokens),
+                    ("cache_write", cache_write_tokens),
+                    ("reasoning", reasoning_tokens),
+                ] {
+                    if *n > 0 {
+                        inc(&mut f.tokens, vec![("provider", provider.clone()), ("model", model.clone()), ("direction", dir.into())], *n as f64);
+                    }
+                }
+                if let Some(c) = cost_usd {
+                    inc(&mut f.cost, vec![("route", route.clone()), ("provider", provider.clone()), ("model", model.clone())], *c);
+                }
+            }
+            RouterEvent::RequestFinished { route, outcome, provider, model, duration_ms, .. } => {
+                inc(
+                    &mut f.requests,
+                    vec![
+                        ("route", route.clone()),
+                        ("provider", provider.clone().unwrap_or_default()),
+                        ("model", model.clone().unwrap_or_default()),
+                        ("outcome", outcome.clone()),
+                    ],
+                    1.0,
+                );
+                f.request_duration.entry(vec![("route", route.clone()), ("outcome", outcome.clone())]).or_default().observe(duration_ms / 1000.0);
+            }
+            RouterEvent::FallbackTaken { route, from, to, reason, .. } => {
+                inc(&mut f.fallbacks, vec![("route", route.clone()), ("from", from.clone()), ("to", to.clone()), ("reason", reason.clone())], 1.0);
+            }
+            RouterEvent::BreakerChanged { deployment, to, .. } => {
+                inc(&mut f.breaker_transitions, vec![("deployment", deployment.clone()), ("to", to.as_str().into())], 1.0);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn dropped_event(&self) {
+        self.f.lock().unwrap_or_else(|p| p.into_inner()).events_dropped += 1.0;
+    }
+
+    /// Render the text exposition format.
+    pub fn render(&self, deployments: &[DeploymentGauge], budgets: &[BudgetGauge]) -> String {
+        let f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::with_capacity(4096);
+        counter(&mut out, "polyroute_requests_total", "Requests finished, by route, serving provider/model and outcome (ok, degraded or an error kind).", &f.requests);
+        counter(&mut out, "polyroute_attempts_total", "Attempts sent to deployments, by outcome (ok or an error kind).", &f.attempts);
+        histogram(&mut out, "polyroute_request_duration_seconds", "Request duration from routing to the last byte, all attempts and backoff included.", &f.request_duration);
+        histogram(&mut out, "polyroute_time_to_first_token_seconds", "Time from sending an attempt to its first content (or complete response, when not streamed).", &f.ttft);
+        counter(&mut out, "polyroute_tokens_total", "Tokens reported by providers, by direction (input includes cache reads and writes; output includes reasoning).", &f.tokens);
+        counter(&mut out, "polyroute_cost_usd_total", "Spend in US dollars computed from reported usage and known prices.", &f.cost);
+        counter(&mut out, "polyroute_fallbacks_total", "Times a request moved from one deployment to another, by the error kind that caused it.", &f.fallbacks);
+        counter(&mut out, "polyroute_breaker_transitions_total", "Circuit breaker state changes, by target state.", &f.breaker_transitions);
+        let _ = writeln!(out, "# HELP polyroute_deployment_up Whether the deployment is accepting traffic (breaker closed, half-open or disabled).");
+        let _ = writeln!(out, "# TYPE polyroute_deployment_up gauge");
+        for d in deployments {
+            let up = matches!(d.breaker_state, "closed" | "half_open" | "disabled");
+            let _ = writeln!(out, "polyroute_deployment_up{{{}}} {}", labels(&dep_labels(d)), u8::from(up));
+        }
+        let _ = writeln!(out, "# HELP polyroute_breaker_state Circuit breaker state per deployment (1 for the current state).");
+        let _ = writeln!(out, "# TYPE polyroute_breaker_state gauge");
+        for d in deployments {
+            for s in ["closed", "open", "half_open", "forced_open", "disabled"] {
+                let mut l = dep_labels(d);
+                l.push(("state", s.into()));
+                let _ = writeln!(out, "polyroute_breaker_state{{{}}} {}", labels(&l), u8::from(d.breaker_state == s));
+            }
+        }
+        if !budgets.is_empty() {
+            let _ = writeln!(out, "# HELP polyroute_budget_remaining Budget left in the current period, in the budget's unit.");
+            let _ = writeln!(out, "# TYPE polyroute_budget_remaining gauge");
+            for b in budgets {
+                let l = vec![("budget", b.budget.clone()), ("scope", b.scope.clone()), ("unit", b.unit.to_string())];
+                let _ = writeln!(out, "polyroute_budget_remaining{{{}}} {}", labels(&l), num(b.remaining));
+            }
+            let _ = writeln!(out, "# HELP polyroute_budget_limit Budget ceiling per period, in the budget's unit.");
+            let _ = writeln!(out, "# TYPE polyroute_budget_limit gauge");
+            for b in budgets {
+                let l = vec![("budget", b.budget.clone()), ("scope", b.scope.clone()), ("unit", b.unit.to_string())];
+                let _ = writeln!(out, "polyroute_budget_limit{{{}}} {}", labels(&l), num(b.limit));
+            }
+        }
+        let _ = writeln!(out, "# HELP polyroute_events_dropped_total Events not delivered to a slow host callback (its queue was full).");
+        let _ = writeln!(out, "# TYPE polyroute_events_dropped_total counter");
+        let _ = writeln!(out, "polyroute_events_dropped_total {}", num(f.events_dropped));
+        out
+    }
+}
+
+fn dep_labels(d: &DeploymentGauge) -> Labels {
+    vec![("deployment", d.deployment.clone()), ("provider", d.provider.clone()), ("model", d.model.clone())]
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn labels(l: &Labels) -> String {
+    l.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect::<Vec<_>>().join(",")
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, m: &BTreeMap<Labels, f64>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (l, v) in m {
+        let _ = writeln!(out, "{name}{{{}}} {}", labels(l), num(*v));
+    }
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, m: &BTreeMap<Labels, Histogram>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (l, h) in m {
+        let base = labels(l);
+        let sep = if base.is_empty() { "" } else { "," };
+        for (i, b) in DURATION_BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{{base}{sep}le=\"{b}\"}} {}", h.counts.get(i).copied().unwrap_or(0));
+        }
+        let _ = writeln!(out, "{name}_bucket{{{base}{sep}le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum{{{base}}} {}", num(h.sum));
+        let _ = writeln!(out, "{name}_count{{{base}}} {}", h.count);
+    }
+}
