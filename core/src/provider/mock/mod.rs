@@ -24,6 +24,6 @@ mod transport;
 mod tests;
 
 pub use plan::{render, render_bad_request, BodyFraming, PlanChunk, PlanEnding, PlanHead, ResponsePlan};
-pub use request::{count_words, route, word_chunks, MockRequest, MockRoute, WireFormat};
+pub use request::{count_words, percent_decode, route, word_chunks, MockRequest, MockRoute, WireFormat};
 pub use script::{Fault, MockScript, MockStep, MockToolCall, MockUsage, ScriptRunner, Selected};
 pub use transport::{mock_endpoint, MockCall, MockTransport};

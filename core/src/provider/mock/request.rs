@@ -72,7 +72,7 @@ pub fn route(path_and_query: &str) -> Option<MockRoute> {
 
 /// Minimal %XX decoding for path segments (model names like `models%2Fgemini` or spaces).
 /// Works on bytes, so a `%` next to multi-byte characters cannot split one.
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
