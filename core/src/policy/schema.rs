@@ -72,6 +72,10 @@ pub struct PolicySpec {
     pub breaker: BreakerSpec,
     #[serde(default)]
     pub retry_budget: RetryBudgetSpec,
+    /// Model catalog overrides: a path to a JSON file, or the overrides inline (same shape
+    /// as the built-in catalog), merged over the built-in data.
+    #[serde(default)]
+    pub catalog: Option<serde_json::Value>,
 }
 
 fn one() -> u32 {

@@ -39,7 +39,7 @@ fn parse_entry<T: DeserializeOwned>(v: &Value, base: &str, issues: &mut Issues) 
     }
 }
 
-const TOP_KEYS: &[&str] = &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget"];
+const TOP_KEYS: &[&str] = &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets"];
 const CAPABILITIES: &[&str] = &["tools", "vision", "json_schema", "streaming"];
 
 pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIssue>) {
@@ -121,6 +121,18 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
         match parse_entry::<RetryBudgetSpec>(b, "retry_budget", &mut issues) {
             Some(b) => spec.retry_budget = b,
             None => complete = false,
+        }
+    }
+    if let Some(c) = root.get("catalog") {
+        match c {
+            Value::String(_) | Value::Object(_) => spec.catalog = Some(c.clone()),
+            Value::Null => {}
+            _ => issues.push("catalog", "must be a path to a catalog file or an inline catalog object"),
+        }
+        if let Value::Object(_) = c {
+            if let Err(e) = crate::catalog::Catalog::builtin_with_overrides(&c.to_string()) {
+                issues.push("catalog", e.message);
+            }
         }
     }
     semantic(&spec, &mut issues);

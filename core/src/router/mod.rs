@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::policy::{Policy, PolicySpec, PriceSpec, RouteSpec, TimeoutSpec};
+use crate::catalog::{Catalog, Pricing};
+use crate::policy::{Policy, PolicySpec, RouteSpec, TimeoutSpec};
 use crate::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, Transport, TransportOptions};
 use crate::resilience::breaker::{BreakerSnapshot, BreakerState};
 use crate::resilience::retry::RetryBudget;
@@ -44,15 +45,7 @@ pub const DEFAULT_FIRST_TOKEN: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(30);
 pub const DEFAULT_TOTAL: Duration = Duration::from_secs(120);
 
-/// Capabilities a deployment has (after catalog defaults and policy overrides).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    pub tools: bool,
-    pub vision: bool,
-    pub json_schema: bool,
-    pub streaming: bool,
-    pub assistant_prefill: bool,
-}
+pub use crate::catalog::Capabilities;
 
 /// A deployment, compiled: endpoint plus everything selection needs to know.
 #[derive(Debug)]
@@ -67,7 +60,9 @@ pub struct Deployment {
     pub context_window: Option<u64>,
     pub max_output_tokens: Option<u64>,
     pub capabilities: Capabilities,
-    pub pricing: Option<PriceSpec>,
+    /// Prices: the policy's override, else the catalog's; `None` = unknown (cost reported as
+    /// unknown, never as zero).
+    pub pricing: Option<Pricing>,
     pub timeouts: TimeoutSpec,
     pub endpoint: Endpoint,
     pub health: Arc<DeploymentHealth>,
@@ -76,14 +71,7 @@ pub struct Deployment {
 impl Deployment {
     /// USD for this usage at this deployment's prices; `None` when prices are unknown.
     pub fn cost(&self, u: &Usage) -> Option<f64> {
-        let p = self.pricing?;
-        let per = |tokens: u64, price: f64| tokens as f64 * price / 1_000_000.0;
-        Some(
-            per(u.uncached_input_tokens(), p.input_per_mtok)
-                + per(u.cache_read_tokens, p.cache_read_per_mtok.unwrap_or(p.input_per_mtok))
-                + per(u.cache_write_tokens, p.cache_write_per_mtok.unwrap_or(p.input_per_mtok))
-                + per(u.output_tokens, p.output_per_mtok),
-        )
+        self.pricing.as_ref().map(|p| crate::catalog::cost_usd(p, u))
     }
 
     /// Expected cost of a request before sending it (for `cheapest` and budgets).
@@ -343,6 +331,19 @@ impl RouterInner {
             };
             endpoints.insert(name.clone(), (endpoint, p.kind, base_url));
         }
+        let catalog_owned;
+        let catalog: &Catalog = match &spec.catalog {
+            None => Catalog::builtin(),
+            Some(over) => {
+                let text = match over {
+                    serde_json::Value::String(path) => std::fs::read_to_string(path)
+                        .map_err(|e| Error::config(format!("catalog: cannot read `{path}`: {e}")))?,
+                    v => v.to_string(),
+                };
+                catalog_owned = Catalog::builtin_with_overrides(&text)?;
+                &catalog_owned
+            }
+        };
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let mut next_health = HashMap::new();
         let mut deployments = HashMap::new();
@@ -358,6 +359,21 @@ impl RouterInner {
                 _ => DeploymentHealth::new(identity, spec.breaker.clone(), now),
             };
             next_health.insert(name.clone(), h.clone());
+            // The catalog knows models by provider kind, or by host for compatible servers.
+            let key = match kind {
+                ProviderKind::OpenaiCompatible => base_url.clone(),
+                k => serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            };
+            let info = catalog.lookup(&key, &d.model);
+            // Unknown model: assume it can do what is asked (the provider will say if not).
+            let base = info.map(|i| i.capabilities).unwrap_or(Capabilities {
+                tools: true,
+                parallel_tools: true,
+                vision: true,
+                json_schema: true,
+                streaming: true,
+                assistant_prefill: false,
+            });
             let caps = &d.capabilities;
             let dep = Deployment {
                 name: name.clone(),
@@ -367,16 +383,26 @@ impl RouterInner {
                 region: d.region.clone(),
                 tags: d.tags.clone(),
                 weight: d.weight,
-                context_window: d.context_window,
-                max_output_tokens: d.max_output_tokens,
+                context_window: d.context_window.or(info.and_then(|i| i.context_window)),
+                max_output_tokens: d.max_output_tokens.or(info.and_then(|i| i.max_output_tokens)),
                 capabilities: Capabilities {
-                    tools: caps.tools.unwrap_or(true),
-                    vision: caps.vision.unwrap_or(true),
-                    json_schema: caps.json_schema.unwrap_or(true),
-                    streaming: caps.streaming.unwrap_or(true),
-                    assistant_prefill: caps.assistant_prefill.unwrap_or(false),
+                    tools: caps.tools.unwrap_or(base.tools),
+                    parallel_tools: base.parallel_tools,
+                    vision: caps.vision.unwrap_or(base.vision),
+                    json_schema: caps.json_schema.unwrap_or(base.json_schema),
+                    streaming: caps.streaming.unwrap_or(base.streaming),
+                    assistant_prefill: caps.assistant_prefill.unwrap_or(base.assistant_prefill),
                 },
-                pricing: d.pricing,
+                pricing: match d.pricing {
+                    Some(p) => Some(Pricing {
+                        input_per_mtok: p.input_per_mtok,
+                        output_per_mtok: p.output_per_mtok,
+                        cache_read_per_mtok: p.cache_read_per_mtok,
+                        cache_write_per_mtok: p.cache_write_per_mtok,
+                        long_context: None,
+                    }),
+                    None => info.and_then(|i| i.pricing.clone()),
+                },
                 timeouts: d.timeouts,
                 endpoint,
                 health: h,
