@@ -108,7 +108,9 @@ impl super::Provider for OpenAiProvider {
     }
 
     fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder> {
-        Box::new(OpenAiStreamDecoder::new(model))
+        let mut d = OpenAiStreamDecoder::new(model);
+        d.compat = self.compat;
+        Box::new(d)
     }
 }
 
@@ -129,15 +131,54 @@ pub(crate) fn parse_completion(mut v: Value, model: &str, compat: bool) -> Resul
     }
     let mut r: ChatResponse =
         serde_json::from_value(v).map_err(|e| Error::malformed(format!("unexpected completion shape: {e}")))?;
-    if compat {
-        // Some servers say `stop` while returning tool calls; the calls are what matters.
-        for c in &mut r.choices {
-            if !c.message.tool_calls.is_empty() && c.finish_reason == Some(FinishReason::Stop) {
-                c.finish_reason = Some(FinishReason::ToolCalls);
-            }
+    for c in &mut r.choices {
+        if compat && !c.message.tool_calls.is_empty() && c.finish_reason == Some(FinishReason::Stop) {
+            // Some servers say `stop` while returning tool calls; the calls are what matters.
+            c.finish_reason = Some(FinishReason::ToolCalls);
         }
+        lift_reasoning(&mut c.message);
     }
     Ok(r)
+}
+
+/// Put reasoning where the unified contract (and the stream path) puts it:
+/// `reasoning_content`. OpenRouter, Groq and Cerebras send `message.reasoning` (moved, so it
+/// is not sent back twice); Mistral sends `thinking` content parts (kept in `content`,
+/// because Mistral wants them back verbatim in the history, and copied).
+fn lift_reasoning(m: &mut crate::types::Message) {
+    if m.reasoning_content.is_some() {
+        return;
+    }
+    if let Some(Value::String(r)) = m.extra.get("reasoning") {
+        let r = r.clone();
+        m.extra.remove("reasoning");
+        m.reasoning_content = (!r.is_empty()).then_some(r);
+        return;
+    }
+    if let Some(crate::types::Content::Parts(parts)) = &m.content {
+        let thinking: String = parts
+            .iter()
+            .filter_map(|p| match p {
+                crate::types::ContentPart::Other(v) if v.get("type").and_then(Value::as_str) == Some("thinking") => {
+                    Some(thinking_text(v))
+                }
+                _ => None,
+            })
+            .collect();
+        if !thinking.is_empty() {
+            m.reasoning_content = Some(thinking);
+        }
+    }
+}
+
+/// Text of a Mistral `{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}`
+/// part (`thinking` may also be a plain string).
+fn thinking_text(part: &Value) -> String {
+    match part.get("thinking") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items.iter().filter_map(|i| i.get("text").and_then(Value::as_str)).collect(),
+        _ => String::new(),
+    }
 }
 
 /// The error object, wherever a server put it: `{"error": {...}}` (OpenAI, Groq,
@@ -225,22 +266,39 @@ pub(crate) struct OpenAiStreamDecoder {
     finished: bool,
     usage_seen: bool,
     done: bool,
+    /// Generic compatible server: `stop` after tool calls means `tool_calls`, as in
+    /// `parse_completion`, so streamed and non-streamed answers agree.
+    pub(crate) compat: bool,
+    saw_tool_calls: bool,
 }
 
 impl OpenAiStreamDecoder {
     pub(crate) fn new(model: &str) -> Self {
-        OpenAiStreamDecoder { model: model.to_string(), started: false, finished: false, usage_seen: false, done: false }
+        OpenAiStreamDecoder {
+            model: model.to_string(),
+            started: false,
+            finished: false,
+            usage_seen: false,
+            done: false,
+            compat: false,
+            saw_tool_calls: false,
+        }
     }
 
     fn on_chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
         if v.get("error").is_some_and(|e| !e.is_null()) {
             // In-band error after a 200: classify like the HTTP error it stands for.
+            // The HTTP status it stands for: OpenRouter puts it in a numeric `code`, Groq in
+            // `status_code` (next to a string `code` such as `tool_use_failed`).
             let body = serde_json::to_vec(v).unwrap_or_default();
-            let status = v.pointer("/error/code").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).unwrap_or(500);
-            let mut e = classify_error(status, &HeaderMap::new(), &body);
-            if !(400..600).contains(&status) || e.status == Some(500) && v.pointer("/error/code").is_none() {
-                e.status = None;
-            }
+            let status = ["/error/code", "/error/status_code"]
+                .iter()
+                .find_map(|p| v.pointer(p).and_then(Value::as_u64))
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|s| (400..600).contains(s));
+            // Without one, classify as a server error but report no status we made up.
+            let mut e = classify_error(status.unwrap_or(500), &HeaderMap::new(), &body);
+            e.status = status;
             return Err(e);
         }
         if !v.is_object() {
@@ -260,11 +318,17 @@ impl OpenAiStreamDecoder {
                     continue;
                 }
                 if let Some(d) = c.get("delta") {
+                    let before = out.len();
                     decode_delta(d, out)?;
+                    self.saw_tool_calls |= out[before..].iter().any(|e| matches!(e, StreamEvent::ToolCallDelta { .. }));
                 }
                 if let Some(fr) = c.get("finish_reason").and_then(Value::as_str) {
                     self.finished = true;
-                    out.push(StreamEvent::Finish { reason: FinishReason::from_openai(fr), native: Some(fr.to_string()) });
+                    let mut reason = FinishReason::from_openai(fr);
+                    if self.compat && self.saw_tool_calls && reason == FinishReason::Stop {
+                        reason = FinishReason::ToolCalls;
+                    }
+                    out.push(StreamEvent::Finish { reason, native: Some(fr.to_string()) });
                 }
             }
         } else if v.get("choices").is_some_and(|c| !c.is_null()) {
@@ -286,10 +350,27 @@ impl OpenAiStreamDecoder {
 }
 
 fn decode_delta(d: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
-    if let Some(t) = d.get("content").and_then(Value::as_str) {
-        if !t.is_empty() {
-            out.push(StreamEvent::ContentDelta { text: t.to_string() });
+    match d.get("content") {
+        Some(Value::String(t)) if !t.is_empty() => out.push(StreamEvent::ContentDelta { text: t.clone() }),
+        // Mistral streams reasoning models' content as parts: `thinking` and `text`.
+        Some(Value::Array(parts)) => {
+            for p in parts {
+                let text = match p.get("type").and_then(Value::as_str) {
+                    Some("text") => p.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    Some("thinking") => thinking_text(p),
+                    _ => continue,
+                };
+                if text.is_empty() {
+                    continue;
+                }
+                if p.get("type").and_then(Value::as_str) == Some("thinking") {
+                    out.push(StreamEvent::ReasoningDelta { text, signature: None });
+                } else {
+                    out.push(StreamEvent::ContentDelta { text });
+                }
+            }
         }
+        _ => {}
     }
     if let Some(t) = d.get("refusal").and_then(Value::as_str) {
         if !t.is_empty() {

@@ -123,11 +123,43 @@ impl<'de> Deserialize<'de> for ContentPart {
 
 /// Message content: OpenAI allows a plain string or an array of parts. Both shapes are kept
 /// as given so that a round trip is byte-for-byte faithful.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+// Hand-written rather than `untagged`: serde's untagged error ("data did not match any
+// variant") hides which part is wrong and why, and callers need that to fix their request.
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Content::Text(s)),
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| serde_json::from_value(p).map_err(|e| D::Error::custom(format!("content part {i}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Content::Parts),
+            other => Err(D::Error::custom(format!(
+                "`content` must be a string or an array of content parts, got {}",
+                json_type(&other)
+            ))),
+        }
+    }
+}
+
+/// The JSON type of a value, for error messages.
+pub(crate) fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 impl Content {
@@ -216,7 +248,8 @@ pub struct Message {
     pub content: Option<Content>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Mistral sends `"tool_calls": null` on every plain answer; null means none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
     pub tool_calls: Vec<ToolCall>,
     /// On `tool` messages: which call this is the result of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,6 +266,10 @@ pub struct Message {
     /// Fields we do not model, kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ToolCall>, D::Error> {
+    Ok(Option::<Vec<ToolCall>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Message {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-use super::message::{Content, Message, Role};
+use super::message::{json_type, Content, Message, Role};
 use crate::error::{Error, Result};
 
 /// A function the model may call. `parameters` is a JSON Schema object.
@@ -148,11 +148,29 @@ impl<'de> Deserialize<'de> for ResponseFormat {
 }
 
 /// OpenAI accepts one stop string or a list; the shape is kept for a faithful round trip.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Stop {
     One(String),
     Many(Vec<String>),
+}
+
+// Hand-written for a clear error instead of serde's "did not match any variant".
+impl<'de> Deserialize<'de> for Stop {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Stop::One(s)),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(D::Error::custom(format!("`stop` entries must be strings, got {}", json_type(&other)))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Stop::Many),
+            other => Err(D::Error::custom(format!("`stop` must be a string or an array of strings, got {}", json_type(&other)))),
+        }
+    }
 }
 
 impl Stop {
@@ -240,9 +258,16 @@ impl ChatRequest {
         ChatRequest { messages, ..Default::default() }
     }
 
-    /// Parse an OpenAI-shaped request body, with a clear error for anything malformed.
+    /// Parse an OpenAI-shaped request body, with a clear error for anything malformed: the
+    /// message names the offending field (`messages[2].content: ...`).
     pub fn from_openai_json(v: Value) -> Result<ChatRequest> {
-        let r: ChatRequest = serde_json::from_value(v).map_err(|e| Error::invalid_request(format!("invalid chat request: {e}")))?;
+        let r = match ChatRequest::deserialize(&v) {
+            Ok(r) => r,
+            Err(e) => {
+                let detail = locate_error(&v).unwrap_or_else(|| e.to_string());
+                return Err(Error::invalid_request(format!("invalid chat request: {detail}")));
+            }
+        };
         r.validate()?;
         Ok(r)
     }
@@ -337,4 +362,49 @@ impl ChatRequest {
         }
         (chars as u64).div_ceil(4) + images * 1_000
     }
+}
+
+/// serde loses the field path inside `#[serde(flatten)]` structs (both `ChatRequest` and
+/// `Message` have one), so its bare message ("expected u32") does not say where. Only on the
+/// error path, re-check one field at a time against an otherwise valid body to find it.
+fn locate_error(v: &Value) -> Option<String> {
+    let Some(obj) = v.as_object() else {
+        return Some(format!("the body must be a JSON object, got {}", json_type(v)));
+    };
+    for (k, val) in obj {
+        if k == "messages" {
+            let Some(items) = val.as_array() else {
+                return Some(format!("`messages` must be an array of messages, got {}", json_type(val)));
+            };
+            for (i, m) in items.iter().enumerate() {
+                if let Err(e) = Message::deserialize(m) {
+                    return Some(format!("messages[{i}]{}: {e}", locate_message_field(m)));
+                }
+            }
+        } else {
+            let mut probe = Map::new();
+            probe.insert("messages".into(), Value::Array(Vec::new()));
+            probe.insert(k.clone(), val.clone());
+            if let Err(e) = ChatRequest::deserialize(&Value::Object(probe)) {
+                return Some(format!("`{k}`: {e}"));
+            }
+        }
+    }
+    None
+}
+
+/// `.field` of a message that fails on its own next to a valid role, or "" when the role
+/// itself (or the message's shape) is what is wrong; serde's message already says so then.
+fn locate_message_field(m: &Value) -> String {
+    let Some(obj) = m.as_object() else { return String::new() };
+    let Some(role) = obj.get("role").filter(|r| Role::deserialize(*r).is_ok()) else { return String::new() };
+    for (k, val) in obj.iter().filter(|(k, _)| k.as_str() != "role") {
+        let mut probe = Map::new();
+        probe.insert("role".into(), role.clone());
+        probe.insert(k.clone(), val.clone());
+        if Message::deserialize(&Value::Object(probe)).is_err() {
+            return format!(".{k}");
+        }
+    }
+    String::new()
 }
