@@ -177,7 +177,7 @@ fn truncated_recorded_stream_is_interrupted_with_partial_text() {
     let bytes = std::fs::read(fixtures().join("anthropic-sse/basic_response.txt")).unwrap();
     let text = String::from_utf8(bytes).unwrap();
     let cut = text.find("event: message_stop").unwrap();
-    let d = decode(&p, "m", text[..cut].as_bytes(), &[]);
+    let d = decode(&p, "m", &text.as_bytes()[..cut], &[]);
     assert_eq!(d.error.as_ref().map(|e| e.kind), Some(ErrorKind::StreamInterrupted));
     assert_eq!(d.fold().content(), "Hello there!");
 }

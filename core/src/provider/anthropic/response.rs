@@ -259,12 +259,12 @@ impl StreamDecoder for AnthropicStreamDecoder {
             Ok(v) => v,
             // An `error` event whose body is not JSON is still an error, not a parse failure.
             Err(_) if ev.event.as_deref() == Some("error") => {
-                return Err(Error::new(ErrorKind::ServerError, format!("in-stream error: {}", &data[..data.floor_char_boundary(200)])));
+                return Err(Error::new(ErrorKind::ServerError, format!("in-stream error: {}", snippet(data, 200))));
             }
             Err(e) => {
                 return Err(Error::malformed(format!(
                     "anthropic stream event is not JSON ({e}): {}",
-                    &data[..data.floor_char_boundary(120)]
+                    snippet(data, 120)
                 )))
             }
         };
@@ -285,4 +285,13 @@ impl StreamDecoder for AnthropicStreamDecoder {
     fn is_done(&self) -> bool {
         self.done
     }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary (for error messages).
+fn snippet(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

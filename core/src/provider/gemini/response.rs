@@ -232,7 +232,7 @@ impl StreamDecoder for GeminiStreamDecoder {
             return Ok(());
         }
         let v: Value = serde_json::from_str(data).map_err(|e| {
-            Error::malformed(format!("gemini stream chunk is not JSON ({e}): {}", &data[..data.floor_char_boundary(120)]))
+            Error::malformed(format!("gemini stream chunk is not JSON ({e}): {}", snippet(data, 120)))
         })?;
         // Some error paths send the error wrapped in a one-element array.
         let v = match v {
@@ -257,4 +257,13 @@ impl StreamDecoder for GeminiStreamDecoder {
         // Gemini has no terminator after the finishing chunk; EOF ends the stream.
         false
     }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary (for error messages).
+fn snippet(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
