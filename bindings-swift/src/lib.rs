@@ -1,4 +1,167 @@
-//! Placeholder member crate: the binding lands with its own issue. It must stay thin
-//! (type conversion, error mapping, async bridging, callbacks, handle lifetime) over `polyroute`.
+//! `polyroute-ffi`: the Swift binding of the polyroute core, exported with uniffi proc-macros.
+//!
+//! This crate holds only what a binding may hold: type conversion, error mapping, async
+//! bridging, host callbacks and handle lifetime. Routing, retries, parsing and validation all
+//! happen in the core. Data crosses the boundary as the core's own serde JSON (requests in the
+//! OpenAI body shape, responses, events, traces, plans), so nothing here re-describes the
+//! core's types; the Swift package decodes that JSON into Swift types in its thin hand-written
+//! layer (`Sources/Polyroute/`). Typed at the FFI level are only the things Swift must switch
+//! on: the error enum (`error.rs`), error kinds and breaker states (mirrored remote enums, so
+//! a mismatch with the core is a compile error), and the handles.
+//!
+//! Layout: `lib.rs` the router handle and free functions, `error.rs` the error mapping,
+//! `bridge.rs` the runtime, cancellation and the stream handle.
 
-pub use polyroute;
+use std::sync::Arc;
+
+use polyroute::resilience::breaker::BreakerState;
+use polyroute::{ChatRequest, ErrorKind, Policy};
+use serde::Serialize;
+
+mod bridge;
+mod error;
+
+pub use bridge::{CancelToken, ChatEventStream};
+pub use error::{ErrorDetails, PolyrouteError};
+
+uniffi::setup_scaffolding!("polyroute");
+
+#[uniffi::remote(Enum)]
+pub enum ErrorKind {
+    RateLimited,
+    QuotaExhausted,
+    Overloaded,
+    ServerError,
+    Timeout,
+    Connection,
+    Auth,
+    PermissionDenied,
+    ContentFilter,
+    ContextLengthExceeded,
+    InvalidRequest,
+    NotFound,
+    StreamInterrupted,
+    MalformedResponse,
+    InvalidOutput,
+    BudgetExceeded,
+    CircuitOpen,
+    NoRoute,
+    Cancelled,
+    Config,
+}
+
+#[uniffi::remote(Enum)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+    ForcedOpen,
+    Disabled,
+}
+
+type Result<T, E = PolyrouteError> = std::result::Result<T, E>;
+
+fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| polyroute::Error::malformed(format!("cannot encode result: {e}")).into())
+}
+
+fn parse_request(json: &str) -> Result<ChatRequest> {
+    let v = serde_json::from_str(json)
+        .map_err(|e| polyroute::Error::invalid_request(format!("the request is not valid JSON: {e}")))?;
+    Ok(ChatRequest::from_openai_json(v)?)
+}
+
+/// A router built from one policy. Cheap to share across tasks: every method takes `&self`
+/// and concurrent requests are independent.
+#[derive(uniffi::Object)]
+pub struct Router {
+    inner: polyroute::Router,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Router {
+    /// Build from policy text, YAML or JSON.
+    #[uniffi::constructor]
+    pub fn new(policy: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(Router { inner: polyroute::Router::from_policy_str(&policy)? }))
+    }
+
+    /// Build from a policy file (YAML or JSON).
+    #[uniffi::constructor]
+    pub fn from_policy_file(path: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(Router { inner: polyroute::Router::from_policy_file(path)? }))
+    }
+
+    /// Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
+    /// `cost_usd` and `trace`). Fires of `cancel` end the request with `cancelled`.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn chat_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<String> {
+        let req = parse_request(&request_json)?;
+        let router = self.inner.clone();
+        let resp = bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await?;
+        to_json(&resp)
+    }
+
+    /// Open a stream. Failures before the first content (after failover) are thrown here;
+    /// later ones end the returned stream.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn stream_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<Arc<ChatEventStream>> {
+        let req = parse_request(&request_json)?;
+        let router = self.inner.clone();
+        let token = cancel.unwrap_or_else(CancelToken::new);
+        let stream = bridge::run(token.clone(), async move { router.stream(req).await }).await?;
+        ChatEventStream::spawn(stream, token)
+    }
+
+    /// Where this request would go and why (core `RoutePlan` JSON), without sending it.
+    pub fn plan_json(&self, request_json: String) -> Result<String> {
+        let req = parse_request(&request_json)?;
+        to_json(&self.inner.plan(&req)?)
+    }
+
+    /// Swap in new policy text atomically; on error the current policy keeps serving.
+    pub fn reload(&self, policy: String) -> Result<()> {
+        Ok(self.inner.reload_str(&policy)?)
+    }
+
+    pub fn reload_file(&self, path: String) -> Result<()> {
+        Ok(self.inner.reload(Policy::from_file(path)?)?)
+    }
+
+    /// The policy serving now, as JSON (literal API keys are never included).
+    pub fn policy_json(&self) -> Result<String> {
+        to_json(&self.inner.policy())
+    }
+
+    /// Breaker state and health of every deployment (core `DeploymentStatus` JSON array).
+    pub fn deployments_json(&self) -> Result<String> {
+        to_json(&self.inner.deployments())
+    }
+
+    /// Operator override of a deployment's breaker (`forcedOpen` to drain it, `closed` to reset).
+    pub fn set_breaker(&self, deployment: String, state: BreakerState) -> Result<()> {
+        Ok(self.inner.set_breaker(&deployment, state)?)
+    }
+
+    pub fn reset_breaker(&self, deployment: String) -> Result<()> {
+        Ok(self.inner.reset_breaker(&deployment)?)
+    }
+}
+
+/// The stable snake_case code of a kind (`rate_limited`, ...), as Python and Node use it.
+#[uniffi::export]
+pub fn error_kind_code(kind: ErrorKind) -> String {
+    kind.code().to_string()
+}
+
+/// Every error kind, in the core's order.
+#[uniffi::export]
+pub fn all_error_kinds() -> Vec<ErrorKind> {
+    ErrorKind::ALL.to_vec()
+}
+
+/// The version of the core this binding was built from.
+#[uniffi::export]
+pub fn core_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
