@@ -141,7 +141,8 @@ pub(crate) trait Renderer {
     fn stream_content(&self, a: &Answer) -> Vec<Vec<u8>>;
     /// Finish reason and usage (everything after content except the terminator).
     fn stream_finish(&self, a: &Answer) -> Vec<u8>;
-    /// What follows content when the finish reason is withheld (`no_finish`).
+    /// Everything that follows content when the finish reason is withheld (`no_finish`),
+    /// up to the clean end of the stream.
     fn stream_unfinished_tail(&self, a: &Answer) -> Vec<u8>;
     /// `[DONE]`, `message_stop`, or nothing (Gemini ends by EOF).
     fn stream_terminator(&self) -> Vec<u8>;
@@ -352,11 +353,7 @@ fn stream_plan(r: &dyn Renderer, step: &MockStep, a: &Answer) -> ResponsePlan {
             (*after_chunks, r.stream_inband_error(&inband_spec(step, a)), PlanEnding::Complete, "inband_error")
         }
         Some(Fault::NoDone) => (n, r.stream_finish(a), PlanEnding::Hang, "no_done"),
-        Some(Fault::NoFinish) => {
-            let mut t = r.stream_unfinished_tail(a);
-            t.extend(r.stream_terminator());
-            (n, t, PlanEnding::Complete, "no_finish")
-        }
+        Some(Fault::NoFinish) => (n, r.stream_unfinished_tail(a), PlanEnding::Complete, "no_finish"),
         _ => {
             let mut t = r.stream_finish(a);
             t.extend(r.stream_terminator());

@@ -6,6 +6,8 @@
 //!
 //! Usage is converted from the unified meaning: Anthropic's `input_tokens` excludes cache
 //! reads and writes, which travel as `cache_read_input_tokens` / `cache_creation_input_tokens`.
+//! Anthropic reports no reasoning breakdown: thinking tokens are only part of
+//! `output_tokens`, so a `reasoning_tokens` override is not visible on this wire.
 
 use serde_json::{json, Value};
 
@@ -42,6 +44,15 @@ fn usage(a: &Answer, output_tokens: u64) -> Value {
 /// Whether the reply opens with a text block (always, unless it is tool calls only).
 fn has_text_block(a: &Answer) -> bool {
     !a.text.is_empty() || a.tool_calls.is_empty()
+}
+
+fn close_last_block(a: &Answer) -> Vec<u8> {
+    let blocks = usize::from(has_text_block(a)) + a.tool_calls.len();
+    let mut out = Vec::new();
+    if blocks > 0 {
+        sse_named(&mut out, "content_block_stop", &json!({"type": "content_block_stop", "index": blocks - 1}));
+    }
+    out
 }
 
 fn default_type(status: u16) -> &'static str {
@@ -162,7 +173,7 @@ impl Renderer for AnthropicRenderer {
     }
 
     fn stream_finish(&self, a: &Answer) -> Vec<u8> {
-        let mut out = self.stream_unfinished_tail(a);
+        let mut out = close_last_block(a);
         let d = json!({"type": "message_delta",
             "delta": {"stop_reason": a.finish.as_deref().map(native_finish), "stop_sequence": null},
             "usage": {"output_tokens": a.usage.output_tokens}});
@@ -170,13 +181,10 @@ impl Renderer for AnthropicRenderer {
         out
     }
 
+    /// The last block closes, then the stream ends cleanly with neither `message_delta`
+    /// (the stop reason) nor `message_stop`.
     fn stream_unfinished_tail(&self, a: &Answer) -> Vec<u8> {
-        let blocks = usize::from(has_text_block(a)) + a.tool_calls.len();
-        let mut out = Vec::new();
-        if blocks > 0 {
-            sse_named(&mut out, "content_block_stop", &json!({"type": "content_block_stop", "index": blocks - 1}));
-        }
-        out
+        close_last_block(a)
     }
 
     fn stream_terminator(&self) -> Vec<u8> {

@@ -207,6 +207,7 @@ impl Renderer for GeminiRenderer {
         event(&response(a, vec![json!({"text": ""})], a.finish.as_deref(), usage_full(a)))
     }
 
+    /// Content, then EOF: no event ever carries a `finishReason`.
     fn stream_unfinished_tail(&self, _a: &Answer) -> Vec<u8> {
         Vec::new()
     }

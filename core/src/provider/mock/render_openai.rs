@@ -149,16 +149,17 @@ impl Renderer for OpenAiRenderer {
 
     fn stream_finish(&self, a: &Answer) -> Vec<u8> {
         let mut out = chunk(a, json!({}), a.finish.as_deref());
-        out.extend(self.stream_unfinished_tail(a));
+        if a.include_usage {
+            out.extend(usage_chunk(a));
+        }
         out
     }
 
+    /// What some compatible servers do: usage (if asked) and `[DONE]`, but no finish reason.
     fn stream_unfinished_tail(&self, a: &Answer) -> Vec<u8> {
-        if a.include_usage {
-            usage_chunk(a)
-        } else {
-            Vec::new()
-        }
+        let mut out = if a.include_usage { usage_chunk(a) } else { Vec::new() };
+        out.extend(self.stream_terminator());
+        out
     }
 
     fn stream_terminator(&self) -> Vec<u8> {

@@ -437,8 +437,8 @@ fn anthropic_usage_excludes_cache_from_input() {
 fn anthropic_no_finish_and_no_done() {
     let r = mreq(WireFormat::Anthropic, true);
     let evs = sse(&render(&MockStep::text("a").with_fault(Fault::NoFinish), &r, 1));
-    assert!(evs.iter().all(|e| e.event.as_deref() != Some("message_delta")));
-    assert_eq!(evs.last().unwrap().event.as_deref(), Some("message_stop"));
+    assert!(evs.iter().all(|e| !matches!(e.event.as_deref(), Some("message_delta" | "message_stop"))));
+    assert_eq!(evs.last().unwrap().event.as_deref(), Some("content_block_stop"));
     let p = render(&MockStep::text("a").with_fault(Fault::NoDone), &r, 1);
     assert_eq!(p.ending, PlanEnding::Hang);
     assert_eq!(sse(&p).last().unwrap().event.as_deref(), Some("message_delta"));
