@@ -182,6 +182,9 @@ pub struct Error {
     /// For `stream_interrupted`: what had already been received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<Box<PartialOutput>>,
+    /// For `budget_exceeded` (and local rate limits): which ceiling, what is left, when it resets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Box<crate::budget::BudgetInfo>>,
     /// Set by the router: every attempt that led to this error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<Box<crate::types::RouteTrace>>,
@@ -199,6 +202,7 @@ impl Error {
             request_id: None,
             retry_after: None,
             partial: None,
+            budget: None,
             trace: None,
         }
     }

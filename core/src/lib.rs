@@ -9,6 +9,7 @@
 //! The core never creates an async runtime; callers (and bindings) bring tokio.
 
 pub mod catalog;
+pub mod budget;
 pub mod error;
 pub mod policy;
 pub mod provider;

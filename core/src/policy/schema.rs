@@ -14,6 +14,27 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::ErrorKind;
 use crate::provider::ProviderKind;
 
+/// A credential from a policy file: readable by the router, invisible to `Debug` and never
+/// serialised (its field is `skip_serializing`), so dumping a policy cannot leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(s: impl Into<String>) -> Self {
+        SecretText(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// A duration written as `"30s"`/`"250ms"` or as integer milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub Duration);
@@ -76,6 +97,66 @@ pub struct PolicySpec {
     /// as the built-in catalog), merged over the built-in data.
     #[serde(default)]
     pub catalog: Option<serde_json::Value>,
+    #[serde(default)]
+    pub budgets: Vec<BudgetSpec>,
+}
+
+/// Budget periods. Calendar periods are aligned to UTC (a day starts at 00:00 UTC, a month
+/// on the 1st); rolling ones cover the last period's length, sliding in 1/60 steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Minute,
+    Hour,
+    Day,
+    Month,
+}
+
+/// Which requests a budget counts. Every field given must match; `"*"` means "each value
+/// separately" (a per-tenant budget: every tenant gets its own ceiling).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetScope {
+    pub tenant: Option<String>,
+    pub feature: Option<String>,
+    pub route: Option<String>,
+    pub deployment: Option<String>,
+}
+
+/// A spend or token ceiling over a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    pub name: String,
+    #[serde(default)]
+    pub scope: BudgetScope,
+    #[serde(default)]
+    pub limit_usd: Option<f64>,
+    #[serde(default)]
+    pub limit_tokens: Option<u64>,
+    pub period: Period,
+    #[serde(default)]
+    pub rolling: bool,
+}
+
+/// What a route does when a budget would be exceeded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBudgetExceeded {
+    /// Fail with `budget_exceeded` (which budget, what is left, when it resets).
+    #[default]
+    Reject,
+    /// Skip deployments that would break the budget and use the next ones that fit
+    /// (typically a cheaper tier, or a free local model).
+    Fallback,
+}
+
+/// Client-side limits per deployment, held in-process before the provider's 429.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    pub requests_per_minute: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -96,7 +177,7 @@ pub struct ProviderSpec {
     pub api_key_env: Option<String>,
     /// A literal key. Allowed for local setups; never printed, logged or serialised back.
     #[serde(default, skip_serializing)]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretText>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
@@ -166,6 +247,8 @@ pub struct DeploymentSpec {
     pub capabilities: CapabilitySpec,
     #[serde(default)]
     pub timeouts: TimeoutSpec,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 fn default_weight() -> f64 {
@@ -363,6 +446,8 @@ pub struct RouteSpec {
     /// Validate answers against the request's JSON schema (`invalid_output` when they fail).
     #[serde(default = "yes")]
     pub validate_output: bool,
+    #[serde(default)]
+    pub on_budget_exceeded: OnBudgetExceeded,
 }
 
 fn yes() -> bool {

@@ -53,7 +53,7 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
             issues.push(k.clone(), format!("unknown top-level key (expected one of {})", TOP_KEYS.join(", ")));
         }
     }
-    let mut spec = PolicySpec::default();
+    let mut spec = PolicySpec { version: 1, ..Default::default() };
     let mut complete = true;
     if let Some(ver) = root.get("version") {
         if ver.as_u64() != Some(1) {
@@ -121,6 +121,21 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
         match parse_entry::<RetryBudgetSpec>(b, "retry_budget", &mut issues) {
             Some(b) => spec.retry_budget = b,
             None => complete = false,
+        }
+    }
+    match root.get("budgets") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(bs)) => {
+            for (i, bv) in bs.iter().enumerate() {
+                match parse_entry::<BudgetSpec>(bv, &format!("budgets[{i}]"), &mut issues) {
+                    Some(b) => spec.budgets.push(b),
+                    None => complete = false,
+                }
+            }
+        }
+        Some(_) => {
+            issues.push("budgets", "must be a list of budgets");
+            complete = false;
         }
     }
     if let Some(c) = root.get("catalog") {
@@ -275,6 +290,39 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
     if let Some(d) = &spec.default_route {
         if !route_names.contains(d) {
             issues.push("default_route", format!("unknown route `{d}`{}", suggest(d, route_names.iter())));
+        }
+    }
+    let mut budget_names = BTreeSet::new();
+    for (i, b) in spec.budgets.iter().enumerate() {
+        let at = format!("budgets[{i}]");
+        if b.name.trim().is_empty() {
+            issues.push(format!("{at}.name"), "must not be empty");
+        } else if !budget_names.insert(b.name.clone()) {
+            issues.push(format!("{at}.name"), format!("duplicate budget name `{}`", b.name));
+        }
+        match (b.limit_usd, b.limit_tokens) {
+            (None, None) => issues.push(&at, "set `limit_usd` or `limit_tokens`"),
+            (Some(_), Some(_)) => issues.push(&at, "set one of `limit_usd` and `limit_tokens`, not both (use two budgets)"),
+            (Some(u), None) if !(u.is_finite() && u >= 0.0) => issues.push(format!("{at}.limit_usd"), format!("must be a non-negative amount, got {u}")),
+            _ => {}
+        }
+        let sc = &b.scope;
+        if let Some(r) = sc.route.as_deref().filter(|r| *r != "*") {
+            if !route_names.contains(r) {
+                issues.push(format!("{at}.scope.route"), format!("unknown route `{r}`"));
+            }
+        }
+        if let Some(d) = sc.deployment.as_deref().filter(|d| *d != "*") {
+            if !spec.deployments.contains_key(d) {
+                issues.push(format!("{at}.scope.deployment"), format!("unknown deployment `{d}`"));
+            }
+        }
+    }
+    for (name, d) in &spec.deployments {
+        if let Some(rl) = &d.rate_limit {
+            if rl.requests_per_minute == Some(0) || rl.tokens_per_minute == Some(0) {
+                issues.push(format!("deployments.{name}.rate_limit"), "limits must be positive (remove the field for no limit)");
+            }
         }
     }
     let b = &spec.breaker;

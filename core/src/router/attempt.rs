@@ -24,8 +24,9 @@ use tokio::time::Instant;
 use super::select::{select, strategy_name, Tier};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
-use crate::policy::{RouteSpec, Strategy};
+use crate::policy::{OnBudgetExceeded, RouteSpec, Strategy};
 use crate::resilience::breaker::{Outcome as BreakerOutcome, Permit, Transition};
+use crate::budget::{BudgetInfo, Budgets, Reservation, Scope};
 use crate::telemetry::{RouterEvent, Telemetry};
 use crate::resilience::retry::{backoff, wait_for};
 use crate::types::{AttemptTrace, ChatRequest, ChatResponse, RouteTrace, Usage};
@@ -45,6 +46,8 @@ pub(crate) enum Served<T> {
         deployment: Arc<Deployment>,
         /// For streams: the breaker permit, reported when the stream ends. `None` once reported.
         permit: Option<Permit>,
+        /// For streams: the budget reservation, settled when the stream ends.
+        reservation: Option<Reservation>,
     },
     Static(String),
 }
@@ -124,7 +127,48 @@ const DEFAULT_RETRY_ON: &[ErrorKind] = &[
 ];
 
 fn stops(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::InvalidRequest | ErrorKind::Cancelled | ErrorKind::Config | ErrorKind::BudgetExceeded)
+    matches!(kind, ErrorKind::InvalidRequest | ErrorKind::Cancelled | ErrorKind::Config)
+}
+
+/// Reserve an attempt's worst case against every budget and rate limit that applies.
+fn reserve(budgets: &Budgets, req: &ChatRequest, route: &str, est_input: u64, d: &Deployment) -> std::result::Result<Option<Reservation>, BudgetInfo> {
+    if budgets.is_empty() && d.rate_limit.is_none() {
+        return Ok(None);
+    }
+    let out = req.max_output_tokens().map(u64::from).or(d.max_output_tokens).unwrap_or(DEFAULT_OUTPUT_RESERVE);
+    let usd = d.expected_cost(est_input, out);
+    let scope = Scope { tenant: req.metadata.tenant.as_deref(), feature: req.metadata.feature.as_deref(), route, deployment: &d.name };
+    budgets.reserve(&scope, usd, est_input + out, d.rate_limit.as_ref(), super::unix_now()).map(Some)
+}
+
+/// Output tokens reserved when neither the request nor the catalog caps them.
+const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
+
+fn budget_error(info: BudgetInfo, d: &Deployment) -> Error {
+    let local_rate = info.budget.starts_with("rate_limit:");
+    let wait = (info.resets_at - super::unix_now()).max(0.0);
+    let msg = if info.remaining.is_nan() {
+        format!("budget `{}` cannot be held on `{}`: its price is unknown (set `pricing` in the policy)", info.budget, d.name)
+    } else {
+        format!(
+            "{} `{}` would be exceeded on `{}`: needs {:.6} {}, {:.6} of {} left; resets in {:.0} s",
+            if local_rate { "rate limit" } else { "budget" },
+            info.budget,
+            d.name,
+            info.needed,
+            info.unit,
+            info.remaining,
+            info.limit,
+            wait
+        )
+    };
+    let kind = if local_rate { ErrorKind::RateLimited } else { ErrorKind::BudgetExceeded };
+    let mut e = Error::new(kind, msg).at(&d.provider, &d.model);
+    if local_rate {
+        e.retry_after = Duration::try_from_secs_f64(wait).ok();
+    }
+    e.budget = Some(Box::new(info));
+    e
 }
 
 /// Does a fallback tier take over after this kind?
@@ -302,6 +346,20 @@ pub(crate) async fn run<T: Send + 'static>(
                         break;
                     }
                 };
+                let reservation = match reserve(&compiled.budgets, &req, &route.name, ctx.est_input, &dep) {
+                    Ok(r) => r,
+                    Err(info) => {
+                        drop(permit);
+                        let e = budget_error(info, &dep);
+                        ctx.trace.notes.push(e.message.clone());
+                        let fall_on = e.kind == ErrorKind::RateLimited || route.on_budget_exceeded == OnBudgetExceeded::Fallback;
+                        if !fall_on {
+                            return Err(fail(e, &mut ctx));
+                        }
+                        last_err = Some(e);
+                        break;
+                    }
+                };
                 attempts += 1;
                 tries += 1;
                 if let Some((from, kind)) = last_failed.take() {
@@ -334,7 +392,10 @@ pub(crate) async fn run<T: Send + 'static>(
                 let (result, winner, took) = match hedge_with {
                     Some(backup) => {
                         let delay = hedge_delay(&route, &dep);
-                        let r = hedged(&start, &req, dep.clone(), backup.clone(), delay, limit, &mut ctx, ti, &mut attempts).await;
+                        let budgets = compiled.budgets.clone();
+                        let (rq, rn, est) = (req.clone(), route.name.clone(), ctx.est_input);
+                        let reserve_backup = move |d: &Deployment| reserve(&budgets, &rq, &rn, est, d);
+                        let r = hedged(&start, &req, dep.clone(), backup.clone(), delay, limit, &mut ctx, ti, &mut attempts, &reserve_backup).await;
                         if r.1.name == backup.name {
                             i += 1; // the backup was consumed
                         }
@@ -375,6 +436,16 @@ pub(crate) async fn run<T: Send + 'static>(
                             }
                         }
                         ctx.remaining = remaining_after(&tiers, ti, i, &dep_used);
+                        // The hedge winner's own reservation was settled in `hedged`.
+                        let reservation = if dep_used.name == dep.name { reservation } else { None };
+                        let reservation = match (stream, reservation) {
+                            (false, Some(r)) => {
+                                let u = ok.usage.unwrap_or_default();
+                                r.settle(dep_used.cost(&u).unwrap_or(0.0), u.total_tokens());
+                                None
+                            }
+                            (_, r) => r,
+                        };
                         let permit = match (stream, permit) {
                             (true, p) => p,
                             (false, Some(p)) => {
@@ -384,7 +455,7 @@ pub(crate) async fn run<T: Send + 'static>(
                             }
                             (false, None) => None,
                         };
-                        return Ok((Served::By { value: ok.value, deployment: dep_used, permit }, ctx));
+                        return Ok((Served::By { value: ok.value, deployment: dep_used, permit, reservation }, ctx));
                     }
                     Err(e) => {
                         at.outcome = e.kind.code().into();
@@ -396,6 +467,10 @@ pub(crate) async fn run<T: Send + 'static>(
                         at.usage = billed;
                         at.cost_usd = billed.and_then(|u| dep_used.cost(&u));
                         spent += at.cost_usd.unwrap_or(0.0);
+                        if let Some(r) = reservation {
+                            let u = billed.unwrap_or_default();
+                            r.settle(at.cost_usd.unwrap_or(0.0), u.total_tokens());
+                        }
                         ctx.emit_attempt(&at, dep_used.endpoint.provider.kind(), None);
                         ctx.trace.attempts.push(at);
                         let outcome = BreakerOutcome::from_error(e.kind, e.retry_after);
@@ -506,6 +581,7 @@ async fn hedged<T: Send + 'static>(
     ctx: &mut RequestCtx,
     tier: usize,
     attempts: &mut u32,
+    reserve_backup: &(dyn Fn(&Deployment) -> std::result::Result<Option<Reservation>, BudgetInfo> + Send + Sync),
 ) -> (Result<AttemptOk<T>>, Arc<Deployment>, Duration) {
     use futures::future::{select, Either};
     let t0 = Instant::now();
@@ -519,6 +595,14 @@ async fn hedged<T: Send + 'static>(
         }
         Err(_) => {}
     }
+    let backup_reservation = match reserve_backup(&backup) {
+        Ok(r) => r,
+        Err(_) => {
+            // The backup would break a budget or rate limit: no hedge, wait for the primary.
+            let r = tokio::time::timeout_at(deadline, a).await.unwrap_or_else(|_| Err(timeout_error(&primary, limit, limit)));
+            return (r, primary, t0.elapsed());
+        }
+    };
     let backup_permit = match backup.health.breaker.acquire(Instant::now()) {
         Ok((p, _)) => p,
         Err(_) => {
@@ -562,6 +646,17 @@ async fn hedged<T: Send + 'static>(
     }
     ctx.emit_attempt(&lt, loser.endpoint.provider.kind(), None);
     ctx.trace.attempts.push(lt);
+    if let Some(r) = backup_reservation {
+        // The backup's bill: its usage if it won, its prompt if it was dropped.
+        let (usd, tokens) = match (&res, primary_won) {
+            (Ok(ok), false) => {
+                let u = ok.usage.unwrap_or_default();
+                (backup.cost(&u).unwrap_or(0.0), u.total_tokens())
+            }
+            _ => (if loser_err.is_none() { backup.expected_cost(ctx.est_input, 0).unwrap_or(0.0) } else { 0.0 }, ctx.est_input),
+        };
+        r.settle(usd, tokens);
+    }
     if primary_won {
         let outcome = match &loser_err {
             Some(e) => BreakerOutcome::from_error(e.kind, e.retry_after),
@@ -589,7 +684,7 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
         Box::pin(async move {
             let t0 = Instant::now();
             let r = d.endpoint.chat(&d.model, &req).await?;
-            let r = super::validate_output::check(&req, r)?;
+            let r = super::validate_output::check(&req, r).map_err(|e| e.at(&d.provider, &d.model))?;
             Ok(AttemptOk { usage: r.usage, ttft: Some(t0.elapsed()), value: r })
         })
     });

@@ -33,7 +33,8 @@ use crate::policy::{Policy, PolicySpec, RouteSpec, TimeoutSpec};
 use crate::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, Transport, TransportOptions};
 use crate::resilience::breaker::{BreakerSnapshot, BreakerState};
 use crate::resilience::retry::RetryBudget;
-use crate::telemetry::{DeploymentGauge, RouterEvent, Telemetry};
+use crate::budget::{BudgetStatus, Budgets, MemoryStore, StateStore};
+use crate::telemetry::{BudgetGauge, DeploymentGauge, RouterEvent, Telemetry};
 use crate::types::{ChatRequest, ChatResponse, Usage};
 
 pub use health::DeploymentHealth;
@@ -64,6 +65,7 @@ pub struct Deployment {
     /// unknown, never as zero).
     pub pricing: Option<Pricing>,
     pub timeouts: TimeoutSpec,
+    pub rate_limit: Option<crate::policy::RateLimitSpec>,
     pub endpoint: Endpoint,
     pub health: Arc<DeploymentHealth>,
 }
@@ -105,6 +107,7 @@ pub(crate) struct Compiled {
     pub routes: Vec<Route>,
     pub default_route: Option<usize>,
     pub retry_budget: Arc<RetryBudget>,
+    pub budgets: Arc<Budgets>,
 }
 
 pub(crate) struct RouterInner {
@@ -114,6 +117,8 @@ pub(crate) struct RouterInner {
     transport: Arc<dyn Transport>,
     pub seq: std::sync::atomic::AtomicU64,
     pub telemetry: Arc<Telemetry>,
+    /// Budgets and rate-limit counters; shared with other routers when given one store.
+    store: Arc<dyn StateStore>,
 }
 
 /// The public entry point. Cheap to clone; clones share state.
@@ -157,6 +162,16 @@ impl Router {
     }
 
     pub fn with_options(policy: Policy, opts: TransportOptions) -> Result<Router> {
+        Router::build(policy, opts, Arc::new(MemoryStore::new()))
+    }
+
+    /// A router whose budgets and rate limits live in `store`, which other routers (or, with
+    /// a shared implementation, other processes) may use too: they then hold one ceiling.
+    pub fn with_store(policy: Policy, store: Arc<dyn StateStore>) -> Result<Router> {
+        Router::build(policy, TransportOptions::default(), store)
+    }
+
+    fn build(policy: Policy, opts: TransportOptions, store: Arc<dyn StateStore>) -> Result<Router> {
         let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(&opts)?);
         let inner = RouterInner {
             state: RwLock::new(Arc::new(Compiled::placeholder())),
@@ -164,6 +179,7 @@ impl Router {
             transport,
             seq: std::sync::atomic::AtomicU64::new(0),
             telemetry: Arc::new(Telemetry::default()),
+            store,
         };
         let compiled = inner.compile(policy)?;
         *inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
@@ -205,7 +221,22 @@ impl Router {
             })
             .collect();
         deps.sort_by(|a, b| a.deployment.cmp(&b.deployment));
-        self.inner.telemetry.metrics.render(&deps, &[])
+        let budgets: Vec<BudgetGauge> = self
+            .budgets()
+            .into_iter()
+            .map(|b| BudgetGauge { unit: if b.unit == "usd" { "usd" } else { "tokens" }, budget: b.budget, scope: b.scope, limit: b.limit, remaining: b.remaining })
+            .collect();
+        self.inner.telemetry.metrics.render(&deps, &budgets)
+    }
+
+    /// Spent, reserved and remaining per budget in its current period.
+    pub fn budgets(&self) -> Vec<BudgetStatus> {
+        self.snapshot().budgets.status(unix_now())
+    }
+
+    /// Per route: requests, successes, and the cost of all attempts divided by successes.
+    pub fn route_costs(&self) -> Vec<crate::telemetry::metrics::RouteCost> {
+        self.inner.telemetry.metrics.route_costs()
     }
 
     /// Call `callback` with every router event (JSON-serialisable [`RouterEvent`]s), on a
@@ -291,8 +322,14 @@ impl Compiled {
             routes: Vec::new(),
             default_route: None,
             retry_budget: Arc::new(RetryBudget::new(Default::default(), Instant::now())),
+            budgets: Arc::new(Budgets::new(Vec::new(), Arc::new(MemoryStore::new()))),
         }
     }
+}
+
+/// Wall-clock Unix seconds, for calendar-aligned budget periods.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 fn default_base_url(kind: ProviderKind) -> &'static str {
@@ -319,7 +356,7 @@ impl RouterInner {
                 (Some(env), _) => Some(SecretString::from(
                     std::env::var(env).map_err(|_| Error::config(format!("providers.{name}.api_key_env: `{env}` is not set")))?,
                 )),
-                (None, Some(k)) => Some(SecretString::from(k.clone())),
+                (None, Some(k)) => Some(SecretString::from(k.expose().to_string())),
                 (None, None) => None,
             };
             let endpoint = if p.kind == ProviderKind::Mock {
@@ -404,6 +441,7 @@ impl RouterInner {
                     None => info.and_then(|i| i.pricing.clone()),
                 },
                 timeouts: d.timeouts,
+                rate_limit: d.rate_limit,
                 endpoint,
                 health: h,
             };
@@ -427,6 +465,7 @@ impl RouterInner {
         }
         let default_route = spec.default_route.as_ref().and_then(|d| spec.routes.iter().position(|r| &r.name == d));
         let retry_budget = Arc::new(RetryBudget::new(spec.retry_budget.clone(), now));
-        Ok(Compiled { spec, deployments, routes, default_route, retry_budget })
+        let budgets = Arc::new(Budgets::new(spec.budgets.clone(), self.store.clone()));
+        Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets })
     }
 }

@@ -110,7 +110,7 @@ fn drive(
         let mut served = served;
         let mut excluded: Vec<String> = Vec::new();
         loop {
-            let (committed, dep, permit) = match served {
+            let (committed, dep, permit, reservation) = match served {
                 Served::Static(text) => {
                     for ev in static_events(&text) {
                         yield Ok(ev);
@@ -120,7 +120,7 @@ fn drive(
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
                     return;
                 }
-                Served::By { value, deployment, permit } => (value, deployment, permit),
+                Served::By { value, deployment, permit, reservation } => (value, deployment, permit, reservation),
             };
             let mut acc = StreamAccumulator::new();
             let ttft = ctx.trace.attempts.last().and_then(|a| a.ttft_ms).map(|m| Duration::from_secs_f64(m / 1000.0));
@@ -154,6 +154,10 @@ fn drive(
             let now = Instant::now();
             let usage = acc.usage;
             let cost = usage.and_then(|u| dep.cost(&u));
+            // A stream cut after content is billed for what the provider reported so far.
+            if let Some(r) = reservation {
+                r.settle(cost.unwrap_or(0.0), usage.map(|u| u.total_tokens()).unwrap_or(0));
+            }
             if let Some(a) = ctx.trace.attempts.iter_mut().rev().find(|a| a.deployment == dep.name && a.outcome == "ok") {
                 a.usage = usage;
                 a.cost_usd = cost;

@@ -50,6 +50,20 @@ struct Families {
     fallbacks: BTreeMap<Labels, f64>,
     breaker_transitions: BTreeMap<Labels, f64>,
     events_dropped: f64,
+    /// route → (requests, successes, cost of every attempt)
+    route_costs: BTreeMap<String, (u64, u64, f64)>,
+}
+
+/// Cost per successful request of a route: everything spent (failed attempts, hedge losers
+/// included) divided by the requests that succeeded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RouteCost {
+    pub route: String,
+    pub requests: u64,
+    pub successes: u64,
+    pub total_cost_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_success_usd: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -122,7 +136,11 @@ impl Metrics {
                     inc(&mut f.cost, vec![("route", route.clone()), ("provider", provider.clone()), ("model", model.clone())], *c);
                 }
             }
-            RouterEvent::RequestFinished { route, outcome, provider, model, duration_ms, .. } => {
+            RouterEvent::RequestFinished { route, outcome, provider, model, duration_ms, cost_usd, .. } => {
+                let rc = f.route_costs.entry(route.clone()).or_default();
+                rc.0 += 1;
+                rc.1 += u64::from(outcome == "ok" || outcome == "degraded");
+                rc.2 += cost_usd.unwrap_or(0.0);
                 inc(
                     &mut f.requests,
                     vec![
@@ -143,6 +161,20 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+
+    pub fn route_costs(&self) -> Vec<RouteCost> {
+        let f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        f.route_costs
+            .iter()
+            .map(|(route, (requests, successes, cost))| RouteCost {
+                route: route.clone(),
+                requests: *requests,
+                successes: *successes,
+                total_cost_usd: *cost,
+                cost_per_success_usd: (*successes > 0).then(|| cost / *successes as f64),
+            })
+            .collect()
     }
 
     pub fn dropped_event(&self) {

@@ -1,0 +1,435 @@
+//! Budgets and client-side rate limits, held by reservation.
+//!
+//! Before an attempt is sent, the router reserves its worst case (estimated input tokens plus
+//! the output cap, at the deployment's prices) against every budget and rate limit that
+//! applies; afterwards it settles to the real usage and releases the rest. Checking before
+//! and recording after (what makes other gateways overshoot under concurrency) cannot
+//! overshoot here: the reservation itself is the check, atomic across all applicable
+//! ceilings (see `store.rs`).
+//!
+//! Periods are computed from wall-clock Unix time passed in by the caller, so the period
+//! arithmetic is tested with fixed timestamps.
+
+pub mod store;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{BudgetSpec, Period, RateLimitSpec};
+pub use store::{Charge, Counter, MemoryStore, Refusal, StateStore};
+
+/// Which request is asking: the budget scope is matched against this.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub tenant: Option<&'a str>,
+    pub feature: Option<&'a str>,
+    pub route: &'a str,
+    pub deployment: &'a str,
+}
+
+/// A refused reservation, with what an operator (and the caller) needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetInfo {
+    /// Budget name, or `rate_limit:<deployment>:requests|tokens`.
+    pub budget: String,
+    /// `usd`, `tokens` or `requests`.
+    pub unit: String,
+    pub limit: f64,
+    pub remaining: f64,
+    /// Unix seconds when the period resets (calendar) or the oldest usage leaves the window
+    /// (rolling).
+    pub resets_at: f64,
+    /// What the attempt needed.
+    pub needed: f64,
+}
+
+/// Current state of one budget (instance), for the API and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub budget: String,
+    /// `tenant:acme`, `route:chat`, `all`...
+    pub scope: String,
+    pub unit: String,
+    pub limit: f64,
+    pub spent: f64,
+    pub reserved: f64,
+    pub remaining: f64,
+    pub resets_at: f64,
+}
+
+/// What one attempt holds until it settles. Dropping it unsettled (cancellation) releases
+/// everything: an attempt that never completed is not billed.
+#[derive(Debug)]
+pub struct Reservation {
+    store: Arc<dyn StateStore>,
+    /// (key, reserved amount, unit)
+    items: Vec<(String, f64, Unit)>,
+    settled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Usd,
+    Tokens,
+    Requests,
+}
+
+impl Reservation {
+    /// Record the real usage and release the rest.
+    pub fn settle(mut self, usd: f64, tokens: u64) {
+        self.do_settle(usd, tokens, true);
+    }
+
+    fn do_settle(&mut self, usd: f64, tokens: u64, happened: bool) {
+        self.settled = true;
+        for (k, reserved, unit) in &self.items {
+            let actual = match unit {
+                Unit::Usd => usd,
+                Unit::Tokens => tokens as f64,
+                // A request that reached the provider counts against its request rate.
+                Unit::Requests => f64::from(u8::from(happened)),
+            };
+            self.store.settle(k, *reserved, actual);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.do_settle(0.0, 0, false);
+        }
+    }
+}
+
+/// Budgets of one policy over a shared store.
+#[derive(Debug)]
+pub struct Budgets {
+    specs: Vec<BudgetSpec>,
+    store: Arc<dyn StateStore>,
+    /// Instances of wildcard budgets seen so far (e.g. each tenant), for `status()`.
+    seen: Mutex<BTreeSet<(usize, String)>>,
+}
+
+const ROLLING_BUCKETS: i64 = 60;
+
+fn period_secs(p: Period) -> i64 {
+    match p {
+        Period::Minute => 60,
+        Period::Hour => 3600,
+        Period::Day => 86_400,
+        Period::Month => 30 * 86_400,
+    }
+}
+
+/// (year, month) of a Unix day number (Howard Hinnant's civil-from-days).
+fn civil(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m)
+}
+
+/// Unix day number of the first day of (year, month).
+fn days_from_civil(y: i64, m: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Calendar period index containing `now` and the Unix time it ends.
+pub fn calendar_period(p: Period, now: f64) -> (i64, f64) {
+    let t = now.floor() as i64;
+    match p {
+        Period::Month => {
+            let (y, m) = civil(t.div_euclid(86_400));
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            (y * 12 + m, (days_from_civil(ny, nm) * 86_400) as f64)
+        }
+        _ => {
+            let s = period_secs(p);
+            let idx = t.div_euclid(s);
+            (idx, ((idx + 1) * s) as f64)
+        }
+    }
+}
+
+impl Budgets {
+    pub fn new(specs: Vec<BudgetSpec>, store: Arc<dyn StateStore>) -> Self {
+        Budgets { specs, store, seen: Mutex::new(BTreeSet::new()) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// The budget instance (`""` for a plain budget, the tenant for `tenant: "*"`...) that
+    /// applies to this scope, if the budget applies at all.
+    fn instance(b: &BudgetSpec, s: &Scope) -> Option<String> {
+        let mut inst = Vec::new();
+        let fields: [(&Option<String>, Option<&str>, &str); 4] = [
+            (&b.scope.tenant, s.tenant, "tenant"),
+            (&b.scope.feature, s.feature, "feature"),
+            (&b.scope.route, Some(s.route), "route"),
+            (&b.scope.deployment, Some(s.deployment), "deployment"),
+        ];
+        for (want, have, name) in fields {
+            match (want.as_deref(), have) {
+                (None, _) => {}
+                (Some("*"), Some(v)) => inst.push(format!("{name}:{v}")),
+                (Some("*"), None) => return None,
+                (Some(w), Some(v)) if w == v => {}
+                _ => return None,
+            }
+        }
+        Some(inst.join(","))
+    }
+
+    fn scope_label(b: &BudgetSpec, instance: &str) -> String {
+        if !instance.is_empty() {
+            return instance.to_string();
+        }
+        let sc = &b.scope;
+        let parts: Vec<String> = [("tenant", &sc.tenant), ("feature", &sc.feature), ("route", &sc.route), ("deployment", &sc.deployment)]
+            .iter()
+            .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}:{v}")))
+            .collect();
+        if parts.is_empty() {
+            "all".into()
+        } else {
+            parts.join(",")
+        }
+    }
+
+    /// Keys of the counter to add to and of the window to check, and when it resets.
+    fn keys(name: &str, instance: &str, period: Period, rolling: bool, now: f64) -> (String, Vec<String>, f64) {
+        let base = format!("budget|{name}|{instance}");
+        if rolling {
+            let bucket = period_secs(period) / ROLLING_BUCKETS;
+            let idx = (now.floor() as i64).div_euclid(bucket);
+            let window = (idx - ROLLING_BUCKETS + 1..=idx).map(|i| format!("{base}|r{i}")).collect();
+            (format!("{base}|r{idx}"), window, ((idx + 1) * bucket) as f64)
+        } else {
+            let (idx, ends) = calendar_period(period, now);
+            let k = format!("{base}|c{idx}");
+            (k.clone(), vec![k], ends)
+        }
+    }
+
+    /// Reserve for one attempt. `usd` is the worst-case cost, `None` when the deployment's
+    /// price is unknown (spend budgets then refuse: a ceiling that cannot be checked is not
+    /// held); `tokens` the worst-case tokens. Rate limits of the deployment are reserved in
+    /// the same atomic step.
+    pub fn reserve(&self, s: &Scope, usd: Option<f64>, tokens: u64, rate: Option<&RateLimitSpec>, now: f64) -> Result<Reservation, BudgetInfo> {
+        let mut charges = Vec::new();
+        let mut meta: Vec<(String, Unit, f64)> = Vec::new(); // (name, unit, resets_at)
+        for (i, b) in self.specs.iter().enumerate() {
+            let Some(inst) = Self::instance(b, s) else { continue };
+            let (unit, limit, amount) = match (b.limit_usd, b.limit_tokens) {
+                (Some(l), _) => match usd {
+                    // Free deployments are never blocked by spend budgets.
+                    Some(c) if c == 0.0 => continue,
+                    Some(c) => (Unit::Usd, l, c),
+                    None => {
+                        let (_, _, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
+                        return Err(BudgetInfo {
+                            budget: b.name.clone(),
+                            unit: "usd".into(),
+                            limit: l,
+                            remaining: f64::NAN,
+                            resets_at,
+                            needed: f64::NAN,
+                        });
+                    }
+                },
+                (None, Some(l)) => (Unit::Tokens, l as f64, tokens as f64),
+                (None, None) => continue,
+            };
+            if !inst.is_empty() {
+                self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((i, inst.clone()));
+            }
+            let (add_to, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
+            charges.push(Charge { add_to, window, limit, amount });
+            meta.push((b.name.clone(), unit, resets_at));
+        }
+        if let Some(rl) = rate {
+            for (what, limit, amount, unit) in [
+                ("requests", rl.requests_per_minute, 1.0, Unit::Requests),
+                ("tokens", rl.tokens_per_minute, tokens as f64, Unit::Tokens),
+            ] {
+                if let Some(l) = limit {
+                    let name = format!("rate_limit:{}:{what}", s.deployment);
+                    let (add_to, window, resets_at) = Self::keys(&name, "", Period::Minute, true, now);
+                    charges.push(Charge { add_to, window, limit: l as f64, amount });
+                    meta.push((name, unit, resets_at));
+                }
+            }
+        }
+        if charges.is_empty() {
+            return Ok(Reservation { store: self.store.clone(), items: Vec::new(), settled: false });
+        }
+        match self.store.reserve(&charges) {
+            Ok(()) => Ok(Reservation {
+                store: self.store.clone(),
+                items: charges.iter().zip(&meta).map(|(c, m)| (c.add_to.clone(), c.amount, m.1)).collect(),
+                settled: false,
+            }),
+            Err(r) => {
+                let (name, unit, resets_at) = &meta[r.index];
+                Err(BudgetInfo {
+                    budget: name.clone(),
+                    unit: match unit {
+                        Unit::Usd => "usd",
+                        Unit::Tokens => "tokens",
+                        Unit::Requests => "requests",
+                    }
+                    .into(),
+                    limit: charges[r.index].limit,
+                    remaining: r.remaining,
+                    resets_at: *resets_at,
+                    needed: charges[r.index].amount,
+                })
+            }
+        }
+    }
+
+    /// Spent/remaining of every budget (and every wildcard instance seen so far).
+    pub fn status(&self, now: f64) -> Vec<BudgetStatus> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Vec::new();
+        for (i, b) in self.specs.iter().enumerate() {
+            let wildcard = [&b.scope.tenant, &b.scope.feature, &b.scope.route, &b.scope.deployment].iter().any(|v| v.as_deref() == Some("*"));
+            let instances: Vec<String> = if wildcard { seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| s.clone()).collect() } else { vec![String::new()] };
+            for inst in instances {
+                let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
+                let (spent, reserved) = window.iter().map(|k| self.store.get(k)).fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved));
+                let (unit, limit) = match (b.limit_usd, b.limit_tokens) {
+                    (Some(l), _) => ("usd", l),
+                    (None, Some(l)) => ("tokens", l as f64),
+                    _ => continue,
+                };
+                out.push(BudgetStatus {
+                    budget: b.name.clone(),
+                    scope: Self::scope_label(b, &inst),
+                    unit: unit.into(),
+                    limit,
+                    spent,
+                    reserved,
+                    remaining: (limit - spent - reserved).max(0.0),
+                    resets_at,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::BudgetScope;
+
+    const NOV_21_2026: f64 = 1_795_219_200.0; // 2026-11-21T00:00:00Z
+
+    fn spec(name: &str, usd: Option<f64>, tokens: Option<u64>, period: Period, rolling: bool, scope: BudgetScope) -> BudgetSpec {
+        BudgetSpec { name: name.into(), scope, limit_usd: usd, limit_tokens: tokens, period, rolling }
+    }
+    fn sc<'a>(tenant: Option<&'a str>) -> Scope<'a> {
+        Scope { tenant, feature: None, route: "main", deployment: "d" }
+    }
+
+    #[test]
+    fn calendar_periods_align_to_utc() {
+        let (m, end) = calendar_period(Period::Month, NOV_21_2026 + 3600.0);
+        assert_eq!(m, 2026 * 12 + 11);
+        assert_eq!(end, 1_796_083_200.0); // 2026-12-01T00:00:00Z
+        let (_, end) = calendar_period(Period::Month, 1_796_083_199.0);
+        assert_eq!(end, 1_796_083_200.0);
+        let (_, dec_end) = calendar_period(Period::Month, 1_796_083_200.0);
+        assert_eq!(dec_end, 1_798_761_600.0); // 2027-01-01
+        let (_, day_end) = calendar_period(Period::Day, NOV_21_2026 + 10.0);
+        assert_eq!(day_end, NOV_21_2026 + 86_400.0);
+    }
+
+    #[test]
+    fn all_applicable_budgets_must_hold_and_refusals_change_nothing() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let b = Budgets::new(
+            vec![
+                spec("global", Some(10.0), None, Period::Day, false, BudgetScope::default()),
+                spec("acme", Some(1.0), None, Period::Month, false, BudgetScope { tenant: Some("acme".into()), ..Default::default() }),
+            ],
+            store,
+        );
+        let r1 = b.reserve(&sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap();
+        let e = b.reserve(&sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap_err();
+        assert_eq!((e.budget.as_str(), e.remaining), ("acme", 0.4));
+        assert_eq!(e.resets_at, 1_796_083_200.0);
+        // the refused reservation did not touch `global`
+        let st = b.status(NOV_21_2026);
+        assert!((st[0].reserved - 0.6).abs() < 1e-12, "{st:?}");
+        // another tenant is only under `global`
+        b.reserve(&sc(Some("other")), Some(5.0), 0, None, NOV_21_2026).unwrap().settle(4.0, 0);
+        // settle to less than reserved releases the rest
+        r1.settle(0.25, 0);
+        let st = b.status(NOV_21_2026);
+        assert!((st[1].spent - 0.25).abs() < 1e-12 && st[1].reserved.abs() < 1e-12);
+        assert!((st[0].spent - 4.25).abs() < 1e-12);
+        // a dropped (cancelled) reservation is released and not billed
+        drop(b.reserve(&sc(Some("acme")), Some(0.7), 0, None, NOV_21_2026).unwrap());
+        assert!((b.status(NOV_21_2026)[1].remaining - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn free_deployments_pass_spend_budgets_unknown_prices_do_not() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let b = Budgets::new(vec![spec("g", Some(0.0), None, Period::Day, false, BudgetScope::default())], store);
+        assert!(b.reserve(&sc(None), Some(0.0), 1000, None, NOV_21_2026).is_ok());
+        assert!(b.reserve(&sc(None), None, 1000, None, NOV_21_2026).unwrap_err().remaining.is_nan());
+    }
+
+    #[test]
+    fn wildcard_scopes_give_each_tenant_its_own_ceiling() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let b = Budgets::new(vec![spec("per-tenant", None, Some(100), Period::Hour, false, BudgetScope { tenant: Some("*".into()), ..Default::default() })], store);
+        b.reserve(&sc(Some("a")), None, 80, None, NOV_21_2026).unwrap().settle(0.0, 80);
+        assert!(b.reserve(&sc(Some("a")), None, 30, None, NOV_21_2026).is_err());
+        assert!(b.reserve(&sc(Some("b")), None, 30, None, NOV_21_2026).is_ok());
+        let st = b.status(NOV_21_2026);
+        assert_eq!(st.iter().map(|s| s.scope.as_str()).collect::<Vec<_>>(), ["tenant:a", "tenant:b"]);
+    }
+
+    #[test]
+    fn rolling_windows_slide() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let b = Budgets::new(vec![spec("r", None, Some(100), Period::Minute, true, BudgetScope::default())], store);
+        b.reserve(&sc(None), None, 100, None, NOV_21_2026).unwrap().settle(0.0, 100);
+        assert!(b.reserve(&sc(None), None, 1, None, NOV_21_2026 + 30.0).is_err());
+        assert!(b.reserve(&sc(None), None, 1, None, NOV_21_2026 + 61.0).is_ok());
+    }
+
+    #[test]
+    fn rate_limits_reserve_with_budgets() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let b = Budgets::new(vec![], store);
+        let rl = RateLimitSpec { requests_per_minute: Some(2), tokens_per_minute: None };
+        let a = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
+        let c = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
+        let e = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap_err();
+        assert_eq!((e.budget.as_str(), e.unit.as_str()), ("rate_limit:d:requests", "requests"));
+        a.settle(0.1, 10);
+        drop(c); // never sent: frees its request slot
+        assert!(b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).is_ok());
+    }
+}
