@@ -46,7 +46,10 @@ impl Endpoint {
             let body = read_error_body(resp.body).await;
             return Err(p.parse_error(model, resp.status, &resp.headers, &body).at(p.name(), model));
         }
-        let body = read_body(resp.body, MAX_BODY_BYTES).await.map_err(|e| e.at(p.name(), model))?;
+        // A body that breaks after the headers still has the provider's request id: keep it,
+        // it is what the provider's support asks for.
+        let rid = request_id(&resp.headers);
+        let body = read_body(resp.body, MAX_BODY_BYTES).await.map_err(|e| e.at(p.name(), model).with_request_id(rid))?;
         let mut r = p.parse_response(model, resp.status, &resp.headers, &body).map_err(|e| e.at(p.name(), model))?;
         if r.provider.is_none() {
             r.provider = Some(p.name().to_string());
