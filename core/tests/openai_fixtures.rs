@@ -756,3 +756,13 @@ fn adapter_bodies_for_openapi_check() {
         }
     }
 }
+
+#[test]
+fn non_json_chunk_error_quotes_a_char_safe_snippet() {
+    // 119 ASCII bytes then a 4-byte character across the 120-byte cut: must not panic.
+    let data = format!("data: {}\u{1F600}{}\n\n", "x".repeat(119), "y".repeat(50));
+    let d = decode(&provider(ProviderKind::Openai), data.as_bytes(), &[]);
+    let e = d.error.expect("not JSON");
+    assert_eq!(e.kind, ErrorKind::MalformedResponse);
+    assert!(e.message.ends_with(&"x".repeat(119)), "{}", e.message);
+}

@@ -429,7 +429,7 @@ impl StreamDecoder for OpenAiStreamDecoder {
             return self.on_chunk(&v, out);
         }
         let v: Value = serde_json::from_str(data).map_err(|e| {
-            Error::malformed(format!("stream chunk is not JSON ({e}): {}", &data[..data.floor_char_boundary(120)]))
+            Error::malformed(format!("stream chunk is not JSON ({e}): {}", snippet(data, 120)))
         })?;
         self.on_chunk(&v, out)
     }
@@ -447,4 +447,14 @@ impl StreamDecoder for OpenAiStreamDecoder {
     fn is_done(&self) -> bool {
         self.done
     }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary (for error messages; stays
+/// within the crate's MSRV, unlike `str::floor_char_boundary`).
+fn snippet(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
