@@ -1,4 +1,29 @@
-//! Placeholder member crate: the binding lands with its own issue. It must stay thin
-//! (type conversion, error mapping, async bridging, callbacks, handle lifetime) over `polyroute`.
+//! `polyroute._native`: the compiled half of the Python package `polyroute`.
+//!
+//! This crate holds only what a binding may hold (see ARCHITECTURE.md): type conversion
+//! (`convert.rs`), error mapping (`errors.rs`), async bridging and the runtime that owns it
+//! (`runtime.rs`), and handle lifetime (`router.rs`, `stream.rs`). The public API, its types
+//! and its exception classes are plain Python in `python/polyroute/`, which wraps this module;
+//! `_native.pyi` is its exact stub (checked by `mypy.stubtest`).
 
-pub use polyroute;
+mod convert;
+mod errors;
+mod router;
+mod runtime;
+mod stream;
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<router::NativeRouter>()?;
+    m.add_class::<stream::NativeStream>()?;
+    // Stable snake_case codes in the core's order; `_errors.py` has one class per code and a
+    // test checks that the two lists agree.
+    let kinds: Vec<&str> = polyroute::ErrorKind::ALL.iter().map(|k| k.code()).collect();
+    m.add("ERROR_KINDS", PyTuple::new(py, kinds)?)?;
+    m.add("CORE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

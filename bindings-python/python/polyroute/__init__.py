@@ -1,0 +1,114 @@
+"""Polyroute: route LLM requests across providers with failover, in-process.
+
+One Rust core decides, per request, which provider serves it (policy routing, fallback
+tiers, retries, circuit breakers) and explains why. This package is its Python face::
+
+    from polyroute import Router
+
+    router = Router("policy.yaml")
+    resp = router.chat([{"role": "user", "content": "Hello"}], max_tokens=200)
+    print(resp.content, resp.model, resp.cost_usd)
+    print(resp.trace.explain())
+
+``Router`` blocks (without holding the GIL); ``AsyncRouter`` is the asyncio twin. Errors are
+one class per kind under :class:`PolyrouteError`.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from ._errors import (
+    ERROR_CLASSES,
+    AuthError,
+    BudgetExceededError,
+    CircuitOpenError,
+    ConfigError,
+    ContentFilterError,
+    ContextLengthExceededError,
+    InvalidOutputError,
+    InvalidRequestError,
+    MalformedResponseError,
+    NoRouteError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    PolyrouteError,
+    ProviderConnectionError,
+    QuotaExhaustedError,
+    RateLimitedError,
+    RequestCancelledError,
+    RequestTimeoutError,
+    ServerError,
+    StreamInterruptedError,
+    error_class,
+)
+from ._router import AsyncRouter, AsyncStream, ChatParams, PolicyLike, Router, Stream
+from ._types import (
+    AttemptTrace,
+    BreakerSnapshot,
+    CandidateTrace,
+    ChatResponse,
+    Choice,
+    DeploymentStatus,
+    FunctionCall,
+    Message,
+    PartialOutput,
+    RoutePlan,
+    RouteTrace,
+    StreamEvent,
+    ToolCall,
+    Usage,
+)
+
+__version__: str = _native.CORE_VERSION
+
+#: Every error kind code the core knows, in its order.
+ERROR_KINDS = _native.ERROR_KINDS
+
+__all__ = [
+    "Router",
+    "AsyncRouter",
+    "Stream",
+    "AsyncStream",
+    "ChatParams",
+    "PolicyLike",
+    "ChatResponse",
+    "Choice",
+    "Message",
+    "ToolCall",
+    "FunctionCall",
+    "Usage",
+    "RouteTrace",
+    "AttemptTrace",
+    "CandidateTrace",
+    "RoutePlan",
+    "DeploymentStatus",
+    "BreakerSnapshot",
+    "PartialOutput",
+    "StreamEvent",
+    "PolyrouteError",
+    "RateLimitedError",
+    "QuotaExhaustedError",
+    "OverloadedError",
+    "ServerError",
+    "RequestTimeoutError",
+    "ProviderConnectionError",
+    "AuthError",
+    "PermissionDeniedError",
+    "ContentFilterError",
+    "ContextLengthExceededError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "StreamInterruptedError",
+    "MalformedResponseError",
+    "InvalidOutputError",
+    "BudgetExceededError",
+    "CircuitOpenError",
+    "NoRouteError",
+    "RequestCancelledError",
+    "ConfigError",
+    "ERROR_CLASSES",
+    "ERROR_KINDS",
+    "error_class",
+    "__version__",
+]

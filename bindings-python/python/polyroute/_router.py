@@ -1,0 +1,372 @@
+"""``Router`` (blocking) and ``AsyncRouter`` (asyncio): the public face of the native router.
+
+``chat()`` takes the arguments of ``openai.chat.completions.create`` so moving from the
+openai SDK is a one-line change, plus ``route=`` (ask for a route by name) and routing
+``metadata`` (``tenant``, ``feature``, ``tier``, ``tags``, ``data_class``). This module only
+assembles the request body and wraps results; parsing and validation of the body happen in
+the core (``ChatRequest::from_openai_json``), whose ``invalid_request`` error is raised as
+:class:`~polyroute.InvalidRequestError`, a ``ValueError``, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    TypedDict,
+    Union,
+    overload,
+)
+
+from . import _native
+from ._types import ChatResponse, DeploymentStatus, RoutePlan, RouteTrace, StreamEvent
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Literal, Type
+
+    from typing_extensions import Self, Unpack
+
+__all__ = ["Router", "AsyncRouter", "Stream", "AsyncStream", "ChatParams", "PolicyLike"]
+
+#: A policy: a dict, YAML/JSON text, or the path of a YAML/JSON file.
+PolicyLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+
+#: Breaker states accepted by ``set_breaker``.
+BreakerStateName = str
+
+
+class ChatParams(TypedDict, total=False):
+    """Keyword arguments of ``chat()``/``stream()``/``plan()``: those of
+    ``openai.chat.completions.create`` (forwarded as the OpenAI body) plus ``route``.
+    ``None`` means "not given" (the key is left out of the body)."""
+
+    model: Optional[str]
+    tools: Optional[Sequence[Mapping[str, Any]]]
+    tool_choice: Optional[Union[str, Mapping[str, Any]]]
+    parallel_tool_calls: Optional[bool]
+    response_format: Optional[Mapping[str, Any]]
+    temperature: Optional[float]
+    top_p: Optional[float]
+    max_tokens: Optional[int]
+    max_completion_tokens: Optional[int]
+    stop: Optional[Union[str, Sequence[str]]]
+    seed: Optional[int]
+    n: Optional[int]
+    presence_penalty: Optional[float]
+    frequency_penalty: Optional[float]
+    logit_bias: Optional[Mapping[str, int]]
+    logprobs: Optional[bool]
+    top_logprobs: Optional[int]
+    user: Optional[str]
+    reasoning_effort: Optional[str]
+    verbosity: Optional[str]
+    service_tier: Optional[str]
+    store: Optional[bool]
+    modalities: Optional[Sequence[str]]
+    audio: Optional[Mapping[str, Any]]
+    prediction: Optional[Mapping[str, Any]]
+    prompt_cache_key: Optional[str]
+    safety_identifier: Optional[str]
+    web_search_options: Optional[Mapping[str, Any]]
+    stream_options: Optional[Mapping[str, Any]]
+    #: Routing metadata: ``route``, ``tenant``, ``feature``, ``tier``, ``tags``,
+    #: ``data_class`` and anything else (kept, never sent to a provider).
+    metadata: Optional[Mapping[str, Any]]
+    #: Ask for a route by name (same as ``metadata={"route": ...}``).
+    route: Optional[str]
+    #: Extra top-level body fields, as with the openai SDK.
+    extra_body: Optional[Mapping[str, Any]]
+
+
+_PARAMS = frozenset(ChatParams.__annotations__)
+
+
+def _body(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any], caller: str) -> Dict[str, Any]:
+    for name in params:
+        if name not in _PARAMS:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")
+    if isinstance(messages, (str, bytes)) or isinstance(messages, Mapping):
+        raise TypeError(f"{caller}(): messages must be a list of message dicts, not {type(messages).__name__}")
+    try:
+        msgs: List[Any] = list(messages)
+    except TypeError:
+        raise TypeError(f"{caller}(): messages must be a list of message dicts, not {type(messages).__name__}") from None
+    body: Dict[str, Any] = {"messages": msgs}
+    for name, value in params.items():
+        # None means "not given", as it would to a reader of the call site.
+        if value is not None and name not in ("route", "extra_body"):
+            body[name] = value
+    route = params.get("route")
+    if route is not None:
+        metadata = dict(body.get("metadata") or {})
+        metadata["route"] = route
+        body["metadata"] = metadata
+    extra = params.get("extra_body")
+    if extra:
+        body.update(extra)
+    return body
+
+
+def _looks_like_path(text: str) -> bool:
+    return "\n" not in text and text.strip().lower().endswith((".yaml", ".yml", ".json"))
+
+
+def _native_router(policy: PolicyLike) -> _native.NativeRouter:
+    if isinstance(policy, Mapping):
+        return _native.NativeRouter.from_dict(dict(policy))
+    if isinstance(policy, os.PathLike):
+        return _native.NativeRouter.from_file(os.fspath(policy))
+    if isinstance(policy, str):
+        if _looks_like_path(policy):
+            return _native.NativeRouter.from_file(policy)
+        return _native.NativeRouter.from_text(policy)
+    raise TypeError(f"policy must be a dict, YAML/JSON text or a path, not {type(policy).__name__}")
+
+
+def _reload(native: _native.NativeRouter, policy: PolicyLike) -> None:
+    if isinstance(policy, Mapping):
+        native.reload_dict(dict(policy))
+    elif isinstance(policy, os.PathLike):
+        native.reload_file(os.fspath(policy))
+    elif isinstance(policy, str):
+        if _looks_like_path(policy):
+            native.reload_file(policy)
+        else:
+            native.reload_text(policy)
+    else:
+        raise TypeError(f"policy must be a dict, YAML/JSON text or a path, not {type(policy).__name__}")
+
+
+class _RouterBase:
+    __slots__ = ("_native",)
+
+    def __init__(self, policy: PolicyLike) -> None:
+        """Build from a policy: a dict, YAML/JSON text, or a path (``str`` ending in
+        ``.yaml``/``.yml``/``.json``, or any ``os.PathLike``). An invalid policy raises
+        :class:`~polyroute.ConfigError` listing every problem."""
+        self._native = _native_router(policy)
+
+    @classmethod
+    def from_file(cls, path: Union[str, "os.PathLike[str]"]) -> "Self":
+        self = cls.__new__(cls)
+        self._native = _native.NativeRouter.from_file(os.fspath(path))
+        return self
+
+    @classmethod
+    def from_text(cls, text: str) -> "Self":
+        self = cls.__new__(cls)
+        self._native = _native.NativeRouter.from_text(text)
+        return self
+
+    @classmethod
+    def from_dict(cls, policy: Mapping[str, Any]) -> "Self":
+        self = cls.__new__(cls)
+        self._native = _native.NativeRouter.from_dict(dict(policy))
+        return self
+
+    def plan(self, messages: Iterable[Mapping[str, Any]], **params: "Unpack[ChatParams]") -> RoutePlan:
+        """Where this request would go, and why, without sending anything."""
+        return RoutePlan(self._native.plan(_body(messages, params, "plan")))
+
+    def reload(self, policy: PolicyLike) -> None:
+        """Swap the policy atomically. An invalid policy raises ``ConfigError`` and the
+        current one keeps serving; breaker state survives for unchanged deployments."""
+        _reload(self._native, policy)
+
+    @property
+    def policy(self) -> Dict[str, Any]:
+        """The policy currently serving (literal API keys are never included)."""
+        result: Dict[str, Any] = self._native.policy()
+        return result
+
+    def deployments(self) -> List[DeploymentStatus]:
+        """Breaker state and health of every deployment."""
+        return [DeploymentStatus(d) for d in self._native.deployments()]
+
+    def breaker(self, deployment: str) -> DeploymentStatus:
+        """Breaker state and health of one deployment (``KeyError`` if unknown)."""
+        for d in self._native.deployments():
+            if d.get("deployment") == deployment:
+                return DeploymentStatus(d)
+        raise KeyError(deployment)
+
+    def set_breaker(self, deployment: str, state: BreakerStateName) -> None:
+        """Force a breaker: ``closed`` (reset), ``open``, ``half_open``, ``forced_open``
+        (stays open until changed) or ``disabled`` (never opens)."""
+        self._native.set_breaker(deployment, state)
+
+    def reset_breaker(self, deployment: str) -> None:
+        """Close a deployment's breaker and forget its failures."""
+        self._native.reset_breaker(deployment)
+
+
+class Router(_RouterBase):
+    """A blocking router. Thread-safe: share one between threads. Calls release the GIL
+    while they wait, and Ctrl-C cancels the request in flight."""
+
+    __slots__ = ()
+
+    @overload
+    def chat(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        stream: "Literal[False]" = False,
+        **params: "Unpack[ChatParams]",
+    ) -> ChatResponse: ...
+
+    @overload
+    def chat(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        stream: "Literal[True]",
+        **params: "Unpack[ChatParams]",
+    ) -> "Stream": ...
+
+    def chat(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        stream: bool = False,
+        **params: "Unpack[ChatParams]",
+    ) -> Union[ChatResponse, "Stream"]:
+        """Send a chat request and return the whole answer (or, with ``stream=True``, a
+        :class:`Stream`, as the openai SDK does)."""
+        if stream:
+            return Stream(self._native.stream(_body(messages, params, "chat")))
+        return ChatResponse(self._native.chat(_body(messages, params, "chat")))
+
+    def stream(self, messages: Iterable[Mapping[str, Any]], **params: "Unpack[ChatParams]") -> "Stream":
+        """Open a stream. Returns once the answer has started (failures before the first
+        content fail over invisibly) or raises if no deployment could start it."""
+        return Stream(self._native.stream(_body(messages, params, "stream")))
+
+
+class AsyncRouter(_RouterBase):
+    """An asyncio router. Cancelling the task that awaits a call aborts the request."""
+
+    __slots__ = ()
+
+    @overload
+    async def chat(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        stream: "Literal[False]" = False,
+        **params: "Unpack[ChatParams]",
+    ) -> ChatResponse: ...
+
+    @overload
+    async def chat(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        stream: "Literal[True]",
+        **params: "Unpack[ChatParams]",
+    ) -> "AsyncStream": ...
+
+    async def chat(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        stream: bool = False,
+        **params: "Unpack[ChatParams]",
+    ) -> Union[ChatResponse, "AsyncStream"]:
+        """Send a chat request and return the whole answer (or, with ``stream=True``, an
+        :class:`AsyncStream`)."""
+        if stream:
+            return AsyncStream(await self._native.stream_async(_body(messages, params, "chat")))
+        return ChatResponse(await self._native.chat_async(_body(messages, params, "chat")))
+
+    async def stream(self, messages: Iterable[Mapping[str, Any]], **params: "Unpack[ChatParams]") -> "AsyncStream":
+        """Open a stream (``async for event in await router.stream(...)``)."""
+        return AsyncStream(await self._native.stream_async(_body(messages, params, "stream")))
+
+
+class _StreamBase:
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.NativeStream) -> None:
+        self._native = native
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream has ended, failed or been closed."""
+        return self._native.closed
+
+    @property
+    def trace(self) -> Optional[RouteTrace]:
+        """The route trace, once the stream has ended (``None`` before)."""
+        t = self._native.trace()
+        return RouteTrace(t) if t is not None else None
+
+    def close(self) -> None:
+        """Stop reading and cancel the request. Idempotent. A read waiting in another
+        thread or task raises :class:`~polyroute.RequestCancelledError`."""
+        self._native.close()
+
+
+class Stream(_StreamBase):
+    """Events of one streamed answer (a blocking iterator). Use as a context manager, or
+    ``close()`` it, to cancel the request early."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> "Stream":
+        return self
+
+    def __next__(self) -> StreamEvent:
+        event = self._native.next()
+        if event is None:
+            raise StopIteration
+        return StreamEvent(event)
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: "Optional[Type[BaseException]]",
+        exc: Optional[BaseException],
+        tb: "Optional[TracebackType]",
+    ) -> None:
+        self.close()
+
+
+class AsyncStream(_StreamBase):
+    """Events of one streamed answer (an async iterator). ``async with`` it, or
+    ``await aclose()``, to cancel the request early."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> "AsyncStream":
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        event = await self._native.next_async()
+        if event is None:
+            raise StopAsyncIteration
+        return StreamEvent(event)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "AsyncStream":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: "Optional[Type[BaseException]]",
+        exc: Optional[BaseException],
+        tb: "Optional[TracebackType]",
+    ) -> None:
+        self.close()

@@ -1,0 +1,169 @@
+//! `NativeRouter`: the core `Router` behind the Python `Router` / `AsyncRouter` facades.
+//!
+//! Every method converts its arguments (dict → `ChatRequest` via the core's own
+//! `ChatRequest::from_openai_json`, so validation is the core's), calls the core, and converts
+//! back. Sync methods block without the GIL; `*_async` methods return asyncio awaitables.
+//!
+//! Fork: the core router owns an HTTP connection pool whose connections belong to the parent
+//! (shared sockets, driver tasks on the parent's runtime threads, which the child does not
+//! have). A router used in a forked child therefore replaces its core router with a fresh one
+//! built from the same policy (breaker and latency history start over: the child is a new
+//! process) and abandons the old one without dropping it.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use polyroute::resilience::breaker::BreakerState;
+use polyroute::{ChatRequest, Policy, Router};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use serde_json::Value;
+
+use crate::convert::{from_py, to_py, Json};
+use crate::errors::{IntoPyResult, Out};
+use crate::runtime::{block_on, forked_since, future_into_py, runtime};
+use crate::stream::NativeStream;
+
+struct Slot {
+    pid: u32,
+    router: Router,
+}
+
+#[pyclass(frozen, module = "polyroute._native")]
+pub struct NativeRouter {
+    // Locked only with the GIL held (see runtime.rs for why that makes it fork-safe).
+    slot: Mutex<Slot>,
+}
+
+fn request(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<ChatRequest> {
+    ChatRequest::from_openai_json(from_py(body, "")?).py_err(py)
+}
+
+fn json_out<'py>(py: Python<'py>, v: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    let v = serde_json::to_value(v).map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    to_py(py, &v)
+}
+
+fn policy_from_dict(py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<Policy> {
+    Policy::from_value(from_py(policy, "policy")?).py_err(py)
+}
+
+impl NativeRouter {
+    fn build(py: Python<'_>, policy: Policy) -> PyResult<NativeRouter> {
+        // reqwest may register with the current runtime while building its client.
+        let _rt = runtime(py)?.enter();
+        let router = Router::new(policy).py_err(py)?;
+        Ok(NativeRouter { slot: Mutex::new(Slot { pid: std::process::id(), router }) })
+    }
+
+    /// The core router for this process (rebuilt once in a forked child).
+    fn router(&self, py: Python<'_>) -> PyResult<Router> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if forked_since(slot.pid) {
+            let _rt = runtime(py)?.enter();
+            let fresh = Router::new(Policy { spec: slot.router.policy() }).py_err(py)?;
+            std::mem::forget(std::mem::replace(&mut slot.router, fresh));
+            slot.pid = std::process::id();
+        }
+        Ok(slot.router.clone())
+    }
+}
+
+#[pymethods]
+impl NativeRouter {
+    /// Build from policy text (YAML or JSON).
+    #[staticmethod]
+    fn from_text(py: Python<'_>, text: &str) -> PyResult<NativeRouter> {
+        NativeRouter::build(py, Policy::from_str(text).py_err(py)?)
+    }
+
+    /// Build from a policy file (YAML or JSON).
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<NativeRouter> {
+        NativeRouter::build(py, Policy::from_file(path).py_err(py)?)
+    }
+
+    /// Build from a policy given as a dict.
+    #[staticmethod]
+    fn from_dict(py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<NativeRouter> {
+        NativeRouter::build(py, policy_from_dict(py, policy)?)
+    }
+
+    /// Send a request (an OpenAI chat-completions body) and wait for the whole answer.
+    fn chat<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let req = request(py, body)?;
+        let router = self.router(py)?;
+        let resp = block_on(py, router.chat(req))?.py_err(py)?;
+        to_py(py, &resp.to_openai_json())
+    }
+
+    fn chat_async<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let req = request(py, body)?;
+        let router = self.router(py)?;
+        future_into_py(py, async move { Ok(Out(router.chat(req).await.map(|r| Json(r.to_openai_json())))) })
+    }
+
+    /// Open a stream: returns once the answer has committed (first content) or failed.
+    fn stream(&self, py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<NativeStream> {
+        let req = request(py, body)?;
+        let router = self.router(py)?;
+        let s = block_on(py, router.stream(req))?.py_err(py)?;
+        Ok(NativeStream::new(s))
+    }
+
+    fn stream_async<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let req = request(py, body)?;
+        let router = self.router(py)?;
+        future_into_py(py, async move { Ok(Out(router.stream(req).await.map(NativeStream::new))) })
+    }
+
+    /// Where a request would go, and why, without sending it.
+    fn plan<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let req = request(py, body)?;
+        let plan = self.router(py)?.plan(&req).py_err(py)?;
+        json_out(py, &plan)
+    }
+
+    fn reload_text(&self, py: Python<'_>, text: &str) -> PyResult<()> {
+        self.router(py)?.reload_str(text).py_err(py)
+    }
+
+    fn reload_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let policy = Policy::from_file(path).py_err(py)?;
+        let router = self.router(py)?;
+        let _rt = runtime(py)?.enter();
+        router.reload(policy).py_err(py)
+    }
+
+    fn reload_dict(&self, py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<()> {
+        let policy = policy_from_dict(py, policy)?;
+        let router = self.router(py)?;
+        let _rt = runtime(py)?.enter();
+        router.reload(policy).py_err(py)
+    }
+
+    /// The policy currently serving, as a dict (literal API keys are never included).
+    fn policy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_out(py, &self.router(py)?.policy())
+    }
+
+    /// Breaker and health of every deployment, as a list of dicts.
+    fn deployments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_out(py, &self.router(py)?.deployments())
+    }
+
+    /// Force a deployment's breaker into `state` (`closed`, `open`, `half_open`,
+    /// `forced_open`, `disabled`).
+    fn set_breaker(&self, py: Python<'_>, deployment: &str, state: &str) -> PyResult<()> {
+        let state: BreakerState = serde_json::from_value(Value::String(state.to_string())).map_err(|_| {
+            PyValueError::new_err(format!(
+                "unknown breaker state {state:?}: expected one of closed, open, half_open, forced_open, disabled"
+            ))
+        })?;
+        self.router(py)?.set_breaker(deployment, state).py_err(py)
+    }
+
+    fn reset_breaker(&self, py: Python<'_>, deployment: &str) -> PyResult<()> {
+        self.router(py)?.reset_breaker(deployment).py_err(py)
+    }
+}

@@ -1,0 +1,139 @@
+"""Test harness: the real loopback mock server (tests/mock-server) and policy builders.
+
+One server per test session, started with a piped stdin so it exits if pytest dies. Tests
+never share script names (each gets a unique prefix), so they need no reset between them and
+read only their own attempts from ``/_mock/log?script=...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE_KEY = "sk-test-not-a-real-key"
+
+
+def _server_binary() -> Path:
+    explicit = os.environ.get("POLYROUTE_MOCK_SERVER")
+    if explicit:
+        return Path(explicit)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    binary = target / "debug" / "polyroute-mock-server"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-p", "polyroute-mock-server"], cwd=REPO, check=True)
+    return binary
+
+
+class MockServer:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(_server_binary()), "--port", "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        m = re.fullmatch(r"LISTENING (http://127\.0\.0\.1:\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError(f"mock server did not start: {line!r}")
+        self.url = m.group(1)
+        self.base_url = self.url + "/v1"
+        self.scripted: Set[str] = set()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def script(self, name: str, script: Dict[str, Any]) -> None:
+        self._call("PUT", "/_mock/scripts/" + urllib.parse.quote(name, safe=""), script)
+        self.scripted.add(name)
+
+    def log(self, name: str) -> List[Dict[str, Any]]:
+        entries: List[Dict[str, Any]] = self._call("GET", "/_mock/log?script=" + urllib.parse.quote(name, safe=""))
+        return entries
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[MockServer]:
+    s = MockServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    """A unique prefix for this test's script (= model) names."""
+    base = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name)[:40]
+    return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+def policy(
+    server: MockServer,
+    primary: Sequence[str],
+    fallback: Sequence[str] = (),
+    *,
+    retry: Optional[Dict[str, Any]] = None,
+    timeouts: Optional[Dict[str, Any]] = None,
+    pricing: Optional[Dict[str, Any]] = None,
+    breaker: Optional[Dict[str, Any]] = None,
+    route: Optional[Dict[str, Any]] = None,
+    fallback_on: Optional[List[str]] = None,
+) -> Dict[str, Any]:
+    """A one-route policy over the mock server: each deployment's model is its script name
+    (models without a script get a plain echo script, so their attempts are logged under
+    their name too)."""
+    deployments: Dict[str, Any] = {}
+    for m in [*primary, *fallback]:
+        if m not in server.scripted:
+            server.script(m, {})
+        d: Dict[str, Any] = {"provider": "mock", "model": m}
+        if pricing is not None:
+            d["pricing"] = pricing
+        deployments[m] = d
+    r: Dict[str, Any] = {
+        "name": "chat",
+        "deployments": list(primary),
+        "retry": {"attempts_per_deployment": 1, "max_attempts": 6, "base_delay": "5ms", "max_delay": "20ms", **(retry or {})},
+        "timeouts": {"first_token": "3s", "idle": "3s", "total": "15s", **(timeouts or {})},
+    }
+    if fallback:
+        fb: Dict[str, Any] = {"name": "backup", "deployments": list(fallback)}
+        if fallback_on is not None:
+            fb["on"] = fallback_on
+        r["fallbacks"] = [fb]
+    r.update(route or {})
+    p: Dict[str, Any] = {
+        "providers": {"mock": {"kind": "openai", "base_url": server.base_url, "api_key": FAKE_KEY}},
+        "deployments": deployments,
+        "routes": [r],
+        "default_route": "chat",
+    }
+    if breaker is not None:
+        p["breaker"] = breaker
+    return p
+
+
+USER = [{"role": "user", "content": "hello mock"}]

@@ -1,0 +1,159 @@
+"""AsyncRouter: asyncio awaitables, async iteration, and cancellation that reaches the
+request (the mock server sees the client leave)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Coroutine, List, TypeVar
+
+import polyroute
+import pytest
+from conftest import USER, MockServer, policy
+from test_streaming import wait_for_disconnect
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def test_chat_and_stream(server: MockServer, name: str) -> None:
+    router = polyroute.AsyncRouter(policy(server, [name]))
+
+    async def main() -> None:
+        resp = await router.chat(USER)
+        assert resp.content == "echo: hello mock" and resp.deployment == name
+        stream = await router.stream(USER)
+        assert isinstance(stream, polyroute.AsyncStream)
+        text = "".join([e.text or "" async for e in stream if e.type == "content_delta"])
+        assert text == "echo: hello mock"
+        assert stream.trace is not None and stream.trace.served_by == name
+        s2 = await router.chat(USER, stream=True)
+        async with s2:
+            assert [e.type async for e in s2][-2:] == ["finish", "usage"]
+
+    run(main())
+
+
+def test_errors_raise_from_await(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"status": 429, "error_code": "insufficient_quota"}})
+    router = polyroute.AsyncRouter(policy(server, [name]))
+
+    async def main() -> None:
+        with pytest.raises(polyroute.QuotaExhaustedError) as info:
+            await router.chat(USER)
+        assert info.value.status == 429
+        # Exhausted quota bans the deployment for `ban_open_for`: the next call costs no
+        # round trip.
+        with pytest.raises(polyroute.CircuitOpenError):
+            await router.stream(USER)
+        assert len(server.log(name)) == 1
+        with pytest.raises(TypeError):
+            await router.chat(USER, bogus=1)  # type: ignore[call-overload]
+
+    run(main())
+
+
+def test_task_cancellation_aborts_the_request(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"latency_ms": 5000}})
+    router = polyroute.AsyncRouter(policy(server, [name], timeouts={"first_token": "20s", "total": "30s"}))
+
+    async def main() -> float:
+        task = asyncio.create_task(router.chat(USER))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    took = run(main())
+    assert took < 0.5
+    entry = wait_for_disconnect(server, name)
+    assert entry["client_disconnected"] is True and entry["headers_sent_ms"] is None
+    # Cancelled means cancelled: no retry went out afterwards.
+    time.sleep(0.2)
+    assert len(server.log(name)) == 1
+
+
+def test_wait_for_timeout_aborts_the_request(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"fault": "hang"}})
+    router = polyroute.AsyncRouter(policy(server, [name], timeouts={"first_token": "20s", "total": "30s"}))
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(router.chat(USER), timeout=0.3)
+
+    run(main())
+    assert wait_for_disconnect(server, name)["client_disconnected"] is True
+
+
+def test_breaking_out_of_async_with_cancels_the_stream(server: MockServer, name: str) -> None:
+    words = " ".join(f"w{i}" for i in range(100))
+    server.script(name, {"then": {"text": words, "chunk_delay_ms": 100}})
+    router = polyroute.AsyncRouter(policy(server, [name], timeouts={"total": "30s"}))
+
+    async def main() -> None:
+        async with await router.stream(USER) as stream:
+            async for ev in stream:
+                if ev.type == "content_delta":
+                    break
+        assert stream.closed
+
+    run(main())
+    assert wait_for_disconnect(server, name)["client_disconnected"] is True
+
+
+def test_close_while_another_task_awaits_an_event(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"fault": {"stall_after": {"chunks": 1}}}})
+    router = polyroute.AsyncRouter(policy(server, [name], timeouts={"idle": "10s"}))
+
+    async def main() -> None:
+        stream = await router.stream(USER)
+        seen: List[str] = []
+
+        async def reader() -> None:
+            async for ev in stream:
+                seen.append(ev.type)
+
+        task = asyncio.create_task(reader())
+        while "content_delta" not in seen:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await stream.aclose()
+        with pytest.raises(polyroute.RequestCancelledError):
+            await task
+
+    run(main())
+
+
+def test_concurrent_calls_do_not_block_the_event_loop(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"latency_ms": 300}})
+    router = polyroute.AsyncRouter(policy(server, [name]))
+
+    async def main() -> int:
+        ticks = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        t = asyncio.create_task(ticker())
+        started = time.monotonic()
+        results = await asyncio.gather(*[router.chat([{"role": "user", "content": f"n{i}"}]) for i in range(64)])
+        elapsed = time.monotonic() - started
+        done = True
+        await t
+        assert [r.content for r in results] == [f"echo: n{i}" for i in range(64)]
+        # 64 requests of 300 ms each, concurrently: nowhere near 64 × 300 ms.
+        assert elapsed < 3, elapsed
+        return ticks
+
+    ticks = run(main())
+    assert ticks >= 15  # the loop kept running while requests were in flight
+    assert len(server.log(name)) == 64

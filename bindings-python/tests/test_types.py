@@ -1,0 +1,85 @@
+"""Results read like the openai SDK's objects and serialise to the OpenAI shape; usage and
+cost are the core's numbers, hand-checkable against the mock server's token counting."""
+
+from __future__ import annotations
+
+import polyroute
+import pytest
+from conftest import USER, MockServer, policy
+
+PRICES = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+
+
+def test_response_attributes_and_openai_shape(server: MockServer, name: str) -> None:
+    router = polyroute.Router(policy(server, [name], pricing=PRICES))
+    resp = router.chat(USER, max_tokens=50, temperature=0.2, seed=7, user="u1")
+    # "hello mock" → 2 prompt tokens; "echo: hello mock" → 3 completion tokens.
+    assert resp.content == "echo: hello mock"
+    assert resp.choices[0].message.content == "echo: hello mock"
+    assert resp.choices[0].message.role == "assistant"
+    assert resp.choices[0].finish_reason == "stop" and resp.finish_reason == "stop"
+    assert resp.model == name and resp.provider == "mock" and resp.object == "chat.completion"
+    usage = resp.usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (2, 3, 5)
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.reasoning_tokens) == (2, 3, 0, 0)
+    assert resp.cost_usd == pytest.approx((2 * 1.0 + 3 * 2.0) / 1e6)
+    assert resp.cost == resp.cost_usd
+    assert resp.tool_calls == []
+
+    d = resp.to_dict()
+    assert d["object"] == "chat.completion"
+    msg = d["choices"][0]["message"]
+    assert msg["role"] == "assistant" and msg["content"] == "echo: hello mock"
+    assert d["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    assert d["provider"] == "mock" and d["trace"]["served_by"] == name
+    assert isinstance(d["id"], str) and isinstance(d["created"], int)
+    d["choices"].clear()  # a copy: the response is unaffected
+    assert resp.content == "echo: hello mock"
+
+    trace = resp.trace
+    assert trace is not None
+    assert trace.route == "chat" and trace.strategy == "priority" and trace.served_by == name
+    assert trace.explain() == trace.explanation == str(trace) == resp.explain()
+    assert name in trace.explain()
+    (attempt,) = trace.attempts
+    assert attempt.outcome == "ok" and attempt.status in (None, 200)
+    assert attempt.cost_usd == pytest.approx(8e-6) and trace.total_cost_usd == pytest.approx(8e-6)
+    assert attempt.latency_ms >= 0 and attempt.usage is not None and attempt.usage.total_tokens == 5
+
+    # What reached the provider: the OpenAI body, parameters intact, routing metadata not.
+    body = server.log(name)[-1]["body"]
+    assert body["max_completion_tokens"] == 50 and body["temperature"] == 0.2 and body["seed"] == 7 and body["user"] == "u1"
+    assert body["messages"] == USER
+
+
+def test_openai_arguments_pass_through(server: MockServer, name: str) -> None:
+    router = polyroute.Router(policy(server, [name]))
+    router.chat(
+        [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        stop=["\n"],
+        n=1,
+        presence_penalty=0.1,
+        logit_bias={"50256": -100},
+        response_format={"type": "json_object"},
+        extra_body={"custom_field": True},
+        temperature=None,
+    )
+    body = server.log(name)[-1]["body"]
+    assert body["stop"] == ["\n"] and body["presence_penalty"] == 0.1 and body["logit_bias"] == {"50256": -100}
+    assert body["response_format"] == {"type": "json_object"} and body["custom_field"] is True
+    assert "temperature" not in body  # None means "not given"
+    assert body["messages"][1]["content"] == [{"type": "text", "text": "hi"}]
+
+
+def test_views_compare_and_repr() -> None:
+    a = polyroute.Usage({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+    b = polyroute.Usage({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+    assert a == b and a != polyroute.Usage({}) and "prompt_tokens" in repr(a)
+    empty = polyroute.ChatResponse({})
+    assert empty.content == "" and empty.usage is None and empty.trace is None and empty.explain() == ""
+    assert polyroute.StreamEvent({"type": "finish", "reason": "length"}).finish_reason == "length"
+
+
+def test_version() -> None:
+    assert polyroute.__version__.count(".") == 2
