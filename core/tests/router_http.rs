@@ -445,3 +445,59 @@ routes:
     assert!(log.iter().any(|l| l.api == "gemini"), "gemini reached");
     assert!(log.iter().any(|l| l.api == "azure"), "azure reached");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_rate_limit_headers_steer_traffic_before_any_429() {
+    let srv = server().await;
+    // `a` answers fine but says it has no requests left for 20 s.
+    srv.set_script(
+        "warn",
+        script(json!({"then": {"headers": {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s", "x-ratelimit-remaining-tokens": "90000", "x-ratelimit-reset-tokens": "1s"}}})),
+    )
+    .unwrap();
+    let r = Router::from_policy_str(&policy(&srv, "warn", "other", "", "")).unwrap();
+    assert_eq!(r.chat(req("1")).await.unwrap().model, "warn");
+    let resp = r.chat(req("2")).await.unwrap();
+    assert_eq!(resp.model, "other", "the warned-about deployment is avoided");
+    let t = resp.trace.unwrap();
+    let a = t.candidates.iter().find(|c| c.deployment == "a").unwrap();
+    assert!(a.skipped.as_deref().unwrap().starts_with("provider reports 0 requests left, resets in"), "{a:?}");
+    assert!(t.explanation.contains("`a` skipped (provider reports 0 requests left"), "{}", t.explanation);
+    assert_eq!(hits(&srv, "warn"), 1);
+
+    // Anthropic's RFC 3339 form, on the only deployment: the router waits for the reset
+    // (within the deadline) instead of collecting a 429.
+    let srv = server().await;
+    let reset = httpdate_rfc3339(std::time::SystemTime::now() + Duration::from_millis(1500));
+    srv.set_script("solo", script(json!({"then": {"headers": {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset}}}))).unwrap();
+    let y = format!(
+        "providers:\n  an: {{kind: anthropic, base_url: \"{}\", api_key: \"{KEY}\"}}\ndeployments:\n  s: {{provider: an, model: solo}}\nroutes:\n  - {{name: main, deployments: [s], timeouts: {{total: 10s}}, retry: {{max_retry_after: 5s}}}}\n",
+        srv.url()
+    );
+    let r = Router::from_policy_str(&y).unwrap();
+    r.chat(req("1")).await.unwrap();
+    let t0 = Instant::now();
+    let resp = r.chat(req("2")).await.unwrap();
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_millis(2500), "{waited:?}");
+    assert!(resp.trace.unwrap().notes.iter().any(|n| n.starts_with("waited")));
+    assert_eq!(hits(&srv, "solo"), 2, "no request was wasted on a known-exhausted deployment");
+}
+
+/// RFC 3339 UTC with milliseconds, as Anthropic sends it.
+fn httpdate_rfc3339(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil from days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_millis())
+}

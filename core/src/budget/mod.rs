@@ -138,7 +138,7 @@ fn civil(days: i64) -> (i64, i64) {
 }
 
 /// Unix day number of the first day of (year, month).
-fn days_from_civil(y: i64, m: i64) -> i64 {
+pub fn days_from_civil(y: i64, m: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -3,5 +3,6 @@
 //! argument, so tests drive time explicitly instead of sleeping.
 
 pub mod breaker;
+pub mod ratelimit;
 pub mod retry;
 pub mod window;

@@ -308,6 +308,22 @@ pub(crate) async fn run<T: Send + 'static>(
             }
             let mut tries: u32 = 0;
             let mut wait = Duration::ZERO;
+            let need = ctx.est_input + req.max_output_tokens().map(u64::from).unwrap_or(0);
+            if let Some((why, reset)) = dep.health.exhausted(Instant::now(), need) {
+                let more = i < tier.deployments.len() || ti + 1 < tiers.len();
+                let fits = Instant::now() + reset < ctx.deadline;
+                if more || !fits {
+                    ctx.trace.notes.push(format!("`{}` avoided: {why}, resets in {:.1} s", dep.name, reset.as_secs_f64()));
+                    last_err = Some(
+                        Error::new(ErrorKind::RateLimited, format!("`{}`: {why}", dep.name)).at(&dep.provider, &dep.model).with_retry_after(Some(reset)),
+                    );
+                    continue;
+                }
+                // The last candidate: wait for the announced reset rather than collect a 429.
+                ctx.trace.notes.push(format!("waited {:.1} s for `{}` to reset ({why})", reset.as_secs_f64(), dep.name));
+                tokio::time::sleep(reset).await;
+                wait = reset;
+            }
             loop {
                 if attempts >= route.retry.max_attempts {
                     ctx.trace.notes.push(format!("max attempts ({}) reached", route.retry.max_attempts));

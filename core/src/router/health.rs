@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::policy::BreakerSpec;
 use crate::resilience::breaker::Breaker;
+use crate::resilience::ratelimit::{LimitSink, ProviderLimits};
 use crate::resilience::window::Window;
 
 /// Samples kept for percentile estimates: enough for a stable p95, small enough to sort.
@@ -78,11 +79,45 @@ pub struct DeploymentHealth {
     pub latency: Mutex<LatencyStats>,
     /// Identity the health belongs to; a reload that changes it starts fresh.
     pub identity: String,
+    /// The provider's last word on remaining requests/tokens, and when it was said.
+    limits: Mutex<Option<(ProviderLimits, Instant)>>,
+}
+
+impl LimitSink for DeploymentHealth {
+    fn observe(&self, limits: ProviderLimits) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = Some((limits, Instant::now()));
+    }
 }
 
 impl DeploymentHealth {
     pub fn new(identity: String, breaker: BreakerSpec, now: Instant) -> Arc<Self> {
-        Arc::new(DeploymentHealth { breaker: Breaker::new(breaker, now), latency: Mutex::new(LatencyStats::new(now)), identity })
+        Arc::new(DeploymentHealth {
+            breaker: Breaker::new(breaker, now),
+            latency: Mutex::new(LatencyStats::new(now)),
+            identity,
+            limits: Mutex::new(None),
+        })
+    }
+
+    /// If the provider said this deployment cannot take a request needing `tokens` right
+    /// now: why, and how long until its reset.
+    pub fn exhausted(&self, now: Instant, tokens: u64) -> Option<(String, Duration)> {
+        let g = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let (l, at) = g.as_ref()?;
+        let left = |reset: Option<Duration>| reset.map(|r| (*at + r).saturating_duration_since(now)).filter(|d| !d.is_zero());
+        if l.requests_remaining == Some(0) {
+            if let Some(d) = left(l.requests_reset) {
+                return Some(("provider reports 0 requests left".into(), d));
+            }
+        }
+        if let Some(t) = l.tokens_remaining {
+            if t < tokens {
+                if let Some(d) = left(l.tokens_reset) {
+                    return Some((format!("provider reports {t} tokens left, request may need {tokens}"), d));
+                }
+            }
+        }
+        None
     }
 
     pub fn stats(&self) -> std::sync::MutexGuard<'_, LatencyStats> {

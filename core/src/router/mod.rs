@@ -32,6 +32,7 @@ use crate::catalog::{Catalog, Pricing};
 use crate::policy::{Policy, PolicySpec, RouteSpec, TimeoutSpec};
 use crate::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, Transport, TransportOptions};
 use crate::resilience::breaker::{BreakerSnapshot, BreakerState};
+use crate::resilience::ratelimit::ObservingTransport;
 use crate::resilience::retry::RetryBudget;
 use crate::budget::{BudgetStatus, Budgets, MemoryStore, StateStore};
 use crate::telemetry::{BudgetGauge, DeploymentGauge, RouterEvent, Telemetry};
@@ -396,6 +397,11 @@ impl RouterInner {
                 _ => DeploymentHealth::new(identity, spec.breaker.clone(), now),
             };
             next_health.insert(name.clone(), h.clone());
+            // Each deployment reads its own provider's rate-limit headers.
+            let endpoint = Endpoint::new(
+                endpoint.provider.clone(),
+                Arc::new(ObservingTransport { inner: endpoint.transport.clone(), sink: h.clone() }),
+            );
             // The catalog knows models by provider kind, or by host for compatible servers.
             let key = match kind {
                 ProviderKind::OpenaiCompatible => base_url.clone(),

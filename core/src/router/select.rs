@@ -178,7 +178,10 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
                 provider: d.provider.clone(),
                 model: d.model.clone(),
                 tier: ti,
-                skipped: fixed.or_else(|| breaker_skip(d, now)),
+                skipped: fixed.or_else(|| breaker_skip(d, now)).or_else(|| {
+                    let need = est_input + u64::from(req.max_output_tokens().unwrap_or(0));
+                    d.health.exhausted(now, need).map(|(why, reset)| format!("{why}, resets in {:.1} s; kept as last resort", reset.as_secs_f64()))
+                }),
             });
         }
         let ordered = order(route, eligible, req, est_input, now);
@@ -192,7 +195,9 @@ fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_inp
     // Deployments whose breaker refuses go last, in their original order: tried only if a
     // breaker closes before we get to them.
     let (mut open, closed): (Vec<_>, Vec<_>) = ds.drain(..).partition(|d| d.health.breaker.check(now).is_err());
-    let mut ds = closed;
+    // Deployments whose provider said they are out of requests/tokens go after the others.
+    let need = est_input + u64::from(req.max_output_tokens().unwrap_or(0));
+    let (mut exhausted, mut ds): (Vec<_>, Vec<_>) = closed.into_iter().partition(|d| d.health.exhausted(now, need).is_some());
     let mut rng = rand::rng();
     match route.spec.strategy {
         Strategy::Priority => {}
@@ -247,6 +252,7 @@ fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_inp
             ds = keyed.into_iter().map(|(_, _, d)| d).collect();
         }
     }
+    ds.append(&mut exhausted);
     ds.append(&mut open);
     ds
 }

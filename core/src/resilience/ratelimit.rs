@@ -1,0 +1,199 @@
+//! Proactive rate limiting from what providers tell us in their response headers.
+//!
+//! Providers announce their limits on every response: OpenAI and Groq with
+//! `x-ratelimit-remaining-{requests,tokens}` and `x-ratelimit-reset-*` as Go-style durations
+//! (`"6m0s"`, `"250ms"`), Anthropic with `anthropic-ratelimit-{requests,tokens,input-tokens,
+//! output-tokens}-{remaining,reset}` with RFC 3339 times. When a deployment says it is
+//! (nearly) exhausted, the router prefers other deployments, or waits for the reset within
+//! the request's deadline, instead of collecting a 429 it was warned about.
+//!
+//! The client-side requests/tokens-per-minute limits from the policy are held exactly by
+//! reservation in `budget/` (same store, same atomicity); this module only reads headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use http::HeaderMap;
+
+use crate::error::{parse_duration_str, Result};
+use crate::provider::{Transport, WireRequest, WireResponse};
+
+/// What a provider said about the deployment's remaining allowance.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProviderLimits {
+    pub requests_remaining: Option<u64>,
+    pub requests_reset: Option<Duration>,
+    pub tokens_remaining: Option<u64>,
+    pub tokens_reset: Option<Duration>,
+}
+
+impl ProviderLimits {
+    pub fn is_empty(&self) -> bool {
+        self.requests_remaining.is_none() && self.tokens_remaining.is_none()
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn num(h: &HeaderMap, name: &str) -> Option<u64> {
+    header(h, name)?.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| v as u64)
+}
+
+/// Parse `2026-11-21T10:15:30Z` / `...30.123+01:00` to Unix seconds. Garbage is `None`.
+pub fn parse_rfc3339(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d, hh, mm, ss) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut frac = 0.0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        if end == 0 {
+            return None;
+        }
+        frac = format!("0.{}", &r[..end]).parse().ok()?;
+        rest = &r[end..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    let days = crate::budget::days_from_civil(y, mo) + (d - 1);
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss - offset) as f64 + frac)
+}
+
+/// Read whichever convention the provider uses. `now_unix` turns RFC 3339 resets into
+/// durations.
+pub fn parse_limits(h: &HeaderMap, now_unix: f64) -> ProviderLimits {
+    let dur = |name: &str| header(h, name).and_then(parse_duration_str);
+    let at = |name: &str| {
+        header(h, name).and_then(parse_rfc3339).map(|t| Duration::try_from_secs_f64((t - now_unix).max(0.0)).unwrap_or(Duration::ZERO))
+    };
+    let mut l = ProviderLimits {
+        requests_remaining: num(h, "x-ratelimit-remaining-requests"),
+        requests_reset: dur("x-ratelimit-reset-requests"),
+        tokens_remaining: num(h, "x-ratelimit-remaining-tokens"),
+        tokens_reset: dur("x-ratelimit-reset-tokens"),
+    };
+    if l.requests_remaining.is_none() {
+        l.requests_remaining = num(h, "anthropic-ratelimit-requests-remaining");
+        l.requests_reset = at("anthropic-ratelimit-requests-reset");
+    }
+    if l.tokens_remaining.is_none() {
+        // Anthropic reports total, input and output token buckets; the tightest binds.
+        let candidates = [
+            (num(h, "anthropic-ratelimit-tokens-remaining"), at("anthropic-ratelimit-tokens-reset")),
+            (num(h, "anthropic-ratelimit-input-tokens-remaining"), at("anthropic-ratelimit-input-tokens-reset")),
+            (num(h, "anthropic-ratelimit-output-tokens-remaining"), at("anthropic-ratelimit-output-tokens-reset")),
+        ];
+        if let Some((r, reset)) = candidates.iter().filter(|(r, _)| r.is_some()).min_by_key(|(r, _)| *r) {
+            l.tokens_remaining = *r;
+            l.tokens_reset = *reset;
+        }
+    }
+    l
+}
+
+/// Receives what a deployment's responses said about its limits.
+pub trait LimitSink: Send + Sync + std::fmt::Debug {
+    fn observe(&self, limits: ProviderLimits);
+}
+
+/// Wraps a transport to read rate-limit headers off every response (success or error)
+/// before handing it on unchanged. One per deployment, so the limits land in the right place.
+#[derive(Debug)]
+pub struct ObservingTransport {
+    pub inner: Arc<dyn Transport>,
+    pub sink: Arc<dyn LimitSink>,
+}
+
+impl Transport for ObservingTransport {
+    fn send(&self, req: WireRequest) -> BoxFuture<'static, Result<WireResponse>> {
+        let fut = self.inner.send(req);
+        let sink = self.sink.clone();
+        Box::pin(async move {
+            let resp = fut.await?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let limits = parse_limits(&resp.headers, now);
+            if !limits.is_empty() {
+                sink.observe(limits);
+            }
+            Ok(resp)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn hm(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn openai_style() {
+        let l = parse_limits(
+            &hm(&[
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-requests", "1m30s"),
+                ("x-ratelimit-remaining-tokens", "1500"),
+                ("x-ratelimit-reset-tokens", "250ms"),
+            ]),
+            0.0,
+        );
+        assert_eq!(l.requests_remaining, Some(0));
+        assert_eq!(l.requests_reset, Some(Duration::from_secs(90)));
+        assert_eq!(l.tokens_remaining, Some(1500));
+        assert_eq!(l.tokens_reset, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn anthropic_style_with_rfc3339() {
+        let now = parse_rfc3339("2026-11-21T10:00:00Z").unwrap();
+        assert_eq!(now, 1_795_219_200.0 + 36_000.0);
+        let l = parse_limits(
+            &hm(&[
+                ("anthropic-ratelimit-requests-remaining", "49"),
+                ("anthropic-ratelimit-requests-reset", "2026-11-21T10:00:12Z"),
+                ("anthropic-ratelimit-input-tokens-remaining", "900"),
+                ("anthropic-ratelimit-input-tokens-reset", "2026-11-21T11:00:30+01:00"),
+                ("anthropic-ratelimit-output-tokens-remaining", "8000"),
+                ("anthropic-ratelimit-output-tokens-reset", "2026-11-21T10:01:00.5Z"),
+            ]),
+            now,
+        );
+        assert_eq!(l.requests_remaining, Some(49));
+        assert_eq!(l.requests_reset, Some(Duration::from_secs(12)));
+        assert_eq!(l.tokens_remaining, Some(900));
+        assert_eq!(l.tokens_reset, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        for g in ["", "soon", "-5", "NaN", "2026-13-01T00:00:00Z", "2026-11-21T10:00:00", "2026-11-21T10:00:00+0100", "💥"] {
+            let l = parse_limits(&hm(&[("x-ratelimit-remaining-requests", g), ("anthropic-ratelimit-requests-reset", g)]), 0.0);
+            assert!(l.requests_reset.is_none(), "{g}");
+            assert_eq!(parse_rfc3339(g), None, "{g}");
+        }
+    }
+}
