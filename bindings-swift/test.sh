@@ -43,4 +43,5 @@ export POLYROUTE_MOCK_URL=${line#LISTENING }
 echo "mock server at $POLYROUTE_MOCK_URL"
 
 step "swift test"
-"$HERE/scripts/swift-env.sh" run bindings-swift swift test "$@"
+# Swift Testing is off: the suite is XCTest, and its empty "0 tests passed" line would only confuse.
+"$HERE/scripts/swift-env.sh" run bindings-swift swift test --disable-swift-testing "$@"

@@ -174,3 +174,65 @@ impl ChatEventStream {
         t.as_ref().and_then(|t| serde_json::to_string(t).ok())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use polyroute::ErrorKind;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn firing_the_token_ends_the_call_with_cancelled() {
+        let token = CancelToken::new();
+        let fire = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            fire.cancel();
+        });
+        let started = Instant::now();
+        let r = run(token, async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+        .await;
+        assert_eq!(r.unwrap_err().details().kind, ErrorKind::Cancelled);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_token_fired_before_the_call_cancels_it_at_once() {
+        let token = CancelToken::new();
+        token.cancel();
+        let r = run(token, async { Ok(1) }).await;
+        assert_eq!(r.unwrap_err().details().kind, ErrorKind::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_stream_fails_pending_reads() {
+        let policy = r#"{"providers": {"p": {"kind": "mock", "script": {"then": {"text": "a b c d e f", "chunk_delay_ms": 200}}}},
+            "deployments": {"d": {"provider": "p", "model": "m"}},
+            "routes": [{"name": "r", "deployments": ["d"]}], "default_route": "r"}"#;
+        let router = crate::Router::new(policy.into()).unwrap();
+        let stream = router.stream_json(r#"{"messages": [{"role": "user", "content": "hi"}]}"#.into(), None).await.unwrap();
+        // Read up to the first content (a `start` event comes first).
+        while !stream.next().await.unwrap().unwrap().contains("content_delta") {}
+        stream.cancel();
+        let started = Instant::now();
+        assert_eq!(stream.next().await.unwrap_err().details().kind, ErrorKind::Cancelled);
+        assert!(started.elapsed() < Duration::from_millis(150), "must not wait for the next chunk");
+    }
+
+    #[tokio::test]
+    async fn a_stream_read_to_the_end_publishes_its_trace() {
+        let policy = r#"{"providers": {"p": {"kind": "mock", "script": {"then": {"text": "done"}}}},
+            "deployments": {"d": {"provider": "p", "model": "m"}},
+            "routes": [{"name": "r", "deployments": ["d"]}], "default_route": "r"}"#;
+        let router = crate::Router::new(policy.into()).unwrap();
+        let stream = router.stream_json(r#"{"messages": [{"role": "user", "content": "hi"}]}"#.into(), None).await.unwrap();
+        while stream.next().await.unwrap().is_some() {}
+        let trace: serde_json::Value = serde_json::from_str(&stream.trace_json().unwrap()).unwrap();
+        assert_eq!(trace["served_by"], "d");
+    }
+}

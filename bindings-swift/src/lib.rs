@@ -10,7 +10,8 @@
 //! a mismatch with the core is a compile error), and the handles.
 //!
 //! Layout: `lib.rs` the router handle and free functions, `error.rs` the error mapping,
-//! `bridge.rs` the runtime, cancellation and the stream handle.
+//! `bridge.rs` the runtime, cancellation and the stream handle. Host callbacks (`EventListener`)
+//! are a foreign trait: Swift implements it, the core's telemetry thread calls it.
 
 use std::sync::Arc;
 
@@ -146,6 +147,45 @@ impl Router {
     pub fn reset_breaker(&self, deployment: String) -> Result<()> {
         Ok(self.inner.reset_breaker(&deployment)?)
     }
+
+    /// Spent, reserved and remaining per budget in its current period (core `BudgetStatus`
+    /// JSON array).
+    pub fn budgets_json(&self) -> Result<String> {
+        to_json(&self.inner.budgets())
+    }
+
+    /// Per route: requests, successes, total cost and cost per success (core `RouteCost` JSON).
+    pub fn route_costs_json(&self) -> Result<String> {
+        to_json(&self.inner.route_costs())
+    }
+
+    /// Prometheus text exposition of this router's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// Deliver every router event to `listener` (on a dedicated thread, in order; a slow
+    /// listener loses events rather than slowing requests). Returns an id for `unsubscribe`.
+    pub fn subscribe(&self, listener: Arc<dyn EventListener>) -> u64 {
+        self.inner.subscribe(move |ev| {
+            // Events are plain serde data; one that cannot be encoded is skipped, not fatal.
+            if let Ok(json) = serde_json::to_string(ev) {
+                listener.on_event(json);
+            }
+        })
+    }
+
+    /// Stop delivering to a listener; returns whether the id was subscribed.
+    pub fn unsubscribe(&self, id: u64) -> bool {
+        self.inner.unsubscribe(id)
+    }
+}
+
+/// Receives the router's events, implemented in Swift. `event_json` is the core's
+/// `RouterEvent` (`{"type": "request_finished", ...}`); events never carry prompt or answer text.
+#[uniffi::export(with_foreign)]
+pub trait EventListener: Send + Sync {
+    fn on_event(&self, event_json: String);
 }
 
 /// The stable snake_case code of a kind (`rate_limited`, ...), as Python and Node use it.

@@ -243,6 +243,42 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceEventListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
+typedef struct UniffiVTableCallbackInterfaceEventListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceEventListenerMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceEventListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_EVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_EVENTLISTENER
+uint64_t uniffi_polyroute_ffi_fn_clone_eventlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FREE_EVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FREE_EVENTLISTENER
+void uniffi_polyroute_ffi_fn_free_eventlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_INIT_CALLBACK_VTABLE_EVENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_INIT_CALLBACK_VTABLE_EVENTLISTENER
+void uniffi_polyroute_ffi_fn_init_callback_vtable_eventlistener(const UniffiVTableCallbackInterfaceEventListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_EVENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_EVENTLISTENER_ON_EVENT
+void uniffi_polyroute_ffi_fn_method_eventlistener_on_event(uint64_t ptr, RustBuffer event_json, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_ROUTER
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_ROUTER
 uint64_t uniffi_polyroute_ffi_fn_clone_router(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -263,6 +299,11 @@ uint64_t uniffi_polyroute_ffi_fn_constructor_router_from_policy_file(RustBuffer 
 uint64_t uniffi_polyroute_ffi_fn_constructor_router_new(RustBuffer policy, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_BUDGETS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_BUDGETS_JSON
+RustBuffer uniffi_polyroute_ffi_fn_method_router_budgets_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_JSON
 uint64_t uniffi_polyroute_ffi_fn_method_router_chat_json(uint64_t ptr, RustBuffer request_json, RustBuffer cancel
@@ -271,6 +312,11 @@ uint64_t uniffi_polyroute_ffi_fn_method_router_chat_json(uint64_t ptr, RustBuffe
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_DEPLOYMENTS_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_DEPLOYMENTS_JSON
 RustBuffer uniffi_polyroute_ffi_fn_method_router_deployments_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_METRICS_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_METRICS_TEXT
+RustBuffer uniffi_polyroute_ffi_fn_method_router_metrics_text(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_PLAN_JSON
@@ -298,6 +344,11 @@ void uniffi_polyroute_ffi_fn_method_router_reload_file(uint64_t ptr, RustBuffer 
 void uniffi_polyroute_ffi_fn_method_router_reset_breaker(uint64_t ptr, RustBuffer deployment, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_ROUTE_COSTS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_ROUTE_COSTS_JSON
+RustBuffer uniffi_polyroute_ffi_fn_method_router_route_costs_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_SET_BREAKER
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_SET_BREAKER
 void uniffi_polyroute_ffi_fn_method_router_set_breaker(uint64_t ptr, RustBuffer deployment, RustBuffer state, RustCallStatus *_Nonnull out_status
@@ -306,6 +357,16 @@ void uniffi_polyroute_ffi_fn_method_router_set_breaker(uint64_t ptr, RustBuffer 
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_STREAM_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_STREAM_JSON
 uint64_t uniffi_polyroute_ffi_fn_method_router_stream_json(uint64_t ptr, RustBuffer request_json, RustBuffer cancel
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_SUBSCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_SUBSCRIBE
+uint64_t uniffi_polyroute_ffi_fn_method_router_subscribe(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_UNSUBSCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_UNSUBSCRIBE
+int8_t uniffi_polyroute_ffi_fn_method_router_unsubscribe(uint64_t ptr, uint64_t id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_CANCELTOKEN
@@ -654,6 +715,18 @@ uint16_t uniffi_polyroute_ffi_checksum_func_error_kind_code(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
+uint16_t uniffi_polyroute_ffi_checksum_method_eventlistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_BUDGETS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_BUDGETS_JSON
+uint16_t uniffi_polyroute_ffi_checksum_method_router_budgets_json(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON
 uint16_t uniffi_polyroute_ffi_checksum_method_router_chat_json(void
@@ -663,6 +736,12 @@ uint16_t uniffi_polyroute_ffi_checksum_method_router_chat_json(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_DEPLOYMENTS_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_DEPLOYMENTS_JSON
 uint16_t uniffi_polyroute_ffi_checksum_method_router_deployments_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_METRICS_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_METRICS_TEXT
+uint16_t uniffi_polyroute_ffi_checksum_method_router_metrics_text(void
     
 );
 #endif
@@ -696,6 +775,12 @@ uint16_t uniffi_polyroute_ffi_checksum_method_router_reset_breaker(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_ROUTE_COSTS_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_ROUTE_COSTS_JSON
+uint16_t uniffi_polyroute_ffi_checksum_method_router_route_costs_json(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_SET_BREAKER
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_SET_BREAKER
 uint16_t uniffi_polyroute_ffi_checksum_method_router_set_breaker(void
@@ -705,6 +790,18 @@ uint16_t uniffi_polyroute_ffi_checksum_method_router_set_breaker(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_STREAM_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_STREAM_JSON
 uint16_t uniffi_polyroute_ffi_checksum_method_router_stream_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_SUBSCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_SUBSCRIBE
+uint16_t uniffi_polyroute_ffi_checksum_method_router_subscribe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_UNSUBSCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_UNSUBSCRIBE
+uint16_t uniffi_polyroute_ffi_checksum_method_router_unsubscribe(void
     
 );
 #endif

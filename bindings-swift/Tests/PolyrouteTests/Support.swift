@@ -70,7 +70,8 @@ func mockPolicy(
     timeouts: [String: JSONValue] = [:],
     breaker: [String: JSONValue] = [:],
     priced: Bool = false,
-    route: [String: JSONValue] = [:]
+    route: [String: JSONValue] = [:],
+    extra: [String: JSONValue] = [:]
 ) throws -> JSONValue {
     var deployments: [String: JSONValue] = [:]
     for m in primary + fallback {
@@ -89,7 +90,7 @@ func mockPolicy(
         r["fallbacks"] = [["name": "backup", "deployments": .array(fallback.map { .string($0) })]]
     }
     r.merge(route) { _, new in new }
-    return [
+    let policy: [String: JSONValue] = [
         "version": 1,
         "providers": ["mock": ["kind": "openai", "base_url": .string(try Mock.baseURL() + "/v1"), "api_key": "sk-test-not-a-real-key"]],
         "deployments": .object(deployments),
@@ -97,6 +98,7 @@ func mockPolicy(
         "default_route": "main",
         "breaker": .object(breaker),
     ]
+    return .object(policy.merging(extra) { _, new in new })
 }
 
 /// Run `body`, expecting a `PolyrouteError`; returns it (or fails the test).

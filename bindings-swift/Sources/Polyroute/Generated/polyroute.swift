@@ -460,7 +460,13 @@ fileprivate final class UniffiHandleMap<T>: @unchecked Sendable {
 
 
 // Public interface members begin here.
-
+// Magic number for the Rust proxy to call using the same mechanism as every other method,
+// to free the callback once it's dropped by Rust.
+private let IDX_CALLBACK_FREE: Int32 = 0
+// Callback return codes
+private let UNIFFI_CALLBACK_SUCCESS: Int32 = 0
+private let UNIFFI_CALLBACK_ERROR: Int32 = 1
+private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
@@ -470,6 +476,22 @@ fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
     typealias SwiftType = UInt16
 
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
+    typealias FfiType = UInt64
+    typealias SwiftType = UInt64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
         return try lift(readInt(&buf))
     }
 
@@ -896,10 +918,222 @@ public func FfiConverterTypeChatEventStream_lower(_ value: ChatEventStream) -> U
 
 
 /**
+ * Receives the router's events, implemented in Swift. `event_json` is the core's
+ * `RouterEvent` (`{"type": "request_finished", ...}`); events never carry prompt or answer text.
+ */
+public protocol EventListener: AnyObject, Sendable {
+    
+    func onEvent(eventJson: String) 
+    
+}
+/**
+ * Receives the router's events, implemented in Swift. `event_json` is the core's
+ * `RouterEvent` (`{"type": "request_finished", ...}`); events never carry prompt or answer text.
+ */
+open class EventListenerImpl: EventListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_polyroute_ffi_fn_clone_eventlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_polyroute_ffi_fn_free_eventlistener(handle, $0) }
+    }
+
+    
+
+    
+open func onEvent(eventJson: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_eventlistener_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(eventJson),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceEventListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceEventListener = UniffiVTableCallbackInterfaceEventListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeEventListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface EventListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeEventListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface EventListener: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            eventJson: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeEventListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onEvent(
+                     eventJson: try FfiConverterString.lift(eventJson)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceEventListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceEventListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitEventListener() {
+    uniffi_polyroute_ffi_fn_init_callback_vtable_eventlistener(UniffiCallbackInterfaceEventListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEventListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<EventListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = EventListener
+
+    public static func lift(_ handle: UInt64) throws -> EventListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: EventListener) -> UInt64 {
+         if let rustImpl = value as? EventListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EventListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: EventListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventListener_lift(_ handle: UInt64) throws -> EventListener {
+    return try FfiConverterTypeEventListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt64 {
+    return FfiConverterTypeEventListener.lower(value)
+}
+
+
+
+
+
+
+/**
  * A router built from one policy. Cheap to share across tasks: every method takes `&self`
  * and concurrent requests are independent.
  */
 public protocol RouterProtocol: AnyObject, Sendable {
+    
+    /**
+     * Spent, reserved and remaining per budget in its current period (core `BudgetStatus`
+     * JSON array).
+     */
+    func budgetsJson() throws  -> String
     
     /**
      * Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
@@ -911,6 +1145,11 @@ public protocol RouterProtocol: AnyObject, Sendable {
      * Breaker state and health of every deployment (core `DeploymentStatus` JSON array).
      */
     func deploymentsJson() throws  -> String
+    
+    /**
+     * Prometheus text exposition of this router's metrics.
+     */
+    func metricsText()  -> String
     
     /**
      * Where this request would go and why (core `RoutePlan` JSON), without sending it.
@@ -932,6 +1171,11 @@ public protocol RouterProtocol: AnyObject, Sendable {
     func resetBreaker(deployment: String) throws 
     
     /**
+     * Per route: requests, successes, total cost and cost per success (core `RouteCost` JSON).
+     */
+    func routeCostsJson() throws  -> String
+    
+    /**
      * Operator override of a deployment's breaker (`forcedOpen` to drain it, `closed` to reset).
      */
     func setBreaker(deployment: String, state: BreakerState) throws 
@@ -941,6 +1185,17 @@ public protocol RouterProtocol: AnyObject, Sendable {
      * later ones end the returned stream.
      */
     func streamJson(requestJson: String, cancel: CancelToken?) async throws  -> ChatEventStream
+    
+    /**
+     * Deliver every router event to `listener` (on a dedicated thread, in order; a slow
+     * listener loses events rather than slowing requests). Returns an id for `unsubscribe`.
+     */
+    func subscribe(listener: EventListener)  -> UInt64
+    
+    /**
+     * Stop delivering to a listener; returns whether the id was subscribed.
+     */
+    func unsubscribe(id: UInt64)  -> Bool
     
 }
 /**
@@ -1025,6 +1280,19 @@ public static func fromPolicyFile(path: String)throws  -> Router  {
 
     
     /**
+     * Spent, reserved and remaining per budget in its current period (core `BudgetStatus`
+     * JSON array).
+     */
+open func budgetsJson()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_router_budgets_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
      * `cost_usd` and `trace`). Fires of `cancel` end the request with `cancelled`.
      */
@@ -1051,6 +1319,18 @@ open func deploymentsJson()throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_method_router_deployments_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Prometheus text exposition of this router's metrics.
+     */
+open func metricsText() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_router_metrics_text(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -1112,6 +1392,18 @@ open func resetBreaker(deployment: String)throws   {try rustCallWithError(FfiCon
 }
     
     /**
+     * Per route: requests, successes, total cost and cost per success (core `RouteCost` JSON).
+     */
+open func routeCostsJson()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_router_route_costs_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Operator override of a deployment's breaker (`forcedOpen` to drain it, `closed` to reset).
      */
 open func setBreaker(deployment: String, state: BreakerState)throws   {try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
@@ -1142,6 +1434,33 @@ open func streamJson(requestJson: String, cancel: CancelToken? = nil)async throw
             liftFunc: FfiConverterTypeChatEventStream_lift,
             errorHandler: FfiConverterTypePolyrouteError_lift
         )
+}
+    
+    /**
+     * Deliver every router event to `listener` (on a dedicated thread, in order; a slow
+     * listener loses events rather than slowing requests). Returns an id for `unsubscribe`.
+     */
+open func subscribe(listener: EventListener) -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_router_subscribe(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeEventListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Stop delivering to a listener; returns whether the id was subscribed.
+     */
+open func unsubscribe(id: UInt64) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_router_unsubscribe(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(id),uniffiCallStatus
+    )
+})
 }
     
 
@@ -2106,10 +2425,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_func_error_kind_code() != 65056) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_polyroute_ffi_checksum_method_eventlistener_on_event() != 8566) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_router_budgets_json() != 60403) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_polyroute_ffi_checksum_method_router_chat_json() != 3129) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_deployments_json() != 5336) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_router_metrics_text() != 60067) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_plan_json() != 38994) {
@@ -2127,10 +2455,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_method_router_reset_breaker() != 25313) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_polyroute_ffi_checksum_method_router_route_costs_json() != 9057) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_polyroute_ffi_checksum_method_router_set_breaker() != 57407) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_stream_json() != 211) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_router_subscribe() != 32632) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_router_unsubscribe() != 48600) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_canceltoken_cancel() != 5335) {
@@ -2158,6 +2495,7 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitEventListener()
     return InitializationResult.ok
 }()
 
