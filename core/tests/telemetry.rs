@@ -161,3 +161,53 @@ fn alert_rules_are_valid_and_fire_on_synthetic_series() {
     let test = Command::new(&pt).args(["test", "rules", "alerts_test.yml"]).current_dir(&dir).output().unwrap();
     assert!(test.status.success(), "promtool test rules failed:\n{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
 }
+
+#[tokio::test]
+async fn budget_thresholds_are_reported_once_each() {
+    // Each request costs (in 10 + out 10 tokens) × $1000/Mtok = $0.02; the ceiling is $0.10.
+    let y = r#"
+providers:
+  p: {kind: mock, script: {then: {text: "ok", usage: {input_tokens: 10, output_tokens: 10}}}}
+deployments:
+  d: {provider: p, model: m, pricing: {input_per_mtok: 1000.0, output_per_mtok: 1000.0}}
+routes:
+  - {name: main, deployments: [d]}
+budgets:
+  - {name: small, limit_usd: 0.1, period: month}
+"#;
+    let r = Router::from_policy_str(y).unwrap();
+    let seen: Arc<Mutex<Vec<RouterEvent>>> = Arc::default();
+    let s2 = seen.clone();
+    r.subscribe(move |e| {
+        if matches!(e, RouterEvent::BudgetThreshold { .. }) {
+            s2.lock().unwrap().push(e.clone())
+        }
+    });
+    let mut q = req();
+    q.max_tokens = Some(10);
+    let mut ok = 0;
+    for _ in 0..8 {
+        if r.chat(q.clone()).await.is_ok() {
+            ok += 1;
+        }
+    }
+    assert!(ok >= 4, "{ok}");
+    std::thread::sleep(Duration::from_millis(100));
+    let th: Vec<f64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| match e {
+            RouterEvent::BudgetThreshold { threshold, budget, .. } => {
+                assert_eq!(budget, "small");
+                *threshold
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(th.windows(2).all(|w| w[0] < w[1]), "each threshold once, in order: {th:?}");
+    assert!(th.contains(&0.8), "{th:?}");
+    let st = &r.budgets()[0];
+    assert!(st.spent <= 0.1 + 1e-12);
+    assert!(r.metrics_text().contains("polyroute_budget_remaining{budget=\"small\",scope=\"all\",unit=\"usd\"}"));
+}

@@ -111,7 +111,12 @@ pub struct Budgets {
     store: Arc<dyn StateStore>,
     /// Instances of wildcard budgets seen so far (e.g. each tenant), for `status()`.
     seen: Mutex<BTreeSet<(usize, String)>>,
+    /// Highest alert threshold already reported per (budget, scope, period end).
+    alerted: Mutex<std::collections::HashMap<(String, String, i64), f64>>,
 }
+
+/// Fractions of a budget whose crossing is reported as an event.
+pub const THRESHOLDS: [f64; 3] = [0.8, 0.9, 1.0];
 
 const ROLLING_BUCKETS: i64 = 60;
 
@@ -167,7 +172,7 @@ pub fn calendar_period(p: Period, now: f64) -> (i64, f64) {
 
 impl Budgets {
     pub fn new(specs: Vec<BudgetSpec>, store: Arc<dyn StateStore>) -> Self {
-        Budgets { specs, store, seen: Mutex::new(BTreeSet::new()) }
+        Budgets { specs, store, seen: Mutex::new(BTreeSet::new()), alerted: Mutex::new(Default::default()) }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -302,6 +307,26 @@ impl Budgets {
                 })
             }
         }
+    }
+
+    /// Thresholds newly crossed by spend (reported once per budget, scope and period).
+    pub fn crossed(&self, now: f64) -> Vec<(BudgetStatus, f64)> {
+        let mut out = Vec::new();
+        let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
+        for st in self.status(now) {
+            if st.limit <= 0.0 {
+                continue;
+            }
+            let frac = st.spent / st.limit;
+            let Some(t) = THRESHOLDS.iter().rev().find(|t| frac >= **t - 1e-12).copied() else { continue };
+            let key = (st.budget.clone(), st.scope.clone(), st.resets_at as i64);
+            let prev = alerted.get(&key).copied().unwrap_or(0.0);
+            if t > prev {
+                alerted.insert(key, t);
+                out.push((st, t));
+            }
+        }
+        out
     }
 
     /// Spent/remaining of every budget (and every wildcard instance seen so far).

@@ -107,6 +107,16 @@ impl RequestCtx {
         });
     }
 
+    /// After spend was recorded: report budgets that crossed 80 %, 90 % or 100 %.
+    pub(crate) fn emit_budget_thresholds(&self, budgets: &Budgets) {
+        if budgets.is_empty() {
+            return;
+        }
+        for (st, threshold) in budgets.crossed(super::unix_now()) {
+            self.telemetry.emit(RouterEvent::BudgetThreshold { budget: st.budget, scope: st.scope, threshold, spent: st.spent, limit: st.limit });
+        }
+    }
+
     pub(crate) fn emit_transition(&self, deployment: &str, tr: Option<Transition>) {
         if let Some(tr) = tr {
             self.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
@@ -458,6 +468,7 @@ pub(crate) async fn run<T: Send + 'static>(
                             (false, Some(r)) => {
                                 let u = ok.usage.unwrap_or_default();
                                 r.settle(dep_used.cost(&u).unwrap_or(0.0), u.total_tokens());
+                                ctx.emit_budget_thresholds(&compiled.budgets);
                                 None
                             }
                             (_, r) => r,

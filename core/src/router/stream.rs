@@ -157,6 +157,7 @@ fn drive(
             // A stream cut after content is billed for what the provider reported so far.
             if let Some(r) = reservation {
                 r.settle(cost.unwrap_or(0.0), usage.map(|u| u.total_tokens()).unwrap_or(0));
+                ctx.emit_budget_thresholds(&router.snapshot().budgets);
             }
             if let Some(a) = ctx.trace.attempts.iter_mut().rev().find(|a| a.deployment == dep.name && a.outcome == "ok") {
                 a.usage = usage;
