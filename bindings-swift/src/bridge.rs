@@ -211,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancelling_a_stream_fails_pending_reads() {
-        let policy = r#"{"providers": {"p": {"kind": "mock", "script": {"then": {"text": "a b c d e f", "chunk_delay_ms": 200}}}},
+        let policy = r#"{"providers": {"p": {"kind": "mock", "script": {"then": {"text": "a b c d e f", "chunk_delay_ms": 3000}}}},
             "deployments": {"d": {"provider": "p", "model": "m"}},
             "routes": [{"name": "r", "deployments": ["d"]}], "default_route": "r"}"#;
         let router = crate::Router::new(policy.into()).unwrap();
@@ -221,7 +221,7 @@ mod tests {
         stream.cancel();
         let started = Instant::now();
         assert_eq!(stream.next().await.unwrap_err().details().kind, ErrorKind::Cancelled);
-        assert!(started.elapsed() < Duration::from_millis(150), "must not wait for the next chunk");
+        assert!(started.elapsed() < Duration::from_secs(1), "must not wait for the next chunk");
     }
 
     #[tokio::test]

@@ -81,7 +81,7 @@ final class TelemetryTests: XCTestCase {
         let m = uniqueModel("ev-breaker")
         let router = try Router(policyObject: try mockPolicy(primary: [m]))
         let listener = CollectingListener()
-        router.subscribe(listener: listener)
+        _ = router.subscribe(listener: listener)
 
         try router.setBreaker(deployment: m, state: .forcedOpen)
         _ = await expectPolyrouteError { try await router.chat(.user("hi")) }
