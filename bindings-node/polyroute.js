@@ -1,0 +1,383 @@
+// polyroute: the public JavaScript API over the napi-rs addon (`index.js`, generated).
+//
+// This file owns what N-API cannot express, and nothing that decides anything:
+// - error mapping: native calls reject with `POLYROUTE:{json}`; here that becomes a
+//   `PolyrouteError` subclass whose `code` is the core's stable ErrorKind code;
+// - JavaScript idiom: `AbortSignal` → native `CancelToken`, streams as async iterables
+//   (`return()`/`break` cancels), openai-node request shape plus a `route` shortcut;
+// - JSON text in and out of the addon (V8's JSON is faster than N-API object walking).
+// Routing, retries, validation and parsing all live in the Rust core.
+'use strict'
+
+const native = require('./index.js')
+
+const PREFIX = 'POLYROUTE:'
+
+/** Every core error, with the core's fields in JavaScript casing. */
+class PolyrouteError extends Error {
+  constructor(data) {
+    const d = data && typeof data === 'object' ? data : { kind: 'config', message: String(data) }
+    super(d.display || `${d.kind}: ${d.message}`)
+    this.name = new.target.name
+    /** The stable ErrorKind code (`rate_limited`, `stream_interrupted`, ...). */
+    this.code = d.kind
+    this.kind = d.kind
+    this.detail = d.message
+    this.provider = d.provider
+    this.model = d.model
+    this.status = d.status
+    this.providerCode = d.provider_code
+    this.requestId = d.request_id
+    /** Seconds the provider asked us to wait. */
+    this.retryAfter = d.retry_after
+    /** For `stream_interrupted`: what had been received ({text, tool_calls, usage}). */
+    this.partial = d.partial
+    /** The route trace: every attempt that led here. */
+    this.trace = d.trace
+  }
+
+  /** The core's serialised shape (snake_case), e.g. for logging. */
+  toJSON() {
+    const out = { kind: this.kind, message: this.detail }
+    const put = (k, v) => {
+      if (v !== undefined) out[k] = v
+    }
+    put('provider', this.provider)
+    put('model', this.model)
+    put('status', this.status)
+    put('provider_code', this.providerCode)
+    put('request_id', this.requestId)
+    put('retry_after', this.retryAfter)
+    put('partial', this.partial)
+    put('trace', this.trace)
+    return out
+  }
+}
+
+// One class per ErrorKind. The list must equal the core's `ErrorKind::ALL` (a test checks
+// it against `native.errorKinds()`), because TypeScript needs the classes declared statically.
+class RateLimitedError extends PolyrouteError {}
+class QuotaExhaustedError extends PolyrouteError {}
+class OverloadedError extends PolyrouteError {}
+class ServerError extends PolyrouteError {}
+class TimeoutError extends PolyrouteError {}
+class ConnectionError extends PolyrouteError {}
+class AuthError extends PolyrouteError {}
+class PermissionDeniedError extends PolyrouteError {}
+class ContentFilterError extends PolyrouteError {}
+class ContextLengthExceededError extends PolyrouteError {}
+class InvalidRequestError extends PolyrouteError {}
+class NotFoundError extends PolyrouteError {}
+class StreamInterruptedError extends PolyrouteError {}
+class MalformedResponseError extends PolyrouteError {}
+class InvalidOutputError extends PolyrouteError {}
+class BudgetExceededError extends PolyrouteError {}
+class CircuitOpenError extends PolyrouteError {}
+class NoRouteError extends PolyrouteError {}
+class CancelledError extends PolyrouteError {}
+class ConfigError extends PolyrouteError {}
+
+const errorClasses = Object.freeze({
+  rate_limited: RateLimitedError,
+  quota_exhausted: QuotaExhaustedError,
+  overloaded: OverloadedError,
+  server_error: ServerError,
+  timeout: TimeoutError,
+  connection: ConnectionError,
+  auth: AuthError,
+  permission_denied: PermissionDeniedError,
+  content_filter: ContentFilterError,
+  context_length_exceeded: ContextLengthExceededError,
+  invalid_request: InvalidRequestError,
+  not_found: NotFoundError,
+  stream_interrupted: StreamInterruptedError,
+  malformed_response: MalformedResponseError,
+  invalid_output: InvalidOutputError,
+  budget_exceeded: BudgetExceededError,
+  circuit_open: CircuitOpenError,
+  no_route: NoRouteError,
+  cancelled: CancelledError,
+  config: ConfigError,
+})
+
+function errorFromData(data) {
+  const Cls = errorClasses[data && data.kind] || PolyrouteError
+  return new Cls(data)
+}
+
+/** A native rejection → typed error; anything else (a bug, a TypeError) passes through. */
+function fromNative(e) {
+  const msg = e && typeof e.message === 'string' ? e.message : ''
+  if (!msg.startsWith(PREFIX)) return e
+  let data
+  try {
+    data = JSON.parse(msg.slice(PREFIX.length))
+  } catch {
+    return e
+  }
+  const err = errorFromData(data)
+  if (e.stack) err.stack = `${err.name}: ${err.message}\n${e.stack.split('\n').slice(1).join('\n')}`
+  return err
+}
+
+function callSync(fn) {
+  try {
+    return fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+function policyText(policy) {
+  return typeof policy === 'string' ? policy : JSON.stringify(policy === undefined ? null : policy)
+}
+
+/** openai-node body (+ `route` shortcut for `metadata.route`) → JSON text for the core. */
+function requestText(request) {
+  let body = request
+  if (body && typeof body === 'object' && !Array.isArray(body) && body.route !== undefined) {
+    const { route, ...rest } = body
+    body = { ...rest, metadata: { ...(rest.metadata || {}), route } }
+  }
+  try {
+    return JSON.stringify(body === undefined ? null : body)
+  } catch (e) {
+    throw new InvalidRequestError({ kind: 'invalid_request', message: `request is not JSON-serialisable: ${e.message}` })
+  }
+}
+
+/** A CancelToken tripped by `signal`, and a disposer that detaches the listener. */
+function cancelFor(signal, always) {
+  if (!signal && !always) return { token: undefined, dispose() {} }
+  const token = new native.CancelToken()
+  if (!signal) return { token, dispose() {} }
+  if (signal.aborted) {
+    token.cancel()
+    return { token, dispose() {} }
+  }
+  const onAbort = () => token.cancel()
+  signal.addEventListener('abort', onAbort, { once: true })
+  return { token, dispose: () => signal.removeEventListener('abort', onAbort) }
+}
+
+const FROM_NATIVE = Symbol('polyroute.fromNative')
+
+/**
+ * Routes chat requests across the providers of a policy, with failover. Cheap to share:
+ * one per process (or per policy) is the intended use; calls may run concurrently.
+ */
+class Router {
+  #native
+
+  /** @param policy YAML or JSON policy text, or the policy as an object. */
+  constructor(policy, nativeRouter) {
+    this.#native = policy === FROM_NATIVE ? nativeRouter : callSync(() => new native.NativeRouter(policyText(policy)))
+  }
+
+  /** Load a policy file (YAML or JSON). */
+  static fromFile(path) {
+    return new Router(FROM_NATIVE, callSync(() => native.NativeRouter.fromFile(String(path))))
+  }
+
+  /** Send a request and return the complete answer (OpenAI chat.completion shape + trace). */
+  async chat(request, options) {
+    const text = requestText(request)
+    const { token, dispose } = cancelFor(options && options.signal, false)
+    try {
+      return JSON.parse(await this.#native.chat(text, token))
+    } catch (e) {
+      throw fromNative(e)
+    } finally {
+      dispose()
+    }
+  }
+
+  /**
+   * Send a request and stream the answer as an async iterable of events. The request starts
+   * now; a failure before the first content fails over invisibly, and one that no deployment
+   * could serve is thrown by the first iteration (or by `ready()`).
+   */
+  stream(request, options) {
+    const text = requestText(request)
+    const cancel = cancelFor(options && options.signal, true)
+    const open = this.#native.stream(text, cancel.token)
+    return new ChatStream(open, cancel)
+  }
+
+  /** Where this request would go, and why, without sending anything. */
+  plan(request) {
+    return JSON.parse(callSync(() => this.#native.plan(requestText(request))))
+  }
+
+  /** Swap in a new policy atomically; an invalid one throws ConfigError and the old one stays. */
+  reload(policy) {
+    callSync(() => this.#native.reload(policyText(policy)))
+  }
+
+  /** The policy currently serving (literal API keys are never included). */
+  policy() {
+    return JSON.parse(callSync(() => this.#native.policy()))
+  }
+
+  /** Breaker state and health of every deployment. */
+  deployments() {
+    return JSON.parse(callSync(() => this.#native.deployments()))
+  }
+
+  /** Force a deployment's breaker (`forced_open`, `disabled`, `closed`, ...). */
+  setBreaker(deployment, state) {
+    callSync(() => this.#native.setBreaker(String(deployment), String(state)))
+  }
+
+  /** Close a deployment's breaker. */
+  resetBreaker(deployment) {
+    callSync(() => this.#native.resetBreaker(String(deployment)))
+  }
+
+  /** Prometheus text exposition of this router's metrics. */
+  metricsText() {
+    return this.#native.metricsText()
+  }
+
+  /** Spent, reserved and remaining per budget in its current period. */
+  budgets() {
+    return JSON.parse(callSync(() => this.#native.budgets()))
+  }
+
+  /** Per route: requests, successes and cost per success. */
+  routeCosts() {
+    return JSON.parse(callSync(() => this.#native.routeCosts()))
+  }
+
+  /**
+   * Call `callback(event)` with every router event (request/attempt started and finished,
+   * fallbacks, breaker changes, budget thresholds, reloads). Events are queued to the event
+   * loop and never slow a request (a callback that falls far behind loses events); a callback
+   * that throws is reported as a process warning. Returns a function that unsubscribes.
+   */
+  subscribe(callback) {
+    if (typeof callback !== 'function') throw new TypeError('subscribe(callback): callback must be a function')
+    const id = this.#native.subscribe((text) => {
+      try {
+        callback(JSON.parse(text))
+      } catch (e) {
+        process.emitWarning(`polyroute event callback threw: ${e && e.stack ? e.stack : e}`, 'PolyrouteWarning')
+      }
+    })
+    return () => this.#native.unsubscribe(id)
+  }
+}
+
+/** Events of one streamed answer. `for await` over it; `break` or `close()` cancels it. */
+class ChatStream {
+  #open
+  #native = null
+  #cancel
+  #done = false
+  #trace = null
+
+  constructor(open, cancel) {
+    // Opening starts immediately; until someone iterates, a rejection is held, not reported
+    // as unhandled.
+    this.#open = open.then(
+      (s) => {
+        this.#native = s
+        // Closed while opening: the token is tripped; drop the stream now, not at GC.
+        if (this.#done) s.close()
+        return s
+      },
+      (e) => {
+        throw fromNative(e)
+      },
+    )
+    this.#open.catch(() => {})
+    this.#cancel = cancel
+  }
+
+  [Symbol.asyncIterator]() {
+    return this
+  }
+
+  /** Resolves once a deployment has committed to the answer; rejects like the first `next()`. */
+  async ready() {
+    await this.#open
+  }
+
+  async next() {
+    if (this.#done) return { done: true, value: undefined }
+    let s
+    try {
+      s = await this.#open
+    } catch (e) {
+      this.#finish()
+      throw e
+    }
+    try {
+      const text = await s.next()
+      if (text === null) {
+        this.#finish()
+        return { done: true, value: undefined }
+      }
+      return { done: false, value: JSON.parse(text) }
+    } catch (e) {
+      this.#finish()
+      throw fromNative(e)
+    }
+  }
+
+  /** Called by `break`/`return` inside `for await`: cancels the request. */
+  async return() {
+    this.close()
+    return { done: true, value: undefined }
+  }
+
+  /** Cancel the request (idempotent). A pending `next()` rejects with CancelledError. */
+  close() {
+    if (this.#cancel.token) this.#cancel.token.cancel()
+    if (this.#native) this.#native.close()
+    this.#finish()
+  }
+
+  /** The route trace once the stream has ended, else `null`. */
+  get trace() {
+    if (this.#trace === null && this.#native) {
+      const t = this.#native.trace()
+      if (t !== null) this.#trace = JSON.parse(t)
+    }
+    return this.#trace
+  }
+
+  #finish() {
+    this.#done = true
+    this.#cancel.dispose()
+  }
+}
+
+/** Every ErrorKind code, in the core's order. */
+const errorKinds = Object.freeze(native.errorKinds())
+
+exports.Router = Router
+exports.ChatStream = ChatStream
+exports.PolyrouteError = PolyrouteError
+exports.RateLimitedError = RateLimitedError
+exports.QuotaExhaustedError = QuotaExhaustedError
+exports.OverloadedError = OverloadedError
+exports.ServerError = ServerError
+exports.TimeoutError = TimeoutError
+exports.ConnectionError = ConnectionError
+exports.AuthError = AuthError
+exports.PermissionDeniedError = PermissionDeniedError
+exports.ContentFilterError = ContentFilterError
+exports.ContextLengthExceededError = ContextLengthExceededError
+exports.InvalidRequestError = InvalidRequestError
+exports.NotFoundError = NotFoundError
+exports.StreamInterruptedError = StreamInterruptedError
+exports.MalformedResponseError = MalformedResponseError
+exports.InvalidOutputError = InvalidOutputError
+exports.BudgetExceededError = BudgetExceededError
+exports.CircuitOpenError = CircuitOpenError
+exports.NoRouteError = NoRouteError
+exports.CancelledError = CancelledError
+exports.ConfigError = ConfigError
+exports.errorClasses = errorClasses
+exports.errorKinds = errorKinds
