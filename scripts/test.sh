@@ -18,6 +18,14 @@ fi
 # Checks that need promtool must not skip silently here.
 export POLYROUTE_REQUIRE_PROMTOOL=1
 
+step "Python tools for the OTLP receiver (official opentelemetry-proto definitions)"
+if [ ! -x target/tools-venv/bin/python ] || ! target/tools-venv/bin/python -c "import opentelemetry.proto" 2>/dev/null; then
+  python3 -m venv target/tools-venv
+  target/tools-venv/bin/pip install -q "opentelemetry-proto==1.38.0"
+fi
+export POLYROUTE_OTLP_PYTHON="$ROOT/target/tools-venv/bin/python"
+export POLYROUTE_REQUIRE_OTLP=1
+
 step "Rust: core unit + integration tests, mock server tests"
 cargo test --workspace --exclude polyroute-python --exclude polyroute-node --exclude polyroute-ffi
 

@@ -211,3 +211,23 @@ budgets:
     assert!(st.spent <= 0.1 + 1e-12);
     assert!(r.metrics_text().contains("polyroute_budget_remaining{budget=\"small\",scope=\"all\",unit=\"usd\"}"));
 }
+
+#[tokio::test]
+async fn metrics_endpoint_serves_the_exposition() {
+    use std::io::{Read, Write};
+    let r = Router::from_policy_str(POLICY).unwrap();
+    r.chat(req()).await.unwrap();
+    let srv = r.serve_metrics("127.0.0.1:0").unwrap();
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(srv.local_addr()).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let ok = get("/metrics");
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+    assert!(ok.contains("text/plain; version=0.0.4"));
+    assert!(ok.contains("polyroute_requests_total{route=\"main\""));
+    assert!(get("/other").starts_with("HTTP/1.1 404"));
+}

@@ -99,6 +99,17 @@ pub struct PolicySpec {
     pub catalog: Option<serde_json::Value>,
     #[serde(default)]
     pub budgets: Vec<BudgetSpec>,
+    #[serde(default)]
+    pub telemetry: TelemetrySpec,
+}
+
+/// Where telemetry goes besides `metrics_text()` and host callbacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySpec {
+    /// Export OpenTelemetry spans (GenAI semantic conventions) over OTLP/HTTP JSON.
+    #[serde(default)]
+    pub otlp: Option<crate::telemetry::otlp::OtlpConfig>,
 }
 
 /// Budget periods. Calendar periods are aligned to UTC (a day starts at 00:00 UTC, a month

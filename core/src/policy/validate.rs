@@ -39,7 +39,7 @@ fn parse_entry<T: DeserializeOwned>(v: &Value, base: &str, issues: &mut Issues) 
     }
 }
 
-const TOP_KEYS: &[&str] = &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets"];
+const TOP_KEYS: &[&str] = &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets", "telemetry"];
 const CAPABILITIES: &[&str] = &["tools", "vision", "json_schema", "streaming"];
 
 pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIssue>) {
@@ -136,6 +136,19 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
         Some(_) => {
             issues.push("budgets", "must be a list of budgets");
             complete = false;
+        }
+    }
+    if let Some(t) = root.get("telemetry") {
+        match parse_entry::<TelemetrySpec>(t, "telemetry", &mut issues) {
+            Some(t) => {
+                if let Some(o) = &t.otlp {
+                    if let Err(e) = crate::telemetry::otlp::Exporter::new(o.clone()) {
+                        issues.push("telemetry.otlp.endpoint", e.message);
+                    }
+                }
+                spec.telemetry = t;
+            }
+            None => complete = false,
         }
     }
     if let Some(c) = root.get("catalog") {

@@ -182,8 +182,14 @@ impl Router {
             telemetry: Arc::new(Telemetry::default()),
             store,
         };
+        let otlp = policy.spec.telemetry.otlp.clone();
         let compiled = inner.compile(policy)?;
         *inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
+        if let Some(cfg) = otlp {
+            // Spans are built from the event stream on its own thread, like any callback.
+            let exporter = crate::telemetry::otlp::Exporter::new(cfg)?;
+            inner.telemetry.subscribe(Arc::new(move |e: &RouterEvent| exporter.on_event(e)));
+        }
         Ok(Router { inner: Arc::new(inner) })
     }
 
@@ -228,6 +234,13 @@ impl Router {
             .map(|b| BudgetGauge { unit: if b.unit == "usd" { "usd" } else { "tokens" }, budget: b.budget, scope: b.scope, limit: b.limit, remaining: b.remaining })
             .collect();
         self.inner.telemetry.metrics.render(&deps, &budgets)
+    }
+
+    /// Serve `metrics_text()` on `GET /metrics` at `addr` from a background thread (for
+    /// processes without an HTTP server). Dropping the handle stops it.
+    pub fn serve_metrics(&self, addr: &str) -> Result<crate::telemetry::http::MetricsServer> {
+        let me = self.clone();
+        crate::telemetry::http::MetricsServer::start(addr, move || me.metrics_text())
     }
 
     /// Spent, reserved and remaining per budget in its current period.

@@ -6,7 +6,9 @@
 //! request, and a panicking one is contained.
 
 pub mod event;
+pub mod http;
 pub mod metrics;
+pub mod otlp;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
