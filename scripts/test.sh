@@ -39,4 +39,9 @@ if [ -x tools/openapi-check/run.sh ]; then
   tools/openapi-check/run.sh
 fi
 
+for lang in python node swift; do
+  step "Binding: $lang"
+  bash "bindings-$lang/test.sh"
+done
+
 step "All test suites passed"
