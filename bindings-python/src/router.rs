@@ -8,12 +8,15 @@
 //! (shared sockets, driver tasks on the parent's runtime threads, which the child does not
 //! have). A router used in a forked child therefore replaces its core router with a fresh one
 //! built from the same policy (breaker and latency history start over: the child is a new
-//! process) and abandons the old one without dropping it.
+//! process) and abandons the old one without dropping it. Event subscriptions are remembered
+//! here for that reason: the child's router gets them again (the parent's delivery threads
+//! did not survive the fork).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use polyroute::resilience::breaker::BreakerState;
+use polyroute::telemetry::RouterEvent;
 use polyroute::{ChatRequest, Policy, Router};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -27,6 +30,30 @@ use crate::stream::NativeStream;
 struct Slot {
     pid: u32,
     router: Router,
+    subs: Vec<Subscription>,
+    next_sub: u64,
+}
+
+/// A Python event callback: our id (stable across a fork) and the core's id for it.
+struct Subscription {
+    id: u64,
+    core_id: u64,
+    callback: Arc<Py<PyAny>>,
+}
+
+/// Deliver core events to a Python callable, as dicts, on the core's delivery thread.
+fn subscribe_core(router: &Router, callback: Arc<Py<PyAny>>) -> u64 {
+    router.subscribe(move |ev: &RouterEvent| {
+        let Ok(v) = serde_json::to_value(ev) else { return };
+        // `try_attach`: during interpreter shutdown the event is dropped instead of blocking.
+        let _ = Python::try_attach(|py| {
+            let cb = callback.bind(py);
+            if let Err(e) = to_py(py, &v).and_then(|d| cb.call1((d,))) {
+                // Like an exception in a thread: reported, never propagated into routing.
+                e.write_unraisable(py, Some(cb));
+            }
+        });
+    })
 }
 
 #[pyclass(frozen, module = "polyroute._native")]
@@ -53,7 +80,7 @@ impl NativeRouter {
         // reqwest may register with the current runtime while building its client.
         let _rt = runtime(py)?.enter();
         let router = Router::new(policy).py_err(py)?;
-        Ok(NativeRouter { slot: Mutex::new(Slot { pid: std::process::id(), router }) })
+        Ok(NativeRouter { slot: Mutex::new(Slot { pid: std::process::id(), router, subs: Vec::new(), next_sub: 1 }) })
     }
 
     /// The core router for this process (rebuilt once in a forked child).
@@ -64,6 +91,10 @@ impl NativeRouter {
             let fresh = Router::new(Policy { spec: slot.router.policy() }).py_err(py)?;
             std::mem::forget(std::mem::replace(&mut slot.router, fresh));
             slot.pid = std::process::id();
+            let Slot { router, subs, .. } = &mut *slot;
+            for sub in subs.iter_mut() {
+                sub.core_id = subscribe_core(router, sub.callback.clone());
+            }
         }
         Ok(slot.router.clone())
     }
@@ -165,5 +196,44 @@ impl NativeRouter {
 
     fn reset_breaker(&self, py: Python<'_>, deployment: &str) -> PyResult<()> {
         self.router(py)?.reset_breaker(deployment).py_err(py)
+    }
+
+    /// Prometheus text exposition of this router's metrics.
+    fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.router(py)?.metrics_text())
+    }
+
+    /// Spent, reserved and remaining per budget in its current period, as dicts.
+    fn budgets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_out(py, &self.router(py)?.budgets())
+    }
+
+    /// Per route: requests, successes, total cost and cost per success, as dicts.
+    fn route_costs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_out(py, &self.router(py)?.route_costs())
+    }
+
+    /// Call `callback(event_dict)` for every router event, on a delivery thread of its own.
+    fn subscribe(&self, py: Python<'_>, callback: Bound<'_, PyAny>) -> PyResult<u64> {
+        if !callback.is_callable() {
+            return Err(pyo3::exceptions::PyTypeError::new_err("subscribe() needs a callable"));
+        }
+        let router = self.router(py)?;
+        let callback = Arc::new(callback.unbind());
+        let core_id = subscribe_core(&router, callback.clone());
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let id = slot.next_sub;
+        slot.next_sub += 1;
+        slot.subs.push(Subscription { id, core_id, callback });
+        Ok(id)
+    }
+
+    /// Stop calling a subscribed callback (events already queued are still delivered).
+    fn unsubscribe(&self, py: Python<'_>, subscription: u64) -> PyResult<bool> {
+        let router = self.router(py)?;
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(pos) = slot.subs.iter().position(|s| s.id == subscription) else { return Ok(false) };
+        let sub = slot.subs.remove(pos);
+        Ok(router.unsubscribe(sub.core_id))
     }
 }

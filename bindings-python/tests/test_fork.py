@@ -7,7 +7,8 @@ import asyncio
 import multiprocessing
 import os
 import sys
-from typing import Any, Dict, Optional
+import time
+from typing import Any, Dict, List, Optional
 
 import polyroute
 import pytest
@@ -27,6 +28,8 @@ def test_router_survives_fork(server: MockServer, name: str) -> None:
     p: Dict[str, Any] = policy(server, [name])
     router = polyroute.Router(p)
     arouter = polyroute.AsyncRouter(p)
+    events: List[Dict[str, Any]] = []
+    router.subscribe(events.append)
     assert router.chat(USER).content == "echo: hello mock"  # warm the parent's pool and runtime
     asyncio.run(arouter.chat(USER))
 
@@ -39,6 +42,14 @@ def test_router_survives_fork(server: MockServer, name: str) -> None:
             assert streamed == "echo: hello mock"
             resp = asyncio.run(arouter.chat([{"role": "user", "content": "async child"}]))
             assert resp.content == "echo: async child"
+            # The subscription follows the router into the child (the parent's delivery
+            # thread did not).
+            events.clear()
+            router.chat(USER)
+            deadline = time.monotonic() + 3
+            while not any(e["type"] == "request_finished" for e in events) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert any(e["type"] == "request_finished" for e in events), events
             code = 0
         except BaseException as e:  # noqa: BLE001
             print(f"child failed: {e!r}", file=sys.stderr)

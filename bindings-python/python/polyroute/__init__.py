@@ -42,10 +42,11 @@ from ._errors import (
     StreamInterruptedError,
     error_class,
 )
-from ._router import AsyncRouter, AsyncStream, ChatParams, PolicyLike, Router, Stream
+from ._router import AsyncRouter, AsyncStream, ChatParams, EventCallback, PolicyLike, Router, Stream
 from ._types import (
     AttemptTrace,
     BreakerSnapshot,
+    BudgetStatus,
     CandidateTrace,
     ChatResponse,
     Choice,
@@ -53,6 +54,7 @@ from ._types import (
     FunctionCall,
     Message,
     PartialOutput,
+    RouteCost,
     RoutePlan,
     RouteTrace,
     StreamEvent,
@@ -72,6 +74,9 @@ __all__ = [
     "AsyncStream",
     "ChatParams",
     "PolicyLike",
+    "EventCallback",
+    "BudgetStatus",
+    "RouteCost",
     "ChatResponse",
     "Choice",
     "Message",

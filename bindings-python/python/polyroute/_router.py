@@ -14,6 +14,7 @@ import os
 from typing import (
     TYPE_CHECKING,
     Any,
+    Callable,
     Dict,
     Iterable,
     List,
@@ -26,7 +27,7 @@ from typing import (
 )
 
 from . import _native
-from ._types import ChatResponse, DeploymentStatus, RoutePlan, RouteTrace, StreamEvent
+from ._types import BudgetStatus, ChatResponse, DeploymentStatus, RouteCost, RoutePlan, RouteTrace, StreamEvent
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -34,13 +35,18 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self, Unpack
 
-__all__ = ["Router", "AsyncRouter", "Stream", "AsyncStream", "ChatParams", "PolicyLike"]
+__all__ = ["Router", "AsyncRouter", "Stream", "AsyncStream", "ChatParams", "PolicyLike", "EventCallback"]
 
 #: A policy: a dict, YAML/JSON text, or the path of a YAML/JSON file.
 PolicyLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
 #: Breaker states accepted by ``set_breaker``.
 BreakerStateName = str
+
+#: A router event callback: receives each event as a dict with a ``type`` key
+#: (``request_started``, ``attempt_started``, ``attempt_finished``, ``fallback_taken``,
+#: ``breaker_changed``, ``request_finished``, ``budget_threshold``, ...).
+EventCallback = Callable[[Dict[str, Any]], object]
 
 
 class ChatParams(TypedDict, total=False):
@@ -206,6 +212,31 @@ class _RouterBase:
     def reset_breaker(self, deployment: str) -> None:
         """Close a deployment's breaker and forget its failures."""
         self._native.reset_breaker(deployment)
+
+    def budgets(self) -> List[BudgetStatus]:
+        """Spent, reserved and remaining of every budget in its current period."""
+        return [BudgetStatus(b) for b in self._native.budgets()]
+
+    def route_costs(self) -> List[RouteCost]:
+        """Per route: requests, successes, total cost and cost per success."""
+        return [RouteCost(c) for c in self._native.route_costs()]
+
+    def metrics_text(self) -> str:
+        """This router's metrics in the Prometheus text format (serve it at ``/metrics``)."""
+        return self._native.metrics_text()
+
+    def subscribe(self, callback: EventCallback) -> int:
+        """Call ``callback(event)`` for every router event; returns an id for
+        :meth:`unsubscribe`. Events are dicts with a ``type`` key and never contain prompt or
+        answer text. The callback runs on a delivery thread of its own, in event order (from
+        asyncio, hand events over with ``loop.call_soon_threadsafe``); a slow callback drops
+        events rather than slowing requests, and an exception in it is reported through
+        ``sys.unraisablehook``."""
+        return self._native.subscribe(callback)
+
+    def unsubscribe(self, subscription: int) -> bool:
+        """Stop a subscription; ``False`` if it was not active."""
+        return self._native.unsubscribe(subscription)
 
 
 class Router(_RouterBase):

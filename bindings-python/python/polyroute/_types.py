@@ -28,6 +28,8 @@ __all__ = [
     "DeploymentStatus",
     "PartialOutput",
     "StreamEvent",
+    "BudgetStatus",
+    "RouteCost",
 ]
 
 JsonDict = Dict[str, Any]
@@ -614,3 +616,72 @@ class StreamEvent(_View):
     @property
     def signature(self) -> Optional[str]:
         return _opt_str(self._get("signature"))
+
+
+class BudgetStatus(_View):
+    """One budget (for one scope value) in its current period."""
+
+    __slots__ = ()
+
+    @property
+    def budget(self) -> str:
+        return str(self._get("budget", ""))
+
+    @property
+    def scope(self) -> str:
+        """``all``, ``tenant:acme``, ``route:chat``, ..."""
+        return str(self._get("scope", ""))
+
+    @property
+    def unit(self) -> str:
+        """``usd`` or ``tokens``."""
+        return str(self._get("unit", ""))
+
+    @property
+    def limit(self) -> float:
+        return _opt_float(self._get("limit")) or 0.0
+
+    @property
+    def spent(self) -> float:
+        return _opt_float(self._get("spent")) or 0.0
+
+    @property
+    def reserved(self) -> float:
+        """Held by requests in flight (released or settled when they end)."""
+        return _opt_float(self._get("reserved")) or 0.0
+
+    @property
+    def remaining(self) -> float:
+        return _opt_float(self._get("remaining")) or 0.0
+
+    @property
+    def resets_at(self) -> float:
+        """Unix time (seconds) when the period resets."""
+        return _opt_float(self._get("resets_at")) or 0.0
+
+
+class RouteCost(_View):
+    """Requests, successes and spend of one route since the router started."""
+
+    __slots__ = ()
+
+    @property
+    def route(self) -> str:
+        return str(self._get("route", ""))
+
+    @property
+    def requests(self) -> int:
+        return _int(self._get("requests"))
+
+    @property
+    def successes(self) -> int:
+        return _int(self._get("successes"))
+
+    @property
+    def total_cost_usd(self) -> float:
+        return _opt_float(self._get("total_cost_usd")) or 0.0
+
+    @property
+    def cost_per_success_usd(self) -> Optional[float]:
+        """Cost of all attempts (failed ones included) divided by successes."""
+        return _opt_float(self._get("cost_per_success_usd"))
