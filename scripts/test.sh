@@ -27,7 +27,7 @@ export POLYROUTE_OTLP_PYTHON="$ROOT/target/tools-venv/bin/python"
 export POLYROUTE_REQUIRE_OTLP=1
 
 step "Rust: core unit + integration tests, mock server tests"
-cargo test --workspace --exclude polyroute-python --exclude polyroute-node --exclude polyroute-ffi
+cargo test -p polyroute -p polyroute-mock-server
 
 step "Rust: examples run as tests"
 cargo run -q -p polyroute --example demo > /tmp/polyroute-demo.out
