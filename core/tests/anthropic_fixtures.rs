@@ -176,9 +176,16 @@ fn truncated_recorded_stream_is_interrupted_with_partial_text() {
     let p = provider();
     let bytes = std::fs::read(fixtures().join("anthropic-sse/basic_response.txt")).unwrap();
     let text = String::from_utf8(bytes).unwrap();
-    let cut = text.find("event: message_stop").unwrap();
+    // Cut before the stop reason: interrupted, with what was received.
+    let cut = text.find("event: message_delta").unwrap();
     let d = decode(&p, "m", &text.as_bytes()[..cut], &[]);
     assert_eq!(d.error.as_ref().map(|e| e.kind), Some(ErrorKind::StreamInterrupted));
+    assert_eq!(d.fold().content(), "Hello there!");
+    // Cut after the stop reason, before `message_stop`: the answer is complete (the
+    // terminator alone is missing, like an OpenAI stream without `[DONE]`).
+    let cut = text.find("event: message_stop").unwrap();
+    let d = decode(&p, "m", &text.as_bytes()[..cut], &[]);
+    assert!(d.error.is_none(), "{:?}", d.error);
     assert_eq!(d.fold().content(), "Hello there!");
 }
 

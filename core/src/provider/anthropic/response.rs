@@ -12,8 +12,9 @@
 //!
 //! Streams: `message_delta` usage is cumulative (it may repeat `input_tokens`), so fields
 //! present there replace those from `message_start`. `Finish` and the final `Usage` are
-//! emitted on `message_stop`, Anthropic's completion signal; a stream that ends without it
-//! is `stream_interrupted` even if a `message_delta` with a stop reason arrived. A tool call
+//! emitted with the `message_delta` that carries the stop reason (as OpenAI's finish reason
+//! completes a stream without `[DONE]`); a stream that ends before any stop reason is
+//! `stream_interrupted`. A tool call
 //! whose input arrived with no JSON fragments is given `"{}"` when its block stops, so a
 //! streamed no-argument call reads exactly like the non-streamed one.
 
@@ -223,19 +224,30 @@ impl AnthropicStreamDecoder {
                 }
             }
             "message_delta" => {
-                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.stop_reason = Some(r.to_string());
-                }
                 if let Some(u) = v.get("usage") {
                     self.merge_usage(u);
+                }
+                // The stop reason is the finish: report it now, with the (cumulative, final)
+                // usage, so a stream whose `message_stop` never comes still completes
+                // (the router gives a finished stream a short grace for its terminator).
+                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    if self.stop_reason.is_none() {
+                        out.push(StreamEvent::Finish { reason: finish_reason(r), native: Some(r.to_string()) });
+                        if let Some(u) = &self.usage {
+                            out.push(StreamEvent::Usage { usage: usage_from_anthropic(u) });
+                        }
+                    }
+                    self.stop_reason = Some(r.to_string());
                 }
             }
             "message_stop" => {
                 self.done = true;
-                let native = self.stop_reason.clone().unwrap_or_else(|| "end_turn".into());
-                out.push(StreamEvent::Finish { reason: finish_reason(&native), native: Some(native) });
-                if let Some(u) = &self.usage {
-                    out.push(StreamEvent::Usage { usage: usage_from_anthropic(u) });
+                if self.stop_reason.is_none() {
+                    // No message_delta carried a stop reason: message_stop is the finish.
+                    out.push(StreamEvent::Finish { reason: FinishReason::Stop, native: Some("end_turn".into()) });
+                    if let Some(u) = &self.usage {
+                        out.push(StreamEvent::Usage { usage: usage_from_anthropic(u) });
+                    }
                 }
             }
             "error" => {
@@ -279,7 +291,12 @@ impl StreamDecoder for AnthropicStreamDecoder {
     }
 
     fn on_end(&mut self, _out: &mut Vec<StreamEvent>) -> Result<()> {
-        Err(Error::new(ErrorKind::StreamInterrupted, "anthropic stream ended before message_stop"))
+        if self.stop_reason.is_some() {
+            // The stop reason arrived; only the terminator is missing: complete.
+            self.done = true;
+            return Ok(());
+        }
+        Err(Error::new(ErrorKind::StreamInterrupted, "anthropic stream ended before its stop reason"))
     }
 
     fn is_done(&self) -> bool {

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::*;
 use crate::provider::Provider;
 use crate::sse::SseDecoder;
-use crate::types::{Message, Tool, ToolCall};
+use crate::types::{Message, StreamEvent, Tool, ToolCall};
 
 fn provider() -> AnthropicProvider {
     AnthropicProvider::new(ProviderConfig::new("anthropic", crate::provider::ProviderKind::Anthropic, "https://api.anthropic.com").with_api_key("sk-test-not-a-real-key"))
@@ -148,11 +148,16 @@ fn in_band_error_after_200_is_classified() {
 }
 
 #[test]
-fn stream_without_message_stop_is_interrupted() {
+fn stream_with_stop_reason_but_without_message_stop_completes() {
     let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"c\",\"usage\":{\"input_tokens\":3}}}\n\n\
                event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
                event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
                event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n";
-    let (_, r) = decode(sse);
+    let (out, r) = decode(sse);
+    r.unwrap();
+    assert!(out.iter().any(|e| matches!(e, StreamEvent::Finish { .. })));
+    // ...but one cut before the stop reason is interrupted.
+    let cut = &sse[..sse.find("event: message_delta").unwrap()];
+    let (_, r) = decode(cut);
     assert_eq!(r.unwrap_err().kind, ErrorKind::StreamInterrupted);
 }
