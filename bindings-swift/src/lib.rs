@@ -94,7 +94,7 @@ impl Router {
     }
 
     /// Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
-    /// `cost_usd` and `trace`). Fires of `cancel` end the request with `cancelled`.
+    /// `cost_usd` and `trace`). Firing `cancel` ends the request with `cancelled`.
     #[uniffi::method(default(cancel = None))]
     pub async fn chat_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<String> {
         let req = parse_request(&request_json)?;

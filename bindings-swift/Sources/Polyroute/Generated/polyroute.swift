@@ -1137,7 +1137,7 @@ public protocol RouterProtocol: AnyObject, Sendable {
     
     /**
      * Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
-     * `cost_usd` and `trace`). Fires of `cancel` end the request with `cancelled`.
+     * `cost_usd` and `trace`). Firing `cancel` ends the request with `cancelled`.
      */
     func chatJson(requestJson: String, cancel: CancelToken?) async throws  -> String
     
@@ -1294,7 +1294,7 @@ open func budgetsJson()throws  -> String  {
     
     /**
      * Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
-     * `cost_usd` and `trace`). Fires of `cancel` end the request with `cancelled`.
+     * `cost_usd` and `trace`). Firing `cancel` ends the request with `cancelled`.
      */
 open func chatJson(requestJson: String, cancel: CancelToken? = nil)async throws  -> String  {
     return
@@ -2431,7 +2431,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_method_router_budgets_json() != 60403) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyroute_ffi_checksum_method_router_chat_json() != 3129) {
+    if (uniffi_polyroute_ffi_checksum_method_router_chat_json() != 6695) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_deployments_json() != 5336) {
