@@ -32,7 +32,6 @@ step "Mock server"
 MOCK_OUT=$(mktemp)
 # Its stdin is a pipe held by this script: when we exit for any reason, it sees EOF and exits.
 coproc MOCK { exec "$CARGO_TARGET_DIR/debug/polyroute-mock-server" --port 0 2>"$MOCK_OUT"; }
-MOCK_PID=$MOCK_PID
 trap 'kill "$MOCK_PID" 2>/dev/null || true; rm -f "$MOCK_OUT"' EXIT
 if ! read -r -t 30 line <&"${MOCK[0]}" || [[ $line != LISTENING* ]]; then
   echo "mock server did not start: ${line:-no output}" >&2
