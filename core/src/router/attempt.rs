@@ -441,6 +441,8 @@ pub(crate) async fn run<T: Send + 'static>(
                 at.deployment = dep_used.name.clone();
                 at.provider = dep_used.provider.clone();
                 at.model = dep_used.model.clone();
+                // The backup of a hedge that won was started as a hedge: say so in the trace.
+                at.hedge = dep_used.name != dep.name;
                 at.latency_ms = ms(took);
                 let permit = if dep_used.name == dep.name { Some(permit) } else { drop(permit); None };
                 match result {
