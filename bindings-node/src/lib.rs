@@ -54,6 +54,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 /// The request as the JS layer sent it (`JSON.stringify` of an openai-node body).
+#[allow(clippy::result_large_err)] // the core's own `Error`, returned as the core returns it
 fn parse_request(text: &str) -> std::result::Result<ChatRequest, CoreError> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| CoreError::invalid_request(format!("request is not valid JSON: {e}")))?;

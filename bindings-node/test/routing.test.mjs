@@ -16,6 +16,11 @@ before(async () => {
 after(() => mock.close())
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** Events are delivered asynchronously (a core thread, then the event loop): poll. */
+async function waitFor(cond, what, ms = 3000) {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(10)) if (cond()) return
+  assert.fail(`timed out waiting for ${what}`)
+}
 
 test('failover: a failing primary falls over to the next tier', async () => {
   await mock.script('fo-primary', { then: { status: 503 } })
@@ -85,9 +90,10 @@ test('breaker opens after consecutive failures, skips the deployment, and resets
   assert.match(r.trace.candidates.find((c) => c.deployment === 'brk-primary').skipped, /breaker/)
   router.resetBreaker('brk-primary')
   assert.equal(router.deployments().find((d) => d.deployment === 'brk-primary').breaker.state, 'closed')
-  await router.chat(hello)
+  const last = await router.chat(hello)
   assert.equal((await mock.log('brk-primary')).length, before + 1, 'after reset the primary is tried again')
-  await sleep(100)
+  const finished = (id) => events.some((e) => e.type === 'request_finished' && e.request_id === id)
+  await waitFor(() => finished(last.trace.request_id), 'the last request_finished event')
   const changes = events.filter((e) => e.type === 'breaker_changed' && e.deployment === 'brk-primary')
   assert.deepEqual(changes.map((e) => [e.from, e.to]).slice(0, 2), [
     ['closed', 'open'],
@@ -97,9 +103,10 @@ test('breaker opens after consecutive failures, skips the deployment, and resets
   assert.equal(unsubscribe(), true)
   assert.equal(unsubscribe(), false)
   const n = events.length
-  await router.chat(hello)
-  await sleep(100)
+  const after = await router.chat(hello)
+  await sleep(200)
   assert.equal(events.length, n, 'no events after unsubscribe')
+  assert.ok(!finished(after.trace.request_id))
 })
 
 test('event callbacks: one request, in order; a throwing callback only warns', async () => {
@@ -114,14 +121,15 @@ test('event callbacks: one request, in order; a throwing callback only warns', a
     throw new Error('callback bug')
   })
   const r = await router.chat(hello)
-  for (let i = 0; i < 50 && !events.some((e) => e.type === 'request_finished'); i++) await sleep(10)
+  // Each subscriber has its own delivery thread: wait for both to drain (4 events each).
+  for (let i = 0; i < 200 && (events.length < 4 || warnings.length < 4); i++) await sleep(10)
   await sleep(50)
   process.off('warning', onWarning)
   stop()
   assert.deepEqual(events.map((e) => e.type), ['request_started', 'attempt_started', 'attempt_finished', 'request_finished'])
   assert.ok(events.every((e) => e.request_id === r.trace.request_id))
   assert.equal(events[3].outcome, 'ok')
-  assert.ok(warnings.some((w) => /callback bug/.test(w.message)), 'the throwing callback was reported')
+  assert.equal(warnings.filter((w) => /callback bug/.test(w.message)).length, 4, 'each throw was reported, none was fatal')
 })
 
 test('plan: where a request would go, without sending it', async () => {
@@ -160,8 +168,9 @@ test('reload: swaps atomically; an invalid policy is rejected and the old one ke
   const pol = router.policy()
   assert.deepEqual(Object.keys(pol.deployments), ['rl-two'])
   assert.ok(!JSON.stringify(pol).includes('sk-test-not-a-real-key'), 'literal keys are never returned')
-  await sleep(100)
-  assert.deepEqual(events.filter((e) => e.type === 'policy_reloaded').map((e) => e.ok), [false, true])
+  const reloads = () => events.filter((e) => e.type === 'policy_reloaded').map((e) => e.ok)
+  await waitFor(() => reloads().length === 2, 'two policy_reloaded events')
+  assert.deepEqual(reloads(), [false, true])
 })
 
 test('Router.fromFile reads YAML; policies may be YAML text', async () => {
