@@ -87,7 +87,7 @@ struct Range {
 
 impl Range {
     fn check(&self, v: f64) -> bool {
-        self.min.map_or(true, |m| v >= m) && self.max.map_or(true, |m| v <= m)
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
     }
 }
 

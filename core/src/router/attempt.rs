@@ -260,11 +260,17 @@ pub(crate) async fn run<T: Send + 'static>(
     stream: bool,
     start: StartFn<T>,
     exclude: &[String],
+    deadline: Option<Instant>,
 ) -> Result<(Served<T>, RequestCtx)> {
     let compiled = router.snapshot();
     let now = Instant::now();
     let sel = select(&compiled, &req, stream, now)?;
     let mut ctx = new_ctx(router, &sel.route.spec, sel.matched.clone(), req.estimate_input_tokens());
+    // A stream restart continues the same request: it keeps that request's deadline
+    // instead of starting a fresh one.
+    if let Some(d) = deadline {
+        ctx.deadline = ctx.deadline.min(d);
+    }
     ctx.trace.candidates = sel.candidates.clone();
     ctx.stream = stream;
     ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
@@ -717,7 +723,7 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
             Ok(AttemptOk { usage: r.usage, ttft: Some(t0.elapsed()), value: r })
         })
     });
-    let (served, mut ctx) = run(router, req.clone(), false, start, &[]).await?;
+    let (served, mut ctx) = run(router, req.clone(), false, start, &[], None).await?;
     finish_trace(&mut ctx);
     let mut resp = match served {
         Served::By { value, .. } => {

@@ -93,7 +93,7 @@ fn start_fn() -> StartFn<Committed> {
 pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream> {
     req.validate()?;
     let req = Arc::new(req);
-    let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), &[]).await?;
+    let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), &[], None).await?;
     let trace_slot = Arc::new(Mutex::new(None));
     let inner = drive(router.clone(), req, served, ctx, trace_slot.clone()).boxed();
     Ok(ChatStream { inner, trace: trace_slot })
@@ -192,7 +192,7 @@ fn drive(
                     let restart = ctx.route.stream_recovery == StreamRecovery::Restart && Instant::now() < ctx.deadline;
                     if restart {
                         let reason = format!("`{}` interrupted after content ({}); restarting on the next deployment", dep.name, e.message);
-                        match attempt::run(&router, req.clone(), true, start_fn(), &excluded).await {
+                        match attempt::run(&router, req.clone(), true, start_fn(), &excluded, Some(ctx.deadline)).await {
                             Ok((next, next_ctx)) => {
                                 ctx.trace.notes.push(reason.clone());
                                 // Keep the earlier attempts in front of the new ones.
