@@ -79,6 +79,14 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
 /// Read whichever convention the provider uses. `now_unix` turns RFC 3339 resets into
 /// durations.
 pub fn parse_limits(h: &HeaderMap, now_unix: f64) -> ProviderLimits {
+    // Most responses (and every mock) carry none of these: one pass over the names is
+    // cheaper than a dozen failed lookups.
+    if !h.keys().any(|k| {
+        let k = k.as_str();
+        k.starts_with("x-ratelimit-") || k.starts_with("anthropic-ratelimit-")
+    }) {
+        return ProviderLimits::default();
+    }
     let dur = |name: &str| header(h, name).and_then(parse_duration_str);
     let at = |name: &str| {
         header(h, name).and_then(parse_rfc3339).map(|t| Duration::try_from_secs_f64((t - now_unix).max(0.0)).unwrap_or(Duration::ZERO))

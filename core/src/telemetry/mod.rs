@@ -23,6 +23,8 @@ pub type Callback = Arc<dyn Fn(&RouterEvent) + Send + Sync>;
 
 /// Events a subscriber may lag behind before new ones are dropped for it.
 const QUEUE: usize = 4096;
+/// Pause between delivery batches (see the subscriber loop).
+const DELIVERY_NAP: std::time::Duration = std::time::Duration::from_millis(2);
 
 struct Subscriber {
     id: u64,
@@ -67,9 +69,19 @@ impl Telemetry {
         std::thread::Builder::new()
             .name(format!("polyroute-events-{id}"))
             .spawn(move || {
-                for ev in rx {
-                    // A failing callback must not take the others, or the process, with it.
+                // A failing callback must not take the others, or the process, with it.
+                let deliver = |ev: RouterEvent| {
                     let _ = std::panic::catch_unwind(AssertUnwindSafe(|| cb(&ev)));
+                };
+                while let Ok(ev) = rx.recv() {
+                    deliver(ev);
+                    // Drain what queued meanwhile, then nap: under load the router's sends
+                    // then find no parked receiver to wake, which costs far more per event
+                    // than the callback itself. Callbacks lag by at most the nap.
+                    while let Ok(ev) = rx.try_recv() {
+                        deliver(ev);
+                    }
+                    std::thread::sleep(DELIVERY_NAP);
                 }
             })
             .expect("spawn event thread");
