@@ -599,3 +599,49 @@ fn json_policy_and_env_keys() {
     let e = Policy::from_str(&missing).unwrap_err();
     assert!(e.message.contains("environment variable `POLYROUTE_SURELY_UNSET_VAR` is not set"), "{}", e.message);
 }
+
+#[test]
+fn budget_policies_validate_with_clear_errors() {
+    let good = r#"
+providers: {p: {kind: mock}}
+deployments: {d: {provider: p, model: m, rate_limit: {requests_per_minute: 60, tokens_per_minute: 10000}}}
+routes: [{name: main, deployments: [d], on_budget_exceeded: fallback}]
+budgets:
+  - {name: acme-month, scope: {tenant: acme}, limit_usd: 100, period: month}
+  - {name: per-tenant, scope: {tenant: "*"}, limit_tokens: 1000000, period: day, rolling: true}
+  - {name: route, scope: {route: main, deployment: d}, limit_usd: 5, period: hour}
+"#;
+    let p = Policy::from_str(good).unwrap();
+    assert_eq!(p.spec.budgets.len(), 3);
+    // round trip: what we serialise parses back to the same budgets
+    let back = Policy::from_value(serde_json::to_value(&p.spec).unwrap()).unwrap();
+    assert_eq!(back.spec.budgets, p.spec.budgets);
+    let bad = r#"
+providers: {p: {kind: mock}}
+deployments: {d: {provider: p, model: m, rate_limit: {requests_per_minute: 0}}}
+routes: [{name: main, deployments: [d]}]
+budgets:
+  - {name: neg, limit_usd: -5, period: month}
+  - {name: both, limit_usd: 1, limit_tokens: 5, period: day}
+  - {name: none, period: day}
+  - {name: ghost-route, scope: {route: nope}, limit_usd: 1, period: day}
+  - {name: ghost-dep, scope: {deployment: nope}, limit_usd: 1, period: day}
+  - {name: neg, limit_usd: 1, period: day}
+  - {name: badscope, scope: {team: x}, limit_usd: 1, period: day}
+  - {name: badperiod, limit_usd: 1, period: fortnight}
+"#;
+    let text: Vec<String> = Policy::check(bad).iter().map(|i| i.to_string()).collect();
+    for want in [
+        "budgets[0].limit_usd: must be a non-negative amount, got -5",
+        "budgets[1]: set one of `limit_usd` and `limit_tokens`, not both",
+        "budgets[2]: set `limit_usd` or `limit_tokens`",
+        "budgets[3].scope.route: unknown route `nope`",
+        "budgets[4].scope.deployment: unknown deployment `nope`",
+        "budgets[5].name: duplicate budget name `neg`",
+        "budgets[6].scope.team: unknown field `team`, expected one of `tenant`",
+        "budgets[7].period: unknown variant `fortnight`",
+        "deployments.d.rate_limit: limits must be positive",
+    ] {
+        assert!(text.iter().any(|t| t.starts_with(want)), "missing {want:?} in\n{}", text.join("\n"));
+    }
+}
