@@ -406,13 +406,15 @@ routes:
         r.chat(req("warm")).await.unwrap();
     }
     let mut fast = 0;
-    for _ in 0..60 {
+    for _ in 0..300 {
         if r.chat(req("x")).await.unwrap().trace.unwrap().served_by.as_deref() == Some("fast") {
             fast += 1;
         }
     }
-    // P2C picks the best of two random candidates: `fast` wins whenever it is drawn (2/3).
-    assert!(fast >= 30, "fast served {fast}/60");
+    // P2C picks the best of two random candidates: `fast` wins whenever it is drawn (2/3,
+    // so ~200 of 300, sd ~8); `slowest` is chosen only when `fast` is not drawn and `slow`
+    // is not either, which cannot happen with three candidates: it is never served.
+    assert!(fast >= 150, "fast served {fast}/300");
 }
 
 #[tokio::test(start_paused = true)]
