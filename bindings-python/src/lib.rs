@@ -2,10 +2,11 @@
 //!
 //! This crate holds only what a binding may hold (see ARCHITECTURE.md): type conversion
 //! (`convert.rs`), error mapping (`errors.rs`), async bridging and the runtime that owns it
-//! (`runtime.rs`), and handle lifetime (`router.rs`, `stream.rs`). The public API, its types
+//! (`runtime.rs`, `aio.rs`), host callbacks and handle lifetime (`router.rs`, `stream.rs`). The public API, its types
 //! and its exception classes are plain Python in `python/polyroute/`, which wraps this module;
 //! `_native.pyi` is its exact stub (checked by `mypy.stubtest`).
 
+mod aio;
 mod convert;
 mod errors;
 mod router;
@@ -20,10 +21,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<router::NativeRouter>()?;
     m.add_class::<stream::NativeStream>()?;
+    m.add_class::<aio::LoopBridge>()?;
     // Stable snake_case codes in the core's order; `_errors.py` has one class per code and a
     // test checks that the two lists agree.
     let kinds: Vec<&str> = polyroute::ErrorKind::ALL.iter().map(|k| k.code()).collect();
     m.add("ERROR_KINDS", PyTuple::new(py, kinds)?)?;
     m.add("CORE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    // Event callbacks run on non-Python threads; they must be done before finalization.
+    let stop = wrap_pyfunction!(router::stop_callbacks, m)?;
+    py.import("atexit")?.call_method1("register", (stop,))?;
     Ok(())
 }

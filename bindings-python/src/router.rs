@@ -13,6 +13,7 @@
 //! did not survive the fork).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use polyroute::resilience::breaker::BreakerState;
@@ -22,9 +23,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serde_json::Value;
 
+use crate::aio::LoopBridge;
 use crate::convert::{from_py, to_py, Json};
 use crate::errors::{IntoPyResult, Out};
-use crate::runtime::{block_on, forked_since, future_into_py, runtime};
+use crate::runtime::{block_on, forked_since, runtime};
 use crate::stream::NativeStream;
 
 struct Slot {
@@ -41,19 +43,47 @@ struct Subscription {
     callback: Arc<Py<PyAny>>,
 }
 
+/// Set at interpreter exit (an `atexit` hook): no callback starts after it.
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+/// Callbacks running right now, which the exit hook waits for.
+static IN_CALLBACK: AtomicUsize = AtomicUsize::new(0);
+
 /// Deliver core events to a Python callable, as dicts, on the core's delivery thread.
+///
+/// The delivery thread is not a Python thread, so it must never be attached when the
+/// interpreter starts finalizing (CPython would end it mid-call and the process would
+/// abort). [`stop_callbacks`] runs at exit, before finalization: it closes the gate and waits
+/// for the callbacks already inside. The SeqCst increment-then-check here and
+/// store-then-read there guarantee one of the two sees the other.
 fn subscribe_core(router: &Router, callback: Arc<Py<PyAny>>) -> u64 {
     router.subscribe(move |ev: &RouterEvent| {
-        let Ok(v) = serde_json::to_value(ev) else { return };
-        // `try_attach`: during interpreter shutdown the event is dropped instead of blocking.
-        let _ = Python::try_attach(|py| {
-            let cb = callback.bind(py);
-            if let Err(e) = to_py(py, &v).and_then(|d| cb.call1((d,))) {
-                // Like an exception in a thread: reported, never propagated into routing.
-                e.write_unraisable(py, Some(cb));
+        IN_CALLBACK.fetch_add(1, Ordering::SeqCst);
+        if !SHUTTING_DOWN.load(Ordering::SeqCst) {
+            if let Ok(v) = serde_json::to_value(ev) {
+                let _ = Python::try_attach(|py| {
+                    let cb = callback.bind(py);
+                    if let Err(e) = to_py(py, &v).and_then(|d| cb.call1((d,))) {
+                        // Like an exception in a thread: reported, never propagated into routing.
+                        e.write_unraisable(py, Some(cb));
+                    }
+                });
             }
-        });
+        }
+        IN_CALLBACK.fetch_sub(1, Ordering::SeqCst);
     })
+}
+
+/// `atexit` hook: stop delivering events and wait (GIL released, at most 2 s) for callbacks
+/// in progress.
+#[pyfunction]
+pub fn stop_callbacks(py: Python<'_>) {
+    SHUTTING_DOWN.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while IN_CALLBACK.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
 }
 
 #[pyclass(frozen, module = "polyroute._native")]
@@ -128,10 +158,11 @@ impl NativeRouter {
         to_py(py, &resp.to_openai_json())
     }
 
-    fn chat_async<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// Resolve `future` (an asyncio future of `bridge`'s loop) with the answer as a dict.
+    fn chat_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
         let req = request(py, body)?;
         let router = self.router(py)?;
-        future_into_py(py, async move { Ok(Out(router.chat(req).await.map(|r| Json(r.to_openai_json())))) })
+        bridge.spawn(py, future, async move { Out(router.chat(req).await.map(|r| Json(r.to_openai_json()))) })
     }
 
     /// Open a stream: returns once the answer has committed (first content) or failed.
@@ -142,10 +173,11 @@ impl NativeRouter {
         Ok(NativeStream::new(s))
     }
 
-    fn stream_async<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// Resolve `future` with a `NativeStream` once the answer has committed (or failed).
+    fn stream_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
         let req = request(py, body)?;
         let router = self.router(py)?;
-        future_into_py(py, async move { Ok(Out(router.stream(req).await.map(NativeStream::new))) })
+        bridge.spawn(py, future, async move { Out(router.stream(req).await.map(NativeStream::new)) })
     }
 
     /// Where a request would go, and why, without sending it.

@@ -1,9 +1,9 @@
 //! The binding's tokio runtime: one multi-thread runtime per process, created lazily, created
 //! again in a `fork()`ed child, and the two ways Python waits on it.
 //!
-//! Why our own and not `pyo3_async_runtimes::tokio`'s: that one lives in a `OnceLock` that can
-//! never be replaced, and after `fork()` the child inherits a runtime whose worker threads do
-//! not exist (only the forking thread survives), so every await in the child would hang.
+//! Why a slot that can be replaced (and not a `OnceLock`, like `pyo3_async_runtimes::tokio`):
+//! after `fork()` the child inherits a runtime whose worker threads do not exist (only the
+//! forking thread survives), so every await in the child would hang.
 //! Here the slot remembers the pid that built it; a different pid means "forked child", and
 //! the stale runtime is abandoned (leaked: dropping it would wait for threads that will never
 //! run) and a fresh one built.
@@ -12,23 +12,17 @@
 //! takes a `Python` token), and `os.fork()` runs with the GIL held by the forking thread, so no
 //! other thread can be inside the lock at the moment of the fork.
 //!
-//! Waiting:
-//! - sync API: [`block_on`] drives the future on the calling thread with the GIL released,
-//!   waking every [`SIGNAL_POLL`] to let Python run signal handlers; a `KeyboardInterrupt`
-//!   drops the future, which cancels the request.
-//! - asyncio: [`PyRt`] plugs this runtime into `pyo3_async_runtimes::generic`, whose
-//!   `future_into_py` cancels the Rust future when the asyncio future is cancelled.
+//! Waiting: the sync API uses [`block_on`], which drives the future on the calling thread
+//! with the GIL released, waking every [`SIGNAL_POLL`] to let Python run signal handlers (a
+//! `KeyboardInterrupt` drops the future, which cancels the request). asyncio goes through
+//! `aio.rs`. Neither ever takes the GIL on a runtime thread.
 
-use std::cell::OnceCell;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3_async_runtimes::generic::{ContextExt, Runtime as GenericRuntime};
-use pyo3_async_runtimes::TaskLocals;
 use tokio::runtime::{Builder, Handle, Runtime};
 
 /// How often a blocked sync call comes back for Python signal handlers (Ctrl-C).
@@ -84,67 +78,4 @@ where
             Err(_elapsed) => py.check_signals()?,
         }
     }
-}
-
-/// `pyo3_async_runtimes::generic` runtime backed by [`runtime`].
-pub struct PyRt;
-
-tokio::task_local! {
-    static TASK_LOCALS: OnceCell<TaskLocals>;
-}
-
-fn handle() -> Handle {
-    // Inside a task (the bridge spawns from its own tasks) the current handle is ours; from a
-    // Python thread, the slot's (the caller made sure it exists by calling `runtime` first).
-    Handle::try_current().unwrap_or_else(|_| {
-        Python::attach(|py| match runtime(py) {
-            Ok(rt) => rt.handle().clone(),
-            Err(e) => panic!("polyroute: no tokio runtime: {e}"),
-        })
-    })
-}
-
-impl GenericRuntime for PyRt {
-    type JoinError = tokio::task::JoinError;
-    type JoinHandle = tokio::task::JoinHandle<()>;
-
-    fn spawn<F>(fut: F) -> Self::JoinHandle
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        handle().spawn(fut)
-    }
-
-    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        handle().spawn_blocking(f)
-    }
-}
-
-impl ContextExt for PyRt {
-    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
-    where
-        F: Future<Output = R> + Send + 'static,
-    {
-        let cell = OnceCell::new();
-        let _ = cell.set(locals);
-        Box::pin(TASK_LOCALS.scope(cell, fut))
-    }
-
-    fn get_task_locals() -> Option<TaskLocals> {
-        TASK_LOCALS.try_with(|c| c.get().cloned()).unwrap_or_default()
-    }
-}
-
-/// Turn a core future into a Python awaitable on our runtime. Cancelling the awaitable (or
-/// the asyncio task awaiting it) drops `fut`, which cancels the request.
-pub fn future_into_py<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: Future<Output = PyResult<T>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    runtime(py)?;
-    pyo3_async_runtimes::generic::future_into_py::<PyRt, F, T>(py, fut)
 }

@@ -15,9 +15,10 @@ use polyroute::{ChatStream, Error, ErrorKind, RouteTrace};
 use pyo3::prelude::*;
 use serde_json::Value;
 
+use crate::aio::LoopBridge;
 use crate::convert::{to_py, Json};
 use crate::errors::{IntoPyResult, Out};
-use crate::runtime::{block_on, future_into_py, runtime};
+use crate::runtime::{block_on, runtime};
 
 struct State {
     stream: tokio::sync::Mutex<Option<ChatStream>>,
@@ -98,10 +99,11 @@ impl NativeStream {
         }
     }
 
-    /// Awaitable of the next event as a dict, or `None` once the stream has ended.
-    fn next_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Resolve `future` (of `bridge`'s loop) with the next event as a dict, or `None` once
+    /// the stream has ended.
+    fn next_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
         let state = self.state.clone();
-        future_into_py(py, async move { Ok(Out(next_event(state).await.map(|o| o.map(Json)))) })
+        bridge.spawn(py, future, async move { Out(next_event(state).await.map(|o| o.map(Json))) })
     }
 
     /// Stop the stream and cancel the request. Idempotent.

@@ -157,3 +157,40 @@ def test_concurrent_calls_do_not_block_the_event_loop(server: MockServer, name: 
     ticks = run(main())
     assert ticks >= 15  # the loop kept running while requests were in flight
     assert len(server.log(name)) == 64
+
+
+EXIT_PROGRAM = """
+import asyncio, polyroute
+P = {"providers": {"m": {"kind": "mock"}}, "deployments": {"d": {"provider": "m", "model": "m1"}},
+     "routes": [{"name": "chat", "deployments": ["d"]}], "default_route": "chat"}
+router = polyroute.AsyncRouter(P)
+router.subscribe(lambda ev: sum(range(1000)))
+async def main():
+    await asyncio.gather(*[router.chat([{"role": "user", "content": "x"}]) for _ in range(100)])
+    async for _ in await router.stream([{"role": "user", "content": "a b"}]):
+        pass
+asyncio.run(main())
+"""
+
+
+def test_interpreter_exit_right_after_async_work_is_clean() -> None:
+    # Regression: results used to be handed to asyncio from a runtime thread holding the GIL,
+    # which could still be attached when the interpreter finalized (fatal abort at exit).
+    import subprocess
+    import sys
+
+    for _ in range(15):
+        proc = subprocess.run([sys.executable, "-c", EXIT_PROGRAM], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and "Fatal" not in proc.stderr, proc.stderr
+
+
+def test_one_bridge_per_loop_and_no_fd_leak(server: MockServer, name: str) -> None:
+    import os
+
+    router = polyroute.AsyncRouter(policy(server, [name]))
+    run(router.chat(USER))
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+    for _ in range(30):
+        run(router.chat(USER))
+    after = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+    assert after - before < 10

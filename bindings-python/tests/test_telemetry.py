@@ -70,7 +70,7 @@ def test_breaker_changes_are_events(server: MockServer, name: str) -> None:
 
 def test_a_failing_callback_is_reported_not_propagated(server: MockServer, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     reported: List[BaseException] = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))  # type: ignore[arg-type]
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
     router = polyroute.Router(policy(server, [name]))
     seen: List[str] = []
 

@@ -10,7 +10,9 @@ the core (``ChatRequest::from_openai_json``), whose ``invalid_request`` error is
 
 from __future__ import annotations
 
+import asyncio
 import os
+import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -119,6 +121,21 @@ def _body(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any], call
     if extra:
         body.update(extra)
     return body
+
+
+# One completion bridge per event loop (see src/aio.rs): finished requests wake the loop
+# through a socket registered with add_reader, so no native thread ever needs the GIL.
+_BRIDGES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.LoopBridge]" = weakref.WeakKeyDictionary()
+
+
+def _future() -> "tuple[_native.LoopBridge, asyncio.Future[Any]]":
+    loop = asyncio.get_running_loop()
+    bridge = _BRIDGES.get(loop)
+    if bridge is None:
+        bridge = _native.LoopBridge()
+        loop.add_reader(bridge.fileno(), bridge.drain)
+        _BRIDGES[loop] = bridge
+    return bridge, loop.create_future()
 
 
 def _looks_like_path(text: str) -> bool:
@@ -314,13 +331,20 @@ class AsyncRouter(_RouterBase):
     ) -> Union[ChatResponse, "AsyncStream"]:
         """Send a chat request and return the whole answer (or, with ``stream=True``, an
         :class:`AsyncStream`)."""
+        body = _body(messages, params, "chat")
+        bridge, fut = _future()
         if stream:
-            return AsyncStream(await self._native.stream_async(_body(messages, params, "chat")))
-        return ChatResponse(await self._native.chat_async(_body(messages, params, "chat")))
+            self._native.stream_async(bridge, fut, body)
+            return AsyncStream(await fut)
+        self._native.chat_async(bridge, fut, body)
+        return ChatResponse(await fut)
 
     async def stream(self, messages: Iterable[Mapping[str, Any]], **params: "Unpack[ChatParams]") -> "AsyncStream":
         """Open a stream (``async for event in await router.stream(...)``)."""
-        return AsyncStream(await self._native.stream_async(_body(messages, params, "stream")))
+        body = _body(messages, params, "stream")
+        bridge, fut = _future()
+        self._native.stream_async(bridge, fut, body)
+        return AsyncStream(await fut)
 
 
 class _StreamBase:
@@ -383,7 +407,9 @@ class AsyncStream(_StreamBase):
         return self
 
     async def __anext__(self) -> StreamEvent:
-        event = await self._native.next_async()
+        bridge, fut = _future()
+        self._native.next_async(bridge, fut)
+        event: Optional[Dict[str, Any]] = await fut
         if event is None:
             raise StopAsyncIteration
         return StreamEvent(event)
