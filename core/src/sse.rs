@@ -197,7 +197,9 @@ impl SseDecoder {
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
-        let event = self.event.take();
+        // An empty `event:` value leaves the default type, per spec (found by differential
+        // fuzzing against eventsource-stream).
+        let event = self.event.take().filter(|e| !e.is_empty());
         let retry = self.retry.take();
         if self.data.is_empty() {
             return;
@@ -242,6 +244,17 @@ mod tests {
         assert_eq!(got[1].id.as_deref(), Some("7"));
         assert_eq!(got[1].retry, None);
         assert_eq!(got[2].id.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn empty_event_field_means_the_default_type() {
+        // fuzz/artifacts regression: `event:` with no value is type `message`, not `""`.
+        let got = SseDecoder::decode_all(b"id: 1\nretry: 100\nevent:\ndata:\n\n").unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event, None);
+        assert_eq!(got[0].event_type(), "message");
+        assert_eq!(got[0].id.as_deref(), Some("1"));
+        assert_eq!(got[0].retry, Some(100));
     }
 
     #[test]
