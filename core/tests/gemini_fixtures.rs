@@ -99,7 +99,8 @@ fn every_recorded_generate_interaction_parses_as_the_oracle_says() {
         }
         assert_eq!(without_ids(facts(&r, true)), want, "{ctx}");
     }
-    assert_eq!(expected.len(), 108);
+    // 108 recorded interactions, less two dropped on copy (see fixtures/google/README.md).
+    assert_eq!(expected.len(), 106);
     assert_eq!((streams, errors), (13, 1));
     assert!(with_calls >= 15, "{with_calls} answers with calls");
 }

@@ -14,7 +14,7 @@ use polyroute::{ChatRequest, ErrorKind, Message, Policy, Router, StreamEvent};
 use polyroute_mock_server::{start, MockServerHandle, ServerOptions};
 use serde_json::json;
 
-const KEY: &str = "sk-test-not-a-real-key-canary-7f3a9c";
+const KEY: &str = "sk-test-fake-canary-7f3a9c";
 
 async fn server() -> MockServerHandle {
     start(ServerOptions::default()).await.expect("mock server starts")
@@ -437,7 +437,7 @@ routes:
     seen.extend(events.lock().unwrap().iter().cloned());
     assert!(seen.len() > 20);
     for s in &seen {
-        assert!(!s.contains(KEY) && !s.contains("canary-7f3a9c"), "API key leaked in: {s}");
+        assert!(!s.contains(KEY) && !s.contains("fake-canary"), "API key leaked in: {s}");
     }
     // and the key did go out on the wire, in the right header (the check above is not vacuous)
     let log = srv.log();
