@@ -44,4 +44,7 @@ for lang in python node swift; do
   bash "bindings-$lang/test.sh"
 done
 
+step "Chaos soak (CI size: 3,000 requests at concurrency 256)"
+bash tests/run-soak.sh --ci
+
 step "All test suites passed"
