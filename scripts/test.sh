@@ -47,4 +47,7 @@ done
 step "Chaos soak (CI size: 3,000 requests at concurrency 256)"
 bash tests/run-soak.sh --ci
 
+step "Fuzz targets (15 s each, after replaying regressions)"
+bash fuzz/run.sh 15
+
 step "All test suites passed"
