@@ -263,6 +263,19 @@ export type RouterEvent =
   | { type: 'budget_threshold'; budget: string; scope: string; threshold: number; spent: number; limit: number }
   | { type: 'policy_reloaded'; ok: boolean; error?: string }
 
+/** Why a budget (or a client-side rate limit) refused a request. */
+export interface BudgetInfo {
+  /** Budget name, or `rate_limit:<deployment>:requests|tokens`. */
+  budget: string
+  unit: 'usd' | 'tokens' | 'requests' | (string & {})
+  limit: number
+  remaining: number
+  /** Unix seconds when the period resets (or the oldest usage leaves a rolling window). */
+  resets_at: number
+  /** What the refused attempt needed. */
+  needed: number
+}
+
 /** Output received before a stream was interrupted. */
 export interface PartialOutput {
   text: string
@@ -290,8 +303,11 @@ export class PolyrouteError extends Error {
   readonly retryAfter?: number
   /** For `stream_interrupted`: what had been received. */
   readonly partial?: PartialOutput
+  /** For `budget_exceeded` (and client-side rate limits): which ceiling refused, and when it resets. */
+  readonly budget?: BudgetInfo
   /** Every attempt that led to this error. */
   readonly trace?: RouteTrace
+  /** The core's serialised error (snake_case). */
   toJSON(): Record<string, unknown>
 }
 export class RateLimitedError extends PolyrouteError { readonly code: 'rate_limited' }

@@ -13,8 +13,16 @@ const native = require('./index.js')
 
 const PREFIX = 'POLYROUTE:'
 
-/** Every core error, with the core's fields in JavaScript casing. */
+const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
+
+/**
+ * Every core error, with the core's fields in JavaScript casing: `provider_code` becomes
+ * `providerCode`, and so on, mechanically, so a field the core adds later reaches JavaScript
+ * without a change here.
+ */
 class PolyrouteError extends Error {
+  #data
+
   constructor(data) {
     const d = data && typeof data === 'object' ? data : { kind: 'config', message: String(data) }
     super(d.display || `${d.kind}: ${d.message}`)
@@ -22,35 +30,20 @@ class PolyrouteError extends Error {
     /** The stable ErrorKind code (`rate_limited`, `stream_interrupted`, ...). */
     this.code = d.kind
     this.kind = d.kind
+    /** The core's message alone (`message` adds kind, provider/model, status and codes). */
     this.detail = d.message
-    this.provider = d.provider
-    this.model = d.model
-    this.status = d.status
-    this.providerCode = d.provider_code
-    this.requestId = d.request_id
-    /** Seconds the provider asked us to wait. */
-    this.retryAfter = d.retry_after
-    /** For `stream_interrupted`: what had been received ({text, tool_calls, usage}). */
-    this.partial = d.partial
-    /** The route trace: every attempt that led here. */
-    this.trace = d.trace
+    // provider, model, status, providerCode, requestId, retryAfter (seconds), partial
+    // (stream_interrupted), budget (budget_exceeded), trace (every attempt).
+    for (const [k, v] of Object.entries(d)) {
+      if (k !== 'kind' && k !== 'message' && k !== 'display') this[camel(k)] = v
+    }
+    const { display, ...core } = d
+    this.#data = core
   }
 
   /** The core's serialised shape (snake_case), e.g. for logging. */
   toJSON() {
-    const out = { kind: this.kind, message: this.detail }
-    const put = (k, v) => {
-      if (v !== undefined) out[k] = v
-    }
-    put('provider', this.provider)
-    put('model', this.model)
-    put('status', this.status)
-    put('provider_code', this.providerCode)
-    put('request_id', this.requestId)
-    put('retry_after', this.retryAfter)
-    put('partial', this.partial)
-    put('trace', this.trace)
-    return out
+    return { ...this.#data }
   }
 }
 
