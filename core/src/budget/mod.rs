@@ -120,6 +120,12 @@ pub const THRESHOLDS: [f64; 3] = [0.8, 0.9, 1.0];
 
 const ROLLING_BUCKETS: i64 = 60;
 
+/// Wall-clock Unix seconds: budget periods and provider reset times are calendar facts,
+/// not monotonic durations.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
 fn period_secs(p: Period) -> i64 {
     match p {
         Period::Minute => 60,

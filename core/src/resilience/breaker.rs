@@ -162,6 +162,16 @@ pub struct Rejected {
     pub until: Option<Instant>,
 }
 
+impl Rejected {
+    /// The skip reason shown in traces: `breaker open, retry in 4.2 s`.
+    pub fn describe(&self, now: Instant) -> String {
+        match self.until {
+            Some(u) => format!("breaker {}, retry in {:.1} s", self.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
+            None => format!("breaker {}", self.state.as_str()),
+        }
+    }
+}
+
 impl Breaker {
     pub fn new(cfg: BreakerSpec, now: Instant) -> Arc<Breaker> {
         let window = Window::new(cfg.window.0, now);

@@ -135,8 +135,7 @@ impl Transport for ObservingTransport {
         let sink = self.sink.clone();
         Box::pin(async move {
             let resp = fut.await?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-            let limits = parse_limits(&resp.headers, now);
+            let limits = parse_limits(&resp.headers, crate::budget::unix_now());
             if !limits.is_empty() {
                 sink.observe(limits);
             }

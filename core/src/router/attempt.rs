@@ -367,10 +367,7 @@ pub(crate) async fn run<T: Send + 'static>(
                         p
                     }
                     Err(rej) => {
-                        let why = match rej.until {
-                            Some(u) => format!("breaker {}, retry in {:.1} s", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
-                            None => format!("breaker {}", rej.state.as_str()),
-                        };
+                        let why = rej.describe(now);
                         ctx.trace.notes.push(format!("`{}` skipped at attempt time: {why}", dep.name));
                         if last_err.is_none() || last_err.as_ref().is_some_and(|e| e.kind == ErrorKind::CircuitOpen) {
                             last_err = Some(Error::new(ErrorKind::CircuitOpen, format!("`{}`: {why}", dep.name)).at(&dep.provider, &dep.model));

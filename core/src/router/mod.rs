@@ -341,10 +341,7 @@ impl Compiled {
     }
 }
 
-/// Wall-clock Unix seconds, for calendar-aligned budget periods.
-pub(crate) fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+pub(crate) use crate::budget::unix_now;
 
 fn default_base_url(kind: ProviderKind) -> &'static str {
     match kind {

@@ -153,10 +153,7 @@ fn static_skip(route: &Route, d: &Deployment, req: &ChatRequest, stream: bool, e
 }
 
 fn breaker_skip(d: &Deployment, now: Instant) -> Option<String> {
-    d.health.breaker.check(now).err().map(|rej| match rej.until {
-        Some(u) => format!("breaker {}, retry in {:.1} s", rej.state.as_str(), u.saturating_duration_since(now).as_secs_f64()),
-        None => format!("breaker {}", rej.state.as_str()),
-    })
+    d.health.breaker.check(now).err().map(|rej| rej.describe(now))
 }
 
 pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: Instant) -> Result<Selection<'a>> {
