@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod budget;
+pub mod clock;
 pub mod error;
 pub mod policy;
 pub mod provider;

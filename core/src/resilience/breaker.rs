@@ -22,7 +22,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::decide::{meaning, BreakerEffect};
 use super::window::Window;
+use crate::clock::Chance;
 use crate::error::ErrorKind;
 use crate::policy::BreakerSpec;
 
@@ -59,10 +61,9 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn from_error(kind: ErrorKind, retry_after: Option<Duration>) -> Outcome {
-        if kind.is_caller_error() || matches!(kind, ErrorKind::ContentFilter | ErrorKind::ContextLengthExceeded | ErrorKind::InvalidOutput | ErrorKind::BudgetExceeded | ErrorKind::CircuitOpen | ErrorKind::NoRoute) {
-            Outcome::Ignored
-        } else {
-            Outcome::Failure { kind, retry_after }
+        match meaning(kind).breaker {
+            BreakerEffect::Ignore => Outcome::Ignored,
+            BreakerEffect::Failure | BreakerEffect::Ban => Outcome::Failure { kind, retry_after },
         }
     }
 }
@@ -128,6 +129,8 @@ struct Inner {
 pub struct Breaker {
     cfg: BreakerSpec,
     inner: Mutex<Inner>,
+    /// Open-time jitter; the router's, so a seeded router trips reproducibly.
+    chance: Arc<Chance>,
 }
 
 /// Admission to call a deployment. Report its outcome with [`Breaker::record`]; dropping it
@@ -174,10 +177,15 @@ impl Rejected {
 
 impl Breaker {
     pub fn new(cfg: BreakerSpec, now: Instant) -> Arc<Breaker> {
+        Breaker::with_chance(cfg, now, Arc::new(Chance::from_entropy()))
+    }
+
+    pub fn with_chance(cfg: BreakerSpec, now: Instant, chance: Arc<Chance>) -> Arc<Breaker> {
         let window = Window::new(cfg.window.0, now);
         Arc::new(Breaker {
             cfg,
             inner: Mutex::new(Inner { state: State::Closed, generation: 0, window, consecutive: 0, trips: 0, last_error: None }),
+            chance,
         })
     }
 
@@ -287,7 +295,7 @@ impl Breaker {
                 g.window.add(now, true, false);
                 g.consecutive += 1;
                 g.last_error = Some(kind);
-                if matches!(kind, ErrorKind::PermissionDenied | ErrorKind::Auth | ErrorKind::QuotaExhausted) {
+                if meaning(kind).breaker == BreakerEffect::Ban {
                     return Some(self.trip(&mut g, now, kind.to_string(), Some(kind), retry_after));
                 }
                 if g.consecutive >= cfg.consecutive_failures {
@@ -307,12 +315,12 @@ impl Breaker {
         let cfg = &self.cfg;
         let from = g.state.public();
         g.trips = g.trips.saturating_add(1);
-        let open_for = if matches!(kind, Some(ErrorKind::PermissionDenied | ErrorKind::Auth | ErrorKind::QuotaExhausted)) {
+        let open_for = if kind.is_some_and(|k| meaning(k).breaker == BreakerEffect::Ban) {
             cfg.ban_open_for.0
         } else {
             let exp = cfg.open_for.0.saturating_mul(1u32 << (g.trips - 1).min(16)).min(cfg.max_open_for.0);
             // ±10 % jitter so that many processes do not probe a recovering provider together.
-            let j = 0.9 + rand::random::<f64>() * 0.2;
+            let j = 0.9 + self.chance.unit() * 0.2;
             exp.mul_f64(j).min(cfg.max_open_for.0)
         };
         let open_for = open_for.max(retry_after.unwrap_or(Duration::ZERO));

@@ -3,6 +3,7 @@
 //! argument, so tests drive time explicitly instead of sleeping.
 
 pub mod breaker;
+pub mod decide;
 pub mod ratelimit;
 pub mod retry;
 pub mod window;

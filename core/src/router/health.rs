@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::Chance;
 use crate::policy::BreakerSpec;
 use crate::resilience::breaker::Breaker;
 use crate::resilience::ratelimit::{LimitSink, ProviderLimits};
@@ -91,8 +92,12 @@ impl LimitSink for DeploymentHealth {
 
 impl DeploymentHealth {
     pub fn new(identity: String, breaker: BreakerSpec, now: Instant) -> Arc<Self> {
+        DeploymentHealth::with_chance(identity, breaker, now, Arc::new(Chance::from_entropy()))
+    }
+
+    pub fn with_chance(identity: String, breaker: BreakerSpec, now: Instant, chance: Arc<Chance>) -> Arc<Self> {
         Arc::new(DeploymentHealth {
-            breaker: Breaker::new(breaker, now),
+            breaker: Breaker::with_chance(breaker, now, chance),
             latency: Mutex::new(LatencyStats::new(now)),
             identity,
             limits: Mutex::new(None),

@@ -13,8 +13,11 @@
 //! only place that retries or sleeps.
 
 mod attempt;
+mod builder;
+mod compile;
 mod explain;
 pub mod health;
+mod lifecycle;
 mod select;
 mod stream;
 mod validate_output;
@@ -23,20 +26,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
+use crate::budget::{BudgetStatus, Budgets, StateStore};
+use crate::catalog::Pricing;
+use crate::clock::{Chance, Clock};
 use crate::error::{Error, Result};
-use crate::catalog::{Catalog, Pricing};
 use crate::policy::{Policy, PolicySpec, RouteSpec, TimeoutSpec};
-use crate::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, Transport, TransportOptions};
+use crate::provider::{Endpoint, ProviderKind, Transport, TransportOptions};
 use crate::resilience::breaker::{BreakerSnapshot, BreakerState};
-use crate::resilience::ratelimit::ObservingTransport;
 use crate::resilience::retry::RetryBudget;
-use crate::budget::{BudgetStatus, Budgets, MemoryStore, StateStore};
 use crate::telemetry::{BudgetGauge, DeploymentGauge, RouterEvent, Telemetry};
 use crate::types::{ChatRequest, ChatResponse, Usage};
+
+pub use builder::RouterBuilder;
 
 pub use health::DeploymentHealth;
 pub use select::RoutePlan;
@@ -114,12 +117,14 @@ pub(crate) struct Compiled {
 pub(crate) struct RouterInner {
     pub state: RwLock<Arc<Compiled>>,
     /// Health by deployment name; reused on reload when the identity is unchanged.
-    health: Mutex<HashMap<String, Arc<DeploymentHealth>>>,
-    transport: Arc<dyn Transport>,
+    pub health: Mutex<HashMap<String, Arc<DeploymentHealth>>>,
+    pub transport: Arc<dyn Transport>,
     pub seq: std::sync::atomic::AtomicU64,
     pub telemetry: Arc<Telemetry>,
     /// Budgets and rate-limit counters; shared with other routers when given one store.
-    store: Arc<dyn StateStore>,
+    pub store: Arc<dyn StateStore>,
+    pub clock: Arc<dyn Clock>,
+    pub chance: Arc<Chance>,
 }
 
 /// The public entry point. Cheap to clone; clones share state.
@@ -159,38 +164,23 @@ impl Router {
     }
 
     pub fn new(policy: Policy) -> Result<Router> {
-        Router::with_options(policy, TransportOptions::default())
+        Router::builder(policy).build()
     }
 
     pub fn with_options(policy: Policy, opts: TransportOptions) -> Result<Router> {
-        Router::build(policy, opts, Arc::new(MemoryStore::new()))
+        Router::builder(policy).transport_options(opts).build()
     }
 
     /// A router whose budgets and rate limits live in `store`, which other routers (or, with
     /// a shared implementation, other processes) may use too: they then hold one ceiling.
     pub fn with_store(policy: Policy, store: Arc<dyn StateStore>) -> Result<Router> {
-        Router::build(policy, TransportOptions::default(), store)
+        Router::builder(policy).store(store).build()
     }
 
-    fn build(policy: Policy, opts: TransportOptions, store: Arc<dyn StateStore>) -> Result<Router> {
-        let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(&opts)?);
-        let inner = RouterInner {
-            state: RwLock::new(Arc::new(Compiled::placeholder())),
-            health: Mutex::new(HashMap::new()),
-            transport,
-            seq: std::sync::atomic::AtomicU64::new(0),
-            telemetry: Arc::new(Telemetry::default()),
-            store,
-        };
-        let otlp = policy.spec.telemetry.otlp.clone();
-        let compiled = inner.compile(policy)?;
-        *inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
-        if let Some(cfg) = otlp {
-            // Spans are built from the event stream on its own thread, like any callback.
-            let exporter = crate::telemetry::otlp::Exporter::new(cfg)?;
-            inner.telemetry.subscribe(Arc::new(move |e: &RouterEvent| exporter.on_event(e)));
-        }
-        Ok(Router { inner: Arc::new(inner) })
+    /// Everything a router can be given: policy, transport options, state store, clock and
+    /// the seed of its random choices. See [`RouterBuilder`].
+    pub fn builder(policy: Policy) -> RouterBuilder {
+        RouterBuilder::new(policy)
     }
 
     /// Swap in a new policy atomically. An invalid policy is rejected and the current one
@@ -215,7 +205,7 @@ impl Router {
 
     /// Prometheus text exposition of this router's metrics (validated by `promtool`).
     pub fn metrics_text(&self) -> String {
-        let now = Instant::now();
+        let now = self.inner.clock.now();
         let c = self.snapshot();
         let mut deps: Vec<DeploymentGauge> = c
             .deployments
@@ -245,7 +235,7 @@ impl Router {
 
     /// Spent, reserved and remaining per budget in its current period.
     pub fn budgets(&self) -> Vec<BudgetStatus> {
-        self.snapshot().budgets.status(unix_now())
+        self.snapshot().budgets.status(self.inner.clock.unix_now())
     }
 
     /// Per route: requests, successes, and the cost of all attempts divided by successes.
@@ -286,13 +276,13 @@ impl Router {
 
     /// Where would this request go, and why, without sending anything.
     pub fn plan(&self, req: &ChatRequest) -> Result<RoutePlan> {
-        select::plan(&self.snapshot(), req, false, Instant::now())
+        select::plan(&self.snapshot(), req, false, self.inner.clock.now(), &self.inner.chance)
     }
 
     /// Health of every deployment of the current policy.
     pub fn deployments(&self) -> Vec<DeploymentStatus> {
         let c = self.snapshot();
-        let now = Instant::now();
+        let now = self.inner.clock.now();
         let mut v: Vec<_> = c
             .deployments
             .values()
@@ -317,7 +307,7 @@ impl Router {
     pub fn set_breaker(&self, deployment: &str, state: BreakerState) -> Result<()> {
         let c = self.snapshot();
         let d = c.deployments.get(deployment).ok_or_else(|| Error::config(format!("unknown deployment `{deployment}`")))?;
-        if let Some(tr) = d.health.breaker.set(state, Instant::now()) {
+        if let Some(tr) = d.health.breaker.set(state, self.inner.clock.now()) {
             self.inner.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
         }
         Ok(())
@@ -328,160 +318,3 @@ impl Router {
     }
 }
 
-impl Compiled {
-    fn placeholder() -> Compiled {
-        Compiled {
-            spec: PolicySpec::default(),
-            deployments: HashMap::new(),
-            routes: Vec::new(),
-            default_route: None,
-            retry_budget: Arc::new(RetryBudget::new(Default::default(), Instant::now())),
-            budgets: Arc::new(Budgets::new(Vec::new(), Arc::new(MemoryStore::new()))),
-        }
-    }
-}
-
-pub(crate) use crate::budget::unix_now;
-
-fn default_base_url(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::Openai => "https://api.openai.com/v1",
-        ProviderKind::Anthropic => "https://api.anthropic.com",
-        ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
-        ProviderKind::Mock => "http://mock.invalid",
-        ProviderKind::OpenaiCompatible | ProviderKind::Azure => "",
-    }
-}
-
-impl RouterInner {
-    fn compile(&self, policy: Policy) -> Result<Compiled> {
-        let spec = policy.spec;
-        let now = Instant::now();
-        let mut endpoints: HashMap<String, (Endpoint, ProviderKind, String)> = HashMap::new();
-        for (name, p) in &spec.providers {
-            let base_url = p.base_url.clone().unwrap_or_else(|| default_base_url(p.kind).to_string());
-            let mut cfg = ProviderConfig::new(name.clone(), p.kind, base_url.clone());
-            cfg.headers = p.headers.clone();
-            cfg.api_version = p.api_version.clone();
-            cfg.api_key = match (&p.api_key_env, &p.api_key) {
-                (Some(env), _) => Some(SecretString::from(
-                    std::env::var(env).map_err(|_| Error::config(format!("providers.{name}.api_key_env: `{env}` is not set")))?,
-                )),
-                (None, Some(k)) => Some(SecretString::from(k.expose().to_string())),
-                (None, None) => None,
-            };
-            let endpoint = if p.kind == ProviderKind::Mock {
-                let script = crate::policy::mock_script(p.script.as_ref())
-                    .map_err(|e| Error::config(format!("providers.{name}.script: {}", e.message)))?;
-                crate::provider::mock::mock_endpoint(name, script)
-            } else {
-                Endpoint::new(build_provider(cfg)?, self.transport.clone())
-            };
-            endpoints.insert(name.clone(), (endpoint, p.kind, base_url));
-        }
-        let catalog_owned;
-        let catalog: &Catalog = match &spec.catalog {
-            None => Catalog::builtin(),
-            Some(over) => {
-                let text = match over {
-                    serde_json::Value::String(path) => std::fs::read_to_string(path)
-                        .map_err(|e| Error::config(format!("catalog: cannot read `{path}`: {e}")))?,
-                    v => v.to_string(),
-                };
-                catalog_owned = Catalog::builtin_with_overrides(&text)?;
-                &catalog_owned
-            }
-        };
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next_health = HashMap::new();
-        let mut deployments = HashMap::new();
-        for (name, d) in &spec.deployments {
-            let (endpoint, kind, base_url) = endpoints
-                .get(&d.provider)
-                .cloned()
-                .ok_or_else(|| Error::config(format!("deployments.{name}.provider: unknown provider `{}`", d.provider)))?;
-            // Health survives a reload only if the deployment still means the same thing.
-            let identity = format!("{:?}|{}|{}|{}", kind, base_url, d.provider, d.model);
-            let h = match health.get(name) {
-                Some(h) if h.identity == identity => h.clone(),
-                _ => DeploymentHealth::new(identity, spec.breaker.clone(), now),
-            };
-            next_health.insert(name.clone(), h.clone());
-            // Each deployment reads its own provider's rate-limit headers.
-            let endpoint = Endpoint::new(
-                endpoint.provider.clone(),
-                Arc::new(ObservingTransport { inner: endpoint.transport.clone(), sink: h.clone() }),
-            );
-            // The catalog knows models by provider kind, or by host for compatible servers.
-            let key = match kind {
-                ProviderKind::OpenaiCompatible => base_url.clone(),
-                k => serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-            };
-            let info = catalog.lookup(&key, &d.model);
-            // Unknown model: assume it can do what is asked (the provider will say if not).
-            let base = info.map(|i| i.capabilities).unwrap_or(Capabilities {
-                tools: true,
-                parallel_tools: true,
-                vision: true,
-                json_schema: true,
-                streaming: true,
-                assistant_prefill: false,
-            });
-            let caps = &d.capabilities;
-            let dep = Deployment {
-                name: name.clone(),
-                provider: d.provider.clone(),
-                provider_kind: kind,
-                model: d.model.clone(),
-                region: d.region.clone(),
-                tags: d.tags.clone(),
-                weight: d.weight,
-                context_window: d.context_window.or(info.and_then(|i| i.context_window)),
-                max_output_tokens: d.max_output_tokens.or(info.and_then(|i| i.max_output_tokens)),
-                capabilities: Capabilities {
-                    tools: caps.tools.unwrap_or(base.tools),
-                    parallel_tools: base.parallel_tools,
-                    vision: caps.vision.unwrap_or(base.vision),
-                    json_schema: caps.json_schema.unwrap_or(base.json_schema),
-                    streaming: caps.streaming.unwrap_or(base.streaming),
-                    assistant_prefill: caps.assistant_prefill.unwrap_or(base.assistant_prefill),
-                },
-                pricing: match d.pricing {
-                    Some(p) => Some(Pricing {
-                        input_per_mtok: p.input_per_mtok,
-                        output_per_mtok: p.output_per_mtok,
-                        cache_read_per_mtok: p.cache_read_per_mtok,
-                        cache_write_per_mtok: p.cache_write_per_mtok,
-                        long_context: None,
-                    }),
-                    None => info.and_then(|i| i.pricing.clone()),
-                },
-                timeouts: d.timeouts,
-                rate_limit: d.rate_limit,
-                endpoint,
-                health: h,
-            };
-            deployments.insert(name.clone(), Arc::new(dep));
-        }
-        *health = next_health;
-        drop(health);
-        let mut routes = Vec::new();
-        for r in &spec.routes {
-            let resolve = |names: &[String]| -> Vec<Arc<Deployment>> { names.iter().filter_map(|n| deployments.get(n).cloned()).collect() };
-            let mut tiers = vec![TierRt { name: "primary".into(), deployments: resolve(&r.deployments), on: Vec::new(), static_response: None }];
-            for (i, fb) in r.fallbacks.iter().enumerate() {
-                tiers.push(TierRt {
-                    name: fb.name.clone().unwrap_or_else(|| format!("fallback {}", i + 1)),
-                    deployments: resolve(&fb.deployments),
-                    on: fb.on.clone(),
-                    static_response: fb.static_response.clone(),
-                });
-            }
-            routes.push(Route { spec: r.clone(), tiers });
-        }
-        let default_route = spec.default_route.as_ref().and_then(|d| spec.routes.iter().position(|r| &r.name == d));
-        let retry_budget = Arc::new(RetryBudget::new(spec.retry_budget.clone(), now));
-        let budgets = Arc::new(Budgets::new(spec.budgets.clone(), self.store.clone()));
-        Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets })
-    }
-}

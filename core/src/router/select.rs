@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{Compiled, Deployment, Route};
+use crate::clock::Chance;
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::{MatchSpec, Strategy};
 use crate::types::{CandidateTrace, ChatRequest};
@@ -156,7 +156,7 @@ fn breaker_skip(d: &Deployment, now: Instant) -> Option<String> {
     d.health.breaker.check(now).err().map(|rej| rej.describe(now))
 }
 
-pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: Instant) -> Result<Selection<'a>> {
+pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: Instant, chance: &Chance) -> Result<Selection<'a>> {
     let (route, matched) = match_route(c, req, stream)?;
     let est_input = req.estimate_input_tokens();
     let mut candidates = Vec::new();
@@ -181,27 +181,26 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
                 }),
             });
         }
-        let ordered = order(route, eligible, req, est_input, now);
+        let ordered = order(route, eligible, req, est_input, now, chance);
         tiers.push(Tier { name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
     }
     Ok(Selection { route, matched, tiers, candidates })
 }
 
 /// Order eligible deployments by the route's strategy.
-fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_input: u64, now: Instant) -> Vec<Arc<Deployment>> {
+fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_input: u64, now: Instant, chance: &Chance) -> Vec<Arc<Deployment>> {
     // Deployments whose breaker refuses go last, in their original order: tried only if a
     // breaker closes before we get to them.
     let (mut open, closed): (Vec<_>, Vec<_>) = ds.drain(..).partition(|d| d.health.breaker.check(now).is_err());
     // Deployments whose provider said they are out of requests/tokens go after the others.
     let need = est_input + u64::from(req.max_output_tokens().unwrap_or(0));
     let (mut exhausted, mut ds): (Vec<_>, Vec<_>) = closed.into_iter().partition(|d| d.health.exhausted(now, need).is_some());
-    let mut rng = rand::rng();
     match route.spec.strategy {
         Strategy::Priority => {}
         Strategy::Weighted => {
             // Efraimidis–Spirakis: key = u^(1/w), sort descending — a weighted shuffle.
             let mut keyed: Vec<(f64, Arc<Deployment>)> =
-                ds.into_iter().map(|d| (rng.random::<f64>().powf(1.0 / d.weight.max(1e-9)), d)).collect();
+                ds.into_iter().map(|d| (chance.unit().powf(1.0 / d.weight.max(1e-9)), d)).collect();
             keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
             ds = keyed.into_iter().map(|(_, d)| d).collect();
         }
@@ -213,8 +212,8 @@ fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_inp
             if route.spec.strategy == Strategy::LeastLatency && scored.len() > 2 {
                 // Power of two choices: pick two at random and lead with the better, so load
                 // spreads instead of stampeding the single fastest deployment.
-                let i = rng.random_range(0..scored.len());
-                let mut j = rng.random_range(0..scored.len() - 1);
+                let i = chance.below(scored.len());
+                let mut j = chance.below(scored.len() - 1);
                 if j >= i {
                     j += 1;
                 }
@@ -264,9 +263,9 @@ pub(crate) fn strategy_name(s: Strategy) -> &'static str {
     }
 }
 
-pub(crate) fn plan(c: &Compiled, req: &ChatRequest, stream: bool, now: Instant) -> Result<RoutePlan> {
+pub(crate) fn plan(c: &Compiled, req: &ChatRequest, stream: bool, now: Instant, chance: &Chance) -> Result<RoutePlan> {
     req.validate()?;
-    let sel = select(c, req, stream, now)?;
+    let sel = select(c, req, stream, now, chance)?;
     let order: Vec<String> = sel
         .tiers
         .iter()

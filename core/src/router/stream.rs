@@ -16,12 +16,12 @@ use std::time::Duration;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::time::Instant;
 
-use super::attempt::{self, finish_trace, idle_timeout, AttemptOk, RequestCtx, Served, StartFn};
+use super::attempt::{self, idle_timeout, AttemptOk, Served, StartFn};
+use super::lifecycle::{End, RequestCtx};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::StreamRecovery;
 use crate::provider::EventStream;
-use crate::resilience::breaker::Outcome as BreakerOutcome;
 use crate::types::{ChatRequest, RouteTrace, StreamAccumulator, StreamEvent};
 
 /// After the finish reason, how long to wait for a trailing usage chunk or terminator
@@ -110,20 +110,19 @@ fn drive(
         let mut served = served;
         let mut excluded: Vec<String> = Vec::new();
         loop {
-            let (committed, dep, permit, reservation) = match served {
+            let (committed, dep, attempt) = match served {
                 Served::Static(text) => {
                     for ev in static_events(&text) {
                         yield Ok(ev);
                     }
-                    finish_trace(&mut ctx);
+                    ctx.finish_trace();
                     ctx.emit_finished("degraded");
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
                     return;
                 }
-                Served::By { value, deployment, permit, reservation } => (value, deployment, permit, reservation),
+                Served::By { value, deployment, attempt } => (value, deployment, attempt.expect("a stream's attempt is finished when it ends")),
             };
             let mut acc = StreamAccumulator::new();
-            let ttft = ctx.trace.attempts.last().and_then(|a| a.ttft_ms).map(|m| Duration::from_secs_f64(m / 1000.0));
             for ev in committed.buffered {
                 acc.push(&ev);
                 yield Ok(ev);
@@ -151,43 +150,19 @@ fn drive(
                 }
             };
             drop(rest);
-            let now = Instant::now();
             let usage = acc.usage;
-            let cost = usage.and_then(|u| dep.cost(&u));
-            // A stream cut after content is billed for what the provider reported so far.
-            if let Some(r) = reservation {
-                r.settle(cost.unwrap_or(0.0), usage.map(|u| u.total_tokens()).unwrap_or(0));
-                ctx.emit_budget_thresholds(&router.snapshot().budgets);
-            }
-            if let Some(a) = ctx.trace.attempts.iter_mut().rev().find(|a| a.deployment == dep.name && a.outcome == "ok") {
-                a.usage = usage;
-                a.cost_usd = cost;
-                if let Some(e) = &failure {
-                    a.outcome = ErrorKind::StreamInterrupted.code().into();
-                    a.error = Some(format!("after content: {}", e.message));
-                }
-            }
-            if let Some(a) = ctx.trace.attempts.iter().rev().find(|a| a.deployment == dep.name) {
-                let response_model = (!acc.model.is_empty()).then(|| acc.model.clone());
-                ctx.emit_attempt(a, dep.endpoint.provider.kind(), response_model);
-            }
             match failure {
                 None => {
-                    if let Some(p) = permit {
-                        let tr = dep.health.breaker.record(p, BreakerOutcome::Success { ttft }, now);
-                        ctx.emit_transition(&dep.name, tr);
-                    }
-                    finish_trace(&mut ctx);
+                    let response_model = (!acc.model.is_empty()).then(|| acc.model.clone());
+                    attempt.finish(&mut ctx, End::Ok { ttft: None, usage, response_model });
+                    ctx.finish_trace();
                     ctx.emit_finished("ok");
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
                     return;
                 }
                 Some(e) => {
-                    if let Some(p) = permit {
-                        let tr = dep.health.breaker.record(p, BreakerOutcome::Failure { kind: e.kind, retry_after: e.retry_after }, now);
-                        ctx.emit_transition(&dep.name, tr);
-                    }
-                    dep.health.stats().observe_outcome(now, false);
+                    // A stream cut after content is billed for what the provider reported so far.
+                    attempt.finish(&mut ctx, End::Interrupted { error: &e, usage });
                     excluded.push(dep.name.clone());
                     let restart = ctx.route.stream_recovery == StreamRecovery::Restart && Instant::now() < ctx.deadline;
                     if restart {
@@ -220,7 +195,7 @@ fn drive(
                     err.status = e.status;
                     err.request_id = e.request_id.clone();
                     ctx.trace.served_by = None;
-                    let err = attempt::fail(err, &mut ctx);
+                    let err = ctx.fail(err);
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = err.trace.as_deref().cloned();
                     yield Err(err);
                     return;

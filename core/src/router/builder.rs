@@ -1,0 +1,97 @@
+//! [`RouterBuilder`]: everything a router is made of, given in one place.
+//!
+//! A router is a policy plus the things a test or a host may want to choose: transport
+//! options, the state store budgets and rate limits live in (shared between routers, or
+//! later between processes), the clock and the seed of every random choice. The
+//! `Router::from_*`/`with_*` constructors are shorthands for the common cases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::{Compiled, Router, RouterInner};
+use crate::budget::{MemoryStore, StateStore};
+use crate::clock::{Chance, Clock, SystemClock};
+use crate::error::Result;
+use crate::policy::Policy;
+use crate::provider::{HttpTransport, Transport, TransportOptions};
+use crate::telemetry::{RouterEvent, Telemetry};
+
+#[must_use = "call .build() to get a Router"]
+pub struct RouterBuilder {
+    policy: Policy,
+    transport_options: TransportOptions,
+    transport: Option<Arc<dyn Transport>>,
+    store: Option<Arc<dyn StateStore>>,
+    clock: Arc<dyn Clock>,
+    chance: Option<Chance>,
+}
+
+impl std::fmt::Debug for RouterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterBuilder").field("clock", &self.clock).finish_non_exhaustive()
+    }
+}
+
+impl RouterBuilder {
+    pub fn new(policy: Policy) -> Self {
+        RouterBuilder { policy, transport_options: TransportOptions::default(), transport: None, store: None, clock: Arc::new(SystemClock), chance: None }
+    }
+
+    /// Options of the HTTP transport the router creates (ignored when a transport is given).
+    pub fn transport_options(mut self, opts: TransportOptions) -> Self {
+        self.transport_options = opts;
+        self
+    }
+
+    /// Send through this transport instead of a new HTTP client (e.g. one connection pool
+    /// shared by several routers).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Keep budgets and rate-limit counters in `store` (default: a new in-memory store).
+    pub fn store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Read time from `clock` (default: the system's wall clock and tokio's monotonic one).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Make every random choice (jitter, weighted order, least-latency's two choices)
+    /// reproducible from `seed`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.chance = Some(Chance::seeded(seed));
+        self
+    }
+
+    pub fn build(self) -> Result<Router> {
+        let transport = match self.transport {
+            Some(t) => t,
+            None => Arc::new(HttpTransport::new(&self.transport_options)?),
+        };
+        let inner = RouterInner {
+            state: RwLock::new(Arc::new(Compiled::placeholder())),
+            health: Mutex::new(HashMap::new()),
+            transport,
+            seq: std::sync::atomic::AtomicU64::new(0),
+            telemetry: Arc::new(Telemetry::default()),
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            clock: self.clock,
+            chance: Arc::new(self.chance.unwrap_or_default()),
+        };
+        let otlp = self.policy.spec.telemetry.otlp.clone();
+        let compiled = inner.compile(self.policy)?;
+        *inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
+        if let Some(cfg) = otlp {
+            // Spans are built from the event stream on its own thread, like any callback.
+            let exporter = crate::telemetry::otlp::Exporter::new(cfg)?;
+            inner.telemetry.subscribe(Arc::new(move |e: &RouterEvent| exporter.on_event(e)));
+        }
+        Ok(Router { inner: Arc::new(inner) })
+    }
+}

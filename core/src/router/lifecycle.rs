@@ -1,0 +1,344 @@
+//! One request's context and one attempt's life, each written once.
+//!
+//! An [`Attempt`] exists only after the deployment's breaker granted a permit and every
+//! budget and rate limit that applies granted a reservation ([`Attempt::open`]). It ends in
+//! exactly one [`Attempt::finish`], which does all of an attempt's bookkeeping in one place:
+//! latency/success statistics, budget settlement (and threshold events), the breaker's
+//! record (and transition events), the trace entry and the `attempt_finished` event. Chat,
+//! stream and both sides of a hedge go through it, so they cannot disagree about what an
+//! attempt cost or meant. Dropping an attempt without finishing it is a cancellation: the
+//! permit's probe slot and the reservation are released by their own `Drop`s.
+//!
+//! [`RequestCtx`] is the per-request state that outlives the attempt loop (a stream keeps
+//! using it after commit): the trace, the deadline, the clock and the telemetry sink.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Compiled, Deployment, Router};
+use crate::budget::{BudgetInfo, Budgets, Reservation, Scope};
+use crate::clock::{Chance, Clock};
+use crate::error::{Error, ErrorKind};
+use crate::policy::RouteSpec;
+use crate::resilience::breaker::{Outcome as BreakerOutcome, Permit, Transition};
+use crate::telemetry::{RouterEvent, Telemetry};
+use crate::types::{AttemptTrace, ChatRequest, RouteTrace, Usage};
+
+/// Output tokens reserved when neither the request nor the catalog caps them.
+const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Per-request state that outlives the loop (streams keep using it after commit).
+pub(crate) struct RequestCtx {
+    pub trace: RouteTrace,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub route: RouteSpec,
+    pub est_input: u64,
+    /// Deployments still untried when the loop returned, for stream restarts.
+    pub remaining: Vec<(usize, Arc<Deployment>)>,
+    pub telemetry: Arc<Telemetry>,
+    pub stream: bool,
+    pub clock: Arc<dyn Clock>,
+    pub chance: Arc<Chance>,
+    /// The budgets of the policy the request started with (a reload does not move them).
+    pub budgets: Arc<Budgets>,
+}
+
+impl RequestCtx {
+    pub(crate) fn new(router: &Router, compiled: &Compiled, route: &RouteSpec, matched: String, req: &ChatRequest, stream: bool) -> RequestCtx {
+        let inner = &router.inner;
+        let started = inner.clock.now();
+        let total = route.timeouts.total.map(|t| t.0).unwrap_or(super::DEFAULT_TOTAL);
+        let n = inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        RequestCtx {
+            trace: RouteTrace {
+                request_id: format!("pr-{:x}-{n}", std::process::id()),
+                route: route.name.clone(),
+                matched,
+                strategy: super::select::strategy_name(route.strategy).into(),
+                ..Default::default()
+            },
+            started,
+            deadline: started + total,
+            route: route.clone(),
+            est_input: req.estimate_input_tokens(),
+            remaining: Vec::new(),
+            telemetry: inner.telemetry.clone(),
+            stream,
+            clock: inner.clock.clone(),
+            chance: inner.chance.clone(),
+            budgets: compiled.budgets.clone(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    pub(crate) fn note(&mut self, text: String) {
+        self.trace.notes.push(text);
+    }
+
+    /// Totals and the explanation, from the attempts recorded so far.
+    pub(crate) fn finish_trace(&mut self) {
+        let t = &mut self.trace;
+        let known: Vec<f64> = t.attempts.iter().filter_map(|a| a.cost_usd).collect();
+        t.total_cost_usd = if known.is_empty() { None } else { Some(known.iter().sum()) };
+        t.total_ms = ms(self.started.elapsed());
+        t.explanation = super::explain::sentence(t);
+    }
+
+    /// End the request with `e`: finish the trace, report, attach the trace to the error.
+    pub(crate) fn fail(&mut self, mut e: Error) -> Error {
+        self.finish_trace();
+        self.emit_finished(e.kind.code());
+        e.trace = Some(Box::new(self.trace.clone()));
+        e
+    }
+
+    /// Report the end of the request. Call after `finish_trace`.
+    pub(crate) fn emit_finished(&self, outcome: &str) {
+        let t = &self.trace;
+        let served = t.served_by.as_ref().and_then(|s| t.attempts.iter().rev().find(|a| &a.deployment == s && a.outcome == "ok"));
+        self.telemetry.emit(RouterEvent::RequestFinished {
+            request_id: t.request_id.clone(),
+            route: t.route.clone(),
+            outcome: outcome.to_string(),
+            deployment: t.served_by.clone(),
+            provider: served.map(|a| a.provider.clone()),
+            model: served.map(|a| a.model.clone()),
+            duration_ms: t.total_ms,
+            attempts: t.attempts.len() as u32,
+            cost_usd: t.total_cost_usd,
+            explanation: t.explanation.clone(),
+        });
+    }
+
+    pub(crate) fn emit_transition(&self, deployment: &str, tr: Option<Transition>) {
+        if let Some(tr) = tr {
+            self.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
+        }
+    }
+
+    fn emit_attempt(&self, a: &AttemptTrace, provider_kind: &str, response_model: Option<String>) {
+        let u = a.usage.unwrap_or_default();
+        self.telemetry.emit(RouterEvent::AttemptFinished {
+            request_id: self.trace.request_id.clone(),
+            route: self.trace.route.clone(),
+            deployment: a.deployment.clone(),
+            provider: a.provider.clone(),
+            provider_kind: provider_kind.to_string(),
+            model: a.model.clone(),
+            outcome: a.outcome.clone(),
+            latency_ms: a.latency_ms,
+            ttft_ms: a.ttft_ms,
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            cost_usd: a.cost_usd,
+            response_model,
+        });
+    }
+
+    /// After spend was recorded: report budgets that crossed 80 %, 90 % or 100 %.
+    fn emit_budget_thresholds(&self) {
+        if self.budgets.is_empty() {
+            return;
+        }
+        for (st, threshold) in self.budgets.crossed(self.clock.unix_now()) {
+            self.telemetry.emit(RouterEvent::BudgetThreshold { budget: st.budget, scope: st.scope, threshold, spent: st.spent, limit: st.limit });
+        }
+    }
+}
+
+/// Why an attempt could not be opened.
+pub(crate) enum Refused {
+    /// The breaker refuses (open, forced open, or its probe slots are taken): why, in words.
+    Breaker(String),
+    /// A budget or rate limit would be exceeded: the typed error to report.
+    Budget(Error),
+}
+
+/// How an attempt ended.
+pub(crate) enum End<'a> {
+    /// A whole response (chat), or a stream that completed after its commit.
+    Ok { ttft: Option<Duration>, usage: Option<Usage>, response_model: Option<String> },
+    /// Failed before anything reached the caller; billed only for usage the provider
+    /// reported (e.g. in a partial output).
+    Failed(&'a Error),
+    /// A committed stream failed after content: billed for what it reported so far.
+    Interrupted { error: &'a Error, usage: Option<Usage> },
+    /// The losing side of a hedge, dropped while running: its prompt was processed.
+    Lost,
+}
+
+/// One attempt on one deployment, from permit to report.
+pub(crate) struct Attempt {
+    pub deployment: Arc<Deployment>,
+    permit: Option<Permit>,
+    reservation: Option<Reservation>,
+    pub trace: AttemptTrace,
+    pub started: Instant,
+    /// A stream's first content arrived: statistics are recorded, the outcome waits for the end.
+    committed: bool,
+    ttft: Option<Duration>,
+}
+
+impl Attempt {
+    /// Ask the deployment's breaker, then every budget and rate limit that applies.
+    pub(crate) fn open(ctx: &RequestCtx, req: &ChatRequest, dep: &Arc<Deployment>, tier: usize) -> Result<Attempt, Refused> {
+        let now = ctx.now();
+        let permit = match dep.health.breaker.acquire(now) {
+            Ok((p, transition)) => {
+                ctx.emit_transition(&dep.name, transition);
+                p
+            }
+            Err(rej) => return Err(Refused::Breaker(rej.describe(now))),
+        };
+        // On refusal the permit is dropped unreported, which frees a probe slot.
+        let reservation = reserve(ctx, req, dep).map_err(|info| Refused::Budget(budget_error(info, dep, ctx.clock.unix_now())))?;
+        let trace = AttemptTrace { deployment: dep.name.clone(), provider: dep.provider.clone(), model: dep.model.clone(), tier, ..Default::default() };
+        Ok(Attempt { deployment: dep.clone(), permit: Some(permit), reservation, trace, started: now, committed: false, ttft: None })
+    }
+
+    /// A stream delivered its first content: from here the caller sees this deployment.
+    pub(crate) fn commit(&mut self, ctx: &RequestCtx, ttft: Option<Duration>) {
+        let now = ctx.now();
+        self.committed = true;
+        self.ttft = ttft;
+        self.trace.outcome = "ok".into();
+        self.trace.ttft_ms = ttft.map(ms);
+        self.trace.latency_ms = ms(now.saturating_duration_since(self.started));
+        observe(&self.deployment, now, true, ttft);
+    }
+
+    /// Everything an attempt's end implies, once. Returns what it cost (for the request's
+    /// spend limit).
+    pub(crate) fn finish(mut self, ctx: &mut RequestCtx, end: End<'_>) -> f64 {
+        let now = ctx.now();
+        let d = self.deployment.clone();
+        let t = &mut self.trace;
+        if !self.committed {
+            t.latency_ms = ms(now.saturating_duration_since(self.started));
+        }
+        let (breaker, billed, tokens, response_model) = match end {
+            End::Ok { ttft, usage, response_model } => {
+                t.outcome = "ok".into();
+                if !self.committed {
+                    t.ttft_ms = ttft.map(ms);
+                    observe(&d, now, true, ttft);
+                }
+                ctx.trace.served_by = Some(d.name.clone());
+                let ttft = if self.committed { self.ttft } else { ttft };
+                (BreakerOutcome::Success { ttft }, usage, usage.map(|u| u.total_tokens()).unwrap_or(0), response_model)
+            }
+            End::Failed(e) => {
+                t.outcome = e.kind.code().into();
+                t.error = Some(e.message.clone());
+                t.status = e.status;
+                let usage = e.partial.as_ref().and_then(|p| p.usage);
+                failed(&d, now, e, usage, self.committed)
+            }
+            End::Interrupted { error: e, usage } => {
+                t.outcome = ErrorKind::StreamInterrupted.code().into();
+                t.error = Some(format!("after content: {}", e.message));
+                failed(&d, now, e, usage, self.committed)
+            }
+            End::Lost => {
+                t.outcome = ErrorKind::Cancelled.code().into();
+                t.error = Some("hedge lost: dropped when the other request answered first".into());
+                (BreakerOutcome::Ignored, None, ctx.est_input, None)
+            }
+        };
+        t.usage = billed;
+        t.cost_usd = match billed {
+            Some(u) => d.cost(&u),
+            // A dropped request still had its prompt processed: count the input as spent.
+            None if tokens > 0 => d.expected_cost(ctx.est_input, 0),
+            None => None,
+        };
+        let cost = t.cost_usd.unwrap_or(0.0);
+        if let Some(r) = self.reservation.take() {
+            r.settle(cost, tokens);
+            ctx.emit_budget_thresholds();
+        }
+        ctx.emit_attempt(&self.trace, d.endpoint.provider.kind(), response_model);
+        if let Some(p) = self.permit.take() {
+            match breaker {
+                // Unreported, the permit frees its probe slot without counting.
+                BreakerOutcome::Ignored => drop(p),
+                outcome => {
+                    let tr = d.health.breaker.record(p, outcome, now);
+                    ctx.emit_transition(&d.name, tr);
+                }
+            }
+        }
+        ctx.trace.attempts.push(std::mem::take(&mut self.trace));
+        cost
+    }
+}
+
+/// A failure's breaker outcome and statistics; billing is the caller's.
+fn failed(d: &Deployment, now: Instant, e: &Error, usage: Option<Usage>, committed: bool) -> (BreakerOutcome, Option<Usage>, u64, Option<String>) {
+    let outcome = BreakerOutcome::from_error(e.kind, e.retry_after);
+    // A committed stream counted as a success at commit; its failure counts too.
+    if !matches!(outcome, BreakerOutcome::Ignored) || committed {
+        observe(d, now, false, None);
+    }
+    (outcome, usage, usage.map(|u| u.total_tokens()).unwrap_or(0), None)
+}
+
+fn observe(d: &Deployment, now: Instant, ok: bool, ttft: Option<Duration>) {
+    let mut s = d.health.stats();
+    s.observe_outcome(now, ok);
+    if let Some(t) = ttft {
+        s.observe_ttft(t);
+    }
+}
+
+/// Reserve an attempt's worst case against every budget and rate limit that applies.
+fn reserve(ctx: &RequestCtx, req: &ChatRequest, d: &Deployment) -> Result<Option<Reservation>, BudgetInfo> {
+    if ctx.budgets.is_empty() && d.rate_limit.is_none() {
+        return Ok(None);
+    }
+    let out = req.max_output_tokens().map(u64::from).or(d.max_output_tokens).unwrap_or(DEFAULT_OUTPUT_RESERVE);
+    let usd = d.expected_cost(ctx.est_input, out);
+    let md = &req.metadata;
+    let scope = Scope { tenant: md.tenant.as_deref(), feature: md.feature.as_deref(), route: &ctx.route.name, deployment: &d.name };
+    ctx.budgets.reserve(&scope, usd, ctx.est_input + out, d.rate_limit.as_ref(), ctx.clock.unix_now()).map(Some)
+}
+
+fn budget_error(info: BudgetInfo, d: &Deployment, unix_now: f64) -> Error {
+    let local_rate = info.budget.starts_with("rate_limit:");
+    let wait = (info.resets_at - unix_now).max(0.0);
+    let msg = if info.remaining.is_nan() {
+        format!("budget `{}` cannot be held on `{}`: its price is unknown (set `pricing` in the policy)", info.budget, d.name)
+    } else {
+        format!(
+            "{} `{}` would be exceeded on `{}`: needs {:.6} {}, {:.6} of {} left; resets in {:.0} s",
+            if local_rate { "rate limit" } else { "budget" },
+            info.budget,
+            d.name,
+            info.needed,
+            info.unit,
+            info.remaining,
+            info.limit,
+            wait
+        )
+    };
+    let kind = if local_rate { ErrorKind::RateLimited } else { ErrorKind::BudgetExceeded };
+    let mut e = Error::new(kind, msg).at(&d.provider, &d.model);
+    if local_rate {
+        e.retry_after = Duration::try_from_secs_f64(wait).ok();
+    }
+    e.budget = Some(Box::new(info));
+    e
+}
