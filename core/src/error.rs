@@ -117,27 +117,6 @@ impl ErrorKind {
     pub fn from_code(code: &str) -> Option<ErrorKind> {
         ErrorKind::ALL.iter().copied().find(|k| k.code() == code)
     }
-
-    /// Worth trying the same deployment again after a pause. Quota, auth, permission and
-    /// caller errors are not: repeating them costs a round trip and changes nothing.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::RateLimited
-                | ErrorKind::Overloaded
-                | ErrorKind::ServerError
-                | ErrorKind::Timeout
-                | ErrorKind::Connection
-                | ErrorKind::StreamInterrupted
-                | ErrorKind::MalformedResponse
-        )
-    }
-
-    /// The request itself is at fault: another deployment would reject it too, and a
-    /// circuit breaker must not count it against the provider.
-    pub fn is_caller_error(self) -> bool {
-        matches!(self, ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::Cancelled | ErrorKind::Config)
-    }
 }
 
 impl fmt::Display for ErrorKind {

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod budget;
 pub mod clock;
 pub mod error;
+pub mod meaning;
 pub mod policy;
 pub mod provider;
 pub mod resilience;

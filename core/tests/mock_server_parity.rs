@@ -201,7 +201,7 @@ async fn malformed_chunk_is_malformed_response() {
 #[tokio::test]
 async fn inband_error_is_a_transient_error_with_partial_text() {
     let outs = both_ways(r#"{"then":{"fault":{"inband_error":{"after_chunks":1}}}}"#, true).await;
-    expect_all(&outs, |o| matches!(o, Outcome::Err { kind, partial: Some(p), .. } if kind.is_transient() && p == "echo:"));
+    expect_all(&outs, |o| matches!(o, Outcome::Err { kind, partial: Some(p), .. } if polyroute::resilience::decide::meaning(*kind).retry_by_default && p == "echo:"));
 }
 
 /// Finish reason and usage arrive, the terminator never does, the connection stays open.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::schema::*;
 use super::PolicyIssue;
-use crate::error::ErrorKind;
+use crate::meaning::Fallover;
 use crate::provider::ProviderKind;
 
 struct Issues(Vec<PolicyIssue>);
@@ -262,14 +262,15 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
                 issues.push(&fat, "unreachable: every deployment of this tier already appears in an earlier tier");
             }
             for (k, kind) in fb.on.iter().enumerate() {
-                if matches!(kind, ErrorKind::InvalidRequest | ErrorKind::Cancelled | ErrorKind::Config | ErrorKind::NotFound) {
+                let fallover = crate::meaning::meaning(*kind).fallover;
+                if fallover == Fallover::Never {
                     issues.push(
                         format!("{fat}.on[{k}]"),
                         format!("`{kind}` stops a request (the same request fails anywhere), so this trigger can never fire"),
                     );
                 }
-                if *kind == ErrorKind::ContentFilter && !r.content_filter_fallover {
-                    issues.push(format!("{fat}.on[{k}]"), "`content_filter` crosses tiers only with `content_filter_fallover: true` on the route");
+                if fallover == Fallover::OtherProviderIfOptedIn && !r.content_filter_fallover {
+                    issues.push(format!("{fat}.on[{k}]"), format!("`{kind}` crosses tiers only with `content_filter_fallover: true` on the route"));
                 }
             }
             if fb.static_response.is_some() {

@@ -1,9 +1,8 @@
-//! What a failed attempt means, decided in one place.
+//! What to do after a failed attempt, decided in one place.
 //!
-//! [`meaning`] is the one table of what each [`ErrorKind`] implies: is it retried on the same
-//! deployment by default, may the request move to another deployment (and to which), and how
-//! does the deployment's circuit breaker count it. Before this table existed five lists said
-//! it (and disagreed); now the attempt loop, tier entry and the breaker all read this one.
+//! [`meaning`] (defined in `crate::meaning`, low in the module graph so policy validation can
+//! read it too) is the one table of what each [`ErrorKind`] implies. The attempt loop, tier
+//! entry, the breaker and policy validation all read it; nothing else interprets kinds.
 //!
 //! [`decide`] is the retry decision after a failed attempt, in the spirit of tower's retry
 //! `Policy`: plain values in (kind, tries so far, hint, remaining time, the route's retry
@@ -15,81 +14,8 @@ use std::time::Duration;
 
 use super::retry::{backoff, wait_for};
 use crate::error::ErrorKind;
+pub use crate::meaning::{meaning, stops, BreakerEffect, Fallover, KindMeaning};
 use crate::policy::RetrySpec;
-
-/// May the request continue on another deployment after this kind, and where?
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallover {
-    /// Any other candidate may serve it.
-    Any,
-    /// Only candidates whose context window is larger (the request did not fit).
-    LargerContext,
-    /// Only other providers, and only where the route opts in (`content_filter_fallover`):
-    /// moving refused content to a more permissive provider is a policy choice.
-    OtherProviderIfOptedIn,
-    /// The request itself is at fault or was withdrawn: it would fail anywhere, and trying
-    /// elsewhere would only hide the real error.
-    Never,
-}
-
-/// How the deployment's circuit breaker counts an attempt that failed with this kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerEffect {
-    /// Not the deployment's fault (or not known): never counted.
-    Ignore,
-    /// Counts toward the failure rate and the consecutive-failure run.
-    Failure,
-    /// A banned key, a revoked key or an empty wallet: open at once for `ban_open_for`, so it
-    /// stops costing a round trip per request.
-    Ban,
-}
-
-/// Everything the router needs to know about one kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KindMeaning {
-    /// Retried on the same deployment when the route does not list its own `retry_on`.
-    pub retry_by_default: bool,
-    pub fallover: Fallover,
-    pub breaker: BreakerEffect,
-}
-
-/// The table. Every kind is listed (the match is exhaustive), so a new kind cannot be added
-/// without saying what it means.
-pub const fn meaning(kind: ErrorKind) -> KindMeaning {
-    use BreakerEffect::{Ban, Failure, Ignore};
-    use ErrorKind as K;
-    use Fallover::{Any, LargerContext, Never, OtherProviderIfOptedIn};
-    let (retry_by_default, fallover, breaker) = match kind {
-        K::RateLimited => (true, Any, Failure),
-        K::QuotaExhausted => (false, Any, Ban),
-        K::Overloaded => (true, Any, Failure),
-        K::ServerError => (true, Any, Failure),
-        K::Timeout => (true, Any, Failure),
-        K::Connection => (true, Any, Failure),
-        K::Auth => (false, Any, Ban),
-        K::PermissionDenied => (false, Any, Ban),
-        K::ContentFilter => (false, OtherProviderIfOptedIn, Ignore),
-        K::ContextLengthExceeded => (false, LargerContext, Ignore),
-        K::InvalidRequest => (false, Never, Ignore),
-        // A model missing for one key says nothing about another deployment's.
-        K::NotFound => (false, Any, Ignore),
-        K::StreamInterrupted => (true, Any, Failure),
-        K::MalformedResponse => (true, Any, Failure),
-        // Sampling may well produce valid output the next time; the provider did its job.
-        K::InvalidOutput => (true, Any, Ignore),
-        K::BudgetExceeded => (false, Any, Ignore),
-        K::CircuitOpen => (false, Any, Ignore),
-        K::NoRoute => (false, Any, Ignore),
-        K::Cancelled => (false, Never, Ignore),
-        K::Config => (false, Never, Ignore),
-    };
-    KindMeaning { retry_by_default, fallover, breaker }
-}
-
-/// Does a failure of this kind end the whole request?
-pub const fn stops(kind: ErrorKind) -> bool {
-    matches!(meaning(kind).fallover, Fallover::Never)
-}
 
 /// Does a fallback tier take over after this kind? A tier that lists `on` kinds takes over
 /// after exactly those; otherwise after anything that may fall over at all.

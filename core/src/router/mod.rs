@@ -20,6 +20,8 @@ pub mod health;
 mod lifecycle;
 mod select;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod validate_output;
 
 use std::collections::HashMap;
