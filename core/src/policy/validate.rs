@@ -89,21 +89,7 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
             None => complete = false,
         }
     }
-    match root.get("routes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(rs)) => {
-            for (i, rv) in rs.iter().enumerate() {
-                match parse_entry::<RouteSpec>(rv, &format!("routes[{i}]"), &mut issues) {
-                    Some(r) => spec.routes.push(r),
-                    None => complete = false,
-                }
-            }
-        }
-        Some(_) => {
-            issues.push("routes", "must be a list of routes");
-            complete = false;
-        }
-    }
+    spec.routes = list_section(root.get("routes"), "routes", "routes", &mut issues, &mut complete);
     if let Some(d) = root.get("default_route") {
         match d {
             Value::String(s) => spec.default_route = Some(s.clone()),
@@ -123,21 +109,7 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
             None => complete = false,
         }
     }
-    match root.get("budgets") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(bs)) => {
-            for (i, bv) in bs.iter().enumerate() {
-                match parse_entry::<BudgetSpec>(bv, &format!("budgets[{i}]"), &mut issues) {
-                    Some(b) => spec.budgets.push(b),
-                    None => complete = false,
-                }
-            }
-        }
-        Some(_) => {
-            issues.push("budgets", "must be a list of budgets");
-            complete = false;
-        }
-    }
+    spec.budgets = list_section(root.get("budgets"), "budgets", "budgets", &mut issues, &mut complete);
     if let Some(t) = root.get("telemetry") {
         match parse_entry::<TelemetrySpec>(t, "telemetry", &mut issues) {
             Some(t) => {
@@ -167,7 +139,37 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
     (complete.then_some(spec), issues.0)
 }
 
+/// A list section (`routes`, `budgets`): every entry parsed on its own, so one bad entry
+/// reports its path and the others are still checked.
+fn list_section<T: DeserializeOwned>(v: Option<&Value>, name: &str, what: &str, issues: &mut Issues, complete: &mut bool) -> Vec<T> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let parsed = parse_entry::<T>(item, &format!("{name}[{i}]"), issues);
+                *complete &= parsed.is_some();
+                parsed
+            })
+            .collect(),
+        Some(_) => {
+            issues.push(name, format!("must be a list of {what}"));
+            *complete = false;
+            Vec::new()
+        }
+    }
+}
+
 fn semantic(spec: &PolicySpec, issues: &mut Issues) {
+    check_providers(spec, issues);
+    check_deployments(spec, issues);
+    let route_names = check_routes(spec, issues);
+    check_budgets(spec, &route_names, issues);
+    check_breaker_and_retry_budget(spec, issues);
+}
+
+fn check_providers(spec: &PolicySpec, issues: &mut Issues) {
     for (name, p) in &spec.providers {
         let at = format!("providers.{name}");
         if name.is_empty() {
@@ -201,6 +203,9 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
             issues.push(format!("{at}.script"), e.message);
         }
     }
+}
+
+fn check_deployments(spec: &PolicySpec, issues: &mut Issues) {
     for (name, d) in &spec.deployments {
         let at = format!("deployments.{name}");
         if !spec.providers.contains_key(&d.provider) {
@@ -231,81 +236,105 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
         }
     }
 
+    for (name, d) in &spec.deployments {
+        if let Some(rl) = &d.rate_limit {
+            if rl.requests_per_minute == Some(0) || rl.tokens_per_minute == Some(0) {
+                issues.push(format!("deployments.{name}.rate_limit"), "limits must be positive (remove the field for no limit)");
+            }
+        }
+    }
+}
+
+/// Routes one by one, then the default route; returns the route names.
+fn check_routes(spec: &PolicySpec, issues: &mut Issues) -> BTreeSet<String> {
     let mut route_names = BTreeSet::new();
     for (i, r) in spec.routes.iter().enumerate() {
-        let at = format!("routes[{i}]");
-        if r.name.trim().is_empty() {
-            issues.push(format!("{at}.name"), "must not be empty");
-        } else if !route_names.insert(r.name.clone()) {
-            issues.push(format!("{at}.name"), format!("duplicate route name `{}`", r.name));
-        }
-        if r.deployments.is_empty() {
-            issues.push(format!("{at}.deployments"), "a route needs at least one deployment");
-        }
-        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
-        check_deployment_list(spec, &r.deployments, &format!("{at}.deployments"), &mut seen, issues);
-        let mut after_static: Option<usize> = None;
-        for (j, fb) in r.fallbacks.iter().enumerate() {
-            let fat = format!("{at}.fallbacks[{j}]");
-            if let Some(k) = after_static {
-                issues.push(&fat, format!("unreachable: fallbacks[{k}] serves a static response, which always succeeds"));
-            }
-            if fb.deployments.is_empty() && fb.static_response.is_none() {
-                issues.push(&fat, "a fallback tier needs `deployments` or a `static_response`");
-            }
-            if fb.static_response.is_some() && !fb.deployments.is_empty() {
-                issues.push(&fat, "a tier is either deployments or a static response, not both");
-            }
-            let before = seen.len();
-            check_deployment_list(spec, &fb.deployments, &format!("{fat}.deployments"), &mut seen, issues);
-            if !fb.deployments.is_empty() && seen.len() == before {
-                issues.push(&fat, "unreachable: every deployment of this tier already appears in an earlier tier");
-            }
-            for (k, kind) in fb.on.iter().enumerate() {
-                let fallover = crate::meaning::meaning(*kind).fallover;
-                if fallover == Fallover::Never {
-                    issues.push(
-                        format!("{fat}.on[{k}]"),
-                        format!("`{kind}` stops a request (the same request fails anywhere), so this trigger can never fire"),
-                    );
-                }
-                if fallover == Fallover::OtherProviderIfOptedIn && !r.content_filter_fallover {
-                    issues.push(format!("{fat}.on[{k}]"), format!("`{kind}` crosses tiers only with `content_filter_fallover: true` on the route"));
-                }
-            }
-            if fb.static_response.is_some() {
-                after_static = Some(j);
-            }
-        }
-        if let Some(m) = &r.match_rule {
-            for (k, c) in m.capabilities.iter().enumerate() {
-                if !CAPABILITIES.contains(&c.as_str()) {
-                    issues.push(format!("{at}.match.capabilities[{k}]"), format!("unknown capability `{c}` (known: {})", CAPABILITIES.join(", ")));
-                }
-            }
-        }
-        for (class, rule) in &r.data_rules {
-            for (k, p) in rule.providers.iter().enumerate() {
-                if !spec.providers.contains_key(p) {
-                    issues.push(format!("{at}.data_rules.{class}.providers[{k}]"), format!("unknown provider `{p}`"));
-                }
-            }
-            if rule.providers.is_empty() && rule.regions.is_empty() {
-                issues.push(format!("{at}.data_rules.{class}"), "an empty rule would block the class everywhere; list providers or regions");
-            }
-        }
-        check_retry(&r.retry, &r.timeouts, &format!("{at}"), issues);
-        if let Some(sr) = r.slo.min_success_rate {
-            if !(0.0..=1.0).contains(&sr) {
-                issues.push(format!("{at}.slo.min_success_rate"), format!("must be between 0 and 1, got {sr}"));
-            }
-        }
+        check_route(spec, i, r, &mut route_names, issues);
     }
     if let Some(d) = &spec.default_route {
         if !route_names.contains(d) {
             issues.push("default_route", format!("unknown route `{d}`{}", suggest(d, route_names.iter())));
         }
     }
+    route_names
+}
+
+fn check_route(spec: &PolicySpec, i: usize, r: &RouteSpec, route_names: &mut BTreeSet<String>, issues: &mut Issues) {
+    let at = format!("routes[{i}]");
+    if r.name.trim().is_empty() {
+        issues.push(format!("{at}.name"), "must not be empty");
+    } else if !route_names.insert(r.name.clone()) {
+        issues.push(format!("{at}.name"), format!("duplicate route name `{}`", r.name));
+    }
+    if r.deployments.is_empty() {
+        issues.push(format!("{at}.deployments"), "a route needs at least one deployment");
+    }
+    let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+    check_deployment_list(spec, &r.deployments, &format!("{at}.deployments"), &mut seen, issues);
+    check_fallbacks(spec, r, &at, &mut seen, issues);
+    if let Some(m) = &r.match_rule {
+        for (k, c) in m.capabilities.iter().enumerate() {
+            if !CAPABILITIES.contains(&c.as_str()) {
+                issues.push(format!("{at}.match.capabilities[{k}]"), format!("unknown capability `{c}` (known: {})", CAPABILITIES.join(", ")));
+            }
+        }
+    }
+    for (class, rule) in &r.data_rules {
+        for (k, p) in rule.providers.iter().enumerate() {
+            if !spec.providers.contains_key(p) {
+                issues.push(format!("{at}.data_rules.{class}.providers[{k}]"), format!("unknown provider `{p}`"));
+            }
+        }
+        if rule.providers.is_empty() && rule.regions.is_empty() {
+            issues.push(format!("{at}.data_rules.{class}"), "an empty rule would block the class everywhere; list providers or regions");
+        }
+    }
+    check_retry(&r.retry, &r.timeouts, &format!("{at}"), issues);
+    if let Some(sr) = r.slo.min_success_rate {
+        if !(0.0..=1.0).contains(&sr) {
+            issues.push(format!("{at}.slo.min_success_rate"), format!("must be between 0 and 1, got {sr}"));
+        }
+    }
+}
+
+/// Fallback tiers: reachable, well-formed, and triggered only by kinds that can fall over.
+fn check_fallbacks<'a>(spec: &PolicySpec, r: &'a RouteSpec, at: &str, seen: &mut BTreeMap<&'a str, String>, issues: &mut Issues) {
+    let mut after_static: Option<usize> = None;
+    for (j, fb) in r.fallbacks.iter().enumerate() {
+        let fat = format!("{at}.fallbacks[{j}]");
+        if let Some(k) = after_static {
+            issues.push(&fat, format!("unreachable: fallbacks[{k}] serves a static response, which always succeeds"));
+        }
+        if fb.deployments.is_empty() && fb.static_response.is_none() {
+            issues.push(&fat, "a fallback tier needs `deployments` or a `static_response`");
+        }
+        if fb.static_response.is_some() && !fb.deployments.is_empty() {
+            issues.push(&fat, "a tier is either deployments or a static response, not both");
+        }
+        let before = seen.len();
+        check_deployment_list(spec, &fb.deployments, &format!("{fat}.deployments"), seen, issues);
+        if !fb.deployments.is_empty() && seen.len() == before {
+            issues.push(&fat, "unreachable: every deployment of this tier already appears in an earlier tier");
+        }
+        for (k, kind) in fb.on.iter().enumerate() {
+            let fallover = crate::meaning::meaning(*kind).fallover;
+            if fallover == Fallover::Never {
+                issues.push(
+                    format!("{fat}.on[{k}]"),
+                    format!("`{kind}` stops a request (the same request fails anywhere), so this trigger can never fire"),
+                );
+            }
+            if fallover == Fallover::OtherProviderIfOptedIn && !r.content_filter_fallover {
+                issues.push(format!("{fat}.on[{k}]"), format!("`{kind}` crosses tiers only with `content_filter_fallover: true` on the route"));
+            }
+        }
+        if fb.static_response.is_some() {
+            after_static = Some(j);
+        }
+    }
+}
+
+fn check_budgets(spec: &PolicySpec, route_names: &BTreeSet<String>, issues: &mut Issues) {
     let mut budget_names = BTreeSet::new();
     for (i, b) in spec.budgets.iter().enumerate() {
         let at = format!("budgets[{i}]");
@@ -332,13 +361,9 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
             }
         }
     }
-    for (name, d) in &spec.deployments {
-        if let Some(rl) = &d.rate_limit {
-            if rl.requests_per_minute == Some(0) || rl.tokens_per_minute == Some(0) {
-                issues.push(format!("deployments.{name}.rate_limit"), "limits must be positive (remove the field for no limit)");
-            }
-        }
-    }
+}
+
+fn check_breaker_and_retry_budget(spec: &PolicySpec, issues: &mut Issues) {
     let b = &spec.breaker;
     if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
         issues.push("breaker.failure_rate", format!("must be in (0, 1], got {}", b.failure_rate));

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 
 use super::{Capabilities, Compiled, Deployment, DeploymentHealth, Route, RouterInner, TierRt};
 use crate::budget::{Budgets, MemoryStore};
-use crate::catalog::{Catalog, Pricing};
+use crate::catalog::{Catalog, ModelInfo, Pricing};
 use crate::error::{Error, Result};
-use crate::policy::{Policy, PolicySpec};
+use crate::policy::{DeploymentSpec, Policy, PolicySpec, RouteSpec};
 use crate::provider::{build_provider, Endpoint, ProviderConfig, ProviderKind};
 use crate::resilience::ratelimit::ObservingTransport;
 use crate::resilience::retry::RetryBudget;
@@ -43,42 +43,19 @@ fn default_base_url(kind: ProviderKind) -> &'static str {
     }
 }
 
+/// Endpoint, kind and base URL of one configured provider.
+type Built = (Endpoint, ProviderKind, String);
+
 impl RouterInner {
     pub(crate) fn compile(&self, policy: Policy) -> Result<Compiled> {
         let spec = policy.spec;
         let now = self.clock.now();
-        let mut endpoints: HashMap<String, (Endpoint, ProviderKind, String)> = HashMap::new();
-        for (name, p) in &spec.providers {
-            let base_url = p.base_url.clone().unwrap_or_else(|| default_base_url(p.kind).to_string());
-            let mut cfg = ProviderConfig::new(name.clone(), p.kind, base_url.clone());
-            cfg.headers = p.headers.clone();
-            cfg.api_version = p.api_version.clone();
-            cfg.api_key = match (&p.api_key_env, &p.api_key) {
-                (Some(env), _) => Some(SecretString::from(
-                    std::env::var(env).map_err(|_| Error::config(format!("providers.{name}.api_key_env: `{env}` is not set")))?,
-                )),
-                (None, Some(k)) => Some(SecretString::from(k.expose().to_string())),
-                (None, None) => None,
-            };
-            let endpoint = if p.kind == ProviderKind::Mock {
-                let script = crate::policy::mock_script(p.script.as_ref())
-                    .map_err(|e| Error::config(format!("providers.{name}.script: {}", e.message)))?;
-                crate::provider::mock::mock_endpoint(name, script)
-            } else {
-                Endpoint::new(build_provider(cfg)?, self.transport.clone())
-            };
-            endpoints.insert(name.clone(), (endpoint, p.kind, base_url));
-        }
+        let endpoints = self.endpoints(&spec)?;
         let catalog_owned;
         let catalog: &Catalog = match &spec.catalog {
             None => Catalog::builtin(),
             Some(over) => {
-                let text = match over {
-                    serde_json::Value::String(path) => std::fs::read_to_string(path)
-                        .map_err(|e| Error::config(format!("catalog: cannot read `{path}`: {e}")))?,
-                    v => v.to_string(),
-                };
-                catalog_owned = Catalog::builtin_with_overrides(&text)?;
+                catalog_owned = load_catalog(over)?;
                 &catalog_owned
             }
         };
@@ -108,70 +85,119 @@ impl RouterInner {
                 k => serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
             };
             let info = catalog.lookup(&key, &d.model);
-            // Unknown model: assume it can do what is asked (the provider will say if not).
-            let base = info.map(|i| i.capabilities).unwrap_or(Capabilities {
-                tools: true,
-                parallel_tools: true,
-                vision: true,
-                json_schema: true,
-                streaming: true,
-                assistant_prefill: false,
-            });
-            let caps = &d.capabilities;
-            let dep = Deployment {
-                name: name.clone(),
-                provider: d.provider.clone(),
-                provider_kind: kind,
-                model: d.model.clone(),
-                region: d.region.clone(),
-                tags: d.tags.clone(),
-                weight: d.weight,
-                context_window: d.context_window.or(info.and_then(|i| i.context_window)),
-                max_output_tokens: d.max_output_tokens.or(info.and_then(|i| i.max_output_tokens)),
-                capabilities: Capabilities {
-                    tools: caps.tools.unwrap_or(base.tools),
-                    parallel_tools: base.parallel_tools,
-                    vision: caps.vision.unwrap_or(base.vision),
-                    json_schema: caps.json_schema.unwrap_or(base.json_schema),
-                    streaming: caps.streaming.unwrap_or(base.streaming),
-                    assistant_prefill: caps.assistant_prefill.unwrap_or(base.assistant_prefill),
-                },
-                pricing: match d.pricing {
-                    Some(p) => Some(Pricing {
-                        input_per_mtok: p.input_per_mtok,
-                        output_per_mtok: p.output_per_mtok,
-                        cache_read_per_mtok: p.cache_read_per_mtok,
-                        cache_write_per_mtok: p.cache_write_per_mtok,
-                        long_context: None,
-                    }),
-                    None => info.and_then(|i| i.pricing.clone()),
-                },
-                timeouts: d.timeouts,
-                rate_limit: d.rate_limit,
-                endpoint,
-                health: h,
-            };
-            deployments.insert(name.clone(), Arc::new(dep));
+            deployments.insert(name.clone(), Arc::new(deployment(name, d, kind, info, endpoint, h)));
         }
         *health = next_health;
         drop(health);
-        let mut routes = Vec::new();
-        for r in &spec.routes {
-            let resolve = |names: &[String]| -> Vec<Arc<Deployment>> { names.iter().filter_map(|n| deployments.get(n).cloned()).collect() };
-            let mut tiers = vec![TierRt { name: "primary".into(), deployments: resolve(&r.deployments), on: Vec::new(), static_response: None }];
-            for (i, fb) in r.fallbacks.iter().enumerate() {
-                tiers.push(TierRt {
-                    name: fb.name.clone().unwrap_or_else(|| format!("fallback {}", i + 1)),
-                    deployments: resolve(&fb.deployments),
-                    on: fb.on.clone(),
-                    static_response: fb.static_response.clone(),
-                });
-            }
-            routes.push(Route { spec: r.clone(), tiers });
-        }
+        let routes = spec.routes.iter().map(|r| route(r, &deployments)).collect();
         let default_route = spec.default_route.as_ref().and_then(|d| spec.routes.iter().position(|r| &r.name == d));
         let retry_budget = Arc::new(RetryBudget::new(spec.retry_budget.clone(), now));
         let budgets = Arc::new(Budgets::new(spec.budgets.clone(), self.store.clone()));
         Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets })
     }
+
+    /// One endpoint per configured provider (keys resolved from the environment here, once).
+    fn endpoints(&self, spec: &PolicySpec) -> Result<HashMap<String, Built>> {
+        let mut endpoints = HashMap::new();
+        for (name, p) in &spec.providers {
+            let base_url = p.base_url.clone().unwrap_or_else(|| default_base_url(p.kind).to_string());
+            let mut cfg = ProviderConfig::new(name.clone(), p.kind, base_url.clone());
+            cfg.headers = p.headers.clone();
+            cfg.api_version = p.api_version.clone();
+            cfg.api_key = match (&p.api_key_env, &p.api_key) {
+                (Some(env), _) => Some(SecretString::from(
+                    std::env::var(env).map_err(|_| Error::config(format!("providers.{name}.api_key_env: `{env}` is not set")))?,
+                )),
+                (None, Some(k)) => Some(SecretString::from(k.expose().to_string())),
+                (None, None) => None,
+            };
+            let endpoint = if p.kind == ProviderKind::Mock {
+                let script = crate::policy::mock_script(p.script.as_ref())
+                    .map_err(|e| Error::config(format!("providers.{name}.script: {}", e.message)))?;
+                crate::provider::mock::mock_endpoint(name, script)
+            } else {
+                Endpoint::new(build_provider(cfg)?, self.transport.clone())
+            };
+            endpoints.insert(name.clone(), (endpoint, p.kind, base_url));
+        }
+        Ok(endpoints)
+    }
+}
+
+/// The policy's `catalog:` override: a path, or the overrides inline.
+fn load_catalog(over: &serde_json::Value) -> Result<Catalog> {
+    let text = match over {
+        serde_json::Value::String(path) => std::fs::read_to_string(path).map_err(|e| Error::config(format!("catalog: cannot read `{path}`: {e}")))?,
+        v => v.to_string(),
+    };
+    Catalog::builtin_with_overrides(&text)
+}
+
+/// A deployment: the policy entry, completed from the catalog where the policy is silent.
+fn deployment(
+    name: &str,
+    d: &DeploymentSpec,
+    kind: ProviderKind,
+    info: Option<&ModelInfo>,
+    endpoint: Endpoint,
+    health: Arc<DeploymentHealth>,
+) -> Deployment {
+    // Unknown model: assume it can do what is asked (the provider will say if not).
+    let base = info.map(|i| i.capabilities).unwrap_or(Capabilities {
+        tools: true,
+        parallel_tools: true,
+        vision: true,
+        json_schema: true,
+        streaming: true,
+        assistant_prefill: false,
+    });
+    let caps = &d.capabilities;
+    Deployment {
+        name: name.to_string(),
+        provider: d.provider.clone(),
+        provider_kind: kind,
+        model: d.model.clone(),
+        region: d.region.clone(),
+        tags: d.tags.clone(),
+        weight: d.weight,
+        context_window: d.context_window.or(info.and_then(|i| i.context_window)),
+        max_output_tokens: d.max_output_tokens.or(info.and_then(|i| i.max_output_tokens)),
+        capabilities: Capabilities {
+            tools: caps.tools.unwrap_or(base.tools),
+            parallel_tools: base.parallel_tools,
+            vision: caps.vision.unwrap_or(base.vision),
+            json_schema: caps.json_schema.unwrap_or(base.json_schema),
+            streaming: caps.streaming.unwrap_or(base.streaming),
+            assistant_prefill: caps.assistant_prefill.unwrap_or(base.assistant_prefill),
+        },
+        pricing: match d.pricing {
+            Some(p) => Some(Pricing {
+                input_per_mtok: p.input_per_mtok,
+                output_per_mtok: p.output_per_mtok,
+                cache_read_per_mtok: p.cache_read_per_mtok,
+                cache_write_per_mtok: p.cache_write_per_mtok,
+                long_context: None,
+            }),
+            None => info.and_then(|i| i.pricing.clone()),
+        },
+        timeouts: d.timeouts,
+        rate_limit: d.rate_limit,
+        endpoint,
+        health,
+    }
+}
+
+/// A route with its tiers resolved to deployments (validation guarantees the names exist).
+fn route(r: &RouteSpec, deployments: &HashMap<String, Arc<Deployment>>) -> Route {
+    let resolve = |names: &[String]| -> Vec<Arc<Deployment>> { names.iter().filter_map(|n| deployments.get(n).cloned()).collect() };
+    let mut tiers = vec![TierRt { name: "primary".into(), deployments: resolve(&r.deployments), on: Vec::new(), static_response: None }];
+    for (i, fb) in r.fallbacks.iter().enumerate() {
+        tiers.push(TierRt {
+            name: fb.name.clone().unwrap_or_else(|| format!("fallback {}", i + 1)),
+            deployments: resolve(&fb.deployments),
+            on: fb.on.clone(),
+            static_response: fb.static_response.clone(),
+        });
+    }
+    Route { spec: r.clone(), tiers }
 }
