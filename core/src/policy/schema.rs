@@ -280,6 +280,33 @@ pub enum Strategy {
 
 /// Which requests a route takes. Every listed field must match (AND); a list matches if
 /// the request's value is one of its entries (OR). An empty rule matches everything.
+/// A request capability a route can match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Tools,
+    Vision,
+    JsonSchema,
+    Streaming,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Tools => "tools",
+            Capability::Vision => "vision",
+            Capability::JsonSchema => "json_schema",
+            Capability::Streaming => "streaming",
+        }
+    }
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
@@ -296,7 +323,7 @@ pub struct MatchSpec {
     pub data_class: Vec<String>,
     /// Matches requests that use all of these capabilities (`tools`, `vision`, `json_schema`, `streaming`).
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Capability>,
 }
 
 /// Where a data class may go. Fail closed: a deployment without a region never matches a

@@ -40,7 +40,6 @@ fn parse_entry<T: DeserializeOwned>(v: &Value, base: &str, issues: &mut Issues) 
 }
 
 const TOP_KEYS: &[&str] = &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets", "telemetry"];
-const CAPABILITIES: &[&str] = &["tools", "vision", "json_schema", "streaming"];
 
 pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIssue>) {
     let mut issues = Issues(Vec::new());
@@ -272,13 +271,6 @@ fn check_route(spec: &PolicySpec, i: usize, r: &RouteSpec, route_names: &mut BTr
     let mut seen: BTreeMap<&str, String> = BTreeMap::new();
     check_deployment_list(spec, &r.deployments, &format!("{at}.deployments"), &mut seen, issues);
     check_fallbacks(spec, r, &at, &mut seen, issues);
-    if let Some(m) = &r.match_rule {
-        for (k, c) in m.capabilities.iter().enumerate() {
-            if !CAPABILITIES.contains(&c.as_str()) {
-                issues.push(format!("{at}.match.capabilities[{k}]"), format!("unknown capability `{c}` (known: {})", CAPABILITIES.join(", ")));
-            }
-        }
-    }
     for (class, rule) in &r.data_rules {
         for (k, p) in rule.providers.iter().enumerate() {
             if !spec.providers.contains_key(p) {

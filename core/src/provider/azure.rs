@@ -56,8 +56,9 @@ impl super::Provider for AzureProvider {
         &self.cfg.name
     }
 
-    fn kind(&self) -> &'static str {
-        "azure"
+    fn kind(&self) -> crate::provider::ProviderKind {
+        use crate::provider::ProviderKind;
+        ProviderKind::Azure
     }
 
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {

@@ -70,8 +70,8 @@ pub trait StreamDecoder: Send {
 pub trait Provider: Send + Sync + fmt::Debug {
     /// The configured provider name (e.g. `openai`, `groq-eu`), used in errors and traces.
     fn name(&self) -> &str;
-    /// The adapter family (`openai`, `openai_compatible`, `anthropic`, ...).
-    fn kind(&self) -> &'static str;
+    /// The adapter family.
+    fn kind(&self) -> ProviderKind;
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest>;
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse>;
     /// Classify a non-2xx answer (or a 2xx whose body is an error object).
@@ -89,6 +89,20 @@ pub enum ProviderKind {
     Gemini,
     Azure,
     Mock,
+}
+
+impl ProviderKind {
+    /// The policy's spelling (`openai_compatible`...), also used in events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::OpenaiCompatible => "openai_compatible",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Mock => "mock",
+        }
+    }
 }
 
 /// Connection settings for one provider. `api_key` is a secret: it is never printed by

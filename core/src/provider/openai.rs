@@ -68,11 +68,12 @@ impl super::Provider for OpenAiProvider {
         &self.cfg.name
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::provider::ProviderKind {
+        use crate::provider::ProviderKind;
         if self.compat {
-            "openai_compatible"
+            ProviderKind::OpenaiCompatible
         } else {
-            "openai"
+            ProviderKind::Openai
         }
     }
 

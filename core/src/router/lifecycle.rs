@@ -270,7 +270,7 @@ impl Attempt {
             r.settle(cost, tokens);
             ctx.emit_budget_thresholds();
         }
-        ctx.emit_attempt(&self.trace, d.endpoint.provider.kind(), response_model);
+        ctx.emit_attempt(&self.trace, d.endpoint.provider.kind().as_str(), response_model);
         if let Some(p) = self.permit.take() {
             match breaker {
                 // Unreported, the permit frees its probe slot without counting.

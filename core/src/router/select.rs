@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{Compiled, Deployment, Route};
 use crate::clock::Chance;
 use crate::error::{Error, ErrorKind, Result};
-use crate::policy::{MatchSpec, Strategy};
+use crate::policy::{Capability, MatchSpec, Strategy};
 use crate::types::{CandidateTrace, ChatRequest};
 
 /// The answer to "where would this go?", without sending.
@@ -71,12 +71,11 @@ fn matches(m: &MatchSpec, req: &ChatRequest, stream: bool) -> Option<String> {
         why.push(format!("tag={hit}"));
     }
     for c in &m.capabilities {
-        let uses = match c.as_str() {
-            "tools" => req.uses_tools(),
-            "vision" => req.uses_vision(),
-            "json_schema" => req.uses_json_schema(),
-            "streaming" => stream,
-            _ => false,
+        let uses = match c {
+            Capability::Tools => req.uses_tools(),
+            Capability::Vision => req.uses_vision(),
+            Capability::JsonSchema => req.uses_json_schema(),
+            Capability::Streaming => stream,
         };
         if !uses {
             return None;

@@ -72,3 +72,19 @@ budgets:
     tokio::time::advance(Duration::from_secs(3)).await;
     r.chat(req()).await.expect("a new day on the injected clock has a fresh budget");
 }
+
+#[test]
+fn an_unknown_capability_is_a_config_error_with_its_path() {
+    let yaml = r#"
+providers:
+  p: {kind: mock}
+deployments:
+  a: {provider: p, model: m-a}
+routes:
+  - {name: main, match: {capabilities: [tools, telepathy]}, deployments: [a]}
+"#;
+    let e = Policy::from_str(yaml).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert!(e.message.contains("routes[0].match.capabilities[1]") && e.message.contains("telepathy"), "{}", e.message);
+    assert!(e.message.contains("json_schema"), "names the known ones: {}", e.message);
+}

@@ -64,8 +64,9 @@ impl super::Provider for AnthropicProvider {
         &self.cfg.name
     }
 
-    fn kind(&self) -> &'static str {
-        "anthropic"
+    fn kind(&self) -> crate::provider::ProviderKind {
+        use crate::provider::ProviderKind;
+        ProviderKind::Anthropic
     }
 
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {

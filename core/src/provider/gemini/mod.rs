@@ -68,8 +68,9 @@ impl super::Provider for GeminiProvider {
         &self.cfg.name
     }
 
-    fn kind(&self) -> &'static str {
-        "gemini"
+    fn kind(&self) -> crate::provider::ProviderKind {
+        use crate::provider::ProviderKind;
+        ProviderKind::Gemini
     }
 
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {
