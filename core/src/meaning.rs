@@ -43,6 +43,10 @@ pub enum BreakerEffect {
 pub struct KindMeaning {
     /// Retried on the same deployment when the route does not list its own `retry_on`.
     pub retry_by_default: bool,
+    /// When another candidate remains, fall over at once instead of retrying here: the
+    /// failure took long (a timeout), and the same deployment is likely still slow. Retried
+    /// (if retried at all) only as the last candidate.
+    pub prefer_fallover: bool,
     pub fallover: Fallover,
     pub breaker: BreakerEffect,
 }
@@ -77,7 +81,8 @@ pub const fn meaning(kind: ErrorKind) -> KindMeaning {
         K::Cancelled => (false, Never, Ignore),
         K::Config => (false, Never, Ignore),
     };
-    KindMeaning { retry_by_default, fallover, breaker }
+    let prefer_fallover = matches!(kind, K::Timeout);
+    KindMeaning { retry_by_default, prefer_fallover, fallover, breaker }
 }
 
 /// Does a failure of this kind end the whole request?

@@ -49,6 +49,8 @@ pub struct Failed {
     /// The failure came from a different deployment than the one the loop is on (the
     /// backup of a hedge): retrying "the same deployment" has no meaning then.
     pub other_deployment: bool,
+    /// Another deployment could still take the request after this one.
+    pub others_remain: bool,
     /// Time left before the request's deadline.
     pub remaining: Duration,
     /// A uniform draw in [0, 1) for backoff jitter.
@@ -60,6 +62,8 @@ pub struct Failed {
 pub enum Because {
     /// Not retried here (kind, tries used up, or a hedge backup): nothing to note.
     NotRetried,
+    /// A slow failure (timeout) with other candidates left: moving on beats waiting again.
+    SlowFailure,
     /// The provider asked to wait longer than `max_retry_after`.
     HintOverCap { hint: Duration, cap: Duration },
     /// The wait would pass the request's deadline.
@@ -102,6 +106,9 @@ pub fn decide(f: &Failed, spec: &RetrySpec, content_filter_fallover: bool, withd
     if f.other_deployment || !retried(spec, f.kind) || f.tries >= spec.attempts_per_deployment {
         return fall(Because::NotRetried);
     }
+    if meaning(f.kind).prefer_fallover && f.others_remain {
+        return fall(Because::SlowFailure);
+    }
     let computed = backoff(spec, f.tries, f.jitter);
     let Some(wait) = wait_for(spec, computed, f.retry_after) else {
         return fall(Because::HintOverCap { hint: f.retry_after.unwrap_or_default(), cap: spec.max_retry_after.0 });
@@ -121,7 +128,7 @@ mod tests {
     use crate::policy::Dur;
 
     fn failed(kind: ErrorKind) -> Failed {
-        Failed { kind, retry_after: None, tries: 1, other_deployment: false, remaining: Duration::from_secs(60), jitter: 1.0 }
+        Failed { kind, retry_after: None, tries: 1, other_deployment: false, others_remain: false, remaining: Duration::from_secs(60), jitter: 1.0 }
     }
 
     fn spec() -> RetrySpec {
@@ -216,6 +223,16 @@ mod tests {
         assert!(matches!(decide(&failed(ErrorKind::ServerError), &s, false, never), Decision::FallOver { .. }));
         let f = Failed { other_deployment: true, ..failed(ErrorKind::ServerError) };
         assert!(matches!(decide(&f, &spec(), false, never), Decision::FallOver { .. }));
+    }
+
+    #[test]
+    fn a_timeout_falls_over_at_once_unless_it_is_the_last_candidate() {
+        let f = Failed { others_remain: true, ..failed(ErrorKind::Timeout) };
+        assert_eq!(decide(&f, &spec(), false, never), Decision::FallOver { next: Next::Any, because: Because::SlowFailure });
+        assert!(matches!(decide(&failed(ErrorKind::Timeout), &spec(), false, || true), Decision::Retry { .. }));
+        // Fast failures still retry with others left.
+        let f = Failed { others_remain: true, ..failed(ErrorKind::ServerError) };
+        assert!(matches!(decide(&f, &spec(), false, || true), Decision::Retry { .. }));
     }
 
     #[test]

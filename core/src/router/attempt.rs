@@ -63,28 +63,28 @@ enum Step {
     Stop(Error),
 }
 
-/// Run attempts until one succeeds or nothing is left. `exclude` and `deadline` are for a
-/// stream restart, which continues the same request (its deadline, minus the deployment
-/// that was cut).
-pub(crate) async fn run<T: Send + 'static>(
-    router: &Router,
-    req: Arc<ChatRequest>,
-    stream: bool,
-    start: StartFn<T>,
-    exclude: &[String],
-    deadline: Option<Instant>,
-) -> Result<(Served<T>, RequestCtx)> {
+/// A stream restart continues the same request: its deadline, the attempts it already made
+/// (they count against `max_attempts`), minus the deployments that were cut.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resume {
+    pub exclude: Vec<String>,
+    pub deadline: Option<Instant>,
+    pub attempts: u32,
+}
+
+/// Run attempts until one succeeds or nothing is left.
+pub(crate) async fn run<T: Send + 'static>(router: &Router, req: Arc<ChatRequest>, stream: bool, start: StartFn<T>, resume: Resume) -> Result<(Served<T>, RequestCtx)> {
     let compiled = router.snapshot();
     let now = router.inner.clock.now();
     let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
     let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, sel.matched.clone(), &req, stream);
-    if let Some(d) = deadline {
+    if let Some(d) = resume.deadline {
         ctx.deadline = ctx.deadline.min(d);
     }
     ctx.trace.candidates = sel.candidates.clone();
     ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
     compiled.retry_budget.on_request(now);
-    let mut walk = Walk::default();
+    let mut walk = Walk { attempts: resume.attempts, ..Walk::default() };
     let tiers = sel.tiers;
     for (ti, tier) in tiers.iter().enumerate() {
         if ti > 0 && !walk.enters(tier, &mut ctx) {
@@ -100,7 +100,7 @@ pub(crate) async fn run<T: Send + 'static>(
         while i < tier.deployments.len() {
             let dep = tier.deployments[i].clone();
             i += 1;
-            if walk.rules_out(&dep, exclude, &mut ctx) {
+            if walk.rules_out(&dep, &resume.exclude, &mut ctx) {
                 continue;
             }
             let more = i < tier.deployments.len() || ti + 1 < tiers.len();
@@ -128,9 +128,10 @@ pub(crate) async fn run<T: Send + 'static>(
                 match result {
                     Ok(ok) => {
                         ctx.remaining = remaining_after(&tiers, ti, i, &attempt.deployment);
+                        ctx.attempts = walk.attempts;
                         return Ok((serve(attempt, ok, &mut ctx), ctx));
                     }
-                    Err(e) => match walk.failed(e, attempt, &dep, tries, &compiled.retry_budget, &mut ctx) {
+                    Err(e) => match walk.failed(e, attempt, &dep, tries, others_remain(&tiers, ti, i), &compiled.retry_budget, &mut ctx) {
                         Step::Retry(w) => {
                             tokio::time::sleep(w).await;
                             wait = w;
@@ -142,8 +143,16 @@ pub(crate) async fn run<T: Send + 'static>(
             }
         }
     }
+    ctx.attempts = walk.attempts;
     let e = walk.nothing_left(&ctx);
     Err(ctx.fail(e))
+}
+
+/// Could a real deployment still take the request after this failure? A later deployment
+/// of this tier, or of a later tier (static answers do not count: the same deployment
+/// retried is better than a canned reply).
+fn others_remain(tiers: &[Tier], ti: usize, i: usize) -> bool {
+    i < tiers[ti].deployments.len() || tiers[ti + 1..].iter().any(|t| !t.deployments.is_empty())
 }
 
 /// A success: a response is finished at once; a stream's attempt is committed and finished
@@ -169,7 +178,7 @@ struct Walk {
     last_err: Option<Error>,
     /// (deployment, kind) of the last failure, for the `fallback_taken` event.
     last_failed: Option<(String, ErrorKind)>,
-    /// The context window that overflowed (`Some(None)`: unknown), once one did.
+    /// The context window that overflowed (`Some(None)`: its size is unknown), once one did.
     overflowed: Option<Option<u64>>,
     /// Providers that refused the content (when the route lets it cross providers).
     filtered_providers: Vec<String>,
@@ -192,10 +201,11 @@ impl Walk {
         if exclude.contains(&dep.name) {
             return true;
         }
-        if let Some(window) = self.overflowed {
-            let larger = matches!((dep.context_window, window), (Some(c), Some(w)) if c > w) || (dep.context_window.is_some() && window.is_none());
-            if !larger {
-                ctx.note(format!("`{}` skipped: context window not known to be larger than the one that overflowed", dep.name));
+        // After a context overflow, only a window known to be too small rules a candidate
+        // out: an unknown one may well be larger, and the operator configured it.
+        if let Some(Some(overflowed)) = self.overflowed {
+            if let Some(c) = dep.context_window.filter(|c| *c <= overflowed) {
+                ctx.note(format!("`{}` skipped: its context window ({c}) is not larger than the {overflowed} that overflowed", dep.name));
                 return true;
             }
         }
@@ -284,7 +294,8 @@ impl Walk {
     }
 
     /// Finish a failed attempt and decide what comes next.
-    fn failed(&mut self, e: Error, attempt: Attempt, planned: &Deployment, tries: u32, budget: &RetryBudget, ctx: &mut RequestCtx) -> Step {
+    #[allow(clippy::too_many_arguments)]
+    fn failed(&mut self, e: Error, attempt: Attempt, planned: &Deployment, tries: u32, others_remain: bool, budget: &RetryBudget, ctx: &mut RequestCtx) -> Step {
         let used = attempt.deployment.clone();
         self.spent += attempt.finish(ctx, End::Failed(&e));
         self.last_failed = Some((used.name.clone(), e.kind));
@@ -294,6 +305,7 @@ impl Walk {
             retry_after: e.retry_after,
             tries,
             other_deployment: used.name != planned.name,
+            others_remain,
             remaining: ctx.deadline.saturating_duration_since(now),
             jitter: ctx.chance.unit(),
         };
@@ -311,6 +323,9 @@ impl Walk {
                 }
                 match because {
                     Because::NotRetried => {}
+                    Because::SlowFailure => {
+                        ctx.note(format!("`{}` timed out: falling over at once (a timeout is retried only on the last candidate)", planned.name))
+                    }
                     Because::HintOverCap { hint, cap } => ctx.note(format!(
                         "`{}` asked to wait {:.1} s, over the {:.1} s cap: falling over",
                         planned.name,
@@ -450,7 +465,7 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
             Ok(AttemptOk { usage: r.usage, ttft: Some(t0.elapsed()), value: r })
         })
     });
-    let (served, mut ctx) = run(router, req.clone(), false, start, &[], None).await?;
+    let (served, mut ctx) = run(router, req.clone(), false, start, Resume::default()).await?;
     ctx.finish_trace();
     let mut resp = match served {
         Served::By { value, .. } => {

@@ -42,6 +42,8 @@ pub(crate) struct RequestCtx {
     pub est_input: u64,
     /// Deployments still untried when the loop returned, for stream restarts.
     pub remaining: Vec<(usize, Arc<Deployment>)>,
+    /// Attempts made so far (a stream restart continues counting against `max_attempts`).
+    pub attempts: u32,
     pub telemetry: Arc<Telemetry>,
     pub stream: bool,
     pub clock: Arc<dyn Clock>,
@@ -69,6 +71,7 @@ impl RequestCtx {
             route: route.clone(),
             est_input: req.estimate_input_tokens(),
             remaining: Vec::new(),
+            attempts: 0,
             telemetry: inner.telemetry.clone(),
             stream,
             clock: inner.clock.clone(),

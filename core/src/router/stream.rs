@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::time::Instant;
 
-use super::attempt::{self, idle_timeout, AttemptOk, Served, StartFn};
+use super::attempt::{self, idle_timeout, AttemptOk, Resume, Served, StartFn};
 use super::lifecycle::{End, RequestCtx};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
@@ -93,7 +93,7 @@ fn start_fn() -> StartFn<Committed> {
 pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream> {
     req.validate()?;
     let req = Arc::new(req);
-    let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), &[], None).await?;
+    let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), Resume::default()).await?;
     let trace_slot = Arc::new(Mutex::new(None));
     let inner = drive(router.clone(), req, served, ctx, trace_slot.clone()).boxed();
     Ok(ChatStream { inner, trace: trace_slot })
@@ -167,7 +167,8 @@ fn drive(
                     let restart = ctx.route.stream_recovery == StreamRecovery::Restart && Instant::now() < ctx.deadline;
                     if restart {
                         let reason = format!("`{}` interrupted after content ({}); restarting on the next deployment", dep.name, e.message);
-                        match attempt::run(&router, req.clone(), true, start_fn(), &excluded, Some(ctx.deadline)).await {
+                        let resume = Resume { exclude: excluded.clone(), deadline: Some(ctx.deadline), attempts: ctx.attempts };
+                        match attempt::run(&router, req.clone(), true, start_fn(), resume).await {
                             Ok((next, next_ctx)) => {
                                 ctx.trace.notes.push(reason.clone());
                                 // Keep the earlier attempts in front of the new ones.
@@ -175,6 +176,7 @@ fn drive(
                                 merged.extend(next_ctx.trace.attempts.clone());
                                 ctx.trace.attempts = merged;
                                 ctx.trace.served_by = next_ctx.trace.served_by.clone();
+                                ctx.attempts = next_ctx.attempts;
                                 ctx.trace.notes.extend(next_ctx.trace.notes.clone());
                                 yield Ok(StreamEvent::Reset { reason });
                                 served = next;
@@ -184,6 +186,7 @@ fn drive(
                                 ctx.trace.notes.push(format!("restart found no deployment: {}", next_err.message));
                                 if let Some(t) = next_err.trace {
                                     ctx.trace.attempts.extend(t.attempts);
+                                    ctx.trace.notes.extend(t.notes);
                                 }
                             }
                         }
