@@ -379,6 +379,15 @@ pub struct RetrySpec {
     /// Spend ceiling for one request across all attempts, in USD.
     #[serde(default)]
     pub max_request_cost_usd: Option<f64>,
+    /// When every candidate's breaker is open, wait at most this long (and never past the
+    /// deadline) for the earliest one to admit a probe instead of failing at once. `0s`
+    /// fails at once with `circuit_open` and the retry hint.
+    #[serde(default = "d_wait_for_reopen")]
+    pub wait_for_reopen: Dur,
+}
+
+fn d_wait_for_reopen() -> Dur {
+    Dur::secs(3)
 }
 
 fn d_attempts_per_deployment() -> u32 {
@@ -407,6 +416,7 @@ impl Default for RetrySpec {
             max_retry_after: d_max_retry_after(),
             retry_on: None,
             max_request_cost_usd: None,
+            wait_for_reopen: d_wait_for_reopen(),
         }
     }
 }

@@ -122,6 +122,9 @@ struct Inner {
     window: Window,
     consecutive: u32,
     trips: u32,
+    /// Consecutive trips caused by slow failures (timeouts, slow calls): the exponent of the
+    /// open time. Reset when the breaker closes.
+    slow_trips: u32,
     last_error: Option<ErrorKind>,
 }
 
@@ -184,7 +187,7 @@ impl Breaker {
         let window = Window::new(cfg.window.0, now);
         Arc::new(Breaker {
             cfg,
-            inner: Mutex::new(Inner { state: State::Closed, generation: 0, window, consecutive: 0, trips: 0, last_error: None }),
+            inner: Mutex::new(Inner { state: State::Closed, generation: 0, window, consecutive: 0, trips: 0, slow_trips: 0, last_error: None }),
             chance,
         })
     }
@@ -268,6 +271,7 @@ impl Breaker {
                     g.state = State::Closed;
                     g.generation += 1;
                     g.trips = 0;
+                    g.slow_trips = 0;
                     g.consecutive = 0;
                     g.window.clear();
                     Some(Transition { from: BreakerState::HalfOpen, to: BreakerState::Closed, reason: "probe succeeded".into(), open_for_ms: None })
@@ -311,18 +315,32 @@ impl Breaker {
         }
     }
 
+    /// Open the breaker. How long depends on how the deployment fails (the recovery rule):
+    /// - a ban (`permission_denied`, `auth`, `quota_exhausted`): `ban_open_for`;
+    /// - a slow failure (a timeout, or slow calls): `open_for` doubling per consecutive slow
+    ///   trip up to `max_open_for`, because each probe of a silent deployment costs a whole
+    ///   timeout;
+    /// - a fast failure (5xx, 429, refused connection...): `open_for` again, never doubled,
+    ///   because a probe costs one quick error and a recovered deployment should get its
+    ///   traffic back within `open_for` whatever the outage length.
+    ///
+    /// Jitter only shortens (down to 90 %), so many processes do not probe together and the
+    /// bound "back within `open_for`" still holds. A retry hint longer than that wins.
     fn trip(&self, g: &mut Inner, now: Instant, reason: String, kind: Option<ErrorKind>, retry_after: Option<Duration>) -> Transition {
         let cfg = &self.cfg;
         let from = g.state.public();
         g.trips = g.trips.saturating_add(1);
-        let open_for = if kind.is_some_and(|k| meaning(k).breaker == BreakerEffect::Ban) {
-            cfg.ban_open_for.0
+        let slow = kind.is_none_or(|k| k == ErrorKind::Timeout);
+        let (open_for, rule) = if kind.is_some_and(|k| meaning(k).breaker == BreakerEffect::Ban) {
+            (cfg.ban_open_for.0, "ban")
+        } else if slow {
+            g.slow_trips = g.slow_trips.saturating_add(1);
+            let exp = cfg.open_for.0.saturating_mul(1u32 << (g.slow_trips - 1).min(16)).min(cfg.max_open_for.0);
+            (exp.mul_f64(0.9 + self.chance.unit() * 0.1), "slow failure, doubling")
         } else {
-            let exp = cfg.open_for.0.saturating_mul(1u32 << (g.trips - 1).min(16)).min(cfg.max_open_for.0);
-            // ±10 % jitter so that many processes do not probe a recovering provider together.
-            let j = 0.9 + self.chance.unit() * 0.2;
-            exp.mul_f64(j).min(cfg.max_open_for.0)
+            (cfg.open_for.0.min(cfg.max_open_for.0).mul_f64(0.9 + self.chance.unit() * 0.1), "fast failure")
         };
+        let reason = format!("{reason} ({rule}: next probe in {:.1} s)", open_for.max(retry_after.unwrap_or(Duration::ZERO)).as_secs_f64());
         let open_for = open_for.max(retry_after.unwrap_or(Duration::ZERO));
         g.state = State::Open { until: now + open_for };
         g.generation += 1;
@@ -369,6 +387,7 @@ impl Breaker {
         g.window.clear();
         if to == BreakerState::Closed {
             g.trips = 0;
+            g.slow_trips = 0;
             g.last_error = None;
         }
         (from != to).then(|| Transition { from, to, reason: "set by operator".into(), open_for_ms: None })
@@ -427,14 +446,38 @@ mod tests {
     }
 
     #[test]
-    fn failed_probe_doubles_open_time_with_cap_and_hint_is_minimum() {
+    fn fast_probe_failures_reopen_for_open_for_whatever_the_outage_length() {
+        let t0 = Instant::now();
+        let b = Breaker::new(cfg(), t0);
+        let mut now = t0;
+        for _ in 0..3 {
+            let (p, _) = b.acquire(now).unwrap();
+            b.record(p, fail(ErrorKind::ServerError), now);
+        }
+        // A long outage: twenty failed probes, each reopening for open_for (5 s), never longer.
+        for _ in 0..20 {
+            let wait = b.snapshot(now).retry_in_ms.unwrap();
+            assert!((4_500..=5_000).contains(&wait), "{wait}");
+            now += Duration::from_millis(wait);
+            let (p, _) = b.acquire(now).unwrap();
+            let tr = b.record(p, fail(ErrorKind::ServerError), now).unwrap();
+            assert!(tr.reason.contains("fast failure: next probe in"), "{}", tr.reason);
+        }
+        // Recovery: the next probe (within open_for) closes it.
+        now += Duration::from_millis(b.snapshot(now).retry_in_ms.unwrap());
+        let (p, _) = b.acquire(now).unwrap();
+        assert_eq!(b.record(p, OK, now).map(|t| t.to), Some(BreakerState::Closed));
+    }
+
+    #[test]
+    fn slow_probe_failures_double_open_time_with_cap_and_hint_is_minimum() {
         let t0 = Instant::now();
         let b = Breaker::new(cfg(), t0);
         let mut now = t0;
         let mut opens = Vec::new();
         for _ in 0..3 {
             let (p, _) = b.acquire(now).unwrap();
-            b.record(p, fail(ErrorKind::Overloaded), now);
+            b.record(p, fail(ErrorKind::Timeout), now);
         }
         for _ in 0..6 {
             let snap = b.snapshot(now);
@@ -442,13 +485,12 @@ mod tests {
             opens.push(wait);
             now += Duration::from_millis(wait);
             let (p, _) = b.acquire(now).unwrap();
-            b.record(p, fail(ErrorKind::Overloaded), now);
+            b.record(p, fail(ErrorKind::Timeout), now);
         }
-        // 5s, 10s, 20s, 40s, 60s (cap), 60s — each within ±10 % jitter, never above the cap
+        // 5s, 10s, 20s, 40s, 60s (cap), 60s — each shortened by at most 10 % jitter
         let expect = [5_000u64, 10_000, 20_000, 40_000, 60_000, 60_000];
         for (got, want) in opens.iter().zip(expect) {
-            assert!(*got as f64 >= want as f64 * 0.9 - 1.0 && *got <= want.max(1) * 11 / 10, "{opens:?}");
-            assert!(*got <= 60_000);
+            assert!(*got as f64 >= want as f64 * 0.9 - 1.0 && *got <= want, "{opens:?}");
         }
         // A retry hint longer than the computed open time wins.
         let b = Breaker::new(cfg(), t0);

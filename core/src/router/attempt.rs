@@ -85,67 +85,97 @@ pub(crate) async fn run<T: Send + 'static>(router: &Router, req: Arc<ChatRequest
     ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
     compiled.retry_budget.on_request(now);
     let mut walk = Walk { attempts: resume.attempts, ..Walk::default() };
-    let tiers = sel.tiers;
-    for (ti, tier) in tiers.iter().enumerate() {
-        if ti > 0 && !walk.enters(tier, &mut ctx) {
-            continue;
-        }
-        if let Some(text) = &tier.static_response {
-            ctx.trace.degraded = true;
-            ctx.note(format!("served the static response of tier `{}`", tier.name));
-            ctx.finish_trace();
-            return Ok((Served::Static(text.clone()), ctx));
-        }
-        let mut i = 0;
-        while i < tier.deployments.len() {
-            let dep = tier.deployments[i].clone();
-            i += 1;
-            if walk.rules_out(&dep, &resume.exclude, &mut ctx) {
-                continue;
-            }
-            let more = i < tier.deployments.len() || ti + 1 < tiers.len();
-            let Some(mut wait) = walk.wait_for_reset(&dep, &req, more, &mut ctx).await else { continue };
-            let mut tries: u32 = 0;
-            loop {
-                if let Err(e) = walk.within_limits(&mut ctx) {
-                    return Err(ctx.fail(e));
-                }
-                let mut attempt = match Attempt::open(&ctx, &req, &dep, ti) {
-                    Ok(a) => a,
-                    Err(refused) => match walk.refused(refused, &dep, &mut ctx) {
-                        Ok(()) => break,
-                        Err(e) => return Err(ctx.fail(e)),
-                    },
-                };
-                tries += 1;
-                walk.started(&dep, &mut ctx);
-                attempt.trace.backoff_ms = ms(wait);
-                let backup = (ctx.route.strategy == Strategy::Hedged && i < tier.deployments.len()).then(|| tier.deployments[i].clone());
-                let (result, attempt) = send(&start, &req, attempt, backup, &mut ctx, &mut walk).await;
-                if attempt.deployment.name != dep.name {
-                    i += 1; // the hedge's backup answered: it was consumed
-                }
-                match result {
-                    Ok(ok) => {
-                        ctx.remaining = remaining_after(&tiers, ti, i, &attempt.deployment);
-                        ctx.attempts = walk.attempts;
-                        return Ok((serve(attempt, ok, &mut ctx), ctx));
-                    }
-                    Err(e) => match walk.failed(e, attempt, &dep, tries, others_remain(&tiers, ti, i), &compiled.retry_budget, &mut ctx) {
-                        Step::Retry(w) => {
-                            tokio::time::sleep(w).await;
-                            wait = w;
-                        }
-                        Step::Next => break,
-                        Step::Stop(e) => return Err(ctx.fail(e)),
-                    },
-                }
-            }
+    let pass = Pass { tiers: &sel.tiers, req: &req, start: &start, exclude: &resume.exclude, retry_budget: &compiled.retry_budget };
+    loop {
+        let outcome = pass.walk(&mut walk, &mut ctx).await;
+        ctx.attempts = walk.attempts;
+        match outcome {
+            Some(Ok(served)) => return Ok((served, ctx)),
+            Some(Err(e)) => return Err(ctx.fail(e)),
+            // Every candidate was open: wait for the earliest to admit a probe if that is
+            // soon enough, then walk again.
+            None => match walk.reopen_wait(&mut ctx) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => break,
+            },
         }
     }
-    ctx.attempts = walk.attempts;
     let e = walk.nothing_left(&ctx);
     Err(ctx.fail(e))
+}
+
+/// One walk over the tiers: what does not change between walks of a request.
+struct Pass<'a, T> {
+    tiers: &'a [Tier],
+    req: &'a Arc<ChatRequest>,
+    start: &'a StartFn<T>,
+    exclude: &'a [String],
+    retry_budget: &'a RetryBudget,
+}
+
+impl<T: Send + 'static> Pass<'_, T> {
+    /// Every tier it enters, every candidate not ruled out: open, send, finish, decide.
+    /// `None`: nothing was left to try.
+    async fn walk(&self, walk: &mut Walk, ctx: &mut RequestCtx) -> Option<Result<Served<T>>> {
+        let tiers = self.tiers;
+        for (ti, tier) in tiers.iter().enumerate() {
+            if ti > 0 && !walk.enters(tier, ctx) {
+                continue;
+            }
+            if let Some(text) = &tier.static_response {
+                ctx.trace.degraded = true;
+                ctx.note(format!("served the static response of tier `{}`", tier.name));
+                ctx.finish_trace();
+                return Some(Ok(Served::Static(text.clone())));
+            }
+            let mut i = 0;
+            while i < tier.deployments.len() {
+                let dep = tier.deployments[i].clone();
+                i += 1;
+                if walk.rules_out(&dep, self.exclude, ctx) {
+                    continue;
+                }
+                let more = i < tier.deployments.len() || ti + 1 < tiers.len();
+                let Some(mut wait) = walk.wait_for_reset(&dep, self.req, more, ctx).await else { continue };
+                let mut tries: u32 = 0;
+                loop {
+                    if let Err(e) = walk.within_limits(ctx) {
+                        return Some(Err(e));
+                    }
+                    let mut attempt = match Attempt::open(ctx, self.req, &dep, ti) {
+                        Ok(a) => a,
+                        Err(refused) => match walk.refused(refused, &dep, ctx) {
+                            Ok(()) => break,
+                            Err(e) => return Some(Err(e)),
+                        },
+                    };
+                    tries += 1;
+                    walk.started(&dep, ctx);
+                    attempt.trace.backoff_ms = ms(wait);
+                    let backup = (ctx.route.strategy == Strategy::Hedged && i < tier.deployments.len()).then(|| tier.deployments[i].clone());
+                    let (result, attempt) = send(self.start, self.req, attempt, backup, ctx, walk).await;
+                    if attempt.deployment.name != dep.name {
+                        i += 1; // the hedge's backup answered: it was consumed
+                    }
+                    match result {
+                        Ok(ok) => {
+                            ctx.remaining = remaining_after(tiers, ti, i, &attempt.deployment);
+                            return Some(Ok(serve(attempt, ok, ctx)));
+                        }
+                        Err(e) => match walk.failed(e, attempt, &dep, tries, others_remain(tiers, ti, i), self.retry_budget, ctx) {
+                            Step::Retry(w) => {
+                                tokio::time::sleep(w).await;
+                                wait = w;
+                            }
+                            Step::Next => break,
+                            Step::Stop(e) => return Some(Err(e)),
+                        },
+                    }
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Could a real deployment still take the request after this failure? A later deployment
@@ -182,6 +212,10 @@ struct Walk {
     overflowed: Option<Option<u64>>,
     /// Providers that refused the content (when the route lets it cross providers).
     filtered_providers: Vec<String>,
+    /// The earliest time an open breaker of this walk admits a probe, and whose.
+    reopen: Option<(Instant, String)>,
+    /// Time already spent waiting for a breaker to reopen.
+    waited_for_reopen: Duration,
 }
 
 impl Walk {
@@ -261,8 +295,13 @@ impl Walk {
     /// The breaker or a budget refused an attempt. `Err`: the request ends with it.
     fn refused(&mut self, refused: Refused, dep: &Deployment, ctx: &mut RequestCtx) -> std::result::Result<(), Error> {
         match refused {
-            Refused::Breaker(why) => {
+            Refused::Breaker { why, until } => {
                 ctx.note(format!("`{}` skipped at attempt time: {why}", dep.name));
+                if let Some(u) = until {
+                    if self.reopen.as_ref().is_none_or(|(r, _)| u < *r) {
+                        self.reopen = Some((u, dep.name.clone()));
+                    }
+                }
                 if self.last_err.as_ref().is_none_or(|e| e.kind == ErrorKind::CircuitOpen) {
                     self.last_err = Some(Error::new(ErrorKind::CircuitOpen, format!("`{}`: {why}", dep.name)).at(&dep.provider, &dep.model));
                 }
@@ -341,6 +380,25 @@ impl Walk {
                 Step::Next
             }
         }
+    }
+
+    /// When the walk ended because every candidate it reached was open: how long to wait
+    /// for the earliest to admit a probe, if that fits the route's cap and the deadline.
+    /// Otherwise the `circuit_open` error gets the wait as its retry hint.
+    fn reopen_wait(&mut self, ctx: &mut RequestCtx) -> Option<Duration> {
+        let (until, name) = self.reopen.take()?;
+        let e = self.last_err.as_mut().filter(|e| e.kind == ErrorKind::CircuitOpen)?;
+        let now = ctx.now();
+        let wait = until.saturating_duration_since(now);
+        e.retry_after = Some(wait);
+        let cap = ctx.route.retry.wait_for_reopen.0.saturating_sub(self.waited_for_reopen);
+        if wait > cap || now + wait >= ctx.deadline {
+            return None;
+        }
+        self.waited_for_reopen += wait;
+        self.last_err = None;
+        ctx.note(format!("every candidate was open: waited {:.1} s for `{name}` to admit a probe", wait.as_secs_f64()));
+        Some(wait)
     }
 
     /// Every candidate was tried or ruled out: the last failure, or why nothing was eligible.

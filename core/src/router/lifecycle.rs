@@ -164,8 +164,9 @@ impl RequestCtx {
 
 /// Why an attempt could not be opened.
 pub(crate) enum Refused {
-    /// The breaker refuses (open, forced open, or its probe slots are taken): why, in words.
-    Breaker(String),
+    /// The breaker refuses (open, forced open, or its probe slots are taken): why, in words,
+    /// and when it admits a probe again if that is known.
+    Breaker { why: String, until: Option<Instant> },
     /// A budget or rate limit would be exceeded: the typed error to report.
     Budget(Error),
 }
@@ -204,7 +205,7 @@ impl Attempt {
                 ctx.emit_transition(&dep.name, transition);
                 p
             }
-            Err(rej) => return Err(Refused::Breaker(rej.describe(now))),
+            Err(rej) => return Err(Refused::Breaker { why: rej.describe(now), until: rej.until }),
         };
         // On refusal the permit is dropped unreported, which frees a probe slot.
         let reservation = reserve(ctx, req, dep).map_err(|info| Refused::Budget(budget_error(info, dep, ctx.clock.unix_now())))?;
