@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 SECS="${1:-15}"
-TARGETS="${FUZZ_TARGETS:-sse_decoder provider_openai provider_compat provider_azure provider_anthropic provider_gemini retry_hint policy}"
+TARGETS="${FUZZ_TARGETS:-sse_decoder provider_openai provider_compat provider_azure provider_anthropic provider_gemini retry_hint policy policy_numbers}"
 # No input above 128 KiB, no allocation above 512 MiB at once, no process above 2 GiB, no
 # single input running 10 s: "no unbounded allocation" and "no hang" are crashes too.
 LIBFUZZER_ARGS=(-max_len=131072 -malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1)

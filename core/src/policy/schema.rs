@@ -35,6 +35,61 @@ impl std::fmt::Debug for SecretText {
     }
 }
 
+/// Serialised as `[redacted]`: a policy read back (`router.policy()`) shows that a value is
+/// set, never the value.
+impl Serialize for SecretText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// The longest duration a policy may hold. Past it a value is a config error, not a silent
+/// clamp: deadlines are added to the clock, and a year is longer than any sane setting.
+pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// A policy duration: `"1h30m"`, `"250ms"`, `"1.5s"` (units h, m, s, ms, us, ns). Honoured
+/// exactly up to [`MAX_POLICY_DURATION`]; anything else is an error naming the value.
+fn parse_policy_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration `{s}` (use e.g. \"250ms\", \"30s\", \"5m\")");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let secs_per_unit = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_end..];
+        let part = Duration::try_from_secs_f64(n * secs_per_unit).map_err(|_| too_long(s))?;
+        total = total.checked_add(part).ok_or_else(|| too_long(s))?;
+    }
+    within_max(total, s)
+}
+
+fn too_long(v: impl std::fmt::Display) -> String {
+    format!("duration {v} is too long (at most {} days)", MAX_POLICY_DURATION.as_secs() / 86_400)
+}
+
+fn within_max(d: Duration, shown: impl std::fmt::Display) -> Result<Duration, String> {
+    if d > MAX_POLICY_DURATION {
+        Err(too_long(shown))
+    } else {
+        Ok(d)
+    }
+}
+
 /// A duration written as `"30s"`/`"250ms"` or as integer milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub Duration);
@@ -57,14 +112,17 @@ impl<'de> Deserialize<'de> for Dur {
             Float(f64),
             Text(String),
         }
-        match Raw::deserialize(d)? {
-            Raw::Ms(ms) => Ok(Dur(Duration::from_millis(ms))),
-            Raw::Float(f) if f.is_finite() && f >= 0.0 => Ok(Dur(Duration::from_secs_f64(f / 1000.0))),
-            Raw::Float(f) => Err(serde::de::Error::custom(format!("invalid duration {f}"))),
-            Raw::Text(s) => crate::error::parse_duration_str(&s)
-                .map(Dur)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid duration `{s}` (use e.g. \"250ms\", \"30s\", \"5m\")"))),
-        }
+        // Numbers are milliseconds. Every path is checked: `1e30` or `"9999999h"` must be a
+        // config error with its path, never a panic in `Duration` arithmetic.
+        let d = match Raw::deserialize(d)? {
+            Raw::Ms(ms) => within_max(Duration::from_millis(ms), format!("{ms} ms")),
+            Raw::Float(f) if f.is_finite() && f >= 0.0 => {
+                Duration::try_from_secs_f64(f / 1000.0).map_err(|_| too_long(format!("{f} ms"))).and_then(|d| within_max(d, format!("{f} ms")))
+            }
+            Raw::Float(f) => Err(format!("invalid duration {f}")),
+            Raw::Text(s) => parse_policy_duration(&s),
+        };
+        d.map(Dur).map_err(serde::de::Error::custom)
     }
 }
 
@@ -186,11 +244,13 @@ pub struct ProviderSpec {
     /// Name of the environment variable holding the key (preferred).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// A literal key. Allowed for local setups; never printed, logged or serialised back.
-    #[serde(default, skip_serializing)]
+    /// A literal key. Allowed for local setups; never printed or logged, and serialised
+    /// back only as `[redacted]` (so a policy read back still says a key is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<SecretText>,
+    /// Extra headers (often credentials for a gateway): redacted like keys when serialised.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, SecretText>,
     #[serde(default)]
     pub api_version: Option<String>,
     /// Scripted behaviour, for `kind: mock` only (a `provider::mock::MockScript`; kept as

@@ -178,9 +178,15 @@ fn check_providers(spec: &PolicySpec, issues: &mut Issues) {
             issues.push(&at, "set either `api_key_env` or `api_key`, not both");
         }
         if let Some(env) = &p.api_key_env {
-            if std::env::var_os(env).is_none() {
+            if std::env::var_os(env).is_none_or(|v| v.is_empty()) {
                 issues.push(format!("{at}.api_key_env"), format!("environment variable `{env}` is not set"));
             }
+        }
+        // A hosted provider without a key would only collect 401s (and its breaker would ban it
+        // for an hour); say so now. OpenAI-compatible servers are often local and keyless.
+        let needs_key = matches!(p.kind, ProviderKind::Openai | ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Azure);
+        if needs_key && p.api_key.is_none() && p.api_key_env.is_none() {
+            issues.push(&at, format!("kind `{}` needs `api_key_env` (or `api_key`)", kind_name(p.kind)));
         }
         let needs_url = matches!(p.kind, ProviderKind::OpenaiCompatible | ProviderKind::Azure);
         match &p.base_url {
@@ -191,7 +197,7 @@ fn check_providers(spec: &PolicySpec, issues: &mut Issues) {
             _ => {}
         }
         for (h, v) in &p.headers {
-            if http::HeaderName::from_bytes(h.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() || http::HeaderValue::from_str(v.expose()).is_err() {
                 issues.push(format!("{at}.headers.{h}"), "not a valid HTTP header");
             }
         }
@@ -417,10 +423,12 @@ fn check_retry(r: &RetrySpec, t: &TimeoutSpec, at: &str, issues: &mut Issues) {
     }
     if let Some(total) = t.total {
         // The smallest backoff schedule (no jitter) for one deployment's retries must fit.
+        // Bounded loop and saturating sums: a huge attempt count or delay must be reported,
+        // not hang or overflow (past ~64 doublings the delay is capped anyway).
         let mut min_backoff = Duration::ZERO;
         let mut d = r.base_delay.0;
-        for _ in 1..r.attempts_per_deployment.max(1) {
-            min_backoff += d.min(r.max_delay.0);
+        for _ in 1..r.attempts_per_deployment.clamp(1, 64) {
+            min_backoff = min_backoff.saturating_add(d.min(r.max_delay.0));
             d = d.saturating_mul(2);
         }
         if min_backoff >= total.0 {

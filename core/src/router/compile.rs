@@ -102,7 +102,7 @@ impl RouterInner {
         for (name, p) in &spec.providers {
             let base_url = p.base_url.clone().unwrap_or_else(|| default_base_url(p.kind).to_string());
             let mut cfg = ProviderConfig::new(name.clone(), p.kind, base_url.clone());
-            cfg.headers = p.headers.clone();
+            cfg.headers = p.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
             cfg.api_version = p.api_version.clone();
             cfg.api_key = match (&p.api_key_env, &p.api_key) {
                 (Some(env), _) => Some(SecretString::from(

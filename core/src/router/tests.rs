@@ -88,3 +88,64 @@ routes:
     assert!(e.message.contains("routes[0].match.capabilities[1]") && e.message.contains("telepathy"), "{}", e.message);
     assert!(e.message.contains("json_schema"), "names the known ones: {}", e.message);
 }
+
+fn route_with(extra: &str) -> String {
+    format!(
+        r#"
+providers:
+  p: {{kind: mock}}
+deployments:
+  a: {{provider: p, model: m-a}}
+routes:
+  - name: main
+    deployments: [a]
+{extra}
+"#
+    )
+}
+
+#[test]
+fn extreme_numbers_are_config_errors_with_paths_never_panics() {
+    for (extra, path) in [
+        ("    timeouts: {total: 1e30}", "routes[0].timeouts.total"),
+        ("    timeouts: {total: 18446744073709551615}", "routes[0].timeouts.total"),
+        ("    timeouts: {total: \"9999999h\"}", "routes[0].timeouts.total"),
+        ("    timeouts: {first_token: -5}", "routes[0].timeouts.first_token"),
+        ("    retry: {base_delay: 1e300}", "routes[0].retry.base_delay"),
+        ("    hedge: {delay: \"1e308s\"}", "routes[0].hedge.delay"),
+    ] {
+        let e = Policy::from_str(&route_with(extra)).expect_err(extra);
+        assert_eq!(e.kind, ErrorKind::Config, "{extra}");
+        assert!(e.message.contains(path), "{extra}: {}", e.message);
+    }
+    // A huge attempt count is checked in bounded time and accepted (the deadline bounds it).
+    let p = Policy::from_str(&route_with("    retry: {attempts_per_deployment: 4294967295, max_attempts: 4294967295}")).unwrap();
+    assert_eq!(p.spec.routes[0].retry.attempts_per_deployment, u32::MAX);
+}
+
+#[test]
+fn durations_are_honoured_exactly_text_or_number() {
+    let p = Policy::from_str(&route_with("    timeouts: {total: \"48h\", first_token: 172800000, idle: \"1h30m\"}")).unwrap();
+    let t = p.spec.routes[0].timeouts;
+    assert_eq!(t.total.unwrap().0, Duration::from_secs(48 * 3600));
+    assert_eq!(t.first_token.unwrap().0, Duration::from_secs(48 * 3600));
+    assert_eq!(t.idle.unwrap().0, Duration::from_secs(5400));
+}
+
+#[test]
+fn provider_headers_are_redacted_like_keys_and_hosted_providers_need_a_key() {
+    let yaml = r#"
+providers:
+  gw: {kind: openai_compatible, base_url: "http://127.0.0.1:9/v1", headers: {x-gateway-key: "gw-secret-value-123"}}
+deployments:
+  a: {provider: gw, model: m}
+routes:
+  - {name: main, deployments: [a]}
+"#;
+    let r = Router::from_policy_str(yaml).unwrap();
+    let shown = serde_json::to_string(&r.policy()).unwrap();
+    assert!(!shown.contains("gw-secret-value-123") && shown.contains("x-gateway-key"), "{shown}");
+    assert!(!format!("{:?}", r.policy()).contains("gw-secret-value-123"));
+    let e = Policy::from_str(&yaml.replace("kind: openai_compatible", "kind: openai")).unwrap_err();
+    assert!(e.message.contains("providers.gw") && e.message.contains("needs `api_key_env`"), "{}", e.message);
+}
