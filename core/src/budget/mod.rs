@@ -67,6 +67,8 @@ pub struct Reservation {
     /// (key, reserved amount, unit)
     items: Vec<(String, f64, Unit)>,
     settled: bool,
+    /// Shadow-mode ceilings (`enforce: false`) this reservation went past.
+    shadow_exceeded: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,11 @@ enum Unit {
 }
 
 impl Reservation {
+    /// Names of shadow-mode budgets and limits that would have refused this attempt.
+    pub fn shadow_exceeded(&self) -> &[String] {
+        &self.shadow_exceeded
+    }
+
     /// Record the real usage and release the rest.
     pub fn settle(mut self, usd: f64, tokens: u64) {
         self.do_settle(usd, tokens, true);
@@ -176,6 +183,16 @@ pub fn calendar_period(p: Period, now: f64) -> (i64, f64) {
     }
 }
 
+/// A shadow-mode ceiling is charged against no limit (never refuses) and remembered with its
+/// real limit, checked after the reservation.
+fn shadowed(mut c: Charge, enforce: bool, index: usize, shadow: &mut Vec<(usize, f64)>) -> Charge {
+    if !enforce {
+        shadow.push((index, c.limit));
+        c.limit = f64::INFINITY;
+    }
+    c
+}
+
 impl Budgets {
     pub fn new(specs: Vec<BudgetSpec>, store: Arc<dyn StateStore>) -> Self {
         Budgets { specs, store, seen: Mutex::new(BTreeSet::new()), alerted: Mutex::new(Default::default()) }
@@ -245,6 +262,8 @@ impl Budgets {
     pub fn reserve(&self, s: &Scope, usd: Option<f64>, tokens: u64, rate: Option<&RateLimitSpec>, now: f64) -> Result<Reservation, BudgetInfo> {
         let mut charges = Vec::new();
         let mut meta: Vec<(String, Unit, f64)> = Vec::new(); // (name, unit, resets_at)
+        // (charge index, real limit) of shadow-mode ceilings, charged against no limit.
+        let mut shadow: Vec<(usize, f64)> = Vec::new();
         for (i, b) in self.specs.iter().enumerate() {
             let Some(inst) = Self::instance(b, s) else { continue };
             let (unit, limit, amount) = match (b.limit_usd, b.limit_tokens) {
@@ -271,7 +290,7 @@ impl Budgets {
                 self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((i, inst.clone()));
             }
             let (add_to, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
-            charges.push(Charge { add_to, window, limit, amount });
+            charges.push(shadowed(Charge { add_to, window, limit, amount }, b.enforce, charges.len(), &mut shadow));
             meta.push((b.name.clone(), unit, resets_at));
         }
         if let Some(rl) = rate {
@@ -282,19 +301,27 @@ impl Budgets {
                 if let Some(l) = limit {
                     let name = format!("rate_limit:{}:{what}", s.deployment);
                     let (add_to, window, resets_at) = Self::keys(&name, "", Period::Minute, true, now);
-                    charges.push(Charge { add_to, window, limit: l as f64, amount });
+                    charges.push(shadowed(Charge { add_to, window, limit: l as f64, amount }, rl.enforce, charges.len(), &mut shadow));
                     meta.push((name, unit, resets_at));
                 }
             }
         }
         if charges.is_empty() {
-            return Ok(Reservation { store: self.store.clone(), items: Vec::new(), settled: false });
+            return Ok(Reservation { store: self.store.clone(), items: Vec::new(), settled: false, shadow_exceeded: Vec::new() });
         }
         match self.store.reserve(&charges) {
             Ok(()) => Ok(Reservation {
                 store: self.store.clone(),
                 items: charges.iter().zip(&meta).map(|(c, m)| (c.add_to.clone(), c.amount, m.1)).collect(),
                 settled: false,
+                shadow_exceeded: shadow
+                    .iter()
+                    .filter(|(i, limit)| {
+                        let used: f64 = charges[*i].window.iter().map(|k| self.store.get(k)).map(|c| c.spent + c.reserved).sum();
+                        used > limit + 1e-9
+                    })
+                    .map(|(i, _)| meta[*i].0.clone())
+                    .collect(),
             }),
             Err(r) => {
                 let (name, unit, resets_at) = &meta[r.index];
@@ -374,7 +401,7 @@ mod tests {
     const NOV_21_2026: f64 = 1_795_219_200.0; // 2026-11-21T00:00:00Z
 
     fn spec(name: &str, usd: Option<f64>, tokens: Option<u64>, period: Period, rolling: bool, scope: BudgetScope) -> BudgetSpec {
-        BudgetSpec { name: name.into(), scope, limit_usd: usd, limit_tokens: tokens, period, rolling }
+        BudgetSpec { name: name.into(), scope, limit_usd: usd, limit_tokens: tokens, period, rolling, enforce: true }
     }
     fn sc<'a>(tenant: Option<&'a str>) -> Scope<'a> {
         Scope { tenant, feature: None, route: "main", deployment: "d" }
@@ -454,7 +481,7 @@ mod tests {
     fn rate_limits_reserve_with_budgets() {
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
         let b = Budgets::new(vec![], store);
-        let rl = RateLimitSpec { requests_per_minute: Some(2), tokens_per_minute: None };
+        let rl = RateLimitSpec { requests_per_minute: Some(2), ..Default::default() };
         let a = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
         let c = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
         let e = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap_err();

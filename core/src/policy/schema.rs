@@ -206,7 +206,13 @@ pub struct BudgetSpec {
     pub period: Period,
     #[serde(default)]
     pub rolling: bool,
+    /// `false`: shadow mode. Spend is counted, threshold events and metrics are emitted and
+    /// the trace notes when the ceiling would have refused, but nothing is refused: how a
+    /// new limit is rolled out safely.
+    #[serde(default = "yes")]
+    pub enforce: bool,
 }
+
 
 /// What a route does when a budget would be exceeded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,11 +227,20 @@ pub enum OnBudgetExceeded {
 }
 
 /// Client-side limits per deployment, held in-process before the provider's 429.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
     pub requests_per_minute: Option<u64>,
     pub tokens_per_minute: Option<u64>,
+    /// `false`: shadow mode (counted and reported, never refused), as for budgets.
+    #[serde(default = "yes")]
+    pub enforce: bool,
+}
+
+impl Default for RateLimitSpec {
+    fn default() -> Self {
+        RateLimitSpec { requests_per_minute: None, tokens_per_minute: None, enforce: true }
+    }
 }
 
 fn one() -> u32 {

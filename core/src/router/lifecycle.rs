@@ -198,7 +198,7 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     /// Ask the deployment's breaker, then every budget and rate limit that applies.
-    pub(crate) fn open(ctx: &RequestCtx, req: &ChatRequest, dep: &Arc<Deployment>, tier: usize) -> Result<Attempt, Refused> {
+    pub(crate) fn open(ctx: &mut RequestCtx, req: &ChatRequest, dep: &Arc<Deployment>, tier: usize) -> Result<Attempt, Refused> {
         let now = ctx.now();
         let permit = match dep.health.breaker.acquire(now) {
             Ok((p, transition)) => {
@@ -209,6 +209,9 @@ impl Attempt {
         };
         // On refusal the permit is dropped unreported, which frees a probe slot.
         let reservation = reserve(ctx, req, dep).map_err(|info| Refused::Budget(budget_error(info, dep, ctx.clock.unix_now())))?;
+        for name in reservation.iter().flat_map(|r| r.shadow_exceeded()) {
+            ctx.note(format!("`{name}` would refuse `{}` (shadow mode, enforce: false): not enforced", dep.name));
+        }
         let trace = AttemptTrace { deployment: dep.name.clone(), provider: dep.provider.clone(), model: dep.model.clone(), tier, ..Default::default() };
         Ok(Attempt { deployment: dep.clone(), permit: Some(permit), reservation, trace, started: now, committed: false, ttft: None })
     }
