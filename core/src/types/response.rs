@@ -65,11 +65,11 @@ impl Usage {
         let (prompt, completion) = (n("/prompt_tokens"), n("/completion_tokens"));
         let reasoning = n("/completion_tokens_details/reasoning_tokens");
         let total = v.get("total_tokens").and_then(Value::as_u64);
-        let reasoning_outside =
-            reasoning > 0 && (reasoning > completion || total == Some(prompt + completion + reasoning));
+        let sum = prompt.checked_add(completion).and_then(|s| s.checked_add(reasoning));
+        let reasoning_outside = reasoning > 0 && (reasoning > completion || (sum.is_some() && total == sum));
         Usage {
             input_tokens: prompt,
-            output_tokens: if reasoning_outside { completion + reasoning } else { completion },
+            output_tokens: if reasoning_outside { completion.saturating_add(reasoning) } else { completion },
             cache_read_tokens: n("/prompt_tokens_details/cached_tokens"),
             cache_write_tokens: n("/prompt_tokens_details/cache_write_tokens"),
             reasoning_tokens: reasoning,

@@ -9,7 +9,9 @@
 //! This file owns only the assembly: a path-addressed JSON object built value by value,
 //! as the official SDKs do. The stream decoder sends the finished object as the call's
 //! arguments when the call closes, so a streamed call reads exactly like the non-streamed
-//! `args`. Memory stays bounded by what was received: array indices are capped.
+//! `args`. Memory stays bounded by what was received: paths are at most [`MAX_DEPTH`] deep
+//! and the array slots a call may create (including `null` padding up to an index) are
+//! capped at [`MAX_SLOTS`], so `$.a[9999][9999]...` cannot allocate gigabytes.
 
 use serde_json::{Map, Value};
 
@@ -17,6 +19,10 @@ use crate::error::{Error, Result};
 
 /// An array index past this is not a tool argument but an attack or a bug.
 const MAX_INDEX: usize = 10_000;
+/// Deepest path accepted.
+const MAX_DEPTH: usize = 64;
+/// Array slots one call may create in all.
+const MAX_SLOTS: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Seg {
@@ -30,6 +36,8 @@ pub(crate) struct PartialArgs {
     args: Map<String, Value>,
     /// Path of a string value whose next fragment continues it.
     open_string: Option<String>,
+    /// Array slots created so far (see [`MAX_SLOTS`]).
+    slots: usize,
 }
 
 impl PartialArgs {
@@ -43,7 +51,7 @@ impl PartialArgs {
             let segs = parse_path(path)?;
             let continues = arg.get("willContinue").and_then(Value::as_bool) == Some(true);
             let value = if let Some(s) = arg.get("stringValue").and_then(Value::as_str) {
-                let slot = set(&mut self.args, &segs)?;
+                let slot = set(&mut self.args, &segs, &mut self.slots)?;
                 match slot {
                     Value::String(cur) if self.open_string.as_deref() == Some(path) => cur.push_str(s),
                     other => *other = Value::String(s.to_string()),
@@ -59,7 +67,7 @@ impl PartialArgs {
             } else {
                 continue; // a marker without a value
             };
-            *set(&mut self.args, &segs)? = value;
+            *set(&mut self.args, &segs, &mut self.slots)? = value;
             self.open_string = None;
         }
         Ok(())
@@ -116,7 +124,7 @@ fn parse_path(path: &str) -> Result<Vec<Seg>> {
             _ => return Err(bad()),
         }
     }
-    if segs.is_empty() {
+    if segs.is_empty() || segs.len() > MAX_DEPTH {
         return Err(bad());
     }
     Ok(segs)
@@ -124,7 +132,7 @@ fn parse_path(path: &str) -> Result<Vec<Seg>> {
 
 /// The slot at `segs` under `root`, creating objects and arrays on the way (a value of the
 /// wrong kind in the way is replaced: the later, more specific path wins).
-fn set<'a>(root: &'a mut Map<String, Value>, segs: &[Seg]) -> Result<&'a mut Value> {
+fn set<'a>(root: &'a mut Map<String, Value>, segs: &[Seg], slots: &mut usize) -> Result<&'a mut Value> {
     let (first, rest) = segs.split_first().expect("parse_path never returns an empty path");
     let Seg::Key(k) = first else {
         return Err(Error::malformed("gemini partialArgs path indexes the arguments object as an array"));
@@ -144,6 +152,10 @@ fn set<'a>(root: &'a mut Map<String, Value>, segs: &[Seg]) -> Result<&'a mut Val
                 }
                 let a = cur.as_array_mut().expect("just made an array");
                 if a.len() <= *n {
+                    *slots += n + 1 - a.len();
+                    if *slots > MAX_SLOTS {
+                        return Err(Error::malformed("gemini partialArgs arrays are implausibly large"));
+                    }
                     a.resize(n + 1, Value::Null);
                 }
                 &mut a[*n]
@@ -190,10 +202,16 @@ mod tests {
 
     #[test]
     fn bad_paths_are_malformed_and_bounded() {
-        for path in ["location", "$", "$.", "$[0]", "$.a[99999999]", "$.a[x]", "$.a[0"] {
+        let deep = format!("${}", ".a".repeat(MAX_DEPTH + 1));
+        for path in ["location", "$", "$.", "$[0]", "$.a[99999999]", "$.a[x]", "$.a[0", deep.as_str()] {
             let mut p = PartialArgs::default();
             let e = p.apply(&[json!({"jsonPath": path, "stringValue": "x"})]).unwrap_err();
             assert_eq!(e.kind, crate::ErrorKind::MalformedResponse, "{path}");
         }
+        // Padding counts: a few wide nested arrays exhaust the slot budget, not memory.
+        let wide = format!("$.a{}", "[9999]".repeat(20));
+        let mut p = PartialArgs::default();
+        let e = p.apply(&[json!({"jsonPath": wide, "numberValue": 1})]).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::MalformedResponse);
     }
 }
