@@ -9,6 +9,10 @@
 //! - errors may be `{"error": "text"}` (Ollama), top-level `{"message","type","code"}`
 //!   (vLLM, Mistral) or carry a numeric `code` (OpenRouter);
 //! - tool calls may arrive with `finish_reason: "stop"`, normalised to `tool_calls`;
-//! - reasoning arrives as `reasoning_content` (DeepSeek, vLLM) or `reasoning` (OpenRouter).
+//! - reasoning arrives as `reasoning_content` (DeepSeek, vLLM) or `reasoning` (OpenRouter);
+//! - usage may count reasoning outside `completion_tokens` (xAI), normalised by
+//!   `Usage::from_openai`;
+//! - tool-call `index` values may be sparse (Anthropic's compatible endpoint numbers the only
+//!   call `1` after a text block): the stream decoder renumbers them densely.
 
 pub use super::openai::OpenAiProvider as CompatProvider;

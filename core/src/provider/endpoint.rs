@@ -5,6 +5,13 @@
 //! or ends before the adapter saw its completion signal yields `stream_interrupted` carrying
 //! the partial output. Timeouts (first token, idle) belong to the router, which wraps this
 //! stream; nothing here sleeps or retries.
+//!
+//! It is also where an answer is finished, so it checks what only a finished answer can
+//! show: tool-call arguments must be JSON. A finished answer whose arguments are not (a
+//! provider bug, or fragments of two messages spliced together) is `invalid_output`, which
+//! the router retries or falls over like a schema violation, instead of handing the caller a
+//! call it cannot run. Arguments cut by the output-token cap (`finish_reason: length`) are
+//! exempt: the truncation is the caller's own limit, visible in the finish reason.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,7 +22,7 @@ use super::transport::read_body;
 use super::{Provider, StreamDecoder, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sse::SseDecoder;
-use crate::types::{ChatRequest, ChatResponse, StreamAccumulator, StreamEvent};
+use crate::types::{ChatRequest, ChatResponse, FinishReason, StreamAccumulator, StreamEvent, ToolCall};
 
 /// Largest non-streamed body or error body we will read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -49,8 +56,12 @@ impl Endpoint {
         // A body that breaks after the headers still has the provider's request id: keep it,
         // it is what the provider's support asks for.
         let rid = request_id(&resp.headers);
-        let body = read_body(resp.body, MAX_BODY_BYTES).await.map_err(|e| e.at(p.name(), model).with_request_id(rid))?;
+        let body = read_body(resp.body, MAX_BODY_BYTES).await.map_err(|e| e.at(p.name(), model).with_request_id(rid.clone()))?;
         let mut r = p.parse_response(model, resp.status, &resp.headers, &body).map_err(|e| e.at(p.name(), model))?;
+        for c in &r.choices {
+            check_tool_arguments(&c.message.tool_calls, c.finish_reason)
+                .map_err(|e| e.with_status(resp.status).with_request_id(rid.clone()).at(p.name(), model))?;
+        }
         if r.provider.is_none() {
             r.provider = Some(p.name().to_string());
         }
@@ -72,6 +83,7 @@ impl Endpoint {
             sse: SseDecoder::new(),
             decoder: p.stream_decoder(model),
             acc: StreamAccumulator::new(),
+            decoded: StreamAccumulator::new(),
             pending: VecDeque::new(),
             provider: p.name().to_string(),
             model: model.to_string(),
@@ -87,6 +99,28 @@ async fn read_error_body(body: super::BodyStream) -> Vec<u8> {
     read_body(body, MAX_ERROR_BODY_BYTES).await.unwrap_or_default()
 }
 
+/// `invalid_output` unless every tool call's arguments are JSON (or empty: no arguments).
+/// See the module docs for why `length` is exempt.
+pub(crate) fn check_tool_arguments(calls: &[ToolCall], finish: Option<FinishReason>) -> Result<()> {
+    if finish == Some(FinishReason::Length) {
+        return Ok(());
+    }
+    for tc in calls {
+        let args = tc.arguments.trim();
+        if args.is_empty() {
+            continue;
+        }
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(args) {
+            return Err(Error::new(
+                ErrorKind::InvalidOutput,
+                format!("tool call `{}` ({}) has arguments that are not valid JSON ({e})", tc.name, tc.id),
+            )
+            .with_provider_code("tool_arguments_json"));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn request_id(h: &http::HeaderMap) -> Option<String> {
     ["x-request-id", "request-id", "apim-request-id", "x-goog-request-id", "cf-ray"]
         .iter()
@@ -99,6 +133,9 @@ struct StreamState {
     sse: SseDecoder,
     decoder: Box<dyn StreamDecoder>,
     acc: StreamAccumulator,
+    /// Everything the decoder produced so far (`acc` plus `pending`), to check the answer
+    /// at its finish before the caller sees the finish.
+    decoded: StreamAccumulator,
     pending: VecDeque<Result<StreamEvent>>,
     provider: String,
     model: String,
@@ -148,7 +185,16 @@ impl StreamState {
                     failure = Some(e);
                 }
             }
-            self.pending.extend(unified.into_iter().map(Ok));
+            for ev in unified {
+                if let StreamEvent::Finish { reason, .. } = &ev {
+                    if let Err(e) = check_tool_arguments(&self.decoded.tool_calls, Some(*reason)) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                self.decoded.push(&ev);
+                self.pending.push_back(Ok(ev));
+            }
             if let Some(e) = failure {
                 self.body = None;
                 self.pending.push_back(Err(self.decorate(e)));

@@ -271,6 +271,11 @@ pub(crate) struct OpenAiStreamDecoder {
     /// `parse_completion`, so streamed and non-streamed answers agree.
     pub(crate) compat: bool,
     saw_tool_calls: bool,
+    /// Wire tool-call index → unified index, in order of first appearance. The wire index
+    /// is not a position: Anthropic's OpenAI-compatible endpoint numbers the only call `1`
+    /// because a text block came first. Unified indices are dense per stream (as the
+    /// Anthropic and Gemini decoders make them), so no empty phantom call precedes it.
+    tool_index: Vec<u64>,
 }
 
 impl OpenAiStreamDecoder {
@@ -283,7 +288,17 @@ impl OpenAiStreamDecoder {
             done: false,
             compat: false,
             saw_tool_calls: false,
+            tool_index: Vec::new(),
         }
+    }
+
+    /// Whether a chunk can say who is answering. Azure (and gateways in front of it) open
+    /// with `{"choices": [], "id": "", "model": "", "prompt_filter_results": [...]}`: taking
+    /// the stream's identity from that chunk would report model `""`.
+    fn has_identity(v: &Value) -> bool {
+        let non_empty = |k: &str| v.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let has_choices = v.get("choices").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+        non_empty("id") || non_empty("model") || has_choices
     }
 
     fn on_chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
@@ -305,11 +320,11 @@ impl OpenAiStreamDecoder {
         if !v.is_object() {
             return Err(Error::malformed("stream chunk is not a JSON object"));
         }
-        if !self.started {
+        if !self.started && Self::has_identity(v) {
             self.started = true;
             out.push(StreamEvent::Start {
                 id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-                model: v.get("model").and_then(Value::as_str).unwrap_or(&self.model).to_string(),
+                model: v.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).unwrap_or(&self.model).to_string(),
             });
         }
         if let Some(choices) = v.get("choices").and_then(Value::as_array) {
@@ -320,7 +335,7 @@ impl OpenAiStreamDecoder {
                 }
                 if let Some(d) = c.get("delta") {
                     let before = out.len();
-                    decode_delta(d, out)?;
+                    decode_delta(d, &mut self.tool_index, out)?;
                     self.saw_tool_calls |= out[before..].iter().any(|e| matches!(e, StreamEvent::ToolCallDelta { .. }));
                 }
                 if let Some(fr) = c.get("finish_reason").and_then(Value::as_str) {
@@ -350,7 +365,7 @@ impl OpenAiStreamDecoder {
     }
 }
 
-fn decode_delta(d: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
+fn decode_delta(d: &Value, tool_index: &mut Vec<u64>, out: &mut Vec<StreamEvent>) -> Result<()> {
     match d.get("content") {
         Some(Value::String(t)) if !t.is_empty() => out.push(StreamEvent::ContentDelta { text: t.clone() }),
         // Mistral streams reasoning models' content as parts: `thinking` and `text`.
@@ -393,7 +408,14 @@ fn decode_delta(d: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
             _ => return Err(Error::malformed("delta `tool_calls` is not an array")),
         };
         for (pos, tc) in tcs.iter().enumerate() {
-            let index = tc.get("index").and_then(Value::as_u64).unwrap_or(pos as u64) as u32;
+            let wire = tc.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+            let index = match tool_index.iter().position(|w| *w == wire) {
+                Some(i) => i,
+                None => {
+                    tool_index.push(wire);
+                    tool_index.len() - 1
+                }
+            } as u32;
             let f = tc.get("function");
             let arguments = match f.and_then(|f| f.get("arguments")) {
                 Some(Value::String(s)) => s.clone(),

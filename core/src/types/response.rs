@@ -8,6 +8,8 @@
 //! excludes them from its `input_tokens`; its adapter adds them back), and `output_tokens`
 //! includes reasoning tokens (Gemini reports thoughts separately; its adapter adds them).
 //! The cache and reasoning fields are breakdowns of those totals, never additions to them.
+//! Providers that count reasoning outside their completion count (xAI) are normalised on
+//! parse ([`Usage::from_openai`]); the README's "Usage" section lists every convention.
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -49,14 +51,28 @@ impl Usage {
         }
     }
     /// Parse OpenAI's usage object (also what most compatible servers send).
+    ///
+    /// OpenAI counts reasoning inside `completion_tokens`; xAI (and servers that copy it)
+    /// report `completion_tokens` WITHOUT reasoning, e.g. `prompt 12, completion 2,
+    /// reasoning 320, total 334`. Taken literally that bills none of the reasoning, so the
+    /// convention is read from the numbers: when `total == prompt + completion + reasoning`
+    /// or reasoning exceeds completion (impossible if it were included), reasoning is added
+    /// to the output, which also makes our total equal the provider's. The OpenAI shape
+    /// (`total == prompt + completion`) is left as is, so a round trip through
+    /// [`Usage::to_openai`] is the identity.
     pub fn from_openai(v: &Value) -> Usage {
         let n = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        let (prompt, completion) = (n("/prompt_tokens"), n("/completion_tokens"));
+        let reasoning = n("/completion_tokens_details/reasoning_tokens");
+        let total = v.get("total_tokens").and_then(Value::as_u64);
+        let sum = prompt.checked_add(completion).and_then(|s| s.checked_add(reasoning));
+        let reasoning_outside = reasoning > 0 && (reasoning > completion || (sum.is_some() && total == sum));
         Usage {
-            input_tokens: n("/prompt_tokens"),
-            output_tokens: n("/completion_tokens"),
+            input_tokens: prompt,
+            output_tokens: if reasoning_outside { completion.saturating_add(reasoning) } else { completion },
             cache_read_tokens: n("/prompt_tokens_details/cached_tokens"),
             cache_write_tokens: n("/prompt_tokens_details/cache_write_tokens"),
-            reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
+            reasoning_tokens: reasoning,
         }
     }
     pub fn to_openai(&self) -> Value {

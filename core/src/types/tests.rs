@@ -426,3 +426,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn usage_reasoning_outside_completion_is_normalised() {
+    let u = |v: Value| Usage::from_openai(&v);
+    // OpenAI: reasoning inside completion, total = prompt + completion: as is.
+    let openai = u(json!({"prompt_tokens": 15, "completion_tokens": 78, "total_tokens": 93, "completion_tokens_details": {"reasoning_tokens": 64}}));
+    assert_eq!((openai.output_tokens, openai.reasoning_tokens, openai.total_tokens()), (78, 64, 93));
+    // xAI: total = prompt + completion + reasoning.
+    let xai = u(json!({"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 303, "completion_tokens_details": {"reasoning_tokens": 290}}));
+    assert_eq!((xai.output_tokens, xai.reasoning_tokens, xai.total_tokens()), (291, 290, 303));
+    // No total, but reasoning > completion cannot be a part of it.
+    let no_total = u(json!({"prompt_tokens": 5, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 40}}));
+    assert_eq!(no_total.output_tokens, 43);
+    // Ambiguous (no total, reasoning ≤ completion): OpenAI's meaning.
+    assert_eq!(u(json!({"prompt_tokens": 5, "completion_tokens": 30, "completion_tokens_details": {"reasoning_tokens": 20}})).output_tokens, 30);
+    // Our own serialisation reads back unchanged, and absurd counts do not overflow.
+    for x in [openai, xai, no_total] {
+        assert_eq!(Usage::from_openai(&x.to_openai()), x);
+    }
+    let big = u(json!({"prompt_tokens": u64::MAX, "completion_tokens": 1, "total_tokens": 1, "completion_tokens_details": {"reasoning_tokens": u64::MAX}}));
+    assert_eq!(big.output_tokens, u64::MAX);
+}

@@ -17,6 +17,14 @@
 //! `stream_interrupted`. A tool call
 //! whose input arrived with no JSON fragments is given `"{}"` when its block stops, so a
 //! streamed no-argument call reads exactly like the non-streamed one.
+//!
+//! `message_start.message` may already carry content blocks and a stop reason (follow-up
+//! turns of programmatic tool calling: a whole `tool_use` block in `message_start`,
+//! `stop_reason: "tool_use"`, then directly `message_stop`). They are read like the
+//! non-streamed message they are; ignoring them would turn a tool call into an empty
+//! `stop`. Events out of protocol order (a second `message_start`, content before
+//! `message_start`, a block started twice or continued after its stop) are
+//! `malformed_response`: splicing two messages into one answer is never a success.
 
 use std::collections::HashMap;
 
@@ -103,6 +111,8 @@ enum Block {
     /// A client tool call: its unified index, and whether any argument text was sent yet.
     Tool { index: u32, sent_args: bool },
     Ignored,
+    /// Stopped (`content_block_stop` seen): further deltas for it are out of order.
+    Closed,
 }
 
 /// Anthropic SSE events → unified events.
@@ -112,6 +122,7 @@ pub(crate) struct AnthropicStreamDecoder {
     next_tool: u32,
     usage: Option<Value>,
     stop_reason: Option<String>,
+    started: bool,
     done: bool,
 }
 
@@ -123,8 +134,52 @@ impl AnthropicStreamDecoder {
             next_tool: 0,
             usage: None,
             stop_reason: None,
+            started: false,
             done: false,
         }
+    }
+
+    /// Content blocks carried whole by `message_start` (see the module docs).
+    fn start_content(&mut self, content: &[Value], out: &mut Vec<StreamEvent>) -> Result<()> {
+        for b in content {
+            match b.get("type").and_then(Value::as_str) {
+                Some("text") => {
+                    let t = b.get("text").and_then(Value::as_str).unwrap_or_default();
+                    if !t.is_empty() {
+                        out.push(StreamEvent::ContentDelta { text: t.to_string() });
+                    }
+                }
+                Some("thinking") => {
+                    let t = b.get("thinking").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let signature = b.get("signature").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+                    if !t.is_empty() || signature.is_some() {
+                        out.push(StreamEvent::ReasoningDelta { text: t, signature });
+                    }
+                }
+                Some("tool_use") => {
+                    let id = b.get("id").and_then(Value::as_str).ok_or_else(|| Error::malformed("tool_use block without `id`"))?;
+                    let name = b.get("name").and_then(Value::as_str).ok_or_else(|| Error::malformed("tool_use block without `name`"))?;
+                    let input = b.get("input").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+                    let index = self.next_tool;
+                    self.next_tool += 1;
+                    out.push(StreamEvent::ToolCallDelta { index, id: Some(id.into()), name: Some(name.into()), arguments: input.to_string() });
+                }
+                Some(_) => {} // server tool blocks and results: see module docs
+                None => return Err(Error::malformed("anthropic content block without `type`")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The stop reason is the finish: report it with the usage known so far.
+    fn finish(&mut self, r: &str, out: &mut Vec<StreamEvent>) {
+        if self.stop_reason.is_none() {
+            out.push(StreamEvent::Finish { reason: finish_reason(r), native: Some(r.to_string()) });
+            if let Some(u) = &self.usage {
+                out.push(StreamEvent::Usage { usage: usage_from_anthropic(u) });
+            }
+        }
+        self.stop_reason = Some(r.to_string());
     }
 
     fn merge_usage(&mut self, u: &Value) {
@@ -143,6 +198,10 @@ impl AnthropicStreamDecoder {
         let ty = v.get("type").and_then(Value::as_str).unwrap_or_default();
         match ty {
             "message_start" => {
+                if self.started {
+                    return Err(Error::malformed("second message_start in one stream (two messages spliced together)"));
+                }
+                self.started = true;
                 let m = v.get("message").ok_or_else(|| Error::malformed("message_start without `message`"))?;
                 out.push(StreamEvent::Start {
                     id: m.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
@@ -151,9 +210,23 @@ impl AnthropicStreamDecoder {
                 if let Some(u) = m.get("usage") {
                     self.merge_usage(u);
                 }
+                match m.get("content") {
+                    Some(Value::Array(blocks)) => self.start_content(blocks, out)?,
+                    None | Some(Value::Null) => {}
+                    Some(_) => return Err(Error::malformed("message_start `content` is not an array")),
+                }
+                if let Some(r) = m.get("stop_reason").and_then(Value::as_str) {
+                    self.finish(r, out);
+                }
+            }
+            "content_block_start" | "content_block_delta" | "content_block_stop" | "message_delta" if !self.started => {
+                return Err(Error::malformed(format!("{ty} before message_start")));
             }
             "content_block_start" => {
                 let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_start without `index`"))?;
+                if self.blocks.contains_key(&index) {
+                    return Err(Error::malformed(format!("content_block_start for block {index}, which already started")));
+                }
                 let cb = v.get("content_block").ok_or_else(|| Error::malformed("content_block_start without `content_block`"))?;
                 let block = match cb.get("type").and_then(Value::as_str) {
                     Some("text") => {
@@ -215,12 +288,19 @@ impl AnthropicStreamDecoder {
                         }
                     }
                     (None, _) => return Err(Error::malformed(format!("content_block_delta for unknown block {index}"))),
+                    (Some(Block::Closed), _) => return Err(Error::malformed(format!("content_block_delta for block {index} after its stop"))),
                     _ => {} // citations, deltas of ignored blocks
                 }
             }
             "content_block_stop" => {
-                if let Some(Block::Tool { index, sent_args: false }) = v.get("index").and_then(Value::as_u64).and_then(|i| self.blocks.get(&i)) {
-                    out.push(StreamEvent::ToolCallDelta { index: *index, id: None, name: None, arguments: "{}".into() });
+                let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_stop without `index`"))?;
+                match self.blocks.insert(index, Block::Closed) {
+                    Some(Block::Tool { index, sent_args: false }) => {
+                        out.push(StreamEvent::ToolCallDelta { index, id: None, name: None, arguments: "{}".into() });
+                    }
+                    None => return Err(Error::malformed(format!("content_block_stop for unknown block {index}"))),
+                    Some(Block::Closed) => return Err(Error::malformed(format!("content_block_stop for block {index} twice"))),
+                    Some(_) => {}
                 }
             }
             "message_delta" => {
@@ -231,13 +311,7 @@ impl AnthropicStreamDecoder {
                 // usage, so a stream whose `message_stop` never comes still completes
                 // (the router gives a finished stream a short grace for its terminator).
                 if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    if self.stop_reason.is_none() {
-                        out.push(StreamEvent::Finish { reason: finish_reason(r), native: Some(r.to_string()) });
-                        if let Some(u) = &self.usage {
-                            out.push(StreamEvent::Usage { usage: usage_from_anthropic(u) });
-                        }
-                    }
-                    self.stop_reason = Some(r.to_string());
+                    self.finish(r, out);
                 }
             }
             "message_stop" => {

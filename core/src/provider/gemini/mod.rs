@@ -18,6 +18,7 @@
 //! ("13s") is the retry hint, ahead of any header; `ErrorInfo.reason == API_KEY_INVALID`
 //! (sent as a 400) is `auth`.
 
+mod partial_args;
 mod request;
 mod response;
 pub mod schema;

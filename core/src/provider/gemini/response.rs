@@ -17,6 +17,9 @@
 //!   just like an Azure or OpenAI prompt-filter 400.
 //! - The first thought signature of a candidate is kept as `reasoning_signature =
 //!   "gemini:<sig>"`, tagged so other adapters never mistake it for theirs.
+//! - Streamed function-call arguments (`partialArgs` / `willContinue`, closed by an empty
+//!   `functionCall: {}`) are assembled by `partial_args.rs`; the call's id and name go out
+//!   when it opens, its whole arguments when it closes.
 //! - Streams are complete when a candidate carries a `finishReason`; `Finish` and the usage
 //!   snapshot of that chunk are emitted then. A later usage-only chunk re-emits `Usage`
 //!   (last one wins, as in [`crate::types::StreamAccumulator`]).
@@ -24,6 +27,7 @@
 use serde_json::Value;
 
 use super::classify_error_value;
+use super::partial_args::{any_continues, PartialArgs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::StreamDecoder;
 use crate::sse::SseEvent;
@@ -82,7 +86,8 @@ fn prompt_block(v: &Value) -> Option<Error> {
 struct Parts {
     text: String,
     reasoning: String,
-    calls: Vec<(Option<String>, String, String)>,
+    /// The `functionCall` objects, in order (whole calls, or pieces of a streamed one).
+    calls: Vec<Value>,
     signature: Option<String>,
 }
 
@@ -103,17 +108,25 @@ fn read_parts(cand: &Value) -> Result<Parts> {
                 p.text.push_str(t);
             }
         } else if let Some(fc) = part.get("functionCall") {
-            let name = fc.get("name").and_then(Value::as_str).ok_or_else(|| Error::malformed("gemini functionCall without `name`"))?;
-            let args = match fc.get("args") {
-                None | Some(Value::Null) => "{}".to_string(),
-                Some(a) => a.to_string(),
-            };
-            let id = fc.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-            p.calls.push((id, name.to_string(), args));
+            if !fc.is_object() {
+                return Err(Error::malformed("gemini `functionCall` is not an object"));
+            }
+            p.calls.push(fc.clone());
         }
         // inlineData, executableCode, codeExecutionResult...: not part of the unified answer.
     }
     Ok(p)
+}
+
+/// A whole `functionCall` (`{name, args, id?}`) → (id, name, arguments).
+fn complete_call(fc: &Value) -> Result<(Option<String>, String, String)> {
+    let name = fc.get("name").and_then(Value::as_str).ok_or_else(|| Error::malformed("gemini functionCall without `name`"))?;
+    let args = match fc.get("args") {
+        None | Some(Value::Null) => "{}".to_string(),
+        Some(a) => a.to_string(),
+    };
+    let id = fc.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    Ok((id, name.to_string(), args))
 }
 
 pub(crate) fn parse_generate(v: &Value, model: &str) -> Result<ChatResponse> {
@@ -131,6 +144,9 @@ pub(crate) fn parse_generate(v: &Value, model: &str) -> Result<ChatResponse> {
     };
     let tool_calls: Vec<ToolCall> = parts
         .calls
+        .iter()
+        .map(complete_call)
+        .collect::<Result<Vec<_>>>()?
         .into_iter()
         .enumerate()
         .map(|(i, (id, name, arguments))| ToolCall { id: id.unwrap_or_else(|| call_id(response_id, i, &name)), name, arguments })
@@ -156,6 +172,8 @@ pub(crate) struct GeminiStreamDecoder {
     model: String,
     started: bool,
     calls: usize,
+    /// A call whose arguments are still streaming: its unified index and what arrived.
+    open_call: Option<(u32, PartialArgs)>,
     signature_sent: bool,
     finished: bool,
     last_usage: Option<Usage>,
@@ -163,7 +181,15 @@ pub(crate) struct GeminiStreamDecoder {
 
 impl GeminiStreamDecoder {
     pub(crate) fn new(model: &str) -> Self {
-        GeminiStreamDecoder { model: model.to_string(), started: false, calls: 0, signature_sent: false, finished: false, last_usage: None }
+        GeminiStreamDecoder {
+            model: model.to_string(),
+            started: false,
+            calls: 0,
+            open_call: None,
+            signature_sent: false,
+            finished: false,
+            last_usage: None,
+        }
     }
 
     fn on_chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
@@ -196,16 +222,15 @@ impl GeminiStreamDecoder {
             if !parts.text.is_empty() {
                 out.push(StreamEvent::ContentDelta { text: parts.text });
             }
-            for (id, name, arguments) in parts.calls {
-                let index = self.calls;
-                self.calls += 1;
-                let id = id.unwrap_or_else(|| call_id(response_id, index, &name));
-                out.push(StreamEvent::ToolCallDelta { index: index as u32, id: Some(id), name: Some(name), arguments });
+            for fc in &parts.calls {
+                self.on_function_call(fc, response_id, out)?;
             }
         }
         let usage = v.get("usageMetadata").filter(|u| u.is_object()).map(usage_from_gemini);
         if let Some(native) = cand.and_then(|c| c.get("finishReason")).and_then(Value::as_str) {
             if !self.finished {
+                // The finish closes a streamed call whose closing `functionCall: {}` is missing.
+                self.close_call(out);
                 self.finished = true;
                 out.push(StreamEvent::Finish { reason: finish_reason(native, self.calls > 0), native: Some(native.to_string()) });
                 if let Some(u) = usage.or(self.last_usage) {
@@ -222,6 +247,66 @@ impl GeminiStreamDecoder {
             self.last_usage = Some(u);
         }
         Ok(())
+    }
+}
+
+impl GeminiStreamDecoder {
+    /// One `functionCall` part: a whole call, or a piece of a streamed one (module docs).
+    fn on_function_call(&mut self, fc: &Value, response_id: &str, out: &mut Vec<StreamEvent>) -> Result<()> {
+        let name = fc.get("name").and_then(Value::as_str);
+        let partial = match fc.get("partialArgs") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(a.as_slice()),
+            Some(_) => return Err(Error::malformed("gemini `functionCall.partialArgs` is not an array")),
+        };
+        let will_continue = fc.get("willContinue").and_then(Value::as_bool) == Some(true);
+        let has_args = fc.get("args").is_some_and(|a| !a.is_null());
+        if let (Some(name), true) = (name, will_continue || partial.is_some()) {
+            // A streamed call opens: id and name now, the arguments when it closes.
+            self.close_call(out);
+            let index = self.open(fc, name, response_id, out);
+            self.open_call = Some((index, PartialArgs::default()));
+        } else if name.is_some() {
+            self.close_call(out);
+            let (id, name, arguments) = complete_call(fc)?;
+            let index = self.calls as u32;
+            self.calls += 1;
+            let id = id.unwrap_or_else(|| call_id(response_id, index as usize, &name));
+            out.push(StreamEvent::ToolCallDelta { index, id: Some(id), name: Some(name), arguments });
+            return Ok(());
+        } else if has_args || (partial.is_some() && self.open_call.is_none()) {
+            return Err(Error::malformed("gemini functionCall without `name`"));
+        } else if partial.is_none() && !will_continue {
+            // `functionCall: {}`: the streamed call is complete.
+            self.close_call(out);
+            return Ok(());
+        }
+        if let (Some(partial), Some((_, args))) = (partial, self.open_call.as_mut()) {
+            args.apply(partial)?;
+            if !will_continue && !any_continues(partial) {
+                self.close_call(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, fc: &Value, name: &str, response_id: &str, out: &mut Vec<StreamEvent>) -> u32 {
+        let index = self.calls as u32;
+        self.calls += 1;
+        let id = fc
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| call_id(response_id, index as usize, name));
+        out.push(StreamEvent::ToolCallDelta { index, id: Some(id), name: Some(name.to_string()), arguments: String::new() });
+        index
+    }
+
+    fn close_call(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some((index, args)) = self.open_call.take() {
+            out.push(StreamEvent::ToolCallDelta { index, id: None, name: None, arguments: args.finish() });
+        }
     }
 }
 
