@@ -183,7 +183,31 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
         let ordered = order(route, eligible, req, est_input, now, chance);
         tiers.push(Tier { name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
     }
+    if !req.metadata.order.is_empty() {
+        tiers = caller_order(route, tiers, &req.metadata.order)?;
+    }
     Ok(Selection { route, matched, tiers, candidates })
+}
+
+/// The caller's order (`metadata.order`): those deployments first, exactly in that order,
+/// as one tier; the route's tiers follow without them. Deployments the filters removed stay
+/// removed (their skip reason is in the trace).
+fn caller_order(route: &Route, tiers: Vec<Tier>, names: &[String]) -> Result<Vec<Tier>> {
+    let all: Vec<&str> = route.tiers.iter().flat_map(|t| t.deployments.iter().map(|d| d.name.as_str())).collect();
+    if let Some(bad) = names.iter().find(|n| !all.contains(&n.as_str())) {
+        return Err(Error::new(
+            ErrorKind::InvalidRequest,
+            format!("metadata.order: `{bad}` is not a deployment of route `{}` (its deployments: {})", route.spec.name, all.join(", ")),
+        ));
+    }
+    let eligible: Vec<Arc<Deployment>> = tiers.iter().flat_map(|t| t.deployments.iter().cloned()).collect();
+    let first: Vec<Arc<Deployment>> = names.iter().filter_map(|n| eligible.iter().find(|d| &d.name == n).cloned()).collect();
+    let mut out = vec![Tier { name: "requested order".into(), deployments: first, on: Vec::new(), static_response: None }];
+    for mut t in tiers {
+        t.deployments.retain(|d| !names.contains(&d.name));
+        out.push(t);
+    }
+    Ok(out)
 }
 
 /// Order eligible deployments by the route's strategy.

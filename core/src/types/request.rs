@@ -200,6 +200,11 @@ pub struct RequestMetadata {
     /// Sensitivity class of the data in the request (e.g. `public`, `internal`, `pii`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_class: Option<String>,
+    /// Deployments of the route to try first, in this order (trusted callers only: it
+    /// overrides the route's strategy). The route's other deployments remain fallbacks;
+    /// a name that is not one of the route's deployments is an `invalid_request`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
     /// Anything else the caller attached (OpenAI-style string metadata included).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
