@@ -194,115 +194,129 @@ impl AnthropicStreamDecoder {
         }
     }
 
+    /// `message_start`: the stream's identity, and (in some follow-up responses) content
+    /// blocks and a stop reason that are already the answer.
+    fn message_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
+        if self.started {
+            return Err(Error::malformed("second message_start in one stream (two messages spliced together)"));
+        }
+        self.started = true;
+        let m = v.get("message").ok_or_else(|| Error::malformed("message_start without `message`"))?;
+        out.push(StreamEvent::Start {
+            id: m.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+            model: m.get("model").and_then(Value::as_str).unwrap_or(&self.model).to_string(),
+        });
+        if let Some(u) = m.get("usage") {
+            self.merge_usage(u);
+        }
+        match m.get("content") {
+            Some(Value::Array(blocks)) => self.start_content(blocks, out)?,
+            None | Some(Value::Null) => {}
+            Some(_) => return Err(Error::malformed("message_start `content` is not an array")),
+        }
+        if let Some(r) = m.get("stop_reason").and_then(Value::as_str) {
+            self.finish(r, out);
+        }
+        Ok(())
+    }
+
+    fn block_start(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
+        let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_start without `index`"))?;
+        if self.blocks.contains_key(&index) {
+            return Err(Error::malformed(format!("content_block_start for block {index}, which already started")));
+        }
+        let cb = v.get("content_block").ok_or_else(|| Error::malformed("content_block_start without `content_block`"))?;
+        let block = match cb.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                let t = cb.get("text").and_then(Value::as_str).unwrap_or_default();
+                if !t.is_empty() {
+                    out.push(StreamEvent::ContentDelta { text: t.to_string() });
+                }
+                Block::Text
+            }
+            Some("thinking") => {
+                let t = cb.get("thinking").and_then(Value::as_str).unwrap_or_default();
+                if !t.is_empty() {
+                    out.push(StreamEvent::ReasoningDelta { text: t.to_string(), signature: None });
+                }
+                Block::Thinking
+            }
+            Some("tool_use") => {
+                let i = self.next_tool;
+                self.next_tool += 1;
+                let id = cb.get("id").and_then(Value::as_str).ok_or_else(|| Error::malformed("tool_use block without `id`"))?;
+                let name = cb.get("name").and_then(Value::as_str).ok_or_else(|| Error::malformed("tool_use block without `name`"))?;
+                // The start block normally carries `input: {}` and the real input
+                // follows as fragments; a non-empty start input is sent whole.
+                let initial = cb.get("input").filter(|i| i.as_object().is_some_and(|o| !o.is_empty()));
+                let arguments = initial.map(Value::to_string).unwrap_or_default();
+                let sent_args = !arguments.is_empty();
+                out.push(StreamEvent::ToolCallDelta { index: i, id: Some(id.into()), name: Some(name.into()), arguments });
+                Block::Tool { index: i, sent_args }
+            }
+            _ => Block::Ignored,
+        };
+        self.blocks.insert(index, block);
+        Ok(())
+    }
+
+    fn block_delta(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
+        let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_delta without `index`"))?;
+        let d = v.get("delta").ok_or_else(|| Error::malformed("content_block_delta without `delta`"))?;
+        let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        match (self.blocks.get_mut(&index), d.get("type").and_then(Value::as_str)) {
+            (Some(Block::Text), Some("text_delta")) => {
+                let t = s("text");
+                if !t.is_empty() {
+                    out.push(StreamEvent::ContentDelta { text: t });
+                }
+            }
+            (Some(Block::Thinking), Some("thinking_delta")) => {
+                let t = s("thinking");
+                if !t.is_empty() {
+                    out.push(StreamEvent::ReasoningDelta { text: t, signature: None });
+                }
+            }
+            (Some(Block::Thinking), Some("signature_delta")) => {
+                out.push(StreamEvent::ReasoningDelta { text: String::new(), signature: Some(s("signature")) });
+            }
+            (Some(Block::Tool { index, sent_args }), Some("input_json_delta")) => {
+                let frag = s("partial_json");
+                if !frag.is_empty() {
+                    *sent_args = true;
+                    out.push(StreamEvent::ToolCallDelta { index: *index, id: None, name: None, arguments: frag });
+                }
+            }
+            (None, _) => return Err(Error::malformed(format!("content_block_delta for unknown block {index}"))),
+            (Some(Block::Closed), _) => return Err(Error::malformed(format!("content_block_delta for block {index} after its stop"))),
+            _ => {} // citations, deltas of ignored blocks
+        }
+        Ok(())
+    }
+
+    fn block_stop(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
+        let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_stop without `index`"))?;
+        match self.blocks.insert(index, Block::Closed) {
+            Some(Block::Tool { index, sent_args: false }) => {
+                out.push(StreamEvent::ToolCallDelta { index, id: None, name: None, arguments: "{}".into() });
+            }
+            None => return Err(Error::malformed(format!("content_block_stop for unknown block {index}"))),
+            Some(Block::Closed) => return Err(Error::malformed(format!("content_block_stop for block {index} twice"))),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
     fn on_json(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
         let ty = v.get("type").and_then(Value::as_str).unwrap_or_default();
         match ty {
-            "message_start" => {
-                if self.started {
-                    return Err(Error::malformed("second message_start in one stream (two messages spliced together)"));
-                }
-                self.started = true;
-                let m = v.get("message").ok_or_else(|| Error::malformed("message_start without `message`"))?;
-                out.push(StreamEvent::Start {
-                    id: m.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    model: m.get("model").and_then(Value::as_str).unwrap_or(&self.model).to_string(),
-                });
-                if let Some(u) = m.get("usage") {
-                    self.merge_usage(u);
-                }
-                match m.get("content") {
-                    Some(Value::Array(blocks)) => self.start_content(blocks, out)?,
-                    None | Some(Value::Null) => {}
-                    Some(_) => return Err(Error::malformed("message_start `content` is not an array")),
-                }
-                if let Some(r) = m.get("stop_reason").and_then(Value::as_str) {
-                    self.finish(r, out);
-                }
-            }
+            "message_start" => self.message_start(v, out)?,
             "content_block_start" | "content_block_delta" | "content_block_stop" | "message_delta" if !self.started => {
                 return Err(Error::malformed(format!("{ty} before message_start")));
             }
-            "content_block_start" => {
-                let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_start without `index`"))?;
-                if self.blocks.contains_key(&index) {
-                    return Err(Error::malformed(format!("content_block_start for block {index}, which already started")));
-                }
-                let cb = v.get("content_block").ok_or_else(|| Error::malformed("content_block_start without `content_block`"))?;
-                let block = match cb.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        let t = cb.get("text").and_then(Value::as_str).unwrap_or_default();
-                        if !t.is_empty() {
-                            out.push(StreamEvent::ContentDelta { text: t.to_string() });
-                        }
-                        Block::Text
-                    }
-                    Some("thinking") => {
-                        let t = cb.get("thinking").and_then(Value::as_str).unwrap_or_default();
-                        if !t.is_empty() {
-                            out.push(StreamEvent::ReasoningDelta { text: t.to_string(), signature: None });
-                        }
-                        Block::Thinking
-                    }
-                    Some("tool_use") => {
-                        let i = self.next_tool;
-                        self.next_tool += 1;
-                        let id = cb.get("id").and_then(Value::as_str).ok_or_else(|| Error::malformed("tool_use block without `id`"))?;
-                        let name = cb.get("name").and_then(Value::as_str).ok_or_else(|| Error::malformed("tool_use block without `name`"))?;
-                        // The start block normally carries `input: {}` and the real input
-                        // follows as fragments; a non-empty start input is sent whole.
-                        let initial = cb.get("input").filter(|i| i.as_object().is_some_and(|o| !o.is_empty()));
-                        let arguments = initial.map(Value::to_string).unwrap_or_default();
-                        let sent_args = !arguments.is_empty();
-                        out.push(StreamEvent::ToolCallDelta { index: i, id: Some(id.into()), name: Some(name.into()), arguments });
-                        Block::Tool { index: i, sent_args }
-                    }
-                    _ => Block::Ignored,
-                };
-                self.blocks.insert(index, block);
-            }
-            "content_block_delta" => {
-                let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_delta without `index`"))?;
-                let d = v.get("delta").ok_or_else(|| Error::malformed("content_block_delta without `delta`"))?;
-                let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                match (self.blocks.get_mut(&index), d.get("type").and_then(Value::as_str)) {
-                    (Some(Block::Text), Some("text_delta")) => {
-                        let t = s("text");
-                        if !t.is_empty() {
-                            out.push(StreamEvent::ContentDelta { text: t });
-                        }
-                    }
-                    (Some(Block::Thinking), Some("thinking_delta")) => {
-                        let t = s("thinking");
-                        if !t.is_empty() {
-                            out.push(StreamEvent::ReasoningDelta { text: t, signature: None });
-                        }
-                    }
-                    (Some(Block::Thinking), Some("signature_delta")) => {
-                        out.push(StreamEvent::ReasoningDelta { text: String::new(), signature: Some(s("signature")) });
-                    }
-                    (Some(Block::Tool { index, sent_args }), Some("input_json_delta")) => {
-                        let frag = s("partial_json");
-                        if !frag.is_empty() {
-                            *sent_args = true;
-                            out.push(StreamEvent::ToolCallDelta { index: *index, id: None, name: None, arguments: frag });
-                        }
-                    }
-                    (None, _) => return Err(Error::malformed(format!("content_block_delta for unknown block {index}"))),
-                    (Some(Block::Closed), _) => return Err(Error::malformed(format!("content_block_delta for block {index} after its stop"))),
-                    _ => {} // citations, deltas of ignored blocks
-                }
-            }
-            "content_block_stop" => {
-                let index = v.get("index").and_then(Value::as_u64).ok_or_else(|| Error::malformed("content_block_stop without `index`"))?;
-                match self.blocks.insert(index, Block::Closed) {
-                    Some(Block::Tool { index, sent_args: false }) => {
-                        out.push(StreamEvent::ToolCallDelta { index, id: None, name: None, arguments: "{}".into() });
-                    }
-                    None => return Err(Error::malformed(format!("content_block_stop for unknown block {index}"))),
-                    Some(Block::Closed) => return Err(Error::malformed(format!("content_block_stop for block {index} twice"))),
-                    Some(_) => {}
-                }
-            }
+            "content_block_start" => self.block_start(v, out)?,
+            "content_block_delta" => self.block_delta(v, out)?,
+            "content_block_stop" => self.block_stop(v, out)?,
             "message_delta" => {
                 if let Some(u) = v.get("usage") {
                     self.merge_usage(u);

@@ -69,28 +69,41 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
         // `true`/`{}`-like schemas: anything goes; Gemini needs a concrete type, so say string.
         return serde_json::json!({"type": "string"});
     };
-
     if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
-        let target = if depth >= MAX_REF_DEPTH { None } else { defs.get(r) };
-        let mut resolved = match target {
-            Some(t) => convert(t, defs, depth + 1),
-            None => serde_json::json!({"type": "object"}),
-        };
-        // Keywords next to a `$ref` (description, nullable) refine the referenced schema.
-        if let Value::Object(res) = &mut resolved {
-            for key in ["description", "title"] {
-                if let Some(v) = obj.get(key) {
-                    res.insert(key.into(), v.clone());
-                }
-            }
-        }
-        return resolved;
+        return resolve_ref(obj, r, defs, depth);
     }
-
     let mut out = Map::new();
     let mut nullable = obj.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+    let merged = merge_all_of(obj, defs, depth);
+    let obj = &merged;
+    if let Some(single) = union(obj, defs, depth, &mut nullable, &mut out) {
+        return single;
+    }
+    type_keyword(obj, &mut nullable, &mut out);
+    keywords(obj, defs, depth, &mut nullable, &mut out);
+    finish(obj, nullable, out)
+}
 
-    // allOf: merge members into this schema (the common use is a single wrapped $ref).
+/// A `$ref` (to `$defs`/`definitions`), inlined; keywords next to it refine it.
+fn resolve_ref(obj: &Map<String, Value>, r: &str, defs: &Map<String, Value>, depth: usize) -> Value {
+        let target = if depth >= MAX_REF_DEPTH { None } else { defs.get(r) };
+    let mut resolved = match target {
+        Some(t) => convert(t, defs, depth + 1),
+        None => serde_json::json!({"type": "object"}),
+    };
+    // Keywords next to a `$ref` (description, nullable) refine the referenced schema.
+    if let Value::Object(res) = &mut resolved {
+        for key in ["description", "title"] {
+            if let Some(v) = obj.get(key) {
+                res.insert(key.into(), v.clone());
+            }
+        }
+    }
+    resolved
+}
+
+/// allOf: merge members into this schema (the common use is a single wrapped $ref).
+fn merge_all_of(obj: &Map<String, Value>, defs: &Map<String, Value>, depth: usize) -> Map<String, Value> {
     let mut merged = obj.clone();
     if let Some(Value::Array(all)) = obj.get("allOf") {
         merged.remove("allOf");
@@ -108,15 +121,18 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
             }
         }
     }
-    let obj = &merged;
+    merged
+}
 
-    // Union keywords.
+/// anyOf/oneOf: null members make the schema nullable; a single remaining member is inlined
+/// (returned), several become `anyOf`.
+fn union(obj: &Map<String, Value>, defs: &Map<String, Value>, depth: usize, nullable: &mut bool, out: &mut Map<String, Value>) -> Option<Value> {
     let union = obj.get("anyOf").or_else(|| obj.get("oneOf")).and_then(Value::as_array);
     if let Some(members) = union {
         let mut kept = Vec::new();
         for m in members {
             if m.get("type").and_then(Value::as_str) == Some("null") {
-                nullable = true;
+                *nullable = true;
             } else {
                 kept.push(convert(m, defs, depth + 1));
             }
@@ -130,17 +146,21 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
             if let Some(d) = obj.get("description") {
                 single.insert("description".into(), d.clone());
             }
-            if nullable {
+            if *nullable {
                 single.insert("nullable".into(), Value::Bool(true));
             }
-            return Value::Object(single);
+            return Some(Value::Object(single));
         }
         if !kept.is_empty() {
             out.insert("anyOf".into(), Value::Array(kept));
         }
     }
 
-    // type: a list with null means nullable; a list of several types becomes anyOf.
+    None
+}
+
+/// type: a list with null means nullable; a list of several types becomes anyOf.
+fn type_keyword(obj: &Map<String, Value>, nullable: &mut bool, out: &mut Map<String, Value>) {
     match obj.get("type") {
         Some(Value::String(t)) if t != "null" => {
             out.insert("type".into(), Value::String(t.clone()));
@@ -148,7 +168,7 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
         Some(Value::Array(ts)) => {
             let non_null: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
             if non_null.len() < ts.len() {
-                nullable = true;
+                *nullable = true;
             }
             match non_null.as_slice() {
                 [one] => {
@@ -164,6 +184,11 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
         _ => {}
     }
 
+}
+
+/// The keywords Gemini accepts, converted (properties and items recursively, enums as
+/// strings, only the formats it knows).
+fn keywords(obj: &Map<String, Value>, defs: &Map<String, Value>, depth: usize, nullable: &mut bool, out: &mut Map<String, Value>) {
     for (k, v) in obj {
         if !KEEP.contains(&k.as_str()) || matches!(k.as_str(), "type" | "anyOf" | "nullable") {
             continue;
@@ -194,7 +219,7 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
                         })
                         .collect();
                     if vals.iter().any(Value::is_null) {
-                        nullable = true;
+                        *nullable = true;
                     }
                     out.insert(k.clone(), Value::Array(strs));
                     out.insert("type".into(), Value::String("string".into()));
@@ -217,6 +242,11 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
         }
     }
 
+}
+
+/// const as a one-value enum, `required` limited to declared properties, nullable, and a
+/// type inferred where none was given (Gemini needs one).
+fn finish(obj: &Map<String, Value>, nullable: bool, mut out: Map<String, Value>) -> Value {
     if let Some(c) = obj.get("const") {
         let s = match c {
             Value::String(s) => s.clone(),
