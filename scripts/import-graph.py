@@ -164,7 +164,8 @@ def parse(files):
         text = f.text
         # `use` statements (possibly multi-line)
         for m in re.finditer(r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?use\s+([^;]+);", text):
-            is_pub = bool(m.group(1)) and "(crate)" not in (m.group(1) or "") and "(super)" not in (m.group(1) or "")
+            # any `pub`/`pub(crate)` use is a facade: importers are resolved through it
+            is_pub = bool(m.group(1))
             line = text.count("\n", 0, m.start()) + 1
             inline_depth = inline_mod_depth(text, m.start())
             for path in expand_use_tree(m.group(2)):
@@ -229,7 +230,7 @@ def resolve(path, mods, seen=None):
                 return r if r is not None else f.mod
             for g in f.glob_reexports:
                 r = resolve(g + tuple(rest), mods, seen)
-                if r is not None and name in mods[r].defines | set(mods[r].reexports) | set(mods[r].glob_reexports and [name]):
+                if r is not None and (name in mods[r].defines or name in mods[r].reexports or mods[r].glob_reexports):
                     return r
             return f.mod
     return None
