@@ -30,6 +30,7 @@ mod mock_wire_shapes;
 mod openai_fixtures;
 mod openai_http;
 mod otlp;
+mod parsing_regressions;
 mod router_http;
 mod router_inproc;
 mod scenarios;
