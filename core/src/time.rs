@@ -1,7 +1,8 @@
 //! Time parsing shared by the layers above: provider retry hints (`Retry-After`, ms headers,
 //! HTTP dates), protobuf-JSON / Go-style durations (Gemini's `retryDelay`, OpenAI's
-//! `x-ratelimit-reset-*`, the policy file's `"30s"`), RFC 3339 timestamps (Anthropic's
-//! rate-limit resets) and the civil-calendar arithmetic budgets use for monthly periods.
+//! `x-ratelimit-reset-*`), the policy file's durations (`"1h30m"`, exact and bounded, with an
+//! error naming the value), RFC 3339 timestamps (Anthropic's rate-limit resets) and the
+//! civil-calendar arithmetic budgets use for monthly periods.
 //!
 //! It sits at the bottom of the import graph and imports nothing from the crate, so the error
 //! type, the policy schema, budgets and rate limits can all use it without importing each
@@ -89,6 +90,55 @@ pub fn parse_duration_str(s: &str) -> Option<Duration> {
         return None;
     }
     secs_f64(total)
+}
+
+/// The longest duration a policy may hold. Past it a value is a config error, not a silent
+/// clamp: deadlines are added to the clock, and a year is longer than any sane setting.
+pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// A policy duration: `"1h30m"`, `"250ms"`, `"1.5s"` (units h, m, s, ms, us, ns). Honoured
+/// exactly up to [`MAX_POLICY_DURATION`]; anything else is an error naming the value.
+pub fn parse_policy_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration `{s}` (use e.g. \"250ms\", \"30s\", \"5m\")");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let secs_per_unit = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_end..];
+        let part = Duration::try_from_secs_f64(n * secs_per_unit).map_err(|_| policy_duration_too_long(s))?;
+        total = total.checked_add(part).ok_or_else(|| policy_duration_too_long(s))?;
+    }
+    within_policy_max(total, s)
+}
+
+/// The error for a policy duration past [`MAX_POLICY_DURATION`].
+pub fn policy_duration_too_long(v: impl std::fmt::Display) -> String {
+    format!("duration {v} is too long (at most {} days)", MAX_POLICY_DURATION.as_secs() / 86_400)
+}
+
+/// `d` if it is at most [`MAX_POLICY_DURATION`], else the error naming `shown`.
+pub fn within_policy_max(d: Duration, shown: impl std::fmt::Display) -> Result<Duration, String> {
+    if d > MAX_POLICY_DURATION {
+        Err(policy_duration_too_long(shown))
+    } else {
+        Ok(d)
+    }
 }
 
 /// Wall-clock Unix seconds: budget periods and provider reset times are calendar facts,
