@@ -29,6 +29,9 @@ export POLYROUTE_REQUIRE_OTLP=1
 step "Rust: core unit + integration tests, mock server tests"
 cargo test -p polyroute -p polyroute-mock-server
 
+step "Core import graph: no cycle between modules or files"
+python3 scripts/import-graph.py
+
 step "Rust: examples run as tests"
 cargo run -q -p polyroute --example demo > /tmp/polyroute-demo.out
 grep -q "Served by \`claude-sonnet\`" /tmp/polyroute-demo.out

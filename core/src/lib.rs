@@ -6,12 +6,16 @@
 //! - [`sse`]: the one Server-Sent Events decoder.
 //! - [`provider`]: translate-only adapters, transports and the per-attempt [`provider::Endpoint`].
 //!
+//! Modules import only downwards (`time` and `types` at the bottom, `router` at the top);
+//! `scripts/import-graph.py` fails the build on a cycle.
+//!
 //! The core never creates an async runtime; callers (and bindings) bring tokio.
 
 pub mod catalog;
 pub mod budget;
 pub mod clock;
 pub mod error;
+mod health_types;
 pub mod meaning;
 pub mod policy;
 pub mod provider;
@@ -19,9 +23,11 @@ pub mod resilience;
 pub mod router;
 pub mod sse;
 pub mod telemetry;
+pub mod time;
 pub mod types;
 
-pub use error::{Error, ErrorKind, PartialOutput, Result};
+pub use error::{BudgetInfo, Error, ErrorKind, PartialOutput, Result};
+pub use health_types::BreakerState;
 pub use policy::Policy;
 pub use router::{ChatStream, RoutePlan, Router};
 pub use types::*;

@@ -16,6 +16,6 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
 (cd "$root" && POLYROUTE_OPENAPI_BODIES="$out" \
-  cargo test -p polyroute --test openai_fixtures -- --exact adapter_bodies_for_openapi_check)
+  cargo test -p polyroute --test all -- --exact openai_fixtures::adapter_bodies_for_openapi_check)
 
 node "$here/check.mjs" "$out" "$here/bad"

@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{BudgetSpec, Period, RateLimitSpec};
 pub use store::{Charge, Counter, MemoryStore, Refusal, StateStore};
+// Moved down so `error` (which carries it) and `resilience` need not import `budget`.
+pub use crate::time::{days_from_civil, unix_now};
+pub use crate::error::BudgetInfo;
+use crate::time::civil;
 
 /// Which request is asking: the budget scope is matched against this.
 #[derive(Debug, Clone, Copy)]
@@ -29,21 +33,6 @@ pub struct Scope<'a> {
     pub deployment: &'a str,
 }
 
-/// A refused reservation, with what an operator (and the caller) needs to know.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BudgetInfo {
-    /// Budget name, or `rate_limit:<deployment>:requests|tokens`.
-    pub budget: String,
-    /// `usd`, `tokens` or `requests`.
-    pub unit: String,
-    pub limit: f64,
-    pub remaining: f64,
-    /// Unix seconds when the period resets (calendar) or the oldest usage leaves the window
-    /// (rolling).
-    pub resets_at: f64,
-    /// What the attempt needed.
-    pub needed: f64,
-}
 
 /// Current state of one budget (instance), for the API and metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,12 +116,6 @@ pub const THRESHOLDS: [f64; 3] = [0.8, 0.9, 1.0];
 
 const ROLLING_BUCKETS: i64 = 60;
 
-/// Wall-clock Unix seconds: budget periods and provider reset times are calendar facts,
-/// not monotonic durations.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 fn period_secs(p: Period) -> i64 {
     match p {
         Period::Minute => 60,
@@ -140,30 +123,6 @@ fn period_secs(p: Period) -> i64 {
         Period::Day => 86_400,
         Period::Month => 30 * 86_400,
     }
-}
-
-/// (year, month) of a Unix day number (Howard Hinnant's civil-from-days).
-fn civil(days: i64) -> (i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m)
-}
-
-/// Unix day number of the first day of (year, month).
-pub fn days_from_civil(y: i64, m: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Calendar period index containing `now` and the Unix time it ends.

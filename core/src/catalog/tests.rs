@@ -1,5 +1,5 @@
 //! Catalog parsing, lookup spellings and override merging. The hand-computed cost table
-//! lives in `tests/catalog_cost.rs`.
+//! lives in `tests/all/catalog_cost.rs`.
 
 use super::*;
 use crate::types::Usage;

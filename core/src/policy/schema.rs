@@ -43,52 +43,9 @@ impl Serialize for SecretText {
     }
 }
 
-/// The longest duration a policy may hold. Past it a value is a config error, not a silent
-/// clamp: deadlines are added to the clock, and a year is longer than any sane setting.
-pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(366 * 86_400);
-
-/// A policy duration: `"1h30m"`, `"250ms"`, `"1.5s"` (units h, m, s, ms, us, ns). Honoured
-/// exactly up to [`MAX_POLICY_DURATION`]; anything else is an error naming the value.
-fn parse_policy_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{s}` (use e.g. \"250ms\", \"30s\", \"5m\")");
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let secs_per_unit = match &rest[..unit_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_end..];
-        let part = Duration::try_from_secs_f64(n * secs_per_unit).map_err(|_| too_long(s))?;
-        total = total.checked_add(part).ok_or_else(|| too_long(s))?;
-    }
-    within_max(total, s)
-}
-
-fn too_long(v: impl std::fmt::Display) -> String {
-    format!("duration {v} is too long (at most {} days)", MAX_POLICY_DURATION.as_secs() / 86_400)
-}
-
-fn within_max(d: Duration, shown: impl std::fmt::Display) -> Result<Duration, String> {
-    if d > MAX_POLICY_DURATION {
-        Err(too_long(shown))
-    } else {
-        Ok(d)
-    }
-}
+// Policy duration parsing lives with the other time parsing (`crate::time`).
+pub use crate::time::MAX_POLICY_DURATION;
+use crate::time::{parse_policy_duration, policy_duration_too_long as too_long, within_policy_max as within_max};
 
 /// A duration written as `"30s"`/`"250ms"` or as integer milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

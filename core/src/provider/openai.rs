@@ -10,7 +10,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::{ProviderConfig, ProviderKind, StreamDecoder, WireRequest};
-use crate::error::{kind_from_status, retry_hint_from_headers, Error, ErrorKind, Result};
+use crate::error::{kind_from_status, Error, ErrorKind, Result};
+use crate::time::retry_hint_from_headers;
 use crate::sse::SseEvent;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage};
 

@@ -28,27 +28,7 @@ use crate::clock::Chance;
 use crate::error::ErrorKind;
 use crate::policy::BreakerSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    Closed,
-    Open,
-    HalfOpen,
-    ForcedOpen,
-    Disabled,
-}
-
-impl BreakerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-            BreakerState::ForcedOpen => "forced_open",
-            BreakerState::Disabled => "disabled",
-        }
-    }
-}
+pub use crate::health_types::BreakerState;
 
 /// What an attempt's outcome means to the breaker.
 #[derive(Debug, Clone, Copy, PartialEq)]

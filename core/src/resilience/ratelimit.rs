@@ -16,7 +16,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use http::HeaderMap;
 
-use crate::error::{parse_duration_str, Result};
+use crate::error::Result;
+use crate::time::parse_duration_str;
 use crate::provider::{Transport, WireRequest, WireResponse};
 
 /// What a provider said about the deployment's remaining allowance.
@@ -42,39 +43,7 @@ fn num(h: &HeaderMap, name: &str) -> Option<u64> {
     header(h, name)?.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| v as u64)
 }
 
-/// Parse `2026-11-21T10:15:30Z` / `...30.123+01:00` to Unix seconds. Garbage is `None`.
-pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d, hh, mm, ss) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut frac = 0.0;
-    if let Some(r) = rest.strip_prefix('.') {
-        let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-        if end == 0 {
-            return None;
-        }
-        frac = format!("0.{}", &r[..end]).parse().ok()?;
-        rest = &r[end..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    let days = crate::budget::days_from_civil(y, mo) + (d - 1);
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss - offset) as f64 + frac)
-}
+pub use crate::time::parse_rfc3339;
 
 /// Read whichever convention the provider uses. `now_unix` turns RFC 3339 resets into
 /// durations.

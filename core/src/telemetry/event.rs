@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::resilience::breaker::BreakerState;
+use crate::health_types::BreakerState;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 use super::message::{json_type, Content, Message, Role};
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
 
 /// A function the model may call. `parameters` is a JSON Schema object.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,8 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::message::{Content, Message, Role, ToolCall};
-use super::response::{ChatResponse, Choice, FinishReason, Usage};
-use crate::error::PartialOutput;
+use super::error::PartialOutput;
+use super::response::{ChatResponse, Choice, FinishReason};
+use super::usage::Usage;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

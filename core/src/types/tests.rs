@@ -4,7 +4,7 @@
 //! Round trips compare `serde_json::Value`s, not bytes: key order is not part of JSON, and
 //! serde_json's `Value` equality is order-independent for objects. Every input here uses
 //! float literals where the type is a float, so no number changes representation.
-//! Request bodies recorded from real traffic are round-tripped in `tests/openai_fixtures.rs`.
+//! Request bodies recorded from real traffic are round-tripped in `tests/all/openai_fixtures.rs`.
 
 use proptest::prelude::*;
 use serde_json::{json, Value};

@@ -24,7 +24,8 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::{ProviderConfig, StreamDecoder, WireRequest};
-use crate::error::{kind_from_status, retry_hint_from_headers, Error, ErrorKind, Result};
+use crate::error::{kind_from_status, Error, ErrorKind, Result};
+use crate::time::retry_hint_from_headers;
 use crate::types::{ChatRequest, ChatResponse};
 
 pub use request::DEFAULT_MAX_TOKENS;

@@ -27,7 +27,8 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::{ProviderConfig, StreamDecoder, WireRequest};
-use crate::error::{kind_from_status, parse_duration_str, retry_hint_from_headers, Error, ErrorKind, Result};
+use crate::error::{kind_from_status, Error, ErrorKind, Result};
+use crate::time::{parse_duration_str, retry_hint_from_headers};
 use crate::types::{ChatRequest, ChatResponse};
 
 pub use request::SKIP_SIGNATURE;

@@ -9,9 +9,11 @@
 //!
 //! Layout: `script` (what to do per attempt, and the step timeline), `request` (reading a
 //! provider request: route, model, stream flag, echo text, word counts), `plan` (faults and
-//! timing, format-independent), `render_*` (one wire format each), `transport` (in-process
+//! timing, format-independent), `contract` (what the planner hands a renderer),
+//! `render_*` (one wire format each, importing only `contract`), `transport` (in-process
 //! player).
 
+mod contract;
 mod plan;
 mod render_anthropic;
 mod render_gemini;

@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use super::plan::{sse_named, Answer, ErrorSpec, Renderer};
+use super::contract::{sse_named, Answer, ErrorSpec, Renderer};
 
 pub(crate) struct AnthropicRenderer;
 

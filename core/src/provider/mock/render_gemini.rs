@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 
-use super::plan::{sse_data, Answer, ErrorSpec, Renderer};
+use super::contract::{sse_data, Answer, ErrorSpec, Renderer};
 
 pub(crate) struct GeminiRenderer;
 
@@ -49,7 +49,7 @@ fn usage_prompt_only(a: &Answer) -> Value {
     json!({"promptTokenCount": a.usage.input_tokens, "totalTokenCount": a.usage.input_tokens})
 }
 
-fn function_part(t: &super::plan::AnswerToolCall) -> Value {
+fn function_part(t: &super::contract::AnswerToolCall) -> Value {
     let mut fc = json!({"name": t.name, "args": t.arguments_object()});
     if let Some(id) = &t.id {
         fc["id"] = json!(id);

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use super::plan::{sse_data, Answer, ErrorSpec, Renderer};
+use super::contract::{sse_data, Answer, ErrorSpec, Renderer};
 
 pub(crate) struct OpenAiRenderer;
 

@@ -2,8 +2,7 @@
 //! URL is routed to the deployment's script, usage and tool calls come back streamed and
 //! not, a content-filter 400 is `content_filter`, and a 429 carries its retry hint.
 
-#[path = "conformance/mock_server.rs"]
-mod mock_server;
+use crate::common::mock_server;
 
 use std::time::Duration;
 

@@ -3,13 +3,11 @@
 //! collect a call or a stream. The scripts are the same JSON every language's suite uses.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use futures::StreamExt;
 use polyroute::provider::mock::MockScript;
-use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
+use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ChatResponse, Error, Message, StreamAccumulator, StreamEvent};
-use polyroute_mock_server::{MockServerHandle, ServerOptions};
+use polyroute_mock_server::MockServerHandle;
 
 pub struct Harness {
     pub server: MockServerHandle,
@@ -18,13 +16,12 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(kind: ProviderKind) -> Harness {
-        let server = polyroute_mock_server::start(ServerOptions::default()).await.unwrap();
+        let server = super::mock_server().await;
         let base = match kind {
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => server.base_url(),
             _ => server.url(),
         };
-        let p = build_provider(ProviderConfig::new(format!("{kind:?}"), kind, base).with_api_key("sk-test-not-a-real-key")).unwrap();
-        let endpoint = Endpoint::new(p, Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap()));
+        let endpoint = super::http_endpoint(ProviderConfig::new(format!("{kind:?}"), kind, base).with_api_key(super::KEY));
         Harness { server, endpoint }
     }
 

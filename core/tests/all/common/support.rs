@@ -1,8 +1,7 @@
-//! Helpers shared by the adapter test crates (`anthropic_*`, `gemini_*`, `azure_*`,
+//! Helpers shared by the adapter test modules (`anthropic_*`, `gemini_*`, `azure_*`,
 //! `conformance`): decode a byte stream through a provider's `StreamDecoder` exactly the way
 //! `Endpoint::stream` does (stop at the adapter's "done", `on_end` at EOF), chunked at
-//! arbitrary offsets, and load VCR cassettes. Tests include it with `#[path]`; each uses
-//! only part of it.
+//! arbitrary offsets, and load VCR cassettes. Each test module uses only part of it.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -13,7 +12,7 @@ use polyroute::{ChatResponse, Error, StreamAccumulator, StreamEvent};
 use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    super::core_dir().join("tests/fixtures")
 }
 
 /// What a stream decoded to: the unified events in order, then the error that ended it.

@@ -20,12 +20,10 @@
 //! The loopback server is this file's own (the pattern of `conformance/loopback.rs`): one
 //! canned response per connection, written as HTTP chunks at the offsets a test chooses.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
+use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Message, Router, StreamAccumulator, StreamEvent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -33,7 +31,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const KEY: &str = "sk-test-not-a-real-key";
+use crate::common::{core_dir, http_endpoint, KEY};
+
 const PROMPT: Duration = Duration::from_secs(20);
 /// Random chunkings per (case, adapter), besides the whole body and CRLF framing.
 const CHUNKINGS: usize = 4;
@@ -143,7 +142,7 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> bool {
 // Fixtures and framing.
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real-traffic").join(name);
+    let p = core_dir().join("tests/fixtures/real-traffic").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -200,7 +199,7 @@ fn endpoint(kind: ProviderKind, url: &str) -> Endpoint {
         _ => url.to_string(),
     };
     let cfg = ProviderConfig::new(format!("{kind:?}").to_lowercase(), kind, base).with_api_key(KEY);
-    Endpoint::new(build_provider(cfg).unwrap(), Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap()))
+    http_endpoint(cfg)
 }
 
 fn ask() -> ChatRequest {

@@ -2,8 +2,7 @@
 //! (text, a tool call, cache usage) streamed and not, 529 and 429 errors, an in-band
 //! `overloaded_error` after a 200, and a connection cut mid-stream.
 
-#[path = "conformance/mock_server.rs"]
-mod mock_server;
+use crate::common::mock_server;
 
 use std::time::Duration;
 

@@ -602,7 +602,7 @@ default_route: r2
 
 #[test]
 fn json_policy_and_env_keys() {
-    std::env::set_var("POLYROUTE_TEST_KEY_FOR_POLICY", "sk-test-not-a-real-key");
+    crate::common::set_env("POLYROUTE_TEST_KEY_FOR_POLICY", crate::common::KEY);
     let j = r#"{"providers": {"o": {"kind": "openai", "api_key_env": "POLYROUTE_TEST_KEY_FOR_POLICY"}},
                "deployments": {"d": {"provider": "o", "model": "gpt-4o-mini"}},
                "routes": [{"name": "r", "deployments": ["d"]}]}"#;

@@ -11,14 +11,12 @@ use polyroute::budget::MemoryStore;
 use polyroute::provider::mock::MockScript;
 use polyroute::resilience::breaker::BreakerState;
 use polyroute::{ChatRequest, ErrorKind, Message, Policy, Router, StreamEvent};
-use polyroute_mock_server::{start, MockServerHandle, ServerOptions};
+use polyroute_mock_server::MockServerHandle;
 use serde_json::json;
 
 const KEY: &str = "sk-test-fake-canary-7f3a9c";
 
-async fn server() -> MockServerHandle {
-    start(ServerOptions::default()).await.expect("mock server starts")
-}
+use crate::common::mock_server as server;
 
 fn script(v: serde_json::Value) -> MockScript {
     serde_json::from_value(v).expect("valid script")
@@ -382,7 +380,7 @@ async fn api_keys_never_leak() {
     ] {
         srv.set_script(name, script(json!({"then": step}))).unwrap();
     }
-    std::env::set_var("POLYROUTE_LEAK_TEST_KEY", KEY);
+    crate::common::set_env("POLYROUTE_LEAK_TEST_KEY", KEY);
     let y = format!(
         r#"
 providers:

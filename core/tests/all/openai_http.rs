@@ -21,31 +21,26 @@
 //! compatible server that sends no usage cannot be scripted (our adapter always asks for
 //! usage and the mock honours that), so `bare_compat_server` plays one with raw HTTP.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use polyroute::provider::mock::MockScript;
-use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
+use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, Error, ErrorKind, FinishReason, Message, Router, StreamAccumulator, StreamEvent};
-use polyroute_mock_server::{start, MockServerHandle, ServerOptions};
+use polyroute_mock_server::MockServerHandle;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const KEY: &str = "sk-test-not-a-real-key";
 /// Upper bound for anything that should finish at once: a hang fails the test, not CI.
 const PROMPT: Duration = Duration::from_secs(10);
 
-async fn server() -> MockServerHandle {
-    start(ServerOptions::default()).await.expect("bind 127.0.0.1")
-}
+use crate::common::mock_server as server;
+use crate::common::{http_endpoint, KEY};
 
 fn endpoint(kind: ProviderKind, base_url: &str) -> Endpoint {
     let name = if kind == ProviderKind::Openai { "mock-openai" } else { "mock-compat" };
-    let cfg = ProviderConfig::new(name, kind, base_url).with_api_key(KEY);
-    let transport = HttpTransport::new(&TransportOptions::default()).expect("http client");
-    Endpoint::new(build_provider(cfg).expect("provider"), Arc::new(transport))
+    http_endpoint(ProviderConfig::new(name, kind, base_url).with_api_key(KEY))
 }
 
 const KINDS: [ProviderKind; 2] = [ProviderKind::Openai, ProviderKind::OpenaiCompatible];

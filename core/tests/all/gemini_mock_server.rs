@@ -2,8 +2,7 @@
 //! a function call and thought/cache usage streamed and not, a 429 whose `RetryInfo` is
 //! the hint, and a stream that ends without a finishing chunk.
 
-#[path = "conformance/mock_server.rs"]
-mod mock_server;
+use crate::common::mock_server;
 
 use std::time::Duration;
 

@@ -2,29 +2,24 @@
 //! sends (path, auth and version headers, body) and how recorded answers, HTTP errors,
 //! in-band stream errors and cut connections come back.
 //!
-//! The server replays recorded bytes (`conformance/loopback.rs`); the shared scripted mock
+//! The server replays recorded bytes (`common/loopback.rs`); the shared scripted mock
 //! server is exercised by the router suites.
 
-#[path = "conformance/loopback.rs"]
-mod loopback;
-#[path = "conformance/support.rs"]
-mod support;
+use crate::common::loopback;
+use crate::common::support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use loopback::{Canned, Loopback};
-use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
+use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, StreamAccumulator, StreamEvent, Tool, ToolChoice};
 use serde_json::json;
 use support::{cassette, fixtures};
-
-const KEY: &str = "sk-test-not-a-real-key";
+use crate::common::{http_endpoint, KEY};
 
 fn endpoint(url: &str) -> Endpoint {
-    let p = build_provider(ProviderConfig::new("anthropic", ProviderKind::Anthropic, url).with_api_key(KEY)).unwrap();
-    Endpoint::new(p, Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap()))
+    http_endpoint(ProviderConfig::new("anthropic", ProviderKind::Anthropic, url).with_api_key(KEY))
 }
 
 fn request() -> ChatRequest {

@@ -13,8 +13,8 @@ use polyroute::provider::mock::{MockScript, MockTransport};
 use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, StreamAccumulator, ToolCall, Usage};
 use polyroute_mock_server::{start, ServerOptions};
+use crate::common::KEY;
 
-const KEY: &str = "sk-test-not-a-real-key";
 const KINDS: [ProviderKind; 4] = [ProviderKind::Openai, ProviderKind::Azure, ProviderKind::Anthropic, ProviderKind::Gemini];
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,8 +7,7 @@
 //! (Gemini sends none), so they are checked separately: well-formed, unique within an
 //! answer, identical on a re-parse and for any chunking of a stream.
 
-#[path = "conformance/support.rs"]
-mod support;
+use crate::common::support;
 
 use polyroute::provider::gemini::GeminiProvider;
 use polyroute::provider::{Provider, ProviderConfig, ProviderKind};

@@ -2,26 +2,21 @@
 //! key placement, recorded answers streamed and not, `google.rpc.Status` errors with
 //! `RetryInfo`, and a stream cut before its finishing chunk.
 
-#[path = "conformance/loopback.rs"]
-mod loopback;
-#[path = "conformance/support.rs"]
-mod support;
+use crate::common::loopback;
+use crate::common::support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use loopback::{Canned, Loopback};
-use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
+use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, ResponseFormat, StreamAccumulator};
 use serde_json::json;
 use support::cassette;
-
-const KEY: &str = "sk-test-not-a-real-key";
+use crate::common::{http_endpoint, KEY};
 
 fn endpoint(url: &str) -> Endpoint {
-    let p = build_provider(ProviderConfig::new("gemini", ProviderKind::Gemini, url).with_api_key(KEY)).unwrap();
-    Endpoint::new(p, Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap()))
+    http_endpoint(ProviderConfig::new("gemini", ProviderKind::Gemini, url).with_api_key(KEY))
 }
 
 #[tokio::test]

@@ -16,8 +16,7 @@
 //! Arguments are compared as JSON values, with `""` read as `{}`: the unified form keeps the
 //! model's raw text, and Anthropic/Gemini carry arguments as objects on the wire.
 
-#[path = "conformance/support.rs"]
-mod support;
+use crate::common::support;
 
 use std::sync::Arc;
 

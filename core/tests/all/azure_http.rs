@@ -2,25 +2,21 @@
 //! deployment URL and `api-version`, the `api-key` header, content filtering (a 400 on the
 //! prompt, a filtered answer), `x-ms-retry-after-ms`, and Azure's stream preamble chunk.
 
-#[path = "conformance/loopback.rs"]
-mod loopback;
+use crate::common::loopback;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use loopback::{Canned, Loopback};
-use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
+use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, StreamAccumulator, StreamEvent};
 use serde_json::json;
-
-const KEY: &str = "sk-test-not-a-real-key";
+use crate::common::{http_endpoint, KEY};
 
 fn endpoint(url: &str, version: Option<&str>) -> Endpoint {
     let mut cfg = ProviderConfig::new("azure-eu", ProviderKind::Azure, url).with_api_key(KEY);
     cfg.api_version = version.map(str::to_string);
-    let p = build_provider(cfg).unwrap();
-    Endpoint::new(p, Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap()))
+    http_endpoint(cfg)
 }
 
 fn completion(finish: &str, filtered: bool) -> serde_json::Value {

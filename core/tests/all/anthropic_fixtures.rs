@@ -8,8 +8,7 @@
 //!   Non-streamed tool arguments are compared as JSON values (Anthropic sends an object; we
 //!   serialise it), streamed ones as the exact concatenated text.
 
-#[path = "conformance/support.rs"]
-mod support;
+use crate::common::support;
 
 use polyroute::provider::anthropic::AnthropicProvider;
 use polyroute::provider::{Provider, ProviderConfig, ProviderKind};

@@ -7,8 +7,7 @@
 //! Where the mock follows the provider's documentation rather than these older
 //! recordings, the extra path is allowed explicitly below, with the reason.
 
-#[path = "conformance/support.rs"]
-mod support;
+use crate::common::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
