@@ -5,9 +5,12 @@
 //! - [`error`]: one [`Error`] with stable [`ErrorKind`] codes shared by every binding.
 //! - [`sse`]: the one Server-Sent Events decoder.
 //! - [`provider`]: translate-only adapters, transports and the per-attempt [`provider::Endpoint`].
+//! - [`bridge`]: what every host binding shares: request parsing from JSON, results and errors
+//!   to JSON, cancel token, stream handle, breaker-state names.
 //!
 //! The core never creates an async runtime; callers (and bindings) bring tokio.
 
+pub mod bridge;
 pub mod catalog;
 pub mod budget;
 pub mod error;
