@@ -56,8 +56,8 @@ export declare class NativeRouter {
 }
 
 /**
- * One open stream. `next()` resolves to the next event as JSON text, or `null` at the end;
- * `close()` (or the call's `CancelToken`) cancels it.
+ * One open stream (the core's `bridge::StreamHandle`). `next()` resolves to the next event as
+ * JSON text, or `null` at the end; `close()` (or the call's `CancelToken`) cancels it.
  */
 export declare class NativeStream {
   next(): Promise<string | null>

@@ -4,7 +4,8 @@
 // - error mapping: native calls reject with `POLYROUTE:{json}`; here that becomes a
 //   `PolyrouteError` subclass whose `code` is the core's stable ErrorKind code;
 // - JavaScript idiom: `AbortSignal` → native `CancelToken`, streams as async iterables
-//   (`return()`/`break` cancels), openai-node request shape plus a `route` shortcut;
+//   (`return()`/`break` cancels), the openai-node request shape (the core reads it, `route`
+//   shortcut included);
 // - JSON text in and out of the addon (V8's JSON is faster than N-API object walking).
 // Routing, retries, validation and parsing all live in the Rust core.
 'use strict'
@@ -125,15 +126,10 @@ function policyText(policy) {
   return typeof policy === 'string' ? policy : JSON.stringify(policy === undefined ? null : policy)
 }
 
-/** openai-node body (+ `route` shortcut for `metadata.route`) → JSON text for the core. */
+/** openai-node body → JSON text for the core (which also reads `route` as `metadata.route`). */
 function requestText(request) {
-  let body = request
-  if (body && typeof body === 'object' && !Array.isArray(body) && body.route !== undefined) {
-    const { route, ...rest } = body
-    body = { ...rest, metadata: { ...(rest.metadata || {}), route } }
-  }
   try {
-    return JSON.stringify(body === undefined ? null : body)
+    return JSON.stringify(request === undefined ? null : request)
   } catch (e) {
     throw new InvalidRequestError({ kind: 'invalid_request', message: `request is not JSON-serialisable: ${e.message}` })
   }

@@ -12,9 +12,12 @@
 //!   JSON. N-API promises cannot carry custom classes, so `polyroute.js` turns that into a
 //!   `PolyrouteError` subclass with `code === kind`; users never see the raw string.
 //! - Async work runs on napi's tokio runtime (`env.spawn_future`); the core never creates one.
-//! - Cancellation is a `CancelToken` (a tokio `watch` flag) that JS trips from an
-//!   `AbortSignal`; the in-flight future loses a `select!` and is dropped, and dropping a core
+//! - Cancellation is a `CancelToken` (the core's `bridge::CancelToken`) that JS trips from an
+//!   `AbortSignal`; the in-flight future loses the race and is dropped, and dropping a core
 //!   future or stream is what cancels the HTTP request.
+//! - Request parsing (and the `route` shortcut), JSON out, the error's JSON shape, breaker
+//!   state names and the stream handle are the core's (`polyroute::bridge`), shared with the
+//!   Python and Swift bindings.
 //! - Event callbacks are threadsafe functions called non-blocking: the core's hot path never
 //!   waits for the JS thread.
 //!
@@ -22,16 +25,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
-use std::sync::{Arc, Mutex as SyncMutex};
-
-use futures::StreamExt;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use polyroute::resilience::breaker::BreakerState;
-use polyroute::{ChatRequest, Error as CoreError, ErrorKind, Router};
-use tokio::sync::{watch, Mutex};
+use polyroute::bridge::{self, StreamHandle};
+use polyroute::{Error as CoreError, ErrorKind, Router};
 
 /// Marks a rejection reason that carries a serialised core error.
 const ERROR_PREFIX: &str = "POLYROUTE:";
@@ -39,10 +37,7 @@ const ERROR_PREFIX: &str = "POLYROUTE:";
 /// The core error as JSON plus `display` (the core's one-line `Display`, used as the JS
 /// `message` so it is worded the same in every language).
 fn js_error(e: &CoreError) -> napi::Error {
-    let mut v = serde_json::to_value(e).unwrap_or_else(|_| {
-        // Only reachable if a field cannot be serialised; keep kind and message at least.
-        serde_json::json!({"kind": e.kind.code(), "message": e.message})
-    });
+    let mut v = bridge::error_to_json(e);
     if let Some(m) = v.as_object_mut() {
         m.insert("display".into(), e.to_string().into());
     }
@@ -50,61 +45,13 @@ fn js_error(e: &CoreError) -> napi::Error {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| js_error(&CoreError::malformed(format!("cannot serialise result: {e}"))))
-}
-
-/// The request as the JS layer sent it (`JSON.stringify` of an openai-node body).
-#[allow(clippy::result_large_err)] // the core's own `Error`, returned as the core returns it
-fn parse_request(text: &str) -> std::result::Result<ChatRequest, CoreError> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| CoreError::invalid_request(format!("request is not valid JSON: {e}")))?;
-    ChatRequest::from_openai_json(v)
-}
-
-/// A one-way "cancelled" flag that any number of futures can wait on.
-#[derive(Clone)]
-struct Cancel(Arc<watch::Sender<bool>>);
-
-impl Cancel {
-    fn new() -> Self {
-        Cancel(Arc::new(watch::channel(false).0))
-    }
-
-    fn trip(&self) {
-        self.0.send_replace(true);
-    }
-
-    fn is_tripped(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    async fn tripped(&self) {
-        let mut rx = self.0.subscribe();
-        // The sender lives as long as `self`, so `Err` (sender gone) cannot happen here; if it
-        // ever did, never resolving is the safe reading (no spurious cancellation).
-        if rx.wait_for(|c| *c).await.is_err() {
-            futures::future::pending::<()>().await;
-        }
-    }
-
-    /// Run `fut` unless cancellation comes first; losing the race drops (cancels) it.
-    async fn guard<T>(&self, fut: impl Future<Output = polyroute::Result<T>>) -> polyroute::Result<T> {
-        tokio::select! {
-            biased;
-            _ = self.tripped() => Err(cancelled_error()),
-            r = fut => r,
-        }
-    }
-}
-
-fn cancelled_error() -> CoreError {
-    CoreError::new(ErrorKind::Cancelled, "cancelled by the caller (AbortSignal or stream closed)")
+    bridge::to_json(v).map_err(|e| js_error(&e))
 }
 
 /// Cancels one call. `polyroute.js` creates one per call and trips it from an `AbortSignal`.
 #[napi]
 pub struct CancelToken {
-    cancel: Cancel,
+    cancel: bridge::CancelToken,
 }
 
 #[napi]
@@ -112,18 +59,18 @@ impl CancelToken {
     #[napi(constructor)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        CancelToken { cancel: Cancel::new() }
+        CancelToken { cancel: bridge::CancelToken::new() }
     }
 
     /// Idempotent; the call it was given to rejects with a `cancelled` error.
     #[napi]
     pub fn cancel(&self) {
-        self.cancel.trip();
+        self.cancel.cancel();
     }
 
     #[napi(getter)]
     pub fn cancelled(&self) -> bool {
-        self.cancel.is_tripped()
+        self.cancel.is_cancelled()
     }
 }
 
@@ -150,11 +97,11 @@ impl NativeRouter {
     #[napi(ts_return_type = "Promise<string>")]
     pub fn chat<'e>(&self, env: &'e Env, request: String, cancel: Option<&CancelToken>) -> Result<PromiseRaw<'e, String>> {
         let router = self.inner.clone();
-        let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_else(Cancel::new);
+        let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
         env.spawn_future(async move {
             let resp = cancel
-                .guard(async {
-                    let req = parse_request(&request)?;
+                .run(async {
+                    let req = bridge::request_from_json(&request)?;
                     router.chat(req).await
                 })
                 .await
@@ -167,23 +114,23 @@ impl NativeRouter {
     #[napi(ts_return_type = "Promise<NativeStream>")]
     pub fn stream<'e>(&self, env: &'e Env, request: String, cancel: Option<&CancelToken>) -> Result<PromiseRaw<'e, NativeStream>> {
         let router = self.inner.clone();
-        let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_else(Cancel::new);
+        let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
         env.spawn_future(async move {
             let stream = cancel
-                .guard(async {
-                    let req = parse_request(&request)?;
+                .run(async {
+                    let req = bridge::request_from_json(&request)?;
                     router.stream(req).await
                 })
                 .await
                 .map_err(|e| js_error(&e))?;
-            Ok(NativeStream { stream: Arc::new(Mutex::new(Some(stream))), cancel, trace: Arc::new(SyncMutex::new(None)) })
+            Ok(NativeStream { handle: StreamHandle::new(stream, cancel) })
         })
     }
 
     /// `RoutePlan` as JSON text: where the request would go, without sending it.
     #[napi]
     pub fn plan(&self, request: String) -> Result<String> {
-        let req = parse_request(&request).map_err(|e| js_error(&e))?;
+        let req = bridge::request_from_json(&request).map_err(|e| js_error(&e))?;
         let plan = self.inner.plan(&req).map_err(|e| js_error(&e))?;
         to_json(&plan)
     }
@@ -209,8 +156,7 @@ impl NativeRouter {
     /// `state`: `closed`, `open`, `half_open`, `forced_open` or `disabled`.
     #[napi]
     pub fn set_breaker(&self, deployment: String, state: String) -> Result<()> {
-        let state: BreakerState = serde_json::from_value(serde_json::Value::String(state))
-            .map_err(|e| js_error(&CoreError::config(format!("invalid breaker state: {e}"))))?;
+        let state = bridge::parse_breaker_state(&state).map_err(|e| js_error(&e))?;
         self.inner.set_breaker(&deployment, state).map_err(|e| js_error(&e))
     }
 
@@ -245,7 +191,7 @@ impl NativeRouter {
     #[napi(ts_args_type = "callback: (event: string) => void")]
     pub fn subscribe(&self, callback: EventCallback) -> u32 {
         let id = self.inner.subscribe(move |ev| {
-            if let Ok(text) = serde_json::to_string(ev) {
+            if let Ok(text) = bridge::to_json(ev) {
                 let _ = callback.call(text, ThreadsafeFunctionCallMode::NonBlocking);
             }
         });
@@ -264,62 +210,31 @@ impl NativeRouter {
 /// event loop alive, with a bounded queue (events beyond it are dropped, never waited for).
 type EventCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true, 4096>;
 
-/// One open stream. `next()` resolves to the next event as JSON text, or `null` at the end;
-/// `close()` (or the call's `CancelToken`) cancels it.
+/// One open stream (the core's `bridge::StreamHandle`). `next()` resolves to the next event as
+/// JSON text, or `null` at the end; `close()` (or the call's `CancelToken`) cancels it.
 #[napi]
 pub struct NativeStream {
-    /// `None` once ended or closed: dropping the core stream is what cancels the request.
-    stream: Arc<Mutex<Option<polyroute::ChatStream>>>,
-    cancel: Cancel,
-    /// The route trace as JSON text, stored when the stream ends (the stream is gone by then).
-    trace: Arc<SyncMutex<Option<String>>>,
+    handle: StreamHandle,
 }
 
 #[napi]
 impl NativeStream {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn next<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
-        let slot = self.stream.clone();
-        let cancel = self.cancel.clone();
-        let trace = self.trace.clone();
-        env.spawn_future(async move {
-            let mut guard = slot.lock().await;
-            let Some(stream) = guard.as_mut() else { return Ok(None) };
-            let item = tokio::select! {
-                biased;
-                _ = cancel.tripped() => Some(Err(cancelled_error())),
-                item = stream.next() => item,
-            };
-            if let Some(Ok(ev)) = item {
-                return to_json(&ev).map(Some);
-            }
-            // Ended, failed or cancelled: keep the trace, drop the stream (cancels the request).
-            if let Some(t) = stream.trace() {
-                let text = serde_json::to_string(&t).ok();
-                *trace.lock().unwrap_or_else(|p| p.into_inner()) = text;
-            }
-            *guard = None;
-            match item {
-                Some(Err(e)) => Err(js_error(&e)),
-                _ => Ok(None),
-            }
-        })
+        let next = self.handle.next_json();
+        env.spawn_future(async move { next.await.map_err(|e| js_error(&e)) })
     }
 
     /// Cancel the request now. A pending `next()` rejects with `cancelled`; later ones end.
     #[napi]
     pub fn close(&self) {
-        self.cancel.trip();
-        // If a `next()` holds the lock it sees the flag and drops the stream itself.
-        if let Ok(mut g) = self.stream.try_lock() {
-            *g = None;
-        }
+        self.handle.close();
     }
 
     /// The `RouteTrace` as JSON text once the stream has ended, else `null`.
     #[napi]
     pub fn trace(&self) -> Option<String> {
-        self.trace.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.handle.trace().and_then(|t| bridge::to_json(&t).ok())
     }
 }
 

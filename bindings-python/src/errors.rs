@@ -4,9 +4,9 @@
 //! The classes are defined in Python (`polyroute/_errors.py`), not with `create_exception!`:
 //! there they can carry typed fields, lazy trace objects, `__reduce__` for pickling and extra
 //! builtin bases (`InvalidRequestError` is also a `ValueError`), and the stubs are the code.
-//! Rust hands over the error's serde form plus its `Display` text and lets
-//! `polyroute._errors._from_native` pick the class, so a kind added to the core needs no
-//! change here (it maps to the base class until Python gets a class for it).
+//! Rust hands over the error's serde form (`polyroute::bridge::error_to_json`) plus its
+//! `Display` text and lets `polyroute._errors._from_native` pick the class, so a kind added to
+//! the core needs no change here (it maps to the base class until Python gets a class for it).
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -23,8 +23,7 @@ pub fn to_pyerr(py: Python<'_>, e: &polyroute::Error) -> PyErr {
         let factory = FACTORY.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
             Ok(py.import("polyroute._errors")?.getattr("_from_native")?.unbind())
         })?;
-        let data = serde_json::to_value(e).unwrap_or_else(|_| serde_json::json!({"kind": e.kind, "message": e.message}));
-        let exc = factory.bind(py).call1((to_py(py, &data)?, e.to_string()))?;
+        let exc = factory.bind(py).call1((to_py(py, &polyroute::bridge::error_to_json(e))?, e.to_string()))?;
         Ok(PyErr::from_value(exc))
     };
     // Only a broken installation (the Python package missing next to the module) gets here;

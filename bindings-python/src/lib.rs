@@ -27,6 +27,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let kinds: Vec<&str> = polyroute::ErrorKind::ALL.iter().map(|k| k.code()).collect();
     m.add("ERROR_KINDS", PyTuple::new(py, kinds)?)?;
     m.add("CORE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    // The request fields the core knows by name: `Router.chat(**params)` rejects others.
+    m.add("REQUEST_FIELDS", PyTuple::new(py, polyroute::bridge::REQUEST_FIELDS)?)?;
     // Event callbacks run on non-Python threads; they must be done before finalization.
     let stop = wrap_pyfunction!(router::stop_callbacks, m)?;
     py.import("atexit")?.call_method1("register", (stop,))?;

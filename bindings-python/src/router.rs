@@ -1,8 +1,8 @@
 //! `NativeRouter`: the core `Router` behind the Python `Router` / `AsyncRouter` facades.
 //!
-//! Every method converts its arguments (dict → `ChatRequest` via the core's own
-//! `ChatRequest::from_openai_json`, so validation is the core's), calls the core, and converts
-//! back. Sync methods block without the GIL; `*_async` methods return asyncio awaitables.
+//! Every method converts its arguments (dict → `ChatRequest` via the core's
+//! `bridge::request_from_value`, so parsing, validation and the `route` shortcut are the
+//! core's), calls the core, and converts back. Sync methods block without the GIL; `*_async` methods return asyncio awaitables.
 //!
 //! Fork: the core router owns an HTTP connection pool whose connections belong to the parent
 //! (shared sockets, driver tasks on the parent's runtime threads, which the child does not
@@ -16,12 +16,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use polyroute::resilience::breaker::BreakerState;
 use polyroute::telemetry::RouterEvent;
-use polyroute::{ChatRequest, Policy, Router};
-use pyo3::exceptions::PyValueError;
+use polyroute::{bridge, ChatRequest, Policy, Router};
 use pyo3::prelude::*;
-use serde_json::Value;
 
 use crate::aio::LoopBridge;
 use crate::convert::{from_py, to_py, Json};
@@ -59,7 +56,7 @@ fn subscribe_core(router: &Router, callback: Arc<Py<PyAny>>) -> u64 {
     router.subscribe(move |ev: &RouterEvent| {
         IN_CALLBACK.fetch_add(1, Ordering::SeqCst);
         if !SHUTTING_DOWN.load(Ordering::SeqCst) {
-            if let Ok(v) = serde_json::to_value(ev) {
+            if let Ok(v) = bridge::to_value(ev) {
                 let _ = Python::try_attach(|py| {
                     let cb = callback.bind(py);
                     if let Err(e) = to_py(py, &v).and_then(|d| cb.call1((d,))) {
@@ -93,12 +90,11 @@ pub struct NativeRouter {
 }
 
 fn request(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<ChatRequest> {
-    ChatRequest::from_openai_json(from_py(body, "")?).py_err(py)
+    bridge::request_from_value(from_py(body, "")?).py_err(py)
 }
 
 fn json_out<'py>(py: Python<'py>, v: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
-    let v = serde_json::to_value(v).map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
-    to_py(py, &v)
+    to_py(py, &bridge::to_value(v).py_err(py)?)
 }
 
 fn policy_from_dict(py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<Policy> {
@@ -155,14 +151,14 @@ impl NativeRouter {
         let req = request(py, body)?;
         let router = self.router(py)?;
         let resp = block_on(py, router.chat(req))?.py_err(py)?;
-        to_py(py, &resp.to_openai_json())
+        json_out(py, &resp)
     }
 
     /// Resolve `future` (an asyncio future of `bridge`'s loop) with the answer as a dict.
     fn chat_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
         let req = request(py, body)?;
         let router = self.router(py)?;
-        bridge.spawn(py, future, async move { Out(router.chat(req).await.map(|r| Json(r.to_openai_json()))) })
+        bridge.spawn(py, future, async move { Out(router.chat(req).await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
     }
 
     /// Open a stream: returns once the answer has committed (first content) or failed.
@@ -216,13 +212,9 @@ impl NativeRouter {
     }
 
     /// Force a deployment's breaker into `state` (`closed`, `open`, `half_open`,
-    /// `forced_open`, `disabled`).
+    /// `forced_open`, `disabled`; anything else is a `ConfigError`).
     fn set_breaker(&self, py: Python<'_>, deployment: &str, state: &str) -> PyResult<()> {
-        let state: BreakerState = serde_json::from_value(Value::String(state.to_string())).map_err(|_| {
-            PyValueError::new_err(format!(
-                "unknown breaker state {state:?}: expected one of closed, open, half_open, forced_open, disabled"
-            ))
-        })?;
+        let state = bridge::parse_breaker_state(state).py_err(py)?;
         self.router(py)?.set_breaker(deployment, state).py_err(py)
     }
 

@@ -150,7 +150,6 @@ def test_policy_sources(server: MockServer, name: str, tmp_path: "pytest.TempPat
     path.write_text(text)
     for router in (
         polyroute.Router(p),
-        polyroute.Router(text),
         polyroute.Router(str(path)),
         polyroute.Router(path),
         polyroute.Router.from_file(path),
@@ -172,6 +171,29 @@ def test_policy_sources(server: MockServer, name: str, tmp_path: "pytest.TempPat
     router.reload(yaml_path)
     with pytest.raises(TypeError):
         polyroute.Router(42)  # type: ignore[arg-type]
+
+
+def test_a_policy_string_is_a_path_and_text_is_explicit(server: MockServer, name: str) -> None:
+    import json
+
+    text = json.dumps(policy(server, [name]))
+    # No guessing: a string given to the constructor (or to reload) is always a file name.
+    with pytest.raises(polyroute.ConfigError, match="cannot read policy file"):
+        polyroute.Router(text)
+    with pytest.raises(polyroute.ConfigError, match="cannot read policy file"):
+        polyroute.AsyncRouter(text)
+    for router in (polyroute.Router.from_text(text), polyroute.AsyncRouter.from_text(text)):
+        with pytest.raises(polyroute.ConfigError, match="cannot read policy file"):
+            router.reload(text)
+        router.reload_text(text)
+        assert router.policy["default_route"] == "chat"
+
+
+def test_keyword_arguments_are_the_cores_request_fields() -> None:
+    from polyroute import _native
+
+    typed = set(polyroute.ChatParams.__annotations__)
+    assert typed == (set(_native.REQUEST_FIELDS) - {"messages", "stream"}) | {"extra_body"}
 
 
 def test_literal_api_keys_never_come_back(server: MockServer, name: str) -> None:

@@ -2,29 +2,27 @@
 //!
 //! Why our own runtime: uniffi's `async_runtime = "tokio"` polls exported futures from Swift's
 //! cooperative threads inside async-compat, whose fallback runtime is single-threaded. The
-//! router's IO, hedges and stream pumps belong on a real multi-thread runtime, so every core
-//! future is spawned onto one process-wide runtime and the exported future only awaits the
-//! join handle (or a channel).
+//! router's IO, hedges and stream reads belong on a real multi-thread runtime, so every core
+//! future (each stream read included) is spawned onto one process-wide runtime and the
+//! exported future only awaits the join handle.
 //!
 //! Why explicit cancellation: uniffi does not propagate Swift task cancellation into Rust, and
-//! a spawned task outlives the future that awaits it. Swift passes a [`CancelToken`] and fires
-//! it from `withTaskCancellationHandler` / the stream's `onTermination`; the spawned task races
-//! the core future against it and drops the core future (which aborts the HTTP request) on
-//! cancel. If the awaiting future itself is dropped, the task is aborted too.
+//! a spawned task outlives the future that awaits it. Swift passes a [`CancelToken`] (the
+//! core's `bridge::CancelToken` behind a uniffi object) and fires it from
+//! `withTaskCancellationHandler` / the stream's `onTermination`; the spawned task races the
+//! core future against it and drops the core future (which aborts the HTTP request) on
+//! cancel. If the awaiting future itself is dropped, the task is aborted too. The stream's
+//! lifetime rules (trace kept at the end, reads failing with `cancelled` once the token
+//! fired) are the core's `bridge::StreamHandle`.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use futures::StreamExt;
-use polyroute::{ChatStream, RouteTrace, StreamEvent};
+use polyroute::bridge::{self, StreamHandle};
+use polyroute::ChatStream;
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, watch};
 
-use crate::error::{cancelled, PolyrouteError};
-
-/// Events buffered between the stream pump and Swift: enough to absorb a burst, small enough
-/// that a consumer that stops reading applies backpressure to the provider connection.
-const STREAM_BUFFER: usize = 64;
+use crate::error::PolyrouteError;
 
 fn runtime() -> Result<&'static Runtime, PolyrouteError> {
     static RT: OnceLock<Result<Runtime, String>> = OnceLock::new();
@@ -43,32 +41,22 @@ fn runtime() -> Result<&'static Runtime, PolyrouteError> {
 /// idempotent and sticky: a token fired before the call starts cancels it at once.
 #[derive(Debug, uniffi::Object)]
 pub struct CancelToken {
-    tx: watch::Sender<bool>,
+    inner: bridge::CancelToken,
 }
 
 #[uniffi::export]
 impl CancelToken {
     #[uniffi::constructor]
     pub fn new() -> Arc<Self> {
-        Arc::new(CancelToken { tx: watch::Sender::new(false) })
+        Arc::new(CancelToken { inner: bridge::CancelToken::new() })
     }
 
     pub fn cancel(&self) {
-        self.tx.send_replace(true);
+        self.inner.cancel();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        *self.tx.borrow()
-    }
-}
-
-impl CancelToken {
-    pub(crate) async fn cancelled(&self) {
-        let mut rx = self.tx.subscribe();
-        if rx.wait_for(|c| *c).await.is_err() {
-            // Unreachable while `self` (the sender) is alive; never report a false cancel.
-            std::future::pending::<()>().await;
-        }
+        self.inner.is_cancelled()
     }
 }
 
@@ -81,66 +69,42 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Run `fut` on the binding's runtime and await it from whatever polls the exported future.
+async fn spawned<T, F>(fut: F) -> Result<T, PolyrouteError>
+where
+    T: Send + 'static,
+    F: Future<Output = polyroute::Result<T>> + Send + 'static,
+{
+    let task = runtime()?.spawn(fut);
+    let _guard = AbortOnDrop(task.abort_handle());
+    match task.await {
+        Ok(r) => r.map_err(Into::into),
+        // A panic in the core is a bug; re-raise it so uniffi reports it as one.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(bridge::cancelled_error().into()),
+    }
+}
+
 /// Run a core future on the binding's runtime, ending it with `cancelled` when `token` fires.
 pub(crate) async fn run<T, F>(token: Arc<CancelToken>, fut: F) -> Result<T, PolyrouteError>
 where
     T: Send + 'static,
     F: Future<Output = polyroute::Result<T>> + Send + 'static,
 {
-    let task = runtime()?.spawn(async move {
-        tokio::select! {
-            biased;
-            _ = token.cancelled() => Err(cancelled()),
-            r = fut => r,
-        }
-    });
-    let _guard = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(r) => r.map_err(Into::into),
-        // A panic in the core is a bug; re-raise it so uniffi reports it as one.
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(cancelled().into()),
-    }
+    spawned(async move { token.inner.run(fut).await }).await
 }
 
 /// A streamed answer. Swift normally sees it as an `AsyncThrowingStream` of events (the Swift
 /// layer wraps `next`); ending that stream early cancels the request.
 #[derive(uniffi::Object)]
 pub struct ChatEventStream {
-    rx: tokio::sync::Mutex<mpsc::Receiver<polyroute::Result<StreamEvent>>>,
-    token: Arc<CancelToken>,
-    trace: Arc<Mutex<Option<RouteTrace>>>,
+    handle: StreamHandle,
 }
 
 impl ChatEventStream {
-    /// Start pumping `stream` on the runtime. The pump owns the core stream, so the request
-    /// lives exactly as long as someone may still read it: it stops (dropping the stream and
-    /// with it the connection) on cancel, or when this handle is gone.
-    pub(crate) fn spawn(stream: ChatStream, token: Arc<CancelToken>) -> Result<Arc<Self>, PolyrouteError> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let trace = Arc::new(Mutex::new(None));
-        let (pump_token, pump_trace) = (token.clone(), trace.clone());
-        runtime()?.spawn(async move {
-            let mut stream = stream;
-            loop {
-                let item = tokio::select! {
-                    biased;
-                    _ = pump_token.cancelled() => return,
-                    item = stream.next() => item,
-                };
-                let Some(item) = item else { break };
-                tokio::select! {
-                    biased;
-                    _ = pump_token.cancelled() => return,
-                    sent = tx.send(item) => if sent.is_err() { return },
-                }
-            }
-            // The core sets the trace when the stream ends; publish it before closing the
-            // channel so a reader that saw the end also sees the trace.
-            *pump_trace.lock().unwrap_or_else(|p| p.into_inner()) = stream.trace();
-            drop(tx);
-        });
-        Ok(Arc::new(ChatEventStream { rx: tokio::sync::Mutex::new(rx), token, trace }))
+    /// Take over `stream`; firing `token`, or dropping this handle, cancels the request.
+    pub(crate) fn new(stream: ChatStream, token: Arc<CancelToken>) -> Arc<Self> {
+        Arc::new(ChatEventStream { handle: StreamHandle::new(stream, token.inner.clone()) })
     }
 }
 
@@ -149,29 +113,17 @@ impl ChatEventStream {
     /// The next event as the core's serde JSON (`{"type": "content_delta", ...}`), `nil` at
     /// the end. A failure after the first content ends the stream with its error.
     pub async fn next(&self) -> Result<Option<String>, PolyrouteError> {
-        let mut rx = self.rx.lock().await;
-        tokio::select! {
-            biased;
-            _ = self.token.cancelled() => Err(cancelled().into()),
-            item = rx.recv() => match item {
-                None => Ok(None),
-                Some(Ok(ev)) => serde_json::to_string(&ev)
-                    .map(Some)
-                    .map_err(|e| polyroute::Error::malformed(format!("cannot encode stream event: {e}")).into()),
-                Some(Err(e)) => Err(e.into()),
-            },
-        }
+        spawned(self.handle.next_json()).await
     }
 
     /// Stop the request now. Pending and later `next` calls fail with `cancelled`.
     pub fn cancel(&self) {
-        self.token.cancel();
+        self.handle.cancel();
     }
 
     /// The route trace (core `RouteTrace` JSON), once the stream has ended.
     pub fn trace_json(&self) -> Option<String> {
-        let t = self.trace.lock().unwrap_or_else(|p| p.into_inner());
-        t.as_ref().and_then(|t| serde_json::to_string(t).ok())
+        self.handle.trace().and_then(|t| bridge::to_json(&t).ok())
     }
 }
 

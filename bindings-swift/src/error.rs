@@ -51,10 +51,8 @@ impl From<&polyroute::Error> for ErrorDetails {
             request_id: e.request_id.clone(),
             retry_after: e.retry_after,
             partial_text: e.partial.as_ref().map(|p| p.text.clone()),
-            trace_json: e.trace.as_ref().and_then(|t| serde_json::to_string(t).ok()),
-            // The error type is plain serde data; should that ever fail, the message still
-            // reaches the caller through the other fields.
-            json: serde_json::to_string(e).unwrap_or_else(|_| "{}".into()),
+            trace_json: e.trace.as_ref().and_then(|t| polyroute::bridge::to_json(t).ok()),
+            json: polyroute::bridge::error_to_json(e).to_string(),
         }
     }
 }
@@ -116,12 +114,6 @@ impl std::fmt::Display for PolyrouteError {
 }
 
 impl std::error::Error for PolyrouteError {}
-
-/// The error the binding raises when the caller cancels: the core has no cancel call of its
-/// own (dropping a future is how Rust cancels), so the bridge names the outcome.
-pub(crate) fn cancelled() -> polyroute::Error {
-    polyroute::Error::new(ErrorKind::Cancelled, "cancelled by the caller")
-}
 
 #[cfg(test)]
 mod tests {

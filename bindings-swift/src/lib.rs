@@ -2,22 +2,24 @@
 //!
 //! This crate holds only what a binding may hold: type conversion, error mapping, async
 //! bridging, host callbacks and handle lifetime. Routing, retries, parsing and validation all
-//! happen in the core. Data crosses the boundary as the core's own serde JSON (requests in the
-//! OpenAI body shape, responses, events, traces, plans), so nothing here re-describes the
-//! core's types; the Swift package decodes that JSON into Swift types in its thin hand-written
-//! layer (`Sources/Polyroute/`). Typed at the FFI level are only the things Swift must switch
-//! on: the error enum (`error.rs`), error kinds and breaker states (mirrored remote enums, so
-//! a mismatch with the core is a compile error), and the handles.
+//! happen in the core; request parsing, JSON out, the cancel token and the stream handle are
+//! the core's `polyroute::bridge`, shared with the Python and Node bindings. Data crosses the
+//! boundary as the core's own serde JSON (requests in the OpenAI body shape, responses,
+//! events, traces, plans), so nothing here re-describes the core's types; the Swift package
+//! decodes that JSON into Swift types in its thin hand-written layer (`Sources/Polyroute/`).
+//! Typed at the FFI level are only the things Swift must switch on: the error enum
+//! (`error.rs`), error kinds and breaker states (mirrored remote enums, so a mismatch with the
+//! core is a compile error), and the handles.
 //!
 //! Layout: `lib.rs` the router handle and free functions, `error.rs` the error mapping,
-//! `bridge.rs` the runtime, cancellation and the stream handle. Host callbacks (`EventListener`)
-//! are a foreign trait: Swift implements it, the core's telemetry thread calls it.
+//! `bridge.rs` the runtime, the cancel token and stream handle objects. Host callbacks
+//! (`EventListener`) are a foreign trait: Swift implements it, the core's telemetry thread
+//! calls it.
 
 use std::sync::Arc;
 
 use polyroute::resilience::breaker::BreakerState;
-use polyroute::{ChatRequest, ErrorKind, Policy};
-use serde::Serialize;
+use polyroute::{ErrorKind, Policy};
 
 mod bridge;
 mod error;
@@ -62,14 +64,8 @@ pub enum BreakerState {
 
 type Result<T, E = PolyrouteError> = std::result::Result<T, E>;
 
-fn to_json<T: Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| polyroute::Error::malformed(format!("cannot encode result: {e}")).into())
-}
-
-fn parse_request(json: &str) -> Result<ChatRequest> {
-    let v = serde_json::from_str(json)
-        .map_err(|e| polyroute::Error::invalid_request(format!("the request is not valid JSON: {e}")))?;
-    Ok(ChatRequest::from_openai_json(v)?)
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    Ok(polyroute::bridge::to_json(v)?)
 }
 
 /// A router built from one policy. Cheap to share across tasks: every method takes `&self`
@@ -97,7 +93,7 @@ impl Router {
     /// `cost_usd` and `trace`). Firing `cancel` ends the request with `cancelled`.
     #[uniffi::method(default(cancel = None))]
     pub async fn chat_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<String> {
-        let req = parse_request(&request_json)?;
+        let req = polyroute::bridge::request_from_json(&request_json)?;
         let router = self.inner.clone();
         let resp = bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await?;
         to_json(&resp)
@@ -107,16 +103,16 @@ impl Router {
     /// later ones end the returned stream.
     #[uniffi::method(default(cancel = None))]
     pub async fn stream_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<Arc<ChatEventStream>> {
-        let req = parse_request(&request_json)?;
+        let req = polyroute::bridge::request_from_json(&request_json)?;
         let router = self.inner.clone();
         let token = cancel.unwrap_or_else(CancelToken::new);
         let stream = bridge::run(token.clone(), async move { router.stream(req).await }).await?;
-        ChatEventStream::spawn(stream, token)
+        Ok(ChatEventStream::new(stream, token))
     }
 
     /// Where this request would go and why (core `RoutePlan` JSON), without sending it.
     pub fn plan_json(&self, request_json: String) -> Result<String> {
-        let req = parse_request(&request_json)?;
+        let req = polyroute::bridge::request_from_json(&request_json)?;
         to_json(&self.inner.plan(&req)?)
     }
 
@@ -169,7 +165,7 @@ impl Router {
     pub fn subscribe(&self, listener: Arc<dyn EventListener>) -> u64 {
         self.inner.subscribe(move |ev| {
             // Events are plain serde data; one that cannot be encoded is skipped, not fatal.
-            if let Ok(json) = serde_json::to_string(ev) {
+            if let Ok(json) = polyroute::bridge::to_json(ev) {
                 listener.on_event(json);
             }
         })

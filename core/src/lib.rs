@@ -5,12 +5,15 @@
 //! - [`error`]: one [`Error`] with stable [`ErrorKind`] codes shared by every binding.
 //! - [`sse`]: the one Server-Sent Events decoder.
 //! - [`provider`]: translate-only adapters, transports and the per-attempt [`provider::Endpoint`].
+//! - [`bridge`]: what every host binding shares: request parsing from JSON, results and errors
+//!   to JSON, cancel token, stream handle, breaker-state names.
 //!
 //! Modules import only downwards (`time` and `types` at the bottom, `router` at the top);
 //! `scripts/import-graph.py` fails the build on a cycle.
 //!
 //! The core never creates an async runtime; callers (and bindings) bring tokio.
 
+pub mod bridge;
 pub mod catalog;
 pub mod budget;
 pub mod clock;

@@ -7,10 +7,12 @@ this boundary as JSON-shaped dicts; errors are raised as ``polyroute`` exception
 import asyncio
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, final
 
-__all__ = ["NativeRouter", "NativeStream", "LoopBridge", "ERROR_KINDS", "CORE_VERSION"]
+__all__ = ["NativeRouter", "NativeStream", "LoopBridge", "ERROR_KINDS", "CORE_VERSION", "REQUEST_FIELDS"]
 
 ERROR_KINDS: Tuple[str, ...]
 CORE_VERSION: str
+#: Request fields the core knows by name (``polyroute::bridge::REQUEST_FIELDS``).
+REQUEST_FIELDS: Tuple[str, ...]
 
 @final
 class NativeRouter:

@@ -3,9 +3,14 @@
 ``chat()`` takes the arguments of ``openai.chat.completions.create`` so moving from the
 openai SDK is a one-line change, plus ``route=`` (ask for a route by name) and routing
 ``metadata`` (``tenant``, ``feature``, ``tier``, ``tags``, ``data_class``). This module only
-assembles the request body and wraps results; parsing and validation of the body happen in
-the core (``ChatRequest::from_openai_json``), whose ``invalid_request`` error is raised as
-:class:`~polyroute.InvalidRequestError`, a ``ValueError``, before anything is sent.
+assembles the request body from the arguments and wraps results; parsing and validation of
+the body, and the ``route`` shortcut, happen in the core (``polyroute::bridge``), whose
+``invalid_request`` error is raised as :class:`~polyroute.InvalidRequestError`, a
+``ValueError``, before anything is sent. Which keyword arguments exist is the core's list
+too (``_native.REQUEST_FIELDS``).
+
+A policy is a dict (``Router(policy_dict)``), a file (``Router(path)``, ``Router.from_file``)
+or text (``Router.from_text``): a string given to the constructor is always a path.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Router", "AsyncRouter", "Stream", "AsyncStream", "ChatParams", "PolicyLike", "EventCallback"]
 
-#: A policy: a dict, YAML/JSON text, or the path of a YAML/JSON file.
+#: A policy: a dict, or the path of a YAML/JSON file (``str`` or ``os.PathLike``). Policy
+#: text goes through ``from_text`` / ``reload_text``.
 PolicyLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
 #: Breaker states accepted by ``set_breaker``.
@@ -54,7 +60,9 @@ EventCallback = Callable[[Dict[str, Any]], object]
 class ChatParams(TypedDict, total=False):
     """Keyword arguments of ``chat()``/``stream()``/``plan()``: those of
     ``openai.chat.completions.create`` (forwarded as the OpenAI body) plus ``route``.
-    ``None`` means "not given" (the key is left out of the body)."""
+    ``None`` means "not given" (the key is left out of the body). For type checkers only: at
+    run time the accepted names are the core's (``_native.REQUEST_FIELDS``) plus
+    ``extra_body``."""
 
     model: Optional[str]
     tools: Optional[Sequence[Mapping[str, Any]]]
@@ -94,7 +102,9 @@ class ChatParams(TypedDict, total=False):
     extra_body: Optional[Mapping[str, Any]]
 
 
-_PARAMS = frozenset(ChatParams.__annotations__)
+#: Keyword arguments accepted at run time: the request fields the core knows by name, and
+#: ``extra_body`` (the openai SDK's way to add any other top-level field).
+_PARAMS = frozenset(_native.REQUEST_FIELDS) | {"extra_body"}
 
 
 def _body(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any], caller: str) -> Dict[str, Any]:
@@ -109,14 +119,10 @@ def _body(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any], call
         raise TypeError(f"{caller}(): messages must be a list of message dicts, not {type(messages).__name__}") from None
     body: Dict[str, Any] = {"messages": msgs}
     for name, value in params.items():
-        # None means "not given", as it would to a reader of the call site.
-        if value is not None and name not in ("route", "extra_body"):
+        # None means "not given", as it would to a reader of the call site. `route` goes in
+        # as it is: the core turns it into `metadata.route`.
+        if value is not None and name != "extra_body":
             body[name] = value
-    route = params.get("route")
-    if route is not None:
-        metadata = dict(body.get("metadata") or {})
-        metadata["route"] = route
-        body["metadata"] = metadata
     extra = params.get("extra_body")
     if extra:
         body.update(extra)
@@ -138,59 +144,50 @@ def _future() -> "tuple[_native.LoopBridge, asyncio.Future[Any]]":
     return bridge, loop.create_future()
 
 
-def _looks_like_path(text: str) -> bool:
-    return "\n" not in text and text.strip().lower().endswith((".yaml", ".yml", ".json"))
-
-
 def _native_router(policy: PolicyLike) -> _native.NativeRouter:
     if isinstance(policy, Mapping):
         return _native.NativeRouter.from_dict(dict(policy))
-    if isinstance(policy, os.PathLike):
+    if isinstance(policy, (str, os.PathLike)):
         return _native.NativeRouter.from_file(os.fspath(policy))
-    if isinstance(policy, str):
-        if _looks_like_path(policy):
-            return _native.NativeRouter.from_file(policy)
-        return _native.NativeRouter.from_text(policy)
-    raise TypeError(f"policy must be a dict, YAML/JSON text or a path, not {type(policy).__name__}")
+    raise TypeError(f"policy must be a dict or the path of a policy file, not {type(policy).__name__}")
 
 
 def _reload(native: _native.NativeRouter, policy: PolicyLike) -> None:
     if isinstance(policy, Mapping):
         native.reload_dict(dict(policy))
-    elif isinstance(policy, os.PathLike):
+    elif isinstance(policy, (str, os.PathLike)):
         native.reload_file(os.fspath(policy))
-    elif isinstance(policy, str):
-        if _looks_like_path(policy):
-            native.reload_file(policy)
-        else:
-            native.reload_text(policy)
     else:
-        raise TypeError(f"policy must be a dict, YAML/JSON text or a path, not {type(policy).__name__}")
+        raise TypeError(f"policy must be a dict or the path of a policy file, not {type(policy).__name__}")
 
 
 class _RouterBase:
     __slots__ = ("_native",)
 
     def __init__(self, policy: PolicyLike) -> None:
-        """Build from a policy: a dict, YAML/JSON text, or a path (``str`` ending in
-        ``.yaml``/``.yml``/``.json``, or any ``os.PathLike``). An invalid policy raises
-        :class:`~polyroute.ConfigError` listing every problem."""
+        """Build from a policy: a dict, or the path of a YAML/JSON policy file (``str`` or
+        ``os.PathLike``; a string is always a path, never policy text: use
+        :meth:`from_text` for that). An invalid policy raises
+        :class:`~polyroute.ConfigError` listing every problem (an unreadable file too)."""
         self._native = _native_router(policy)
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"]) -> "Self":
+        """Build from a YAML/JSON policy file."""
         self = cls.__new__(cls)
         self._native = _native.NativeRouter.from_file(os.fspath(path))
         return self
 
     @classmethod
     def from_text(cls, text: str) -> "Self":
+        """Build from policy text, YAML or JSON."""
         self = cls.__new__(cls)
         self._native = _native.NativeRouter.from_text(text)
         return self
 
     @classmethod
     def from_dict(cls, policy: Mapping[str, Any]) -> "Self":
+        """Build from a policy given as a dict (the structure of the YAML file)."""
         self = cls.__new__(cls)
         self._native = _native.NativeRouter.from_dict(dict(policy))
         return self
@@ -200,9 +197,14 @@ class _RouterBase:
         return RoutePlan(self._native.plan(_body(messages, params, "plan")))
 
     def reload(self, policy: PolicyLike) -> None:
-        """Swap the policy atomically. An invalid policy raises ``ConfigError`` and the
-        current one keeps serving; breaker state survives for unchanged deployments."""
+        """Swap the policy atomically: a dict, or the path of a policy file (as the
+        constructor). An invalid policy raises ``ConfigError`` and the current one keeps
+        serving; breaker state survives for unchanged deployments."""
         _reload(self._native, policy)
+
+    def reload_text(self, text: str) -> None:
+        """:meth:`reload` from policy text, YAML or JSON."""
+        self._native.reload_text(text)
 
     @property
     def policy(self) -> Dict[str, Any]:

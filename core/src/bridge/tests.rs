@@ -1,0 +1,295 @@
+//! Unit tests of the host bridge: parsing, the route shortcut, JSON out, error shape, breaker
+//! names, the cancel token and guard, and the stream handle over the in-process mock provider.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::error::ErrorKind;
+use crate::router::Router;
+
+const HI: &str = r#"{"messages": [{"role": "user", "content": "hi"}]}"#;
+
+fn router(script: Value) -> Router {
+    let policy = json!({
+        "providers": {"p": {"kind": "mock", "script": script}},
+        "deployments": {"d": {"provider": "p", "model": "m"}},
+        "routes": [{"name": "r", "deployments": ["d"]}, {"name": "other", "deployments": ["d"]}],
+        "default_route": "r",
+    });
+    Router::from_policy_str(&policy.to_string()).unwrap()
+}
+
+#[test]
+fn request_text_and_value_parse_to_the_same_request() {
+    let a = request_from_json(HI).unwrap();
+    let b = request_from_value(serde_json::from_str(HI).unwrap()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.messages.len(), 1);
+}
+
+#[test]
+fn bad_request_text_and_bodies_are_invalid_request() {
+    let e = request_from_json("{not json").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    assert!(e.message.contains("not valid JSON"), "{}", e.message);
+    // Validation is `ChatRequest::from_openai_json`'s, field named.
+    let e = request_from_json(r#"{"messages": [{"role": "user", "content": "x"}], "temperature": 7}"#).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    assert!(e.message.contains("temperature"), "{}", e.message);
+    assert_eq!(request_from_json("[]").unwrap_err().kind, ErrorKind::InvalidRequest);
+}
+
+#[test]
+fn unknown_fields_ride_along_in_extra() {
+    let r = request_from_json(r#"{"messages": [{"role": "user", "content": "x"}], "custom_field": true, "n": 1}"#).unwrap();
+    assert_eq!(r.extra.get("custom_field"), Some(&Value::Bool(true)));
+    assert_eq!(r.extra.get("n"), Some(&json!(1)));
+}
+
+#[test]
+fn the_route_shortcut_becomes_metadata_route_and_wins() {
+    let r = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "fast"})).unwrap();
+    assert_eq!(r.metadata.route.as_deref(), Some("fast"));
+    assert!(!r.extra.contains_key("route"), "never forwarded to a provider");
+    let r = request_from_value(json!({
+        "messages": [{"role": "user", "content": "x"}],
+        "route": "fast",
+        "metadata": {"route": "slow", "tenant": "acme"},
+    }))
+    .unwrap();
+    assert_eq!(r.metadata.route.as_deref(), Some("fast"));
+    assert_eq!(r.metadata.tenant.as_deref(), Some("acme"));
+    let r = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": null})).unwrap();
+    assert_eq!(r.metadata.route, None);
+    let r = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "fast", "metadata": null})).unwrap();
+    assert_eq!(r.metadata.route.as_deref(), Some("fast"));
+}
+
+#[test]
+fn a_bad_route_shortcut_is_invalid_request() {
+    let e = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": 3})).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    assert!(e.message.contains("route") && e.message.contains("a number"), "{}", e.message);
+    let e = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "r", "metadata": "m"})).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    assert!(e.message.contains("metadata"), "{}", e.message);
+}
+
+#[test]
+fn every_field_the_core_models_is_a_known_request_field() {
+    // A request with every modelled field set: each of its keys must be in REQUEST_FIELDS.
+    let full = request_from_value(json!({
+        "model": "m", "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tool_choice": "auto", "parallel_tool_calls": true, "response_format": {"type": "json_object"},
+        "temperature": 0.5, "top_p": 0.5, "max_tokens": 5, "max_completion_tokens": 5, "stop": "x",
+        "seed": 1, "stream": true, "metadata": {"tenant": "t"},
+    }))
+    .unwrap();
+    assert!(full.extra.is_empty());
+    for key in to_value(&full).unwrap().as_object().unwrap().keys() {
+        assert!(REQUEST_FIELDS.contains(&key.as_str()), "{key} is modelled but not in REQUEST_FIELDS");
+    }
+    let mut names = REQUEST_FIELDS.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), REQUEST_FIELDS.len(), "no duplicates");
+}
+
+#[test]
+fn results_serialise_to_their_serde_shape() {
+    let status = json!({"a": [1, 2]});
+    assert_eq!(to_json(&status).unwrap(), r#"{"a":[1,2]}"#);
+    assert_eq!(to_value(&status).unwrap(), status);
+}
+
+#[test]
+fn errors_serialise_to_the_core_shape() {
+    let e = Error::new(ErrorKind::RateLimited, "slow down")
+        .with_status(429)
+        .with_provider("openai")
+        .with_retry_after(Some(Duration::from_millis(1500)));
+    let v = error_to_json(&e);
+    assert_eq!(v["kind"], "rate_limited");
+    assert_eq!(v["message"], "slow down");
+    assert_eq!(v["status"], 429);
+    assert_eq!(v["provider"], "openai");
+    assert_eq!(v["retry_after"], 1.5);
+    assert_eq!(v, serde_json::to_value(&e).unwrap(), "exactly the serde form");
+    let back: Error = serde_json::from_value(v).unwrap();
+    assert_eq!(back, e);
+}
+
+#[test]
+fn breaker_states_parse_by_name() {
+    for (name, state) in [
+        ("closed", BreakerState::Closed),
+        ("open", BreakerState::Open),
+        ("half_open", BreakerState::HalfOpen),
+        ("forced_open", BreakerState::ForcedOpen),
+        ("disabled", BreakerState::Disabled),
+    ] {
+        assert_eq!(parse_breaker_state(name).unwrap(), state);
+    }
+    for bad in ["ajar", "", "Closed", "half-open"] {
+        let e = parse_breaker_state(bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e.message.contains("unknown breaker state"), "{}", e.message);
+        assert!(e.message.contains("closed, open, half_open, forced_open, disabled"), "{}", e.message);
+    }
+}
+
+#[tokio::test]
+async fn a_tripped_token_ends_a_call_with_cancelled() {
+    let token = CancelToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        fire.cancel();
+    });
+    let started = Instant::now();
+    let r = token
+        .run(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+        .await;
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(token.is_cancelled());
+}
+
+#[tokio::test]
+async fn a_token_tripped_before_the_call_cancels_it_at_once_and_an_untripped_one_does_nothing() {
+    let token = CancelToken::new();
+    assert_eq!(token.run(async { Ok(1) }).await.unwrap(), 1);
+    token.cancel();
+    token.cancel();
+    assert_eq!(token.run(async { Ok(1) }).await.unwrap_err(), cancelled_error());
+}
+
+#[test]
+fn the_guard_trips_its_token_on_drop_unless_disarmed() {
+    let token = CancelToken::new();
+    let guard = token.drop_guard();
+    assert!(!guard.token().is_cancelled());
+    let same = guard.disarm();
+    assert!(!token.is_cancelled() && !same.is_cancelled());
+    drop(token.drop_guard());
+    assert!(token.is_cancelled(), "dropping an armed guard cancels");
+}
+
+async fn open(router: &Router, body: &str) -> StreamHandle {
+    let token = CancelToken::new();
+    let stream = token.run(router.stream(request_from_json(body).unwrap())).await.unwrap();
+    StreamHandle::new(stream, token)
+}
+
+#[tokio::test]
+async fn a_stream_read_to_the_end_yields_json_events_then_keeps_its_trace() {
+    let router = router(json!({"then": {"text": "hello there"}}));
+    let h = open(&router, HI).await;
+    assert!(h.trace().is_none(), "no trace before the end");
+    let mut text = String::new();
+    let mut types = Vec::new();
+    while let Some(ev) = h.next_json().await.unwrap() {
+        let v: Value = serde_json::from_str(&ev).unwrap();
+        types.push(v["type"].as_str().unwrap().to_string());
+        if v["type"] == "content_delta" {
+            text.push_str(v["text"].as_str().unwrap());
+        }
+    }
+    assert_eq!(text, "hello there");
+    assert!(types.contains(&"finish".to_string()), "{types:?}");
+    assert!(h.is_closed());
+    assert_eq!(h.trace().unwrap().served_by.as_deref(), Some("d"));
+    assert_eq!(h.next_value().await.unwrap(), None, "reads after the end end quietly");
+}
+
+#[tokio::test]
+async fn the_route_shortcut_reaches_the_router() {
+    let router = router(json!({"then": {"text": "x"}}));
+    let h = open(&router, r#"{"messages": [{"role": "user", "content": "hi"}], "route": "other"}"#).await;
+    while h.next_event().await.unwrap().is_some() {}
+    assert_eq!(h.trace().unwrap().route, "other");
+}
+
+/// Opens a stream whose second chunk takes 30 s, and reads up to its first content.
+async fn stalled(router: &Router) -> StreamHandle {
+    let h = open(router, HI).await;
+    loop {
+        let ev = h.next_value().await.unwrap().unwrap();
+        if ev["type"] == "content_delta" {
+            return h;
+        }
+    }
+}
+
+fn slow() -> Router {
+    router(json!({"then": {"text": "a b c d e f", "chunk_delay_ms": 30000}}))
+}
+
+#[tokio::test]
+async fn closing_fails_the_pending_read_with_cancelled_and_later_reads_end() {
+    let router = slow();
+    let h = stalled(&router).await;
+    let pending = tokio::spawn(h.next_event());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    h.close();
+    let r = pending.await.unwrap();
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(1), "must not wait for the next chunk");
+    assert!(h.is_closed());
+    assert_eq!(h.next_event().await.unwrap(), None);
+    h.close();
+}
+
+#[tokio::test]
+async fn closing_with_no_read_in_flight_drops_the_stream_at_once() {
+    let router = slow();
+    let h = stalled(&router).await;
+    h.close();
+    assert!(!h.holds_stream(), "dropped by close itself");
+    assert_eq!(h.next_json().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_token_tripped_elsewhere_fails_every_read_with_cancelled() {
+    let router = slow();
+    let h = stalled(&router).await;
+    h.token().clone().cancel();
+    assert_eq!(h.next_event().await.unwrap_err().kind, ErrorKind::Cancelled);
+    assert_eq!(h.next_event().await.unwrap_err().kind, ErrorKind::Cancelled);
+    assert!(h.is_closed());
+}
+
+#[tokio::test]
+async fn dropping_the_handle_cancels_a_read_still_in_flight() {
+    let router = slow();
+    let h = stalled(&router).await;
+    let pending = tokio::spawn(h.next_event());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(h);
+    let r = tokio::time::timeout(Duration::from_secs(2), pending).await.expect("ends promptly").unwrap();
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Cancelled);
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_keeps_the_trace_of_its_error() {
+    let router = router(json!({"then": {"text": "one two three four", "fault": {"cut_after": {"chunks": 1}}}}));
+    let h = open(&router, HI).await;
+    let err = loop {
+        match h.next_event().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream should fail"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind, ErrorKind::StreamInterrupted);
+    let trace = h.trace().expect("trace kept on error");
+    assert_eq!(trace.attempts.len(), 1);
+    assert!(h.is_closed());
+}
