@@ -157,10 +157,7 @@ fn walk(ob: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
         }
         return Ok(Value::Array(out));
     }
-    Err(ConvError::type_err(format!(
-        "unsupported type {}: expected dict, list, tuple, str, int, float, bool or None",
-        type_name(ob)
-    )))
+    Err(ConvError::type_err(format!("unsupported type {}: expected dict, list, tuple, str, int, float, bool or None", type_name(ob))))
 }
 
 /// A JSON result, converted to Python when the asyncio bridge hands it over (under the GIL).

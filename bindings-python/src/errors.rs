@@ -20,9 +20,8 @@ static FACTORY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// The Python exception for a core error.
 pub fn to_pyerr(py: Python<'_>, e: &polyroute::Error) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let factory = FACTORY.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-            Ok(py.import("polyroute._errors")?.getattr("_from_native")?.unbind())
-        })?;
+        let factory =
+            FACTORY.get_or_try_init(py, || -> PyResult<Py<PyAny>> { Ok(py.import("polyroute._errors")?.getattr("_from_native")?.unbind()) })?;
         let exc = factory.bind(py).call1((to_py(py, &polyroute::bridge::error_to_json(e))?, e.to_string()))?;
         Ok(PyErr::from_value(exc))
     };

@@ -65,9 +65,7 @@ where
     T: Send,
 {
     if Handle::try_current().is_ok() {
-        return Err(PyRuntimeError::new_err(
-            "polyroute: a blocking Router call was made from inside the polyroute runtime; use AsyncRouter there",
-        ));
+        return Err(PyRuntimeError::new_err("polyroute: a blocking Router call was made from inside the polyroute runtime; use AsyncRouter there"));
     }
     let rt = runtime(py)?;
     let mut fut = std::pin::pin!(fut);

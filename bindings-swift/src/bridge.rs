@@ -26,15 +26,8 @@ use crate::error::PolyrouteError;
 
 fn runtime() -> Result<&'static Runtime, PolyrouteError> {
     static RT: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    let rt = RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .thread_name("polyroute")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    rt.as_ref()
-        .map_err(|e| polyroute::Error::config(format!("cannot start the polyroute runtime: {e}")).into())
+    let rt = RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().thread_name("polyroute").enable_all().build().map_err(|e| e.to_string()));
+    rt.as_ref().map_err(|e| polyroute::Error::config(format!("cannot start the polyroute runtime: {e}")).into())
 }
 
 /// A cancellation signal shared between Swift and the Rust task it started. Cancelling is

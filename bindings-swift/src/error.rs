@@ -149,10 +149,8 @@ mod tests {
 
     #[test]
     fn partial_text_is_lifted() {
-        let e = polyroute::Error::new(ErrorKind::StreamInterrupted, "cut").with_partial(polyroute::PartialOutput {
-            text: "Hello wor".into(),
-            ..Default::default()
-        });
+        let e = polyroute::Error::new(ErrorKind::StreamInterrupted, "cut")
+            .with_partial(polyroute::PartialOutput { text: "Hello wor".into(), ..Default::default() });
         assert_eq!(PolyrouteError::from(e).details().partial_text.as_deref(), Some("Hello wor"));
     }
 }

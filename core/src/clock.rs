@@ -97,11 +97,12 @@ mod tests {
 
     #[test]
     fn seeded_chance_repeats_and_stays_in_range() {
-        let a: Vec<f64> = (0..50).map({
-            let c = Chance::seeded(7);
-            move |_| c.unit()
-        })
-        .collect();
+        let a: Vec<f64> = (0..50)
+            .map({
+                let c = Chance::seeded(7);
+                move |_| c.unit()
+            })
+            .collect();
         let c = Chance::seeded(7);
         let b: Vec<f64> = (0..50).map(|_| c.unit()).collect();
         assert_eq!(a, b);

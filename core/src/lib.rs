@@ -14,8 +14,8 @@
 //! The core never creates an async runtime; callers (and bindings) bring tokio.
 
 pub mod bridge;
-pub mod catalog;
 pub mod budget;
+pub mod catalog;
 pub mod clock;
 pub mod error;
 mod health_types;

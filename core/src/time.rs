@@ -223,10 +223,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(retry_hint_from_headers(&hm(&[("retry-after", "2")]), now), Some(Duration::from_secs(2)));
         assert_eq!(retry_hint_from_headers(&hm(&[("retry-after", "1.5")]), now), Some(Duration::from_millis(1500)));
-        assert_eq!(
-            retry_hint_from_headers(&hm(&[("retry-after-ms", "250"), ("retry-after", "9")]), now),
-            Some(Duration::from_millis(250))
-        );
+        assert_eq!(retry_hint_from_headers(&hm(&[("retry-after-ms", "250"), ("retry-after", "9")]), now), Some(Duration::from_millis(250)));
         assert_eq!(retry_hint_from_headers(&hm(&[("x-ms-retry-after-ms", "1200")]), now), Some(Duration::from_millis(1200)));
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
         assert_eq!(retry_hint_from_headers(&hm(&[("retry-after", &date)]), now), Some(Duration::from_secs(30)));
@@ -243,10 +240,7 @@ mod tests {
             assert!(d.map_or(true, |d| d <= MAX_RETRY_HINT), "{g:?} -> {d:?}");
         }
         // a bad ms header falls through to a good retry-after
-        assert_eq!(
-            retry_hint_from_headers(&hm(&[("retry-after-ms", "soon"), ("retry-after", "3")]), now),
-            Some(Duration::from_secs(3))
-        );
+        assert_eq!(retry_hint_from_headers(&hm(&[("retry-after-ms", "soon"), ("retry-after", "3")]), now), Some(Duration::from_secs(3)));
         // non-UTF-8 bytes
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_bytes(b"\xff\xfe").unwrap());

@@ -75,8 +75,7 @@ pub const REQUEST_FIELDS: &[&str] = &[
 /// Parse a request body given as JSON text (what Node's `JSON.stringify` and Swift's encoder
 /// send). Text that is not JSON is the caller's `invalid_request`, like any other bad body.
 pub fn request_from_json(text: &str) -> Result<ChatRequest> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| Error::invalid_request(format!("the request is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| Error::invalid_request(format!("the request is not valid JSON: {e}")))?;
     request_from_value(v)
 }
 
@@ -110,10 +109,7 @@ fn apply_route_shortcut(v: &mut Value) -> Result<()> {
             m.insert("route".into(), Value::String(route));
             Ok(())
         }
-        None => Err(Error::invalid_request(format!(
-            "invalid chat request: metadata: expected an object, got {}",
-            json_type(metadata)
-        ))),
+        None => Err(Error::invalid_request(format!("invalid chat request: metadata: expected an object, got {}", json_type(metadata)))),
     }
 }
 

@@ -107,10 +107,8 @@ fn results_serialise_to_their_serde_shape() {
 
 #[test]
 fn errors_serialise_to_the_core_shape() {
-    let e = Error::new(ErrorKind::RateLimited, "slow down")
-        .with_status(429)
-        .with_provider("openai")
-        .with_retry_after(Some(Duration::from_millis(1500)));
+    let e =
+        Error::new(ErrorKind::RateLimited, "slow down").with_status(429).with_provider("openai").with_retry_after(Some(Duration::from_millis(1500)));
     let v = error_to_json(&e);
     assert_eq!(v["kind"], "rate_limited");
     assert_eq!(v["message"], "slow down");

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{BudgetSpec, Period, RateLimitSpec};
 pub use store::{Charge, Counter, MemoryStore, Refusal, StateStore};
 // Moved down so `error` (which carries it) and `resilience` need not import `budget`.
-pub use crate::time::{days_from_civil, unix_now};
 pub use crate::error::BudgetInfo;
 use crate::time::civil;
+pub use crate::time::{days_from_civil, unix_now};
 
 /// Which request is asking: the budget scope is matched against this.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +32,6 @@ pub struct Scope<'a> {
     pub route: &'a str,
     pub deployment: &'a str,
 }
-
 
 /// Current state of one budget (instance), for the API and metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,7 +220,7 @@ impl Budgets {
     pub fn reserve(&self, s: &Scope, usd: Option<f64>, tokens: u64, rate: Option<&RateLimitSpec>, now: f64) -> Result<Reservation, BudgetInfo> {
         let mut charges = Vec::new();
         let mut meta: Vec<(String, Unit, f64)> = Vec::new(); // (name, unit, resets_at)
-        // (charge index, real limit) of shadow-mode ceilings, charged against no limit.
+                                                             // (charge index, real limit) of shadow-mode ceilings, charged against no limit.
         let mut shadow: Vec<(usize, f64)> = Vec::new();
         for (i, b) in self.specs.iter().enumerate() {
             let Some(inst) = Self::instance(b, s) else { continue };
@@ -253,10 +252,9 @@ impl Budgets {
             meta.push((b.name.clone(), unit, resets_at));
         }
         if let Some(rl) = rate {
-            for (what, limit, amount, unit) in [
-                ("requests", rl.requests_per_minute, 1.0, Unit::Requests),
-                ("tokens", rl.tokens_per_minute, tokens as f64, Unit::Tokens),
-            ] {
+            for (what, limit, amount, unit) in
+                [("requests", rl.requests_per_minute, 1.0, Unit::Requests), ("tokens", rl.tokens_per_minute, tokens as f64, Unit::Tokens)]
+            {
                 if let Some(l) = limit {
                     let name = format!("rate_limit:{}:{what}", s.deployment);
                     let (add_to, window, resets_at) = Self::keys(&name, "", Period::Minute, true, now);
@@ -327,7 +325,8 @@ impl Budgets {
         let mut out = Vec::new();
         for (i, b) in self.specs.iter().enumerate() {
             let wildcard = [&b.scope.tenant, &b.scope.feature, &b.scope.route, &b.scope.deployment].iter().any(|v| v.as_deref() == Some("*"));
-            let instances: Vec<String> = if wildcard { seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| s.clone()).collect() } else { vec![String::new()] };
+            let instances: Vec<String> =
+                if wildcard { seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| s.clone()).collect() } else { vec![String::new()] };
             for inst in instances {
                 let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
                 let (spent, reserved) = window.iter().map(|k| self.store.get(k)).fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved));
@@ -419,7 +418,10 @@ mod tests {
     #[test]
     fn wildcard_scopes_give_each_tenant_its_own_ceiling() {
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-        let b = Budgets::new(vec![spec("per-tenant", None, Some(100), Period::Hour, false, BudgetScope { tenant: Some("*".into()), ..Default::default() })], store);
+        let b = Budgets::new(
+            vec![spec("per-tenant", None, Some(100), Period::Hour, false, BudgetScope { tenant: Some("*".into()), ..Default::default() })],
+            store,
+        );
         b.reserve(&sc(Some("a")), None, 80, None, NOV_21_2026).unwrap().settle(0.0, 80);
         assert!(b.reserve(&sc(Some("a")), None, 30, None, NOV_21_2026).is_err());
         assert!(b.reserve(&sc(Some("b")), None, 30, None, NOV_21_2026).is_ok());

@@ -138,25 +138,26 @@ impl Catalog {
     }
 
     fn from_value(raw: Value) -> Result<Catalog> {
-        let file: CatalogFile =
-            serde_json::from_value(raw.clone()).map_err(|e| Error::config(format!("invalid model catalog: {e}")))?;
+        let file: CatalogFile = serde_json::from_value(raw.clone()).map_err(|e| Error::config(format!("invalid model catalog: {e}")))?;
         for (p, pm) in &file.providers {
             for (m, info) in &pm.models {
                 validate(p, m, info)?;
             }
         }
-        let providers =
-            file.providers.into_iter().map(|(k, mut v)| {
+        let providers = file
+            .providers
+            .into_iter()
+            .map(|(k, mut v)| {
                 v.aliases.iter_mut().for_each(|a| *a = a.to_ascii_lowercase());
                 (k.to_ascii_lowercase(), v)
-            }).collect();
+            })
+            .collect();
         Ok(Catalog { raw, providers })
     }
 
     /// Overlay a user document onto this catalog, field by field (see module docs).
     pub fn merge_json(&mut self, overrides: &str) -> Result<()> {
-        let over: Value =
-            serde_json::from_str(overrides).map_err(|e| Error::config(format!("catalog override is not valid JSON: {e}")))?;
+        let over: Value = serde_json::from_str(overrides).map_err(|e| Error::config(format!("catalog override is not valid JSON: {e}")))?;
         let mut merged = self.raw.clone();
         deep_merge(&mut merged, over);
         *self = Catalog::from_value(merged)?;
@@ -177,10 +178,7 @@ impl Catalog {
         let host = host.split(['/', ':']).next().unwrap_or(host);
         self.providers
             .iter()
-            .find(|(k, v)| {
-                **k == p
-                    || v.aliases.iter().any(|a| *a == p || *a == host || host.ends_with(&format!(".{a}")))
-            })
+            .find(|(k, v)| **k == p || v.aliases.iter().any(|a| *a == p || *a == host || host.ends_with(&format!(".{a}"))))
             .map(|(k, _)| k.as_str())
     }
 
@@ -204,9 +202,8 @@ impl Catalog {
 
     fn lookup_in(&self, key: &str, model: &str) -> Option<&ModelInfo> {
         let pm = self.providers.get(key)?;
-        let find = |name: &str| -> Option<&ModelInfo> {
-            pm.models.get(name).or_else(|| pm.models.values().find(|i| i.aliases.iter().any(|a| a == name)))
-        };
+        let find =
+            |name: &str| -> Option<&ModelInfo> { pm.models.get(name).or_else(|| pm.models.values().find(|i| i.aliases.iter().any(|a| a == name))) };
         for cand in candidates(model) {
             if let Some(i) = find(&cand) {
                 return Some(i);

@@ -50,8 +50,7 @@ impl Policy {
 
     pub fn from_file(path: impl AsRef<Path>) -> Result<Policy> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(format!("cannot read policy file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::config(format!("cannot read policy file {}: {e}", path.display())))?;
         Policy::from_str(&text).map_err(|mut e| {
             e.message = format!("{}: {}", path.display(), e.message);
             e

@@ -170,7 +170,6 @@ pub struct BudgetSpec {
     pub enforce: bool,
 }
 
-
 /// What a route does when a budget would be exceeded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -39,7 +39,8 @@ fn parse_entry<T: DeserializeOwned>(v: &Value, base: &str, issues: &mut Issues) 
     }
 }
 
-const TOP_KEYS: &[&str] = &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets", "telemetry"];
+const TOP_KEYS: &[&str] =
+    &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets", "telemetry"];
 
 pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIssue>) {
     let mut issues = Issues(Vec::new());
@@ -344,7 +345,9 @@ fn check_budgets(spec: &PolicySpec, route_names: &BTreeSet<String>, issues: &mut
         match (b.limit_usd, b.limit_tokens) {
             (None, None) => issues.push(&at, "set `limit_usd` or `limit_tokens`"),
             (Some(_), Some(_)) => issues.push(&at, "set one of `limit_usd` and `limit_tokens`, not both (use two budgets)"),
-            (Some(u), None) if !(u.is_finite() && u >= 0.0) => issues.push(format!("{at}.limit_usd"), format!("must be a non-negative amount, got {u}")),
+            (Some(u), None) if !(u.is_finite() && u >= 0.0) => {
+                issues.push(format!("{at}.limit_usd"), format!("must be a non-negative amount, got {u}"))
+            }
             _ => {}
         }
         let sc = &b.scope;
@@ -445,7 +448,11 @@ fn check_retry(r: &RetrySpec, t: &TimeoutSpec, at: &str, issues: &mut Issues) {
         if r.max_retry_after.0 >= total.0 {
             issues.push(
                 format!("{at}.retry.max_retry_after"),
-                format!("a wait of {} ms can never fit in the total deadline of {} ms; lower it", r.max_retry_after.0.as_millis(), total.0.as_millis()),
+                format!(
+                    "a wait of {} ms can never fit in the total deadline of {} ms; lower it",
+                    r.max_retry_after.0.as_millis(),
+                    total.0.as_millis()
+                ),
             );
         }
         for (name, v) in [("first_token", t.first_token), ("idle", t.idle)] {

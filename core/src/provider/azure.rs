@@ -80,8 +80,7 @@ impl super::Provider for AzureProvider {
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::malformed(format!("azure response is not JSON: {e}")).with_status(status))?;
+        let v: Value = serde_json::from_slice(body).map_err(|e| Error::malformed(format!("azure response is not JSON: {e}")).with_status(status))?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.parse_error(model, status, headers, body));
         }
@@ -90,8 +89,7 @@ impl super::Provider for AzureProvider {
             .and_then(Value::as_array)
             .map(|cs| cs.iter().map(|c| any_filtered(c.get("content_filter_results"))).collect())
             .unwrap_or_default();
-        let mut r = parse_completion(v, model, false)
-            .map_err(|e| e.with_status(status).with_request_id(super::endpoint::request_id(headers)))?;
+        let mut r = parse_completion(v, model, false).map_err(|e| e.with_status(status).with_request_id(super::endpoint::request_id(headers)))?;
         for (c, f) in r.choices.iter_mut().zip(filtered) {
             if f {
                 c.finish_reason = Some(FinishReason::ContentFilter);
@@ -120,9 +118,7 @@ impl super::Provider for AzureProvider {
 
 /// Whether any category of an Azure `content_filter_results` object says `filtered: true`.
 fn any_filtered(results: Option<&Value>) -> bool {
-    results.and_then(Value::as_object).is_some_and(|o| {
-        o.values().any(|cat| cat.get("filtered").and_then(Value::as_bool) == Some(true))
-    })
+    results.and_then(Value::as_object).is_some_and(|o| o.values().any(|cat| cat.get("filtered").and_then(Value::as_bool) == Some(true)))
 }
 
 struct AzureStreamDecoder {

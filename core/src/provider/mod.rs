@@ -134,14 +134,7 @@ impl fmt::Debug for ProviderConfig {
 
 impl ProviderConfig {
     pub fn new(name: impl Into<String>, kind: ProviderKind, base_url: impl Into<String>) -> Self {
-        ProviderConfig {
-            name: name.into(),
-            kind,
-            base_url: base_url.into(),
-            api_key: None,
-            headers: BTreeMap::new(),
-            api_version: None,
-        }
+        ProviderConfig { name: name.into(), kind, base_url: base_url.into(), api_key: None, headers: BTreeMap::new(), api_version: None }
     }
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(SecretString::from(key.into()));
@@ -191,10 +184,7 @@ impl ProviderConfig {
         }
         if let Some(k) = &self.api_key {
             if http::HeaderValue::from_str(k.expose_secret()).is_err() {
-                return Err(crate::Error::config(format!(
-                    "provider `{}`: api key contains characters not allowed in an HTTP header",
-                    self.name
-                )));
+                return Err(crate::Error::config(format!("provider `{}`: api key contains characters not allowed in an HTTP header", self.name)));
             }
         }
         Ok(())

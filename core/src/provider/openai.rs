@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use super::{ProviderConfig, ProviderKind, StreamDecoder, WireRequest};
 use crate::error::{kind_from_status, Error, ErrorKind, Result};
-use crate::time::retry_hint_from_headers;
 use crate::sse::SseEvent;
+use crate::time::retry_hint_from_headers;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage};
 
 #[derive(Debug)]
@@ -96,13 +96,11 @@ impl super::Provider for OpenAiProvider {
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::malformed(format!("response is not JSON: {e}")).with_status(status))?;
+        let v: Value = serde_json::from_slice(body).map_err(|e| Error::malformed(format!("response is not JSON: {e}")).with_status(status))?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.parse_error(model, status, headers, body));
         }
-        parse_completion(v, model, self.compat)
-            .map_err(|e| e.with_status(status).with_request_id(super::endpoint::request_id(headers)))
+        parse_completion(v, model, self.compat).map_err(|e| e.with_status(status).with_request_id(super::endpoint::request_id(headers)))
     }
 
     fn parse_error(&self, _model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
@@ -131,8 +129,7 @@ pub(crate) fn parse_completion(mut v: Value, model: &str, compat: bool) -> Resul
     if obj.get("usage").is_some_and(Value::is_null) {
         obj.remove("usage");
     }
-    let mut r: ChatResponse =
-        serde_json::from_value(v).map_err(|e| Error::malformed(format!("unexpected completion shape: {e}")))?;
+    let mut r: ChatResponse = serde_json::from_value(v).map_err(|e| Error::malformed(format!("unexpected completion shape: {e}")))?;
     for c in &mut r.choices {
         if compat && !c.message.tool_calls.is_empty() && c.finish_reason == Some(FinishReason::Stop) {
             // Some servers say `stop` while returning tool calls; the calls are what matters.
@@ -161,9 +158,7 @@ fn lift_reasoning(m: &mut crate::types::Message) {
         let thinking: String = parts
             .iter()
             .filter_map(|p| match p {
-                crate::types::ContentPart::Other(v) if v.get("type").and_then(Value::as_str) == Some("thinking") => {
-                    Some(thinking_text(v))
-                }
+                crate::types::ContentPart::Other(v) if v.get("type").and_then(Value::as_str) == Some("thinking") => Some(thinking_text(v)),
                 _ => None,
             })
             .collect();
@@ -203,8 +198,7 @@ pub(crate) fn classify_error(status: u16, headers: &HeaderMap, body: &[u8]) -> E
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let (code, etype, message, numeric) = error_fields(&v);
     let effective_status = if (200..300).contains(&status) { numeric.unwrap_or(status) } else { status };
-    let kind = classify_codes(code.as_deref(), etype.as_deref(), message.as_deref())
-        .unwrap_or_else(|| kind_from_status(effective_status));
+    let kind = classify_codes(code.as_deref(), etype.as_deref(), message.as_deref()).unwrap_or_else(|| kind_from_status(effective_status));
     let message = message.unwrap_or_else(|| {
         if body.is_empty() {
             format!("HTTP {status} with an empty body")
@@ -228,20 +222,15 @@ pub(crate) fn classify_error(status: u16, headers: &HeaderMap, body: &[u8]) -> E
 pub(crate) fn classify_codes(code: Option<&str>, etype: Option<&str>, message: Option<&str>) -> Option<ErrorKind> {
     let by_code = |c: &str| -> Option<ErrorKind> {
         Some(match c {
-            "insufficient_quota" | "billing_hard_limit_reached" | "billing_not_active" | "quota_exceeded" => {
-                ErrorKind::QuotaExhausted
-            }
+            "insufficient_quota" | "billing_hard_limit_reached" | "billing_not_active" | "quota_exceeded" => ErrorKind::QuotaExhausted,
             "rate_limit_exceeded" | "rate_limit_error" | "tokens_exceeded" | "requests_exceeded" => ErrorKind::RateLimited,
-            "context_length_exceeded" | "string_above_max_length" | "context_window_exceeded" => {
-                ErrorKind::ContextLengthExceeded
-            }
-            "content_filter" | "content_policy_violation" | "ResponsibleAIPolicyViolation" | "content_filtered" => {
-                ErrorKind::ContentFilter
-            }
+            "context_length_exceeded" | "string_above_max_length" | "context_window_exceeded" => ErrorKind::ContextLengthExceeded,
+            "content_filter" | "content_policy_violation" | "ResponsibleAIPolicyViolation" | "content_filtered" => ErrorKind::ContentFilter,
             "invalid_api_key" | "invalid_authentication" | "authentication_error" | "incorrect_api_key" => ErrorKind::Auth,
             "model_not_found" | "not_found_error" | "DeploymentNotFound" => ErrorKind::NotFound,
-            "unsupported_country_region_territory" | "permission_error" | "permission_denied" | "organization_banned"
-            | "account_deactivated" => ErrorKind::PermissionDenied,
+            "unsupported_country_region_territory" | "permission_error" | "permission_denied" | "organization_banned" | "account_deactivated" => {
+                ErrorKind::PermissionDenied
+            }
             "server_overloaded" | "overloaded_error" | "engine_overloaded" => ErrorKind::Overloaded,
             "server_error" | "internal_error" | "api_error" => ErrorKind::ServerError,
             _ => return None,
@@ -452,9 +441,7 @@ impl StreamDecoder for OpenAiStreamDecoder {
             let v = if v.get("error").is_some() { v } else { serde_json::json!({ "error": v }) };
             return self.on_chunk(&v, out);
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| {
-            Error::malformed(format!("stream chunk is not JSON ({e}): {}", snippet(data, 120)))
-        })?;
+        let v: Value = serde_json::from_str(data).map_err(|e| Error::malformed(format!("stream chunk is not JSON ({e}): {}", snippet(data, 120))))?;
         self.on_chunk(&v, out)
     }
 

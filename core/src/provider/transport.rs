@@ -43,11 +43,7 @@ pub struct TransportOptions {
 
 impl Default for TransportOptions {
     fn default() -> Self {
-        TransportOptions {
-            connect_timeout: Duration::from_secs(10),
-            pool_max_idle_per_host: 1024,
-            pool_idle_timeout: Duration::from_secs(90),
-        }
+        TransportOptions { connect_timeout: Duration::from_secs(10), pool_max_idle_per_host: 1024, pool_idle_timeout: Duration::from_secs(90) }
     }
 }
 

@@ -33,8 +33,13 @@ pub use crate::health_types::BreakerState;
 /// What an attempt's outcome means to the breaker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
-    Success { ttft: Option<Duration> },
-    Failure { kind: ErrorKind, retry_after: Option<Duration> },
+    Success {
+        ttft: Option<Duration>,
+    },
+    Failure {
+        kind: ErrorKind,
+        retry_after: Option<Duration>,
+    },
     /// Caller errors, cancellations, hedge losers: not the provider's fault or not known.
     Ignored,
 }
@@ -200,7 +205,8 @@ impl Breaker {
             if now >= until {
                 g.state = State::HalfOpen { in_flight: 0, successes: 0 };
                 g.generation += 1;
-                transition = Some(Transition { from: BreakerState::Open, to: BreakerState::HalfOpen, reason: "open time elapsed".into(), open_for_ms: None });
+                transition =
+                    Some(Transition { from: BreakerState::Open, to: BreakerState::HalfOpen, reason: "open time elapsed".into(), open_for_ms: None });
             }
         }
         let probe = match &mut g.state {

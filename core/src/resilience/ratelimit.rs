@@ -17,8 +17,8 @@ use futures::future::BoxFuture;
 use http::HeaderMap;
 
 use crate::error::Result;
-use crate::time::parse_duration_str;
 use crate::provider::{Transport, WireRequest, WireResponse};
+use crate::time::parse_duration_str;
 
 /// What a provider said about the deployment's remaining allowance.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -57,9 +57,8 @@ pub fn parse_limits(h: &HeaderMap, now_unix: f64) -> ProviderLimits {
         return ProviderLimits::default();
     }
     let dur = |name: &str| header(h, name).and_then(parse_duration_str);
-    let at = |name: &str| {
-        header(h, name).and_then(parse_rfc3339).map(|t| Duration::try_from_secs_f64((t - now_unix).max(0.0)).unwrap_or(Duration::ZERO))
-    };
+    let at =
+        |name: &str| header(h, name).and_then(parse_rfc3339).map(|t| Duration::try_from_secs_f64((t - now_unix).max(0.0)).unwrap_or(Duration::ZERO));
     let mut l = ProviderLimits {
         requests_remaining: num(h, "x-ratelimit-remaining-requests"),
         requests_reset: dur("x-ratelimit-reset-requests"),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::lifecycle::{ms, Attempt, End, RequestCtx, Refused};
+use super::lifecycle::{ms, Attempt, End, Refused, RequestCtx};
 use super::select::{select, Tier};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
@@ -73,7 +73,13 @@ pub(crate) struct Resume {
 }
 
 /// Run attempts until one succeeds or nothing is left.
-pub(crate) async fn run<T: Send + 'static>(router: &Router, req: Arc<ChatRequest>, stream: bool, start: StartFn<T>, resume: Resume) -> Result<(Served<T>, RequestCtx)> {
+pub(crate) async fn run<T: Send + 'static>(
+    router: &Router,
+    req: Arc<ChatRequest>,
+    stream: bool,
+    start: StartFn<T>,
+    resume: Resume,
+) -> Result<(Served<T>, RequestCtx)> {
     let compiled = router.snapshot();
     let now = router.inner.clock.now();
     let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
@@ -258,7 +264,9 @@ impl Walk {
         let Some((why, reset)) = dep.health.exhausted(ctx.now(), need) else { return Some(Duration::ZERO) };
         if more || ctx.now() + reset >= ctx.deadline {
             ctx.note(format!("`{}` avoided: {why}, resets in {:.1} s", dep.name, reset.as_secs_f64()));
-            self.last_err = Some(Error::new(ErrorKind::RateLimited, format!("`{}`: {why}", dep.name)).at(&dep.provider, &dep.model).with_retry_after(Some(reset)));
+            self.last_err = Some(
+                Error::new(ErrorKind::RateLimited, format!("`{}`: {why}", dep.name)).at(&dep.provider, &dep.model).with_retry_after(Some(reset)),
+            );
             return None;
         }
         ctx.note(format!("waited {:.1} s for `{}` to reset ({why})", reset.as_secs_f64(), dep.name));
@@ -324,7 +332,13 @@ impl Walk {
         let (request_id, route) = (ctx.trace.request_id.clone(), ctx.trace.route.clone());
         if let Some((from, kind)) = self.last_failed.take() {
             if from != dep.name {
-                let event = RouterEvent::FallbackTaken { request_id: request_id.clone(), route: route.clone(), from, to: dep.name.clone(), reason: kind.code().into() };
+                let event = RouterEvent::FallbackTaken {
+                    request_id: request_id.clone(),
+                    route: route.clone(),
+                    from,
+                    to: dep.name.clone(),
+                    reason: kind.code().into(),
+                };
                 ctx.telemetry.emit(event);
             }
         }
@@ -334,7 +348,16 @@ impl Walk {
 
     /// Finish a failed attempt and decide what comes next.
     #[allow(clippy::too_many_arguments)]
-    fn failed(&mut self, e: Error, attempt: Attempt, planned: &Deployment, tries: u32, others_remain: bool, budget: &RetryBudget, ctx: &mut RequestCtx) -> Step {
+    fn failed(
+        &mut self,
+        e: Error,
+        attempt: Attempt,
+        planned: &Deployment,
+        tries: u32,
+        others_remain: bool,
+        budget: &RetryBudget,
+        ctx: &mut RequestCtx,
+    ) -> Step {
         let used = attempt.deployment.clone();
         self.spent += attempt.finish(ctx, End::Failed(&e));
         self.last_failed = Some((used.name.clone(), e.kind));

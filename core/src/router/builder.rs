@@ -34,7 +34,14 @@ impl std::fmt::Debug for RouterBuilder {
 
 impl RouterBuilder {
     pub fn new(policy: Policy) -> Self {
-        RouterBuilder { policy, transport_options: TransportOptions::default(), transport: None, store: None, clock: Arc::new(SystemClock), chance: None }
+        RouterBuilder {
+            policy,
+            transport_options: TransportOptions::default(),
+            transport: None,
+            store: None,
+            clock: Arc::new(SystemClock),
+            chance: None,
+        }
     }
 
     /// Options of the HTTP transport the router creates (ignored when a transport is given).

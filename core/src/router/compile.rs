@@ -75,10 +75,8 @@ impl RouterInner {
             };
             next_health.insert(name.clone(), h.clone());
             // Each deployment reads its own provider's rate-limit headers.
-            let endpoint = Endpoint::new(
-                endpoint.provider.clone(),
-                Arc::new(ObservingTransport { inner: endpoint.transport.clone(), sink: h.clone() }),
-            );
+            let endpoint =
+                Endpoint::new(endpoint.provider.clone(), Arc::new(ObservingTransport { inner: endpoint.transport.clone(), sink: h.clone() }));
             // The catalog knows models by provider kind, or by host for compatible servers.
             let key = match kind {
                 ProviderKind::OpenaiCompatible => base_url.clone(),
@@ -112,8 +110,8 @@ impl RouterInner {
                 (None, None) => None,
             };
             let endpoint = if p.kind == ProviderKind::Mock {
-                let script = crate::policy::mock_script(p.script.as_ref())
-                    .map_err(|e| Error::config(format!("providers.{name}.script: {}", e.message)))?;
+                let script =
+                    crate::policy::mock_script(p.script.as_ref()).map_err(|e| Error::config(format!("providers.{name}.script: {}", e.message)))?;
                 crate::provider::mock::mock_endpoint(name, script)
             } else {
                 Endpoint::new(build_provider(cfg)?, self.transport.clone())

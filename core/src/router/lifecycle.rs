@@ -212,7 +212,8 @@ impl Attempt {
         for name in reservation.iter().flat_map(|r| r.shadow_exceeded()) {
             ctx.note(format!("`{name}` would refuse `{}` (shadow mode, enforce: false): not enforced", dep.name));
         }
-        let trace = AttemptTrace { deployment: dep.name.clone(), provider: dep.provider.clone(), model: dep.model.clone(), tier, ..Default::default() };
+        let trace =
+            AttemptTrace { deployment: dep.name.clone(), provider: dep.provider.clone(), model: dep.model.clone(), tier, ..Default::default() };
         Ok(Attempt { deployment: dep.clone(), permit: Some(permit), reservation, trace, started: now, committed: false, ttft: None })
     }
 

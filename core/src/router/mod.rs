@@ -223,7 +223,13 @@ impl Router {
         let budgets: Vec<BudgetGauge> = self
             .budgets()
             .into_iter()
-            .map(|b| BudgetGauge { unit: if b.unit == "usd" { "usd" } else { "tokens" }, budget: b.budget, scope: b.scope, limit: b.limit, remaining: b.remaining })
+            .map(|b| BudgetGauge {
+                unit: if b.unit == "usd" { "usd" } else { "tokens" },
+                budget: b.budget,
+                scope: b.scope,
+                limit: b.limit,
+                remaining: b.remaining,
+            })
             .collect();
         self.inner.telemetry.metrics.render(&deps, &budgets)
     }
@@ -310,7 +316,12 @@ impl Router {
         let c = self.snapshot();
         let d = c.deployments.get(deployment).ok_or_else(|| Error::config(format!("unknown deployment `{deployment}`")))?;
         if let Some(tr) = d.health.breaker.set(state, self.inner.clock.now()) {
-            self.inner.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
+            self.inner.telemetry.emit(RouterEvent::BreakerChanged {
+                deployment: deployment.to_string(),
+                from: tr.from,
+                to: tr.to,
+                reason: tr.reason,
+            });
         }
         Ok(())
     }
@@ -319,4 +330,3 @@ impl Router {
         self.set_breaker(deployment, BreakerState::Closed)
     }
 }
-

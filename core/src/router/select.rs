@@ -222,8 +222,7 @@ fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_inp
         Strategy::Priority => {}
         Strategy::Weighted => {
             // Efraimidis–Spirakis: key = u^(1/w), sort descending — a weighted shuffle.
-            let mut keyed: Vec<(f64, Arc<Deployment>)> =
-                ds.into_iter().map(|d| (chance.unit().powf(1.0 / d.weight.max(1e-9)), d)).collect();
+            let mut keyed: Vec<(f64, Arc<Deployment>)> = ds.into_iter().map(|d| (chance.unit().powf(1.0 / d.weight.max(1e-9)), d)).collect();
             keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
             ds = keyed.into_iter().map(|(_, d)| d).collect();
         }
@@ -262,10 +261,8 @@ fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_inp
                 };
                 ttft_ok && rate_ok
             };
-            let mut keyed: Vec<(bool, f64, Arc<Deployment>)> = ds
-                .into_iter()
-                .map(|d| (!meets(&d), d.expected_cost(est_input, out).unwrap_or(f64::INFINITY), d))
-                .collect();
+            let mut keyed: Vec<(bool, f64, Arc<Deployment>)> =
+                ds.into_iter().map(|d| (!meets(&d), d.expected_cost(est_input, out).unwrap_or(f64::INFINITY), d)).collect();
             // In SLO first, then by expected cost (unknown prices last); stable for ties.
             keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
             ds = keyed.into_iter().map(|(_, _, d)| d).collect();
@@ -289,11 +286,8 @@ pub(crate) fn strategy_name(s: Strategy) -> &'static str {
 pub(crate) fn plan(c: &Compiled, req: &ChatRequest, stream: bool, now: Instant, chance: &Chance) -> Result<RoutePlan> {
     req.validate()?;
     let sel = select(c, req, stream, now, chance)?;
-    let order: Vec<String> = sel
-        .tiers
-        .iter()
-        .flat_map(|t| t.deployments.iter().filter(|d| d.health.breaker.check(now).is_ok()).map(|d| d.name.clone()))
-        .collect();
+    let order: Vec<String> =
+        sel.tiers.iter().flat_map(|t| t.deployments.iter().filter(|d| d.health.breaker.check(now).is_ok()).map(|d| d.name.clone())).collect();
     let explanation = super::explain::plan_sentence(&sel.route.spec.name, &sel.matched, &order, &sel.candidates);
     Ok(RoutePlan {
         route: sel.route.spec.name.clone(),

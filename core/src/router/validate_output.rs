@@ -21,9 +21,8 @@ pub(crate) fn check(req: &ChatRequest, resp: ChatResponse) -> Result<ChatRespons
         return Ok(resp); // a tool-call turn is not the structured answer yet
     }
     let text = resp.content();
-    let v: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::new(ErrorKind::InvalidOutput, format!("answer is not valid JSON ({e})")).with_provider_code("json_parse")
-    })?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::new(ErrorKind::InvalidOutput, format!("answer is not valid JSON ({e})")).with_provider_code("json_parse"))?;
     let mut errors = Vec::new();
     validate(&v, schema, schema, "$", &mut errors, 0);
     if errors.is_empty() {

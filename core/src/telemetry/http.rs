@@ -41,7 +41,11 @@ impl MetricsServer {
                             } else {
                                 ("404 Not Found", "text/plain", "not found\n".to_string())
                             };
-                            let _ = write!(sock, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                            let _ = write!(
+                                sock,
+                                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
                         Err(_) => std::thread::sleep(Duration::from_millis(20)),

@@ -185,13 +185,38 @@ impl Metrics {
     pub fn render(&self, deployments: &[DeploymentGauge], budgets: &[BudgetGauge]) -> String {
         let f = self.f.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::with_capacity(4096);
-        counter(&mut out, "polyroute_requests_total", "Requests finished, by route, serving provider/model and outcome (ok, degraded or an error kind).", &f.requests);
+        counter(
+            &mut out,
+            "polyroute_requests_total",
+            "Requests finished, by route, serving provider/model and outcome (ok, degraded or an error kind).",
+            &f.requests,
+        );
         counter(&mut out, "polyroute_attempts_total", "Attempts sent to deployments, by outcome (ok or an error kind).", &f.attempts);
-        histogram(&mut out, "polyroute_request_duration_seconds", "Request duration from routing to the last byte, all attempts and backoff included.", &f.request_duration);
-        histogram(&mut out, "polyroute_time_to_first_token_seconds", "Time from sending an attempt to its first content (or complete response, when not streamed).", &f.ttft);
-        counter(&mut out, "polyroute_tokens_total", "Tokens reported by providers, by direction (input includes cache reads and writes; output includes reasoning).", &f.tokens);
+        histogram(
+            &mut out,
+            "polyroute_request_duration_seconds",
+            "Request duration from routing to the last byte, all attempts and backoff included.",
+            &f.request_duration,
+        );
+        histogram(
+            &mut out,
+            "polyroute_time_to_first_token_seconds",
+            "Time from sending an attempt to its first content (or complete response, when not streamed).",
+            &f.ttft,
+        );
+        counter(
+            &mut out,
+            "polyroute_tokens_total",
+            "Tokens reported by providers, by direction (input includes cache reads and writes; output includes reasoning).",
+            &f.tokens,
+        );
         counter(&mut out, "polyroute_cost_usd_total", "Spend in US dollars computed from reported usage and known prices.", &f.cost);
-        counter(&mut out, "polyroute_fallbacks_total", "Times a request moved from one deployment to another, by the error kind that caused it.", &f.fallbacks);
+        counter(
+            &mut out,
+            "polyroute_fallbacks_total",
+            "Times a request moved from one deployment to another, by the error kind that caused it.",
+            &f.fallbacks,
+        );
         counter(&mut out, "polyroute_breaker_transitions_total", "Circuit breaker state changes, by target state.", &f.breaker_transitions);
         let _ = writeln!(out, "# HELP polyroute_deployment_up Whether the deployment is accepting traffic (breaker closed, half-open or disabled).");
         let _ = writeln!(out, "# TYPE polyroute_deployment_up gauge");

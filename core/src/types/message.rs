@@ -51,8 +51,13 @@ impl ImageSource {
 /// One part of a multi-part message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContentPart {
-    Text { text: String },
-    Image { source: ImageSource, detail: Option<String> },
+    Text {
+        text: String,
+    },
+    Image {
+        source: ImageSource,
+        detail: Option<String>,
+    },
     /// A part type we do not model (audio, file, ...), kept verbatim so nothing is lost on
     /// the way to a provider that understands it.
     Other(Value),
@@ -87,10 +92,7 @@ impl<'de> Deserialize<'de> for ContentPart {
         let obj = v.as_object().ok_or_else(|| D::Error::custom("content part must be an object"))?;
         match obj.get("type").and_then(Value::as_str) {
             Some("text") => {
-                let text = obj
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| D::Error::custom("text part needs a string `text`"))?;
+                let text = obj.get("text").and_then(Value::as_str).ok_or_else(|| D::Error::custom("text part needs a string `text`"))?;
                 // Extra keys (e.g. Anthropic-style cache_control) must survive the trip.
                 if obj.len() == 2 {
                     Ok(ContentPart::Text { text: text.to_string() })
@@ -142,10 +144,7 @@ impl<'de> Deserialize<'de> for Content {
                 .map(|(i, p)| serde_json::from_value(p).map_err(|e| D::Error::custom(format!("content part {i}: {e}"))))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Content::Parts),
-            other => Err(D::Error::custom(format!(
-                "`content` must be a string or an array of content parts, got {}",
-                json_type(&other)
-            ))),
+            other => Err(D::Error::custom(format!("`content` must be a string or an array of content parts, got {}", json_type(&other)))),
         }
     }
 }
@@ -231,11 +230,7 @@ impl<'de> Deserialize<'de> for ToolCall {
             // Some OpenAI-compatible servers send arguments as an object; keep it as JSON text.
             Some(other) => other.to_string(),
         };
-        Ok(ToolCall {
-            id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-            name: name.to_string(),
-            arguments,
-        })
+        Ok(ToolCall { id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(), name: name.to_string(), arguments })
     }
 }
 

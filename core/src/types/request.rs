@@ -10,8 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-use super::message::{json_type, Content, Message, Role};
 use super::error::{Error, Result};
+use super::message::{json_type, Content, Message, Role};
 
 /// A function the model may call. `parameters` is a JSON Schema object.
 #[derive(Debug, Clone, PartialEq)]

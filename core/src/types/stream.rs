@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::message::{Content, Message, Role, ToolCall};
 use super::error::PartialOutput;
+use super::message::{Content, Message, Role, ToolCall};
 use super::response::{ChatResponse, Choice, FinishReason};
 use super::usage::Usage;
 
@@ -15,9 +15,16 @@ use super::usage::Usage;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     /// The provider accepted the request; `model` is what it says is serving.
-    Start { id: String, model: String },
-    ContentDelta { text: String },
-    RefusalDelta { text: String },
+    Start {
+        id: String,
+        model: String,
+    },
+    ContentDelta {
+        text: String,
+    },
+    RefusalDelta {
+        text: String,
+    },
     ReasoningDelta {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,7 +41,9 @@ pub enum StreamEvent {
         #[serde(default)]
         arguments: String,
     },
-    Usage { usage: Usage },
+    Usage {
+        usage: Usage,
+    },
     Finish {
         reason: FinishReason,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,7 +51,9 @@ pub enum StreamEvent {
     },
     /// Restart mode only: discard everything received so far; the answer is streamed again
     /// from another deployment.
-    Reset { reason: String },
+    Reset {
+        reason: String,
+    },
 }
 
 impl StreamEvent {
@@ -137,11 +148,8 @@ impl StreamAccumulator {
     }
 
     pub fn into_response(self) -> ChatResponse {
-        let content = if self.text.is_empty() && (!self.tool_calls.is_empty() || !self.refusal.is_empty()) {
-            None
-        } else {
-            Some(Content::Text(self.text))
-        };
+        let content =
+            if self.text.is_empty() && (!self.tool_calls.is_empty() || !self.refusal.is_empty()) { None } else { Some(Content::Text(self.text)) };
         let mut message = Message::assistant("");
         message.role = Role::Assistant;
         message.content = content;

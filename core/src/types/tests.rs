@@ -73,10 +73,7 @@ fn multipart_text_and_images_by_url_and_data_url() {
     // The data: URL is understood (media type kept for Anthropic/Gemini) and rebuilt exactly.
     assert_eq!(
         parts[2],
-        ContentPart::Image {
-            source: ImageSource::Base64 { media_type: "image/png".into(), data: png.into() },
-            detail: Some("low".into())
-        }
+        ContentPart::Image { source: ImageSource::Base64 { media_type: "image/png".into(), data: png.into() }, detail: Some("low".into()) }
     );
     assert!(req.uses_vision());
     assert_eq!(req.messages[0].text(), "What is in these images?");
@@ -344,7 +341,10 @@ fn malformed_requests_are_typed_with_clear_messages() {
         (json!({"messages": [{"role": "user", "content": [{"type": "text"}]}]}), "text"),
         (json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"detail": "low"}}]}]}), "url"),
         (json!({"messages": [{"role": "tool", "content": "18C"}]}), "tool_call_id"),
-        (json!({"messages": [user, {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"arguments": "{}"}}]}]}), "function.name"),
+        (
+            json!({"messages": [user, {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"arguments": "{}"}}]}]}),
+            "function.name",
+        ),
         (json!({"messages": [user], "tools": [{"type": "function", "function": {"description": "nameless"}}]}), "function.name"),
         (json!({"messages": [user], "tools": [{"type": "function"}]}), "function"),
         (json!({"messages": [user], "tools": [{"type": "retrieval"}]}), "retrieval"),
@@ -384,22 +384,61 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
         prop::sample::select(vec![
-            "user", "assistant", "tool", "system", "developer", "text", "image_url", "function", "auto", "required",
-            "json_schema", "data:image/png;base64,AAAA", "data:", "", "\u{0}", "💥",
+            "user",
+            "assistant",
+            "tool",
+            "system",
+            "developer",
+            "text",
+            "image_url",
+            "function",
+            "auto",
+            "required",
+            "json_schema",
+            "data:image/png;base64,AAAA",
+            "data:",
+            "",
+            "\u{0}",
+            "💥",
         ])
         .prop_map(|s| Value::String(s.to_string())),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         let keys = prop::sample::select(vec![
-            "messages", "role", "content", "type", "text", "image_url", "url", "detail", "tools", "function", "name",
-            "parameters", "strict", "tool_choice", "tool_calls", "tool_call_id", "id", "arguments", "response_format",
-            "json_schema", "schema", "stop", "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed",
-            "metadata", "tags", "n",
+            "messages",
+            "role",
+            "content",
+            "type",
+            "text",
+            "image_url",
+            "url",
+            "detail",
+            "tools",
+            "function",
+            "name",
+            "parameters",
+            "strict",
+            "tool_choice",
+            "tool_calls",
+            "tool_call_id",
+            "id",
+            "arguments",
+            "response_format",
+            "json_schema",
+            "schema",
+            "stop",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "seed",
+            "metadata",
+            "tags",
+            "n",
         ]);
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(keys, inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            prop::collection::btree_map(keys, inner, 0..6).prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
         ]
     })
 }
@@ -445,6 +484,7 @@ fn usage_reasoning_outside_completion_is_normalised() {
     for x in [openai, xai, no_total] {
         assert_eq!(Usage::from_openai(&x.to_openai()), x);
     }
-    let big = u(json!({"prompt_tokens": u64::MAX, "completion_tokens": 1, "total_tokens": 1, "completion_tokens_details": {"reasoning_tokens": u64::MAX}}));
+    let big =
+        u(json!({"prompt_tokens": u64::MAX, "completion_tokens": 1, "total_tokens": 1, "completion_tokens_details": {"reasoning_tokens": u64::MAX}}));
     assert_eq!(big.output_tokens, u64::MAX);
 }

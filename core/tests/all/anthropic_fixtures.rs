@@ -191,9 +191,11 @@ fn truncated_recorded_stream_is_interrupted_with_partial_text() {
 #[test]
 fn every_recorded_messages_interaction_parses_as_the_oracle_says() {
     let p = provider();
-    let expected: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("anthropic/expected.json")).unwrap()).unwrap();
-    let cassettes = std::fs::read_dir(fixtures().join("anthropic")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml")).count();
+    let expected: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(fixtures().join("anthropic/expected.json")).unwrap()).unwrap();
+    let cassettes = std::fs::read_dir(fixtures().join("anthropic"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml"))
+        .count();
     assert_eq!(cassettes, 72);
     assert!(expected.len() >= 100, "{} cases", expected.len());
     let (mut streams, mut errors) = (0, 0);

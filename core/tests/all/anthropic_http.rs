@@ -10,13 +10,13 @@ use crate::common::support;
 
 use std::time::Duration;
 
+use crate::common::{http_endpoint, KEY};
 use futures::StreamExt;
 use loopback::{Canned, Loopback};
 use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, StreamAccumulator, StreamEvent, Tool, ToolChoice};
 use serde_json::json;
 use support::{cassette, fixtures};
-use crate::common::{http_endpoint, KEY};
 
 fn endpoint(url: &str) -> Endpoint {
     http_endpoint(ProviderConfig::new("anthropic", ProviderKind::Anthropic, url).with_api_key(KEY))
@@ -85,7 +85,8 @@ async fn stream_of_recorded_bytes_in_small_pieces() {
 #[tokio::test]
 async fn http_errors_are_classified_with_hints() {
     let overloaded = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
-    let spend = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "limit reached", "details": {"type": "spend_limit_exceeded"}}});
+    let spend =
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "limit reached", "details": {"type": "spend_limit_exceeded"}}});
     let rate = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down", "details": null}});
     let srv = Loopback::start(vec![
         Canned::json(529, &overloaded).header("retry-after", "3").header("request-id", "req_529"),
@@ -110,7 +111,8 @@ async fn in_band_overload_after_200_and_cut_connection() {
     let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"c\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n\
                  event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
                  event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n";
-    let overload = format!("{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n");
+    let overload =
+        format!("{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n");
     let srv = Loopback::start(vec![Canned::sse(overload.as_bytes(), 40), Canned::sse(start.as_bytes(), 40).cut()]).await;
     let ep = endpoint(&srv.url);
     for want in [ErrorKind::Overloaded, ErrorKind::StreamInterrupted] {

@@ -37,12 +37,15 @@ async fn scripted_answer_streamed_and_not() {
 #[tokio::test]
 async fn errors_and_stream_faults() {
     let h = Harness::new(ProviderKind::Anthropic).await;
-    h.script("c", r#"{"steps": [
+    h.script(
+        "c",
+        r#"{"steps": [
         {"status": 529, "retry_after": "4"},
         {"status": 429, "retry_after": "2"},
         {"text": "one two three four", "fault": {"inband_error": {"after_chunks": 1, "type": "overloaded_error", "message": "Overloaded"}}},
         {"text": "one two three four", "fault": {"cut_after": {"chunks": 2}}}
-    ]}"#);
+    ]}"#,
+    );
     let e = h.chat("c").await.unwrap_err();
     assert_eq!((e.kind, e.status, e.retry_after), (ErrorKind::Overloaded, Some(529), Some(Duration::from_secs(4))));
     let e = h.chat("c").await.unwrap_err();

@@ -6,12 +6,12 @@ use crate::common::loopback;
 
 use std::time::Duration;
 
+use crate::common::{http_endpoint, KEY};
 use futures::StreamExt;
 use loopback::{Canned, Loopback};
 use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, StreamAccumulator, StreamEvent};
 use serde_json::json;
-use crate::common::{http_endpoint, KEY};
 
 fn endpoint(url: &str, version: Option<&str>) -> Endpoint {
     let mut cfg = ProviderConfig::new("azure-eu", ProviderKind::Azure, url).with_api_key(KEY);

@@ -29,10 +29,13 @@ async fn deployment_routing_and_answers() {
 #[tokio::test]
 async fn content_filter_and_throttling() {
     let h = Harness::new(ProviderKind::Azure).await;
-    h.script("dep", r#"{"steps": [
+    h.script(
+        "dep",
+        r#"{"steps": [
         {"status": 400, "error_code": "content_filter", "error_message": "filtered"},
         {"status": 429, "retry_after_ms": 800}
-    ]}"#);
+    ]}"#,
+    );
     let e = h.chat("dep").await.unwrap_err();
     assert_eq!((e.kind, e.status), (ErrorKind::ContentFilter, Some(400)));
     let e = h.chat("dep").await.unwrap_err();

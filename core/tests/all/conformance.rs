@@ -308,7 +308,10 @@ fn render_json(kind: ProviderKind, c: &Case) -> Value {
                    "modelVersion": "gemini-x", "responseId": "resp_1"})
         }
         _ => {
-            let calls: Vec<Value> = c.calls.iter().enumerate()
+            let calls: Vec<Value> = c
+                .calls
+                .iter()
+                .enumerate()
                 .map(|(i, (n, a, _))| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": n, "arguments": a}}))
                 .collect();
             let mut msg = json!({"role": "assistant", "content": if c.text.is_empty() { Value::Null } else { json!(c.text) }});
@@ -341,8 +344,11 @@ fn render_sse(kind: ProviderKind, c: &Case) -> String {
                 let t = d["type"].as_str().unwrap().to_string();
                 sse(s, Some(&t), &d)
             };
-            ev(&mut s, json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x", "content": [],
-                "stop_reason": null, "usage": {"input_tokens": 60, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 10, "output_tokens": 1}}}));
+            ev(
+                &mut s,
+                json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x", "content": [],
+                "stop_reason": null, "usage": {"input_tokens": 60, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 10, "output_tokens": 1}}}),
+            );
             ev(&mut s, json!({"type": "ping"}));
             let mut idx = 0;
             if !c.text.is_empty() {
@@ -355,7 +361,10 @@ fn render_sse(kind: ProviderKind, c: &Case) -> String {
                 idx += 1;
             }
             for (i, (n, _, frags)) in c.calls.iter().enumerate() {
-                ev(&mut s, json!({"type": "content_block_start", "index": idx, "content_block": {"type": "tool_use", "id": format!("toolu_{i}"), "name": n, "input": {}}}));
+                ev(
+                    &mut s,
+                    json!({"type": "content_block_start", "index": idx, "content_block": {"type": "tool_use", "id": format!("toolu_{i}"), "name": n, "input": {}}}),
+                );
                 ev(&mut s, json!({"type": "content_block_delta", "index": idx, "delta": {"type": "input_json_delta", "partial_json": ""}}));
                 for f in frags {
                     ev(&mut s, json!({"type": "content_block_delta", "index": idx, "delta": {"type": "input_json_delta", "partial_json": f}}));
@@ -363,7 +372,10 @@ fn render_sse(kind: ProviderKind, c: &Case) -> String {
                 ev(&mut s, json!({"type": "content_block_stop", "index": idx}));
                 idx += 1;
             }
-            ev(&mut s, json!({"type": "message_delta", "delta": {"stop_reason": finish_native(kind, c), "stop_sequence": null}, "usage": {"output_tokens": 20}}));
+            ev(
+                &mut s,
+                json!({"type": "message_delta", "delta": {"stop_reason": finish_native(kind, c), "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+            );
             ev(&mut s, json!({"type": "message_stop"}));
         }
         ProviderKind::Gemini => {
@@ -396,8 +408,12 @@ fn render_sse(kind: ProviderKind, c: &Case) -> String {
                 json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x", "choices": [ch]})
             };
             if kind == ProviderKind::Azure {
-                sse(&mut s, None, &json!({"id": "", "object": "", "created": 0, "model": "", "choices": [],
-                    "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}));
+                sse(
+                    &mut s,
+                    None,
+                    &json!({"id": "", "object": "", "created": 0, "model": "", "choices": [],
+                    "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}),
+                );
             }
             sse(&mut s, None, &chunk(json!({"role": "assistant", "content": ""}), None));
             if !c.text.is_empty() {
@@ -406,15 +422,26 @@ fn render_sse(kind: ProviderKind, c: &Case) -> String {
                 sse(&mut s, None, &chunk(json!({"content": b}), None));
             }
             for (i, (n, _, frags)) in c.calls.iter().enumerate() {
-                sse(&mut s, None, &chunk(json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function", "function": {"name": n, "arguments": ""}}]}), None));
+                sse(
+                    &mut s,
+                    None,
+                    &chunk(
+                        json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function", "function": {"name": n, "arguments": ""}}]}),
+                        None,
+                    ),
+                );
                 for f in frags {
                     sse(&mut s, None, &chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": f}}]}), None));
                 }
             }
             sse(&mut s, None, &chunk(json!({}), Some(finish_native(kind, c))));
-            sse(&mut s, None, &json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x", "choices": [],
+            sse(
+                &mut s,
+                None,
+                &json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x", "choices": [],
                 "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
-                          "prompt_tokens_details": {"cached_tokens": 30}, "completion_tokens_details": {"reasoning_tokens": 5}}}));
+                          "prompt_tokens_details": {"cached_tokens": 30}, "completion_tokens_details": {"reasoning_tokens": 5}}}),
+            );
             s.push_str("data: [DONE]\n\n");
         }
     }

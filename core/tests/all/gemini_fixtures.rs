@@ -49,8 +49,7 @@ fn without_ids(mut v: Value) -> Value {
 fn every_recorded_generate_interaction_parses_as_the_oracle_says() {
     let p = provider();
     let mut rng = StdRng::seed_from_u64(11);
-    let expected: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("google/expected.json")).unwrap()).unwrap();
+    let expected: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(fixtures().join("google/expected.json")).unwrap()).unwrap();
     let (mut streams, mut errors, mut with_calls) = (0, 0, 0);
     for case in &expected {
         let file = case["file"].as_str().unwrap();

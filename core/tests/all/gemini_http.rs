@@ -7,13 +7,13 @@ use crate::common::support;
 
 use std::time::Duration;
 
+use crate::common::{http_endpoint, KEY};
 use futures::StreamExt;
 use loopback::{Canned, Loopback};
 use polyroute::provider::{Endpoint, ProviderConfig, ProviderKind};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, ResponseFormat, StreamAccumulator};
 use serde_json::json;
 use support::cassette;
-use crate::common::{http_endpoint, KEY};
 
 fn endpoint(url: &str) -> Endpoint {
     http_endpoint(ProviderConfig::new("gemini", ProviderKind::Gemini, url).with_api_key(KEY))

@@ -14,8 +14,11 @@ use serde_json::json;
 #[tokio::test]
 async fn scripted_answer_streamed_and_not() {
     let h = Harness::new(ProviderKind::Gemini).await;
-    h.script("gemini-x", r#"{"then": {"text": "Checking now.", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
-        "usage": {"input_tokens": 100, "output_tokens": 20, "cache_read_tokens": 30, "reasoning_tokens": 5}, "finish_reason": "tool_calls"}}"#);
+    h.script(
+        "gemini-x",
+        r#"{"then": {"text": "Checking now.", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+        "usage": {"input_tokens": 100, "output_tokens": 20, "cache_read_tokens": 30, "reasoning_tokens": 5}, "finish_reason": "tool_calls"}}"#,
+    );
     let whole = h.chat("gemini-x").await.unwrap();
     let (events, err) = h.stream("gemini-x").await;
     assert!(err.is_none(), "{err:?}");
@@ -34,11 +37,14 @@ async fn scripted_answer_streamed_and_not() {
 #[tokio::test]
 async fn retry_info_and_missing_finish() {
     let h = Harness::new(ProviderKind::Gemini).await;
-    h.script("g", r#"{"steps": [
+    h.script(
+        "g",
+        r#"{"steps": [
         {"status": 429, "retry_after_ms": 1500},
         {"status": 503},
         {"text": "one two three", "fault": "no_finish"}
-    ]}"#);
+    ]}"#,
+    );
     let e = h.chat("g").await.unwrap_err();
     assert_eq!((e.kind, e.retry_after), (ErrorKind::RateLimited, Some(Duration::from_millis(1500))));
     assert_eq!(h.chat("g").await.unwrap_err().kind, ErrorKind::Overloaded);

@@ -8,19 +8,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::KEY;
 use futures::StreamExt;
 use polyroute::provider::mock::{MockScript, MockTransport};
 use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
 use polyroute::{ChatRequest, ErrorKind, FinishReason, Message, StreamAccumulator, ToolCall, Usage};
 use polyroute_mock_server::{start, ServerOptions};
-use crate::common::KEY;
 
 const KINDS: [ProviderKind; 4] = [ProviderKind::Openai, ProviderKind::Azure, ProviderKind::Anthropic, ProviderKind::Gemini];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
-    Ok { text: String, tool_calls: Vec<(String, String)>, finish: Option<FinishReason>, usage: Option<Usage> },
-    Err { kind: ErrorKind, status: Option<u16>, retry_after: Option<Duration>, partial: Option<String> },
+    Ok {
+        text: String,
+        tool_calls: Vec<(String, String)>,
+        finish: Option<FinishReason>,
+        usage: Option<Usage>,
+    },
+    Err {
+        kind: ErrorKind,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        partial: Option<String>,
+    },
     /// Nothing within the deadline.
     Hang,
 }
@@ -92,8 +102,7 @@ async fn both_ways_within(script_json: &str, stream: bool, deadline: Duration) -
         let base = if kind == ProviderKind::Openai { server.base_url() } else { server.url() };
         let over_http = run(&endpoint(kind, &base, http.clone()), &model, stream, deadline).await;
         let in_process =
-            run(&endpoint(kind, "http://in-process.invalid", Arc::new(MockTransport::new(script.clone()))), &model, stream, deadline)
-                .await;
+            run(&endpoint(kind, "http://in-process.invalid", Arc::new(MockTransport::new(script.clone()))), &model, stream, deadline).await;
         assert_eq!(over_http, in_process, "{kind:?} stream={stream} script={script_json}");
         out.push((kind, over_http));
     }
@@ -153,9 +162,10 @@ async fn tool_calls() {
 #[tokio::test]
 async fn rate_limited_with_retry_after() {
     let outs = both_ways(r#"{"then":{"status":429,"retry_after":"2"}}"#, false).await;
-    expect_all(&outs, |o| {
-        matches!(o, Outcome::Err { kind: ErrorKind::RateLimited, status: Some(429), retry_after: Some(d), .. } if *d == Duration::from_secs(2))
-    });
+    expect_all(
+        &outs,
+        |o| matches!(o, Outcome::Err { kind: ErrorKind::RateLimited, status: Some(429), retry_after: Some(d), .. } if *d == Duration::from_secs(2)),
+    );
 }
 
 #[tokio::test]
@@ -181,9 +191,7 @@ async fn quota_exhausted_openai_shapes() {
 #[tokio::test]
 async fn cut_mid_stream_is_interrupted_with_the_partial_text() {
     let outs = both_ways(r#"{"then":{"fault":{"cut_after":{"chunks":2}}}}"#, true).await;
-    expect_all(&outs, |o| {
-        matches!(o, Outcome::Err { kind: ErrorKind::StreamInterrupted, partial: Some(p), .. } if p == "echo: hello")
-    });
+    expect_all(&outs, |o| matches!(o, Outcome::Err { kind: ErrorKind::StreamInterrupted, partial: Some(p), .. } if p == "echo: hello"));
 }
 
 #[tokio::test]
@@ -201,7 +209,10 @@ async fn malformed_chunk_is_malformed_response() {
 #[tokio::test]
 async fn inband_error_is_a_transient_error_with_partial_text() {
     let outs = both_ways(r#"{"then":{"fault":{"inband_error":{"after_chunks":1}}}}"#, true).await;
-    expect_all(&outs, |o| matches!(o, Outcome::Err { kind, partial: Some(p), .. } if polyroute::resilience::decide::meaning(*kind).retry_by_default && p == "echo:"));
+    expect_all(
+        &outs,
+        |o| matches!(o, Outcome::Err { kind, partial: Some(p), .. } if polyroute::resilience::decide::meaning(*kind).retry_by_default && p == "echo:"),
+    );
 }
 
 /// Finish reason and usage arrive, the terminator never does, the connection stays open.

@@ -289,8 +289,7 @@ fn recorded_openai_streams_decode_to_hand_checked_values() {
         assert_eq!(r.model, "gpt-4o-2024-08-06", "{}", x.file);
         assert_eq!(m.content.as_ref().map(|c| c.text()).as_deref(), x.text, "{}", x.file);
         assert_eq!(m.refusal.as_deref(), x.refusal, "{}", x.file);
-        let calls: Vec<(&str, &str, &str)> =
-            m.tool_calls.iter().map(|t| (t.id.as_str(), t.name.as_str(), t.arguments.as_str())).collect();
+        let calls: Vec<(&str, &str, &str)> = m.tool_calls.iter().map(|t| (t.id.as_str(), t.name.as_str(), t.arguments.as_str())).collect();
         assert_eq!(calls, x.tool_calls, "{}", x.file);
         assert_eq!(r.finish_reason().map(|f| f.as_str()), Some(x.finish), "{}", x.file);
         assert_eq!(r.choices[0].native_finish_reason.as_deref(), Some(x.finish), "{}", x.file);
@@ -439,8 +438,7 @@ fn compare(r: &ChatResponse, x: &Value) -> Vec<String> {
     check("text", json!(m.content.as_ref().map(|c| c.text())), &x["text"]);
     check("refusal", json!(m.refusal), &x["refusal"]);
     check("reasoning", json!(m.reasoning_content), &x["reasoning"]);
-    let calls: Vec<Value> =
-        m.tool_calls.iter().map(|t| json!({"id": t.id, "name": t.name, "arguments": t.arguments})).collect();
+    let calls: Vec<Value> = m.tool_calls.iter().map(|t| json!({"id": t.id, "name": t.name, "arguments": t.arguments})).collect();
     check("tool_calls", json!(calls), &x["tool_calls"]);
     check("finish", json!(r.choices[0].finish_reason.map(|f| f.as_str())), &x["finish"]);
     check("native_finish", json!(r.choices[0].native_finish_reason), &x["native_finish"]);
@@ -507,9 +505,7 @@ fn same_json(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
-        }
+        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w))),
         _ => a == b,
     }
 }
@@ -537,8 +533,20 @@ const NOT_ROUTABLE: &[(&str, &str)] = &[
 fn normalise_request(v: &Value) -> Value {
     let mut v = v.clone();
     let o = v.as_object_mut().unwrap();
-    for k in ["tools", "tool_choice", "parallel_tool_calls", "response_format", "temperature", "top_p", "max_tokens",
-              "max_completion_tokens", "stop", "seed", "stream", "model"] {
+    for k in [
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "stream",
+        "model",
+    ] {
         if o.get(k) == Some(&Value::Null) {
             o.remove(k);
         }
@@ -663,8 +671,12 @@ fn in_band_stream_errors_keep_the_status_they_stand_for() {
 #[test]
 fn malformed_stream_chunks_are_typed() {
     let p = provider(ProviderKind::Openai);
-    for bad in ["data: {not json\n\n", "data: [1,2]\n\n", "data: {\"choices\": 5}\n\n",
-                "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":\"x\"}}]}\n\n"] {
+    for bad in [
+        "data: {not json\n\n",
+        "data: [1,2]\n\n",
+        "data: {\"choices\": 5}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":\"x\"}}]}\n\n",
+    ] {
         let d = decode(&p, bad.as_bytes(), &[]);
         assert_eq!(d.error.as_ref().map(|e| e.kind), Some(ErrorKind::MalformedResponse), "{bad}");
     }
@@ -683,31 +695,66 @@ fn openapi_cases() -> Vec<(&'static str, ProviderKind, bool, Value)> {
     vec![
         ("plain", ProviderKind::Openai, false, json!({"messages": [user]})),
         ("plain-stream", ProviderKind::Openai, true, json!({"messages": [user]})),
-        ("system-and-developer", ProviderKind::Openai, false, json!({"messages": [
-            {"role": "system", "content": "Be brief."}, {"role": "developer", "content": "Use metric units."}, user]})),
-        ("tools-named-choice", ProviderKind::Openai, false, json!({"messages": [user], "tools": [weather, {"type": "function", "function": {"name": "no_params"}}],
-            "tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": false})),
+        (
+            "system-and-developer",
+            ProviderKind::Openai,
+            false,
+            json!({"messages": [
+            {"role": "system", "content": "Be brief."}, {"role": "developer", "content": "Use metric units."}, user]}),
+        ),
+        (
+            "tools-named-choice",
+            ProviderKind::Openai,
+            false,
+            json!({"messages": [user], "tools": [weather, {"type": "function", "function": {"name": "no_params"}}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": false}),
+        ),
         ("tools-auto-stream", ProviderKind::Openai, true, json!({"messages": [user], "tools": [weather], "tool_choice": "auto"})),
         ("tools-none", ProviderKind::Openai, false, json!({"messages": [user], "tools": [weather], "tool_choice": "none"})),
         ("tools-required", ProviderKind::Openai, false, json!({"messages": [user], "tools": [weather], "tool_choice": "required"})),
-        ("tool-results", ProviderKind::Openai, false, json!({"messages": [user,
+        (
+            "tool-results",
+            ProviderKind::Openai,
+            false,
+            json!({"messages": [user,
             {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}],
              "reasoning_content": "stripped before sending"},
             {"role": "tool", "tool_call_id": "call_1", "content": "18C and sunny"},
-            {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "(array form)"}]}], "tools": [weather]})),
-        ("images", ProviderKind::Openai, false, json!({"messages": [{"role": "user", "content": [
+            {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "(array form)"}]}], "tools": [weather]}),
+        ),
+        (
+            "images",
+            ProviderKind::Openai,
+            false,
+            json!({"messages": [{"role": "user", "content": [
             {"type": "text", "text": "Compare these"},
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
-            {"type": "image_url", "image_url": {"url": png, "detail": "low"}}]}]})),
-        ("json-schema-strict", ProviderKind::Openai, false, json!({"messages": [user], "response_format": {"type": "json_schema", "json_schema": {
+            {"type": "image_url", "image_url": {"url": png, "detail": "low"}}]}]}),
+        ),
+        (
+            "json-schema-strict",
+            ProviderKind::Openai,
+            false,
+            json!({"messages": [user], "response_format": {"type": "json_schema", "json_schema": {
             "name": "weather", "description": "A weather report", "strict": true,
-            "schema": {"type": "object", "properties": {"temp": {"type": "number"}}, "required": ["temp"], "additionalProperties": false}}}})),
+            "schema": {"type": "object", "properties": {"temp": {"type": "number"}}, "required": ["temp"], "additionalProperties": false}}}}),
+        ),
         ("json-object", ProviderKind::Openai, false, json!({"messages": [user], "response_format": {"type": "json_object"}})),
         ("text-format", ProviderKind::Openai, true, json!({"messages": [user], "response_format": {"type": "text"}})),
-        ("sampling-stop-string", ProviderKind::Openai, false, json!({"messages": [user], "temperature": 0.2, "top_p": 0.9, "stop": "END", "seed": 7, "max_tokens": 64})),
+        (
+            "sampling-stop-string",
+            ProviderKind::Openai,
+            false,
+            json!({"messages": [user], "temperature": 0.2, "top_p": 0.9, "stop": "END", "seed": 7, "max_tokens": 64}),
+        ),
         ("stop-array-stream", ProviderKind::Openai, true, json!({"messages": [user], "stop": ["END", "\n\n"], "max_completion_tokens": 128})),
-        ("extra-fields", ProviderKind::Openai, false, json!({"messages": [user], "n": 2, "logprobs": true, "top_logprobs": 2, "user": "u-1",
-            "presence_penalty": 0.5, "frequency_penalty": 0.1, "metadata": {"tenant": "acme", "route": "chat"}})),
+        (
+            "extra-fields",
+            ProviderKind::Openai,
+            false,
+            json!({"messages": [user], "n": 2, "logprobs": true, "top_logprobs": 2, "user": "u-1",
+            "presence_penalty": 0.5, "frequency_penalty": 0.1, "metadata": {"tenant": "acme", "route": "chat"}}),
+        ),
         ("compat-plain", ProviderKind::OpenaiCompatible, false, json!({"messages": [user], "max_completion_tokens": 32})),
         ("compat-tools-stream", ProviderKind::OpenaiCompatible, true, json!({"messages": [user], "tools": [weather], "tool_choice": "auto"})),
     ]
@@ -745,7 +792,8 @@ fn adapter_bodies_for_openapi_check() {
         let stream = rec.request["stream"] == true;
         let wire = provider(rec.kind).build_request(rec.request["model"].as_str().unwrap(), &req, stream).unwrap();
         let stem = x["file"].as_str().unwrap().trim_start_matches("openai/").trim_end_matches(".yaml");
-        let name: String = format!("recorded-{stem}-{}", x["index"]).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let name: String =
+            format!("recorded-{stem}-{}", x["index"]).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
         bodies.push((name, serde_json::from_slice(&wire.body).unwrap()));
     }
     assert!(bodies.len() >= 50, "{}", bodies.len());

@@ -102,38 +102,128 @@ struct Case {
 }
 
 const ERRORS: &[Case] = &[
-    Case { name: "rate-limited", script: r#"{"then": {"status": 429, "error_code": "rate_limit_exceeded", "retry_after": "2"}}"#,
-           kind: ErrorKind::RateLimited, status: 429, code: Some("rate_limit_exceeded"), retry_after: Some(Duration::from_secs(2)) },
+    Case {
+        name: "rate-limited",
+        script: r#"{"then": {"status": 429, "error_code": "rate_limit_exceeded", "retry_after": "2"}}"#,
+        kind: ErrorKind::RateLimited,
+        status: 429,
+        code: Some("rate_limit_exceeded"),
+        retry_after: Some(Duration::from_secs(2)),
+    },
     // OpenAI's own `retry-after-ms` wins over `Retry-After`.
-    Case { name: "rate-limited-ms", script: r#"{"then": {"status": 429, "error_code": "rate_limit_exceeded", "retry_after": "9", "retry_after_ms": 1500}}"#,
-           kind: ErrorKind::RateLimited, status: 429, code: Some("rate_limit_exceeded"), retry_after: Some(Duration::from_millis(1500)) },
+    Case {
+        name: "rate-limited-ms",
+        script: r#"{"then": {"status": 429, "error_code": "rate_limit_exceeded", "retry_after": "9", "retry_after_ms": 1500}}"#,
+        kind: ErrorKind::RateLimited,
+        status: 429,
+        code: Some("rate_limit_exceeded"),
+        retry_after: Some(Duration::from_millis(1500)),
+    },
     // Same status, different meaning: only the code tells them apart.
-    Case { name: "quota", script: r#"{"then": {"status": 429, "error_code": "insufficient_quota"}}"#,
-           kind: ErrorKind::QuotaExhausted, status: 429, code: Some("insufficient_quota"), retry_after: None },
-    Case { name: "overloaded", script: r#"{"then": {"status": 503}}"#,
-           kind: ErrorKind::Overloaded, status: 503, code: Some("mock_error"), retry_after: None },
-    Case { name: "overloaded-code", script: r#"{"then": {"status": 500, "error_code": "server_overloaded"}}"#,
-           kind: ErrorKind::Overloaded, status: 500, code: Some("server_overloaded"), retry_after: None },
-    Case { name: "server-error", script: r#"{"then": {"status": 500}}"#,
-           kind: ErrorKind::ServerError, status: 500, code: Some("server_error"), retry_after: None },
-    Case { name: "bad-gateway", script: r#"{"then": {"status": 502}}"#,
-           kind: ErrorKind::ServerError, status: 502, code: Some("mock_error"), retry_after: None },
-    Case { name: "auth", script: r#"{"then": {"status": 401}}"#,
-           kind: ErrorKind::Auth, status: 401, code: Some("invalid_api_key"), retry_after: None },
-    Case { name: "permission", script: r#"{"then": {"status": 403, "error_code": "unsupported_country_region_territory"}}"#,
-           kind: ErrorKind::PermissionDenied, status: 403, code: Some("unsupported_country_region_territory"), retry_after: None },
-    Case { name: "permission-bare", script: r#"{"then": {"status": 403}}"#,
-           kind: ErrorKind::PermissionDenied, status: 403, code: Some("invalid_request_error"), retry_after: None },
-    Case { name: "content-filter", script: r#"{"then": {"status": 400, "error_code": "content_policy_violation", "error_message": "Your request was rejected as a result of our safety system."}}"#,
-           kind: ErrorKind::ContentFilter, status: 400, code: Some("content_policy_violation"), retry_after: None },
-    Case { name: "context-length", script: r#"{"then": {"status": 400, "error_code": "context_length_exceeded", "error_message": "This model's maximum context length is 128000 tokens."}}"#,
-           kind: ErrorKind::ContextLengthExceeded, status: 400, code: Some("context_length_exceeded"), retry_after: None },
-    Case { name: "invalid-request", script: r#"{"then": {"status": 400}}"#,
-           kind: ErrorKind::InvalidRequest, status: 400, code: Some("invalid_request_error"), retry_after: None },
-    Case { name: "unprocessable", script: r#"{"then": {"status": 422}}"#,
-           kind: ErrorKind::InvalidRequest, status: 422, code: Some("invalid_request_error"), retry_after: None },
-    Case { name: "not-found", script: r#"{"then": {"status": 404}}"#,
-           kind: ErrorKind::NotFound, status: 404, code: Some("model_not_found"), retry_after: None },
+    Case {
+        name: "quota",
+        script: r#"{"then": {"status": 429, "error_code": "insufficient_quota"}}"#,
+        kind: ErrorKind::QuotaExhausted,
+        status: 429,
+        code: Some("insufficient_quota"),
+        retry_after: None,
+    },
+    Case {
+        name: "overloaded",
+        script: r#"{"then": {"status": 503}}"#,
+        kind: ErrorKind::Overloaded,
+        status: 503,
+        code: Some("mock_error"),
+        retry_after: None,
+    },
+    Case {
+        name: "overloaded-code",
+        script: r#"{"then": {"status": 500, "error_code": "server_overloaded"}}"#,
+        kind: ErrorKind::Overloaded,
+        status: 500,
+        code: Some("server_overloaded"),
+        retry_after: None,
+    },
+    Case {
+        name: "server-error",
+        script: r#"{"then": {"status": 500}}"#,
+        kind: ErrorKind::ServerError,
+        status: 500,
+        code: Some("server_error"),
+        retry_after: None,
+    },
+    Case {
+        name: "bad-gateway",
+        script: r#"{"then": {"status": 502}}"#,
+        kind: ErrorKind::ServerError,
+        status: 502,
+        code: Some("mock_error"),
+        retry_after: None,
+    },
+    Case {
+        name: "auth",
+        script: r#"{"then": {"status": 401}}"#,
+        kind: ErrorKind::Auth,
+        status: 401,
+        code: Some("invalid_api_key"),
+        retry_after: None,
+    },
+    Case {
+        name: "permission",
+        script: r#"{"then": {"status": 403, "error_code": "unsupported_country_region_territory"}}"#,
+        kind: ErrorKind::PermissionDenied,
+        status: 403,
+        code: Some("unsupported_country_region_territory"),
+        retry_after: None,
+    },
+    Case {
+        name: "permission-bare",
+        script: r#"{"then": {"status": 403}}"#,
+        kind: ErrorKind::PermissionDenied,
+        status: 403,
+        code: Some("invalid_request_error"),
+        retry_after: None,
+    },
+    Case {
+        name: "content-filter",
+        script: r#"{"then": {"status": 400, "error_code": "content_policy_violation", "error_message": "Your request was rejected as a result of our safety system."}}"#,
+        kind: ErrorKind::ContentFilter,
+        status: 400,
+        code: Some("content_policy_violation"),
+        retry_after: None,
+    },
+    Case {
+        name: "context-length",
+        script: r#"{"then": {"status": 400, "error_code": "context_length_exceeded", "error_message": "This model's maximum context length is 128000 tokens."}}"#,
+        kind: ErrorKind::ContextLengthExceeded,
+        status: 400,
+        code: Some("context_length_exceeded"),
+        retry_after: None,
+    },
+    Case {
+        name: "invalid-request",
+        script: r#"{"then": {"status": 400}}"#,
+        kind: ErrorKind::InvalidRequest,
+        status: 400,
+        code: Some("invalid_request_error"),
+        retry_after: None,
+    },
+    Case {
+        name: "unprocessable",
+        script: r#"{"then": {"status": 422}}"#,
+        kind: ErrorKind::InvalidRequest,
+        status: 422,
+        code: Some("invalid_request_error"),
+        retry_after: None,
+    },
+    Case {
+        name: "not-found",
+        script: r#"{"then": {"status": 404}}"#,
+        kind: ErrorKind::NotFound,
+        status: 404,
+        code: Some("model_not_found"),
+        retry_after: None,
+    },
 ];
 
 fn check_error(e: &Error, c: &Case, provider: &str, how: &str) {
@@ -320,7 +410,11 @@ async fn malformed_bodies_and_chunks_are_malformed_response() {
 async fn in_band_stream_errors_classify_by_code() {
     let server = server().await;
     script(&server, "inband-overload", r#"{"then": {"text": "a b c", "fault": {"inband_error": {"after_chunks": 1, "code": "server_overloaded"}}}}"#);
-    script(&server, "inband-ratelimit", r#"{"then": {"text": "a b c", "fault": {"inband_error": {"after_chunks": 0, "code": "rate_limit_exceeded"}}}}"#);
+    script(
+        &server,
+        "inband-ratelimit",
+        r#"{"then": {"text": "a b c", "fault": {"inband_error": {"after_chunks": 0, "code": "rate_limit_exceeded"}}}}"#,
+    );
     script(&server, "inband-plain", r#"{"then": {"text": "a b c", "fault": {"inband_error": {"after_chunks": 2}}}}"#);
     for kind in KINDS {
         let ep = endpoint(kind, &server.base_url());
@@ -406,10 +500,7 @@ async fn tool_calls_stream_and_parse_for_both_adapters() {
                 .iter()
                 .map(|t| (t.id.as_str(), t.name.as_str(), serde_json::from_str(&t.arguments).expect("arguments are JSON")))
                 .collect();
-            assert_eq!(
-                calls,
-                vec![("call_1", "get_weather", json!({"city": "Paris", "unit": "c"})), ("call_2", "get_time", json!({"tz": "CET"}))]
-            );
+            assert_eq!(calls, vec![("call_1", "get_weather", json!({"city": "Paris", "unit": "c"})), ("call_2", "get_time", json!({"tz": "CET"}))]);
             assert_eq!(resp.finish_reason(), Some(FinishReason::ToolCalls));
             assert_eq!(resp.choices[0].message.content, None);
         }
@@ -447,7 +538,10 @@ async fn bare_compat_server(done: bool) -> (String, tokio::task::JoinHandle<()>)
                 let stream = body.get("stream") == Some(&Value::Bool(true));
                 let reply = if stream {
                     let chunk = |delta: Value, finish: Value| {
-                        format!("data: {}\n\n", json!({"object": "chat.completion.chunk", "model": "llama3", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+                        format!(
+                            "data: {}\n\n",
+                            json!({"object": "chat.completion.chunk", "model": "llama3", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                        )
                     };
                     let mut sse = chunk(json!({"role": "assistant", "content": "Hel"}), Value::Null);
                     sse.push_str(&chunk(json!({"content": "lo!"}), Value::Null));
@@ -517,11 +611,9 @@ async fn broken_non_streamed_replies_are_transient_failures() {
     script(&server, "garbage-head", r#"{"then": {"fault": "garbage_headers"}}"#);
     for kind in KINDS {
         let ep = endpoint(kind, &server.base_url());
-        for (model, streamed) in [
-            ("half-body", ErrorKind::StreamInterrupted),
-            ("reset-body", ErrorKind::StreamInterrupted),
-            ("garbage-head", ErrorKind::Connection),
-        ] {
+        for (model, streamed) in
+            [("half-body", ErrorKind::StreamInterrupted), ("reset-body", ErrorKind::StreamInterrupted), ("garbage-head", ErrorKind::Connection)]
+        {
             let e = chat(&ep, model).await.expect_err(model);
             assert_eq!(e.kind, ErrorKind::Connection, "{model}: {e}");
             let m = polyroute::resilience::decide::meaning(e.kind);

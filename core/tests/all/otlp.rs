@@ -60,7 +60,12 @@ fn http_get(url: &str, path: &str) -> String {
 fn http_post(url: &str, path: &str, body: &str) -> String {
     let hp = url.strip_prefix("http://").unwrap();
     let mut s = std::net::TcpStream::connect(hp).unwrap();
-    write!(s, "POST {path} HTTP/1.1\r\nHost: {hp}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {hp}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

@@ -384,7 +384,10 @@ async fn azure_first_chunk_without_choices_does_not_blank_id_and_model() {
         let starts = run.events.iter().filter(|e| matches!(e, StreamEvent::Start { .. })).count();
         assert_eq!(starts, 1, "{kind:?}");
         let f = run.fold();
-        assert_eq!((f.id.as_str(), f.model.as_str(), f.content().as_str()), ("chatcmpl-CYPS1lijGoK8gd9lYzY3r9Sx50nbt", "gpt-5-nano-2025-08-07", "Capital of Denmark."));
+        assert_eq!(
+            (f.id.as_str(), f.model.as_str(), f.content().as_str()),
+            ("chatcmpl-CYPS1lijGoK8gd9lYzY3r9Sx50nbt", "gpt-5-nano-2025-08-07", "Capital of Denmark.")
+        );
     }
 }
 
@@ -506,7 +509,8 @@ async fn gemini_partial_args_are_assembled() {
     );
 
     // Vertex: nested objects, strings continued across parts (`"...aside" + "."`).
-    let run = stream_everywhere(ProviderKind::Gemini, &fixture("google-vertex-stream-tool-call-arguments-nested.1.chunks.txt"), Wire::Gemini, 8).await;
+    let run =
+        stream_everywhere(ProviderKind::Gemini, &fixture("google-vertex-stream-tool-call-arguments-nested.1.chunks.txt"), Wire::Gemini, 8).await;
     assert_eq!(run.error, None);
     let f = run.fold();
     assert_eq!(f.tool_calls().len(), 1);

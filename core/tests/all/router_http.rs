@@ -468,7 +468,11 @@ async fn provider_rate_limit_headers_steer_traffic_before_any_429() {
     // (within the deadline) instead of collecting a 429.
     let srv = server().await;
     let reset = httpdate_rfc3339(std::time::SystemTime::now() + Duration::from_millis(1500));
-    srv.set_script("solo", script(json!({"then": {"headers": {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset}}}))).unwrap();
+    srv.set_script(
+        "solo",
+        script(json!({"then": {"headers": {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset}}})),
+    )
+    .unwrap();
     let y = format!(
         "providers:\n  an: {{kind: anthropic, base_url: \"{}\", api_key: \"{KEY}\"}}\ndeployments:\n  s: {{provider: an, model: solo}}\nroutes:\n  - {{name: main, deployments: [s], timeouts: {{total: 10s}}, retry: {{max_retry_after: 5s}}}}\n",
         srv.url()

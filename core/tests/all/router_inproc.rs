@@ -164,7 +164,11 @@ async fn never_answering_provider_is_abandoned_at_the_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn total_deadline_bounds_everything() {
-    let y = two(r#"{then: {fault: hang}}"#, r#"{then: {fault: hang}}"#, "    timeouts: {first_token: 3s, total: 4s}\n    retry: {max_retry_after: 1s, base_delay: 100ms}");
+    let y = two(
+        r#"{then: {fault: hang}}"#,
+        r#"{then: {fault: hang}}"#,
+        "    timeouts: {first_token: 3s, total: 4s}\n    retry: {max_retry_after: 1s, base_delay: 100ms}",
+    );
     let t0 = Instant::now();
     let e = router(&y).chat(req("x")).await.unwrap_err();
     assert!(t0.elapsed() <= Duration::from_millis(4010), "{:?}", t0.elapsed());
@@ -264,7 +268,11 @@ async fn stream_cut_after_content_is_a_typed_error_with_partial_text() {
 
 #[tokio::test(start_paused = true)]
 async fn restart_mode_resets_and_streams_again_from_the_next_deployment() {
-    let y = two(r#"{then: {text: "alpha beta gamma", fault: {cut_after: {chunks: 1}}}}"#, r#"{then: {text: "full answer"}}"#, "    stream_recovery: restart");
+    let y = two(
+        r#"{then: {text: "alpha beta gamma", fault: {cut_after: {chunks: 1}}}}"#,
+        r#"{then: {text: "full answer"}}"#,
+        "    stream_recovery: restart",
+    );
     let mut s = router(&y).stream(req("x")).await.unwrap();
     let mut text = String::new();
     let mut resets = 0;

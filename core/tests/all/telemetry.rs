@@ -29,8 +29,7 @@ fn req() -> ChatRequest {
 }
 
 fn promtool() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("promtool")).find(|p| p.is_file()));
+    let found = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("promtool")).find(|p| p.is_file()));
     if found.is_none() && std::env::var("POLYROUTE_REQUIRE_PROMTOOL").as_deref() == Ok("1") {
         panic!("promtool is required (POLYROUTE_REQUIRE_PROMTOOL=1) but not on PATH");
     }
@@ -51,12 +50,7 @@ async fn events_arrive_in_order_and_metrics_add_up() {
         assert!(Instant::now() < deadline, "RequestFinished never delivered");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let kinds: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_string())
-        .collect();
+    let kinds: Vec<String> = seen.lock().unwrap().iter().map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(
         kinds,
         [

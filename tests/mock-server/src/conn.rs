@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use polyroute::provider::mock::{
-    render, render_bad_request, route, BodyFraming, MockRequest, MockStep, PlanEnding, PlanHead, ResponsePlan,
-};
+use polyroute::provider::mock::{render, render_bad_request, route, BodyFraming, MockRequest, MockStep, PlanEnding, PlanHead, ResponsePlan};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -116,19 +114,14 @@ impl Conn {
                 let mut r = httparse::Request::new(&mut hs);
                 match r.parse(&self.buf) {
                     Ok(httparse::Status::Complete(n)) => {
-                        let headers: Vec<(String, String)> = r
-                            .headers
-                            .iter()
-                            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
-                            .collect();
+                        let headers: Vec<(String, String)> =
+                            r.headers.iter().map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned())).collect();
                         let version = r.version.unwrap_or(1);
                         let method = r.method.unwrap_or("GET").to_string();
                         let target = r.path.unwrap_or("/").to_string();
                         break (method, target, (version, headers), n);
                     }
-                    Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD_BYTES => {
-                        return Ok(Read::Bad(431, "request head too large"))
-                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD_BYTES => return Ok(Read::Bad(431, "request head too large")),
                     Ok(httparse::Status::Partial) => {}
                     Err(httparse::Error::TooManyHeaders) => return Ok(Read::Bad(431, "too many headers")),
                     Err(_) => return Ok(Read::Bad(400, "malformed request head")),
@@ -481,11 +474,12 @@ fn redacted_headers(headers: &[(String, String)]) -> BTreeMap<String, String> {
         if CREDENTIAL_HEADERS.contains(&k.as_str()) {
             continue;
         }
-        out.entry(k.clone()).and_modify(|e| {
-            e.push_str(", ");
-            e.push_str(v);
-        })
-        .or_insert_with(|| v.clone());
+        out.entry(k.clone())
+            .and_modify(|e| {
+                e.push_str(", ");
+                e.push_str(v);
+            })
+            .or_insert_with(|| v.clone());
     }
     out
 }

@@ -129,8 +129,7 @@ async fn no_finish_has_done_but_no_finish_reason() {
 
 #[tokio::test]
 async fn inband_error_openai_and_anthropic() {
-    let (bytes, _end, _srv) =
-        fault_run(r#"{"inband_error":{"after_chunks":1,"code":"server_error","message":"boom"}}"#, true).await;
+    let (bytes, _end, _srv) = fault_run(r#"{"inband_error":{"after_chunks":1,"code":"server_error","message":"boom"}}"#, true).await;
     let r = parse_response(&bytes);
     assert_eq!(r.status, 200);
     let last: Value = serde_json::from_str(&r.sse().last().unwrap().data).unwrap();

@@ -107,12 +107,8 @@ async fn gemini_generate_and_stream() {
     let body = json!({"systemInstruction": {"parts": [{"text": "be brief"}]},
         "contents": [{"role": "user", "parts": [{"text": "hello mock"}]}]})
     .to_string();
-    let r = c
-        .post(format!("{}/v1beta/models/gemini-t:generateContent?key=sk-test-not-a-real-key", srv.url()))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r =
+        c.post(format!("{}/v1beta/models/gemini-t:generateContent?key=sk-test-not-a-real-key", srv.url())).body(body.clone()).send().await.unwrap();
     let v: Value = r.json_value().await;
     assert_eq!(v["candidates"][0]["content"]["parts"][0]["text"], "echo: hello mock");
     assert_eq!(v["candidates"][0]["finishReason"], "STOP");

@@ -177,7 +177,11 @@ mod tests {
         assert_eq!(s1, s2, "same seed, same faults");
         s1.validate().unwrap();
         healthy_script().validate().unwrap();
-        let faults: std::collections::BTreeSet<String> = s1.steps.iter().filter_map(|s| s.fault.as_ref().map(|f| format!("{f:?}").split([' ', '{', '(']).next().unwrap_or("").to_string())).collect();
+        let faults: std::collections::BTreeSet<String> = s1
+            .steps
+            .iter()
+            .filter_map(|s| s.fault.as_ref().map(|f| format!("{f:?}").split([' ', '{', '(']).next().unwrap_or("").to_string()))
+            .collect();
         assert!(faults.len() >= 9, "{faults:?}");
         assert!(s1.steps.iter().any(|s| s.status == Some(429) && s.retry_after.is_some()));
         assert!(s1.steps.iter().any(|s| s.status == Some(429) && s.retry_after.is_none()));

@@ -123,8 +123,21 @@ fn policy(base_v1: &str, root: &str) -> String {
 /// How one request ended.
 enum End {
     /// `detail` describes an incomplete success (what the caller got, and from where).
-    Ok { attempts: u32, complete: bool, resets: u32, trace: Vec<(String, String)>, detail: Option<String> },
-    Err { kind: String, attempts: u32, partial_missing: bool, resets: u32, trace: Vec<(String, String)>, message: String },
+    Ok {
+        attempts: u32,
+        complete: bool,
+        resets: u32,
+        trace: Vec<(String, String)>,
+        detail: Option<String>,
+    },
+    Err {
+        kind: String,
+        attempts: u32,
+        partial_missing: bool,
+        resets: u32,
+        trace: Vec<(String, String)>,
+        message: String,
+    },
 }
 
 /// (deployment, outcome) of every attempt, then (deployment, "skipped: <reason>") of every
@@ -311,7 +324,8 @@ fn main() {
 
     // The mock server on its own runtime, so a saturated client side cannot starve it into
     // looking like a faulty provider.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("mock-server").enable_all().build().expect("server runtime");
+    let server_rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("mock-server").enable_all().build().expect("server runtime");
     let server = server_rt.block_on(start(ServerOptions { port: 0, log_capacity: 0 })).expect("mock server starts");
     const FAULTY: [(&str, chaos::Format, char); 3] = [
         ("chaos-openai", chaos::Format::OpenAi, 'o'),

@@ -42,7 +42,15 @@ pub fn judge_memory(samples: &[MemSample], total_requests: u64) -> MemVerdict {
     if third == 0 {
         // Too short a run to judge growth (fewer than 3 samples after warm-up): say so
         // rather than pass silently.
-        return MemVerdict { samples_after_warmup: after.len(), first_third_median_kib: 0, last_third_median_kib: 0, growth_kib: 0, allowed_kib: 0, peak_kib, flat: false };
+        return MemVerdict {
+            samples_after_warmup: after.len(),
+            first_third_median_kib: 0,
+            last_third_median_kib: 0,
+            growth_kib: 0,
+            allowed_kib: 0,
+            peak_kib,
+            flat: false,
+        };
     }
     let first = median(&after[..third]);
     let last = median(&after[after.len() - third..]);
@@ -300,7 +308,16 @@ impl Report {
         line(&mut s, format!("  truncated successes  {}", self.truncated_successes));
         line(&mut s, format!("  panics               {}", self.panics));
         let hist: Vec<String> = self.attempts_histogram.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-        line(&mut s, format!("  attempts/request     mean {:.2}, max {} [{}], over bound {}", self.attempts_mean, self.attempts_max, hist.join(" "), self.attempts_over_bound));
+        line(
+            &mut s,
+            format!(
+                "  attempts/request     mean {:.2}, max {} [{}], over bound {}",
+                self.attempts_mean,
+                self.attempts_max,
+                hist.join(" "),
+                self.attempts_over_bound
+            ),
+        );
         line(&mut s, format!("  stream resets        {}", self.stream_resets));
         line(&mut s, format!("  weather spells       {} (calm/storm scripts swapped in under load)", self.weather_spells));
         for (dep, outs) in &self.attempt_outcomes {
@@ -308,7 +325,15 @@ impl Report {
             line(&mut s, format!("  attempts on {dep:<12} {}", o.join(", ")));
         }
         let tr: Vec<String> = self.breaker_transitions.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        line(&mut s, format!("  breaker transitions  {} (callback saw {} events, {} events dropped)", tr.join(", "), self.breaker_events_seen, self.events_dropped));
+        line(
+            &mut s,
+            format!(
+                "  breaker transitions  {} (callback saw {} events, {} events dropped)",
+                tr.join(", "),
+                self.breaker_events_seen,
+                self.events_dropped
+            ),
+        );
         let bt: Vec<String> = self.breaker_transitions_by_target.iter().map(|(k, v)| format!("{k} {v}")).collect();
         line(&mut s, format!("    by metrics         {}", bt.join("; ")));
         let lat: Vec<String> = self.latency_ms.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();

@@ -28,8 +28,8 @@ use crate::error::{kind_from_status, Error, ErrorKind, Result};
 use crate::time::retry_hint_from_headers;
 use crate::types::{ChatRequest, ChatResponse};
 
-pub use request::DEFAULT_MAX_TOKENS;
 pub(crate) use request::arguments_object;
+pub use request::DEFAULT_MAX_TOKENS;
 pub use response::usage_from_anthropic;
 
 /// API version sent when the config names none.
@@ -88,13 +88,12 @@ impl super::Provider for AnthropicProvider {
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::malformed(format!("anthropic response is not JSON: {e}")).with_status(status))?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| Error::malformed(format!("anthropic response is not JSON: {e}")).with_status(status))?;
         if v.get("type").and_then(Value::as_str) == Some("error") || v.get("error").is_some_and(|e| e.is_object()) {
             return Err(self.parse_error(model, status, headers, body));
         }
-        response::parse_message(&v, model)
-            .map_err(|e| e.with_status(status).with_request_id(super::endpoint::request_id(headers)))
+        response::parse_message(&v, model).map_err(|e| e.with_status(status).with_request_id(super::endpoint::request_id(headers)))
     }
 
     fn parse_error(&self, _model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
@@ -107,8 +106,7 @@ impl super::Provider for AnthropicProvider {
                 format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]))
             };
         }
-        e.with_retry_after(retry_hint_from_headers(headers, std::time::SystemTime::now()))
-            .with_request_id(super::endpoint::request_id(headers))
+        e.with_retry_after(retry_hint_from_headers(headers, std::time::SystemTime::now())).with_request_id(super::endpoint::request_id(headers))
     }
 
     fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder> {

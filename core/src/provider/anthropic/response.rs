@@ -62,10 +62,7 @@ pub fn usage_from_anthropic(u: &Value) -> Usage {
 
 /// A non-streamed `message` object → unified response.
 pub(crate) fn parse_message(v: &Value, model: &str) -> Result<ChatResponse> {
-    let content = v
-        .get("content")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::malformed("anthropic response has no `content` array"))?;
+    let content = v.get("content").and_then(Value::as_array).ok_or_else(|| Error::malformed("anthropic response has no `content` array"))?;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut signature = None;
@@ -109,7 +106,10 @@ enum Block {
     Text,
     Thinking,
     /// A client tool call: its unified index, and whether any argument text was sent yet.
-    Tool { index: u32, sent_args: bool },
+    Tool {
+        index: u32,
+        sent_args: bool,
+    },
     Ignored,
     /// Stopped (`content_block_stop` seen): further deltas for it are out of order.
     Closed,
@@ -361,12 +361,7 @@ impl StreamDecoder for AnthropicStreamDecoder {
             Err(_) if ev.event.as_deref() == Some("error") => {
                 return Err(Error::new(ErrorKind::ServerError, format!("in-stream error: {}", snippet(data, 200))));
             }
-            Err(e) => {
-                return Err(Error::malformed(format!(
-                    "anthropic stream event is not JSON ({e}): {}",
-                    snippet(data, 120)
-                )))
-            }
+            Err(e) => return Err(Error::malformed(format!("anthropic stream event is not JSON ({e}): {}", snippet(data, 120)))),
         };
         if !v.is_object() {
             return Err(Error::malformed("anthropic stream event is not a JSON object"));

@@ -8,11 +8,19 @@ use crate::sse::SseDecoder;
 use crate::types::{Message, StreamEvent, Tool, ToolCall};
 
 fn provider() -> AnthropicProvider {
-    AnthropicProvider::new(ProviderConfig::new("anthropic", crate::provider::ProviderKind::Anthropic, "https://api.anthropic.com").with_api_key("sk-test-not-a-real-key"))
+    AnthropicProvider::new(
+        ProviderConfig::new("anthropic", crate::provider::ProviderKind::Anthropic, "https://api.anthropic.com")
+            .with_api_key("sk-test-not-a-real-key"),
+    )
 }
 
 fn tool(name: &str) -> Tool {
-    Tool { name: name.into(), description: Some("d".into()), parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}), strict: None }
+    Tool {
+        name: name.into(),
+        description: Some("d".into()),
+        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+        strict: None,
+    }
 }
 
 #[test]
@@ -109,11 +117,28 @@ fn error_classification() {
     let e = err(529, json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}, "request_id": "req_1"}));
     assert_eq!((e.kind, e.provider_code.as_deref(), e.request_id.as_deref()), (ErrorKind::Overloaded, Some("overloaded_error"), Some("req_1")));
     assert_eq!(err(529, json!({})).kind, ErrorKind::Overloaded);
-    assert_eq!(err(429, json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow", "details": null}})).kind, ErrorKind::RateLimited);
+    assert_eq!(
+        err(429, json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow", "details": null}})).kind,
+        ErrorKind::RateLimited
+    );
     let spend = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "limit", "details": {"type": "workspace_spend_limit"}}});
     assert_eq!(err(429, spend).kind, ErrorKind::QuotaExhausted);
-    assert_eq!(err(400, json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 200005 tokens > 200000 maximum"}})).kind, ErrorKind::ContextLengthExceeded);
-    assert_eq!(err(400, json!({"type": "error", "error": {"type": "invalid_request_error", "message": "You have reached your specified API usage limits."}})).kind, ErrorKind::QuotaExhausted);
+    assert_eq!(
+        err(
+            400,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 200005 tokens > 200000 maximum"}})
+        )
+        .kind,
+        ErrorKind::ContextLengthExceeded
+    );
+    assert_eq!(
+        err(
+            400,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "You have reached your specified API usage limits."}})
+        )
+        .kind,
+        ErrorKind::QuotaExhausted
+    );
     assert_eq!(err(401, json!({"type": "error", "error": {"type": "authentication_error", "message": "bad key"}})).kind, ErrorKind::Auth);
     assert_eq!(err(404, json!({"type": "error", "error": {"type": "not_found_error", "message": "model: x"}})).kind, ErrorKind::NotFound);
     let mut h = HeaderMap::new();
@@ -139,7 +164,8 @@ fn decode(sse: &str) -> (Vec<crate::types::StreamEvent>, Result<()>) {
 
 #[test]
 fn in_band_error_after_200_is_classified() {
-    let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"c\",\"usage\":{\"input_tokens\":3}}}\n\n\
+    let sse =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"c\",\"usage\":{\"input_tokens\":3}}}\n\n\
                event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
     let (out, r) = decode(sse);
     assert_eq!(out.len(), 1);

@@ -57,11 +57,7 @@ impl GeminiProvider {
         let base = self.cfg.base_url.trim_end_matches('/');
         let versioned = base.ends_with("/v1beta") || base.ends_with("/v1") || base.ends_with("/v1alpha");
         let prefix = if versioned { base.to_string() } else { format!("{base}/v1beta") };
-        Ok(if stream {
-            format!("{prefix}/models/{model}:streamGenerateContent?alt=sse")
-        } else {
-            format!("{prefix}/models/{model}:generateContent")
-        })
+        Ok(if stream { format!("{prefix}/models/{model}:streamGenerateContent?alt=sse") } else { format!("{prefix}/models/{model}:generateContent") })
     }
 }
 
@@ -90,8 +86,7 @@ impl super::Provider for GeminiProvider {
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::malformed(format!("gemini response is not JSON: {e}")).with_status(status))?;
+        let v: Value = serde_json::from_slice(body).map_err(|e| Error::malformed(format!("gemini response is not JSON: {e}")).with_status(status))?;
         if v.get("error").is_some_and(|e| e.is_object()) {
             return Err(self.parse_error(model, status, headers, body));
         }

@@ -44,10 +44,7 @@ impl PartialArgs {
     /// Apply one `partialArgs` array.
     pub(crate) fn apply(&mut self, partial: &[Value]) -> Result<()> {
         for arg in partial {
-            let path = arg
-                .get("jsonPath")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::malformed("gemini partialArgs entry without `jsonPath`"))?;
+            let path = arg.get("jsonPath").and_then(Value::as_str).ok_or_else(|| Error::malformed("gemini partialArgs entry without `jsonPath`"))?;
             let segs = parse_path(path)?;
             let continues = arg.get("willContinue").and_then(Value::as_bool) == Some(true);
             let value = if let Some(s) = arg.get("stringValue").and_then(Value::as_str) {

@@ -148,12 +148,7 @@ fn push(contents: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, part
 
 /// The function name of the call `id` among earlier assistant messages.
 fn call_name(history: &[Message], id: &str) -> Option<String> {
-    history
-        .iter()
-        .rev()
-        .flat_map(|m| m.tool_calls.iter())
-        .find(|tc| tc.id == id)
-        .map(|tc| tc.name.clone())
+    history.iter().rev().flat_map(|m| m.tool_calls.iter()).find(|tc| tc.id == id).map(|tc| tc.name.clone())
 }
 
 fn parts(c: &Content) -> Result<Vec<Value>> {

@@ -50,8 +50,9 @@ pub(crate) fn finish_reason(native: &str, called_tools: bool) -> FinishReason {
         "STOP" if called_tools => FinishReason::ToolCalls,
         "STOP" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" | "IMAGE_PROHIBITED_CONTENT"
-        | "MODEL_ARMOR" => FinishReason::ContentFilter,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" | "IMAGE_PROHIBITED_CONTENT" | "MODEL_ARMOR" => {
+            FinishReason::ContentFilter
+        }
         _ => FinishReason::Other,
     }
 }
@@ -316,9 +317,8 @@ impl StreamDecoder for GeminiStreamDecoder {
         if data.is_empty() {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| {
-            Error::malformed(format!("gemini stream chunk is not JSON ({e}): {}", snippet(data, 120)))
-        })?;
+        let v: Value =
+            serde_json::from_str(data).map_err(|e| Error::malformed(format!("gemini stream chunk is not JSON ({e}): {}", snippet(data, 120))))?;
         // Some error paths send the error wrapped in a one-element array.
         let v = match v {
             Value::Array(mut a) if a.len() == 1 => a.remove(0),

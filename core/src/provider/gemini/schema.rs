@@ -86,7 +86,7 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
 
 /// A `$ref` (to `$defs`/`definitions`), inlined; keywords next to it refine it.
 fn resolve_ref(obj: &Map<String, Value>, r: &str, defs: &Map<String, Value>, depth: usize) -> Value {
-        let target = if depth >= MAX_REF_DEPTH { None } else { defs.get(r) };
+    let target = if depth >= MAX_REF_DEPTH { None } else { defs.get(r) };
     let mut resolved = match target {
         Some(t) => convert(t, defs, depth + 1),
         None => serde_json::json!({"type": "object"}),
@@ -183,7 +183,6 @@ fn type_keyword(obj: &Map<String, Value>, nullable: &mut bool, out: &mut Map<Str
         }
         _ => {}
     }
-
 }
 
 /// The keywords Gemini accepts, converted (properties and items recursively, enums as
@@ -241,7 +240,6 @@ fn keywords(obj: &Map<String, Value>, defs: &Map<String, Value>, depth: usize, n
             }
         }
     }
-
 }
 
 /// const as a one-value enum, `required` limited to declared properties, nullable, and a

@@ -7,7 +7,9 @@ use crate::provider::{Provider, ProviderKind};
 use crate::types::{Message, ToolCall};
 
 fn provider() -> GeminiProvider {
-    GeminiProvider::new(ProviderConfig::new("gemini", ProviderKind::Gemini, "https://generativelanguage.googleapis.com").with_api_key("sk-test-not-a-real-key"))
+    GeminiProvider::new(
+        ProviderConfig::new("gemini", ProviderKind::Gemini, "https://generativelanguage.googleapis.com").with_api_key("sk-test-not-a-real-key"),
+    )
 }
 
 #[test]
@@ -86,7 +88,10 @@ fn error_classification() {
     assert_eq!(err(400, bad_key).kind, ErrorKind::Auth);
     assert_eq!(err(503, json!({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}})).kind, ErrorKind::Overloaded);
     assert_eq!(err(400, json!({"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}})).kind, ErrorKind::ContextLengthExceeded);
-    assert_eq!(err(400, json!({"error": {"code": 400, "message": "User location is not supported for the API use.", "status": "FAILED_PRECONDITION"}})).kind, ErrorKind::PermissionDenied);
+    assert_eq!(
+        err(400, json!({"error": {"code": 400, "message": "User location is not supported for the API use.", "status": "FAILED_PRECONDITION"}})).kind,
+        ErrorKind::PermissionDenied
+    );
     assert_eq!(err(500, json!([{"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}])).kind, ErrorKind::ServerError);
     assert_eq!(err(502, json!("garbage")).kind, ErrorKind::ServerError);
 }

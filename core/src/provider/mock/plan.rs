@@ -82,14 +82,7 @@ fn ms(v: u64) -> Duration {
 
 /// A 400 in the format's error shape, for bodies the mock cannot read.
 pub fn render_bad_request(format: WireFormat, message: &str, seq: u64) -> ResponsePlan {
-    let spec = ErrorSpec {
-        status: 400,
-        explicit_status: true,
-        error_type: None,
-        message: Some(message.to_string()),
-        seq,
-        ..Default::default()
-    };
+    let spec = ErrorSpec { status: 400, explicit_status: true, error_type: None, message: Some(message.to_string()), seq, ..Default::default() };
     let mut plan = error_plan(renderer(format), &spec, &MockStep::default());
     plan.outcome = "bad_request".into();
     plan
@@ -159,11 +152,7 @@ fn error_plan(r: &dyn Renderer, spec: &ErrorSpec, step: &MockStep) -> ResponsePl
     let body = serde_json::to_vec(&body).unwrap_or_default();
     ResponsePlan {
         delay_before_headers: ms(step.latency_ms),
-        head: PlanHead::Respond {
-            status,
-            headers: base_headers(r, step, "application/json", spec.seq),
-            framing: BodyFraming::Length(body.len()),
-        },
+        head: PlanHead::Respond { status, headers: base_headers(r, step, "application/json", spec.seq), framing: BodyFraming::Length(body.len()) },
         chunks: vec![PlanChunk { delay: Duration::ZERO, data: body.into() }],
         ending: PlanEnding::Complete,
         outcome: format!("status:{status}"),
@@ -190,8 +179,7 @@ pub(crate) fn build_answer(step: &MockStep, req: &MockRequest, seq: u64) -> Answ
             AnswerToolCall { id: tc.id.clone(), name: tc.name.clone(), arguments, arg_chunks }
         })
         .collect();
-    let words = count_words(&text)
-        + tool_calls.iter().map(|t| count_words(&t.name) + count_words(&t.arguments)).sum::<u64>();
+    let words = count_words(&text) + tool_calls.iter().map(|t| count_words(&t.name) + count_words(&t.arguments)).sum::<u64>();
     let o = step.usage.unwrap_or_default();
     let reasoning = o.reasoning_tokens.unwrap_or(0);
     let usage = Usage {
@@ -247,11 +235,7 @@ fn json_plan(r: &dyn Renderer, step: &MockStep, a: &Answer, _req: &MockRequest) 
     };
     ResponsePlan {
         delay_before_headers: delay,
-        head: PlanHead::Respond {
-            status,
-            headers: base_headers(r, step, "application/json", a.seq),
-            framing: BodyFraming::Length(declared),
-        },
+        head: PlanHead::Respond { status, headers: base_headers(r, step, "application/json", a.seq), framing: BodyFraming::Length(declared) },
         chunks: vec![PlanChunk { delay: Duration::ZERO, data: Bytes::copy_from_slice(sent) }],
         ending,
         outcome: outcome.into(),

@@ -120,11 +120,7 @@ fn proto_duration(secs: f64) -> String {
 fn status_body(e: &ErrorSpec, code: u16) -> Value {
     // `error_type` (or an upper-case `error_code`) is the google.rpc status name.
     let upper = |s: &String| !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c == '_');
-    let status = e
-        .error_type
-        .clone()
-        .or_else(|| e.code.clone().filter(upper))
-        .unwrap_or_else(|| status_name(code).to_string());
+    let status = e.error_type.clone().or_else(|| e.code.clone().filter(upper)).unwrap_or_else(|| status_name(code).to_string());
     let mut details = Vec::new();
     let app_code = e.code.clone().filter(|c| !upper(c));
     if status == "RESOURCE_EXHAUSTED" {
@@ -192,11 +188,7 @@ impl Renderer for GeminiRenderer {
     }
 
     fn stream_content(&self, a: &Answer) -> Vec<Vec<u8>> {
-        let mut out: Vec<Vec<u8>> = a
-            .text_chunks
-            .iter()
-            .map(|t| event(&response(a, vec![json!({"text": t})], None, usage_prompt_only(a))))
-            .collect();
+        let mut out: Vec<Vec<u8>> = a.text_chunks.iter().map(|t| event(&response(a, vec![json!({"text": t})], None, usage_prompt_only(a)))).collect();
         for t in &a.tool_calls {
             out.push(event(&response(a, vec![function_part(t)], None, usage_prompt_only(a))));
         }

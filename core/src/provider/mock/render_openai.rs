@@ -58,21 +58,13 @@ fn usage_chunk(a: &Answer) -> Vec<u8> {
 /// Defaults per status: (type, code, message).
 fn error_defaults(status: u16, code: Option<&str>, model: &str) -> (&'static str, Option<&'static str>, String) {
     if code == Some("insufficient_quota") {
-        return (
-            "insufficient_quota",
-            None,
-            "You exceeded your current quota, please check your plan and billing details.".into(),
-        );
+        return ("insufficient_quota", None, "You exceeded your current quota, please check your plan and billing details.".into());
     }
     match status {
         400 | 422 => ("invalid_request_error", None, "Invalid request (mock).".into()),
         401 => ("invalid_request_error", Some("invalid_api_key"), "Incorrect API key provided (mock).".into()),
         403 => ("invalid_request_error", None, "You are not allowed to use this model (mock).".into()),
-        404 => (
-            "invalid_request_error",
-            Some("model_not_found"),
-            format!("The model `{model}` does not exist or you do not have access to it."),
-        ),
+        404 => ("invalid_request_error", Some("model_not_found"), format!("The model `{model}` does not exist or you do not have access to it.")),
         429 => ("requests", Some("rate_limit_exceeded"), format!("Rate limit reached for {model} (mock).")),
         500 => ("server_error", None, "The server had an error while processing your request. Sorry about that!".into()),
         _ => ("mock_error", None, format!("Mock error (HTTP {status}).")),
@@ -108,9 +100,7 @@ impl Renderer for OpenAiRenderer {
                 .tool_calls
                 .iter()
                 .enumerate()
-                .map(|(i, t)| {
-                    json!({"id": tool_id(a, i, &t.id), "type": "function", "function": {"name": t.name, "arguments": t.arguments}})
-                })
+                .map(|(i, t)| json!({"id": tool_id(a, i, &t.id), "type": "function", "function": {"name": t.name, "arguments": t.arguments}}))
                 .collect();
         }
         json!({

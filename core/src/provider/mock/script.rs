@@ -48,8 +48,7 @@ impl MockScript {
         self
     }
     pub fn from_json(s: &str) -> Result<MockScript> {
-        let script: MockScript =
-            serde_json::from_str(s).map_err(|e| Error::config(format!("invalid mock script: {e}")))?;
+        let script: MockScript = serde_json::from_str(s).map_err(|e| Error::config(format!("invalid mock script: {e}")))?;
         script.validate()?;
         Ok(script)
     }
@@ -429,8 +428,12 @@ impl MockStep {
 /// needs no status. Overload is 503 here; the Anthropic renderer turns it into 529.
 fn status_for_code(code: &str) -> u16 {
     match code {
-        "insufficient_quota" | "quota_exceeded" | "billing_hard_limit_reached" | "rate_limit_exceeded"
-        | "rate_limit_error" | "RESOURCE_EXHAUSTED" => 429,
+        "insufficient_quota"
+        | "quota_exceeded"
+        | "billing_hard_limit_reached"
+        | "rate_limit_exceeded"
+        | "rate_limit_error"
+        | "RESOURCE_EXHAUSTED" => 429,
         "overloaded_error" | "server_overloaded" | "UNAVAILABLE" => 503,
         "context_length_exceeded" | "invalid_request_error" | "INVALID_ARGUMENT" | "FAILED_PRECONDITION" => 400,
         "invalid_api_key" | "authentication_error" | "UNAUTHENTICATED" => 401,
@@ -573,18 +576,14 @@ mod tests {
     fn counted_steps_then_default() {
         let r = ScriptRunner::new(MockScript::new(vec![MockStep::error(429), MockStep::error(500).repeat(2)]));
         let seq: Vec<_> = (0..5).map(|_| r.next()).map(|s| (s.step_index, s.step.status)).collect();
-        assert_eq!(
-            seq,
-            vec![(Some(0), Some(429)), (Some(1), Some(500)), (Some(1), Some(500)), (None, None), (None, None)]
-        );
+        assert_eq!(seq, vec![(Some(0), Some(429)), (Some(1), Some(500)), (Some(1), Some(500)), (None, None), (None, None)]);
         assert_eq!(r.attempts(), 5);
     }
 
     #[tokio::test(start_paused = true)]
     async fn timed_windows_chain_from_install() {
         let r = ScriptRunner::new(
-            MockScript::new(vec![MockStep::error(503).lasting_ms(60_000), MockStep::error(429).lasting_ms(10_000)])
-                .then(MockStep::text("ok")),
+            MockScript::new(vec![MockStep::error(503).lasting_ms(60_000), MockStep::error(429).lasting_ms(10_000)]).then(MockStep::text("ok")),
         );
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(r.next().step.status, Some(503));

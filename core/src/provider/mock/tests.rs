@@ -64,10 +64,7 @@ async fn stream_reply_chunks_usage_and_finish() {
 
 #[tokio::test(start_paused = true)]
 async fn rate_limited_with_retry_after_then_server_error_then_success() {
-    let t = MockTransport::new(MockScript::new(vec![
-        MockStep::error(429).with_retry_after("2"),
-        MockStep::error(500),
-    ]));
+    let t = MockTransport::new(MockScript::new(vec![MockStep::error(429).with_retry_after("2"), MockStep::error(500)]));
     let ep = t.endpoint("m");
     let e = ep.chat("m1", &req("x")).await.unwrap_err();
     assert_eq!((e.kind, e.status, e.retry_after), (ErrorKind::RateLimited, Some(429), Some(Duration::from_secs(2))));
@@ -101,10 +98,7 @@ async fn error_codes_classify() {
         let e = ep.stream("m1", &req("x")).await.err().unwrap();
         assert_eq!(e.kind, kind);
     }
-    let e = mock_endpoint("m", MockScript::always(MockStep::error(429).with_retry_after_ms(1500)))
-        .chat("m1", &req("x"))
-        .await
-        .unwrap_err();
+    let e = mock_endpoint("m", MockScript::always(MockStep::error(429).with_retry_after_ms(1500))).chat("m1", &req("x")).await.unwrap_err();
     assert_eq!(e.retry_after, Some(Duration::from_millis(1500)));
 }
 
@@ -198,12 +192,7 @@ async fn no_finish_is_interrupted() {
 
 #[tokio::test(start_paused = true)]
 async fn inband_errors_classify_by_code() {
-    let ib = |code: Option<&str>| Fault::InbandError {
-        after_chunks: 1,
-        code: code.map(str::to_string),
-        error_type: None,
-        message: None,
-    };
+    let ib = |code: Option<&str>| Fault::InbandError { after_chunks: 1, code: code.map(str::to_string), error_type: None, message: None };
     let ep = mock_endpoint("m", MockScript::always(MockStep::text("a b").with_fault(ib(None))));
     let (evs, err) = drain(ep.stream("m1", &req("x")).await.unwrap()).await;
     assert_eq!(text_of(&evs), "a");
@@ -238,10 +227,8 @@ async fn timing_is_exact_under_paused_clock() {
 
 #[tokio::test(start_paused = true)]
 async fn tool_calls_stream_and_json() {
-    let step = MockStep::default()
-        .with_text("")
-        .with_tool_call("get_weather", json!({"city": "Paris", "unit": "c"}))
-        .with_tool_call("noop", json!({}));
+    let step =
+        MockStep::default().with_text("").with_tool_call("get_weather", json!({"city": "Paris", "unit": "c"})).with_tool_call("noop", json!({}));
     let ep = mock_endpoint("m", MockScript::always(step));
     let r = ep.chat("m1", &req("x")).await.unwrap();
     assert_eq!(r.finish_reason(), Some(FinishReason::ToolCalls));
@@ -283,23 +270,13 @@ async fn usage_override_and_model() {
     let ep = mock_endpoint("m", MockScript::always(MockStep::text("a b").with_usage(u).with_model("served-model")));
     let r = ep.chat("m1", &req("x")).await.unwrap();
     assert_eq!(r.model, "served-model");
-    assert_eq!(
-        r.usage.unwrap(),
-        Usage { input_tokens: 1000, output_tokens: 9, cache_read_tokens: 400, cache_write_tokens: 0, reasoning_tokens: 7 }
-    );
+    assert_eq!(r.usage.unwrap(), Usage { input_tokens: 1000, output_tokens: 9, cache_read_tokens: 400, cache_write_tokens: 0, reasoning_tokens: 7 });
 }
 
 // ---- wire renderings of the other formats -------------------------------------------------
 
 fn mreq(format: WireFormat, stream: bool) -> MockRequest {
-    MockRequest {
-        format,
-        model: "mdl".into(),
-        stream,
-        include_usage: true,
-        prompt_tokens: 6,
-        last_user_text: "hi there".into(),
-    }
+    MockRequest { format, model: "mdl".into(), stream, include_usage: true, prompt_tokens: 6, last_user_text: "hi there".into() }
 }
 
 fn body_bytes(p: &ResponsePlan) -> Vec<u8> {
@@ -457,10 +434,7 @@ fn gemini_stream_matches_recorded_shape() {
     assert!(j[1]["candidates"][0].get("finishReason").is_none());
     assert_eq!(j[2]["candidates"][0]["content"]["parts"][0]["functionCall"], json!({"name": "get_country", "args": {}}));
     assert_eq!(j[3]["candidates"][0]["finishReason"], "STOP");
-    assert_eq!(
-        j[3]["usageMetadata"],
-        json!({"promptTokenCount": 6, "candidatesTokenCount": 4, "totalTokenCount": 10})
-    );
+    assert_eq!(j[3]["usageMetadata"], json!({"promptTokenCount": 6, "candidatesTokenCount": 4, "totalTokenCount": 10}));
     assert_eq!(j[3]["modelVersion"], "mdl");
     assert_eq!(j[3]["responseId"], "mock9");
 

@@ -84,10 +84,7 @@ impl MockTransport {
     /// An endpoint that parses with the OpenAI adapter (kind `mock`) and sends here.
     pub fn endpoint(&self, name: &str) -> crate::provider::Endpoint {
         let cfg = crate::provider::ProviderConfig::new(name, crate::provider::ProviderKind::Mock, "mock://local/v1");
-        crate::provider::Endpoint::new(
-            Arc::new(crate::provider::openai::OpenAiProvider::new(cfg)),
-            Arc::new(self.clone()),
-        )
+        crate::provider::Endpoint::new(Arc::new(crate::provider::openai::OpenAiProvider::new(cfg)), Arc::new(self.clone()))
     }
 
     /// Plan the reply to one request, recording the attempt.
@@ -95,13 +92,7 @@ impl MockTransport {
         let path = path_of(&req.url).to_string();
         // Anything that is not a known provider path is treated as OpenAI: the mock kind
         // is parsed by the OpenAI adapter, whatever base URL it was configured with.
-        let r = route(&path).unwrap_or(MockRoute {
-            format: WireFormat::OpenAi,
-            api: "openai",
-            model: None,
-            stream: None,
-            unsupported: None,
-        });
+        let r = route(&path).unwrap_or(MockRoute { format: WireFormat::OpenAi, api: "openai", model: None, stream: None, unsupported: None });
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let (plan, step_index) = match (r.unsupported, MockRequest::parse(&r, &req.body)) {
