@@ -26,6 +26,15 @@ fi
 export POLYROUTE_OTLP_PYTHON="$ROOT/target/tools-venv/bin/python"
 export POLYROUTE_REQUIRE_OTLP=1
 
+step "Rust: formatting (rustfmt.toml) and lints (clippy, warnings are errors)"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+cargo fmt --all --check
+cargo clippy -q -p polyroute -p polyroute-mock-server -p polyroute-soak --all-targets -- -D warnings
+
+step "Core shape: files within ~600 lines of code, functions within ~120"
+python3 scripts/check-shape.py
+
 step "Rust: core unit + integration tests, mock server tests"
 cargo test -p polyroute -p polyroute-mock-server
 

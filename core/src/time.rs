@@ -237,7 +237,7 @@ mod tests {
         for g in ["", "  ", "-1", "NaN", "inf", "1e400", "abc", "Wed, 99 Foo", "1e30", "0x10", "💥"] {
             let h = hm(&[("retry-after", g), ("retry-after-ms", g)]);
             let d = retry_hint_from_headers(&h, now);
-            assert!(d.map_or(true, |d| d <= MAX_RETRY_HINT), "{g:?} -> {d:?}");
+            assert!(d.is_none_or(|d| d <= MAX_RETRY_HINT), "{g:?} -> {d:?}");
         }
         // a bad ms header falls through to a good retry-after
         assert_eq!(retry_hint_from_headers(&hm(&[("retry-after-ms", "soon"), ("retry-after", "3")]), now), Some(Duration::from_secs(3)));

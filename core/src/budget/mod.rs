@@ -227,7 +227,7 @@ impl Budgets {
             let (unit, limit, amount) = match (b.limit_usd, b.limit_tokens) {
                 (Some(l), _) => match usd {
                     // Free deployments are never blocked by spend budgets.
-                    Some(c) if c == 0.0 => continue,
+                    Some(0.0) => continue,
                     Some(c) => (Unit::Usd, l, c),
                     None => {
                         let (_, _, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);

@@ -80,7 +80,7 @@ impl StateStore for MemoryStore {
     fn settle(&self, key: &str, reserved: f64, actual: f64) {
         let mut m = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let e = m.entry(key.to_string()).or_default();
-        e.reserved = e.reserved - reserved;
+        e.reserved -= reserved;
         // Adding and removing the same floats leaves ulp-sized residue; zero it.
         if e.reserved < 1e-12 {
             e.reserved = 0.0;

@@ -288,7 +288,7 @@ fn check_route(spec: &PolicySpec, i: usize, r: &RouteSpec, route_names: &mut BTr
             issues.push(format!("{at}.data_rules.{class}"), "an empty rule would block the class everywhere; list providers or regions");
         }
     }
-    check_retry(&r.retry, &r.timeouts, &format!("{at}"), issues);
+    check_retry(&r.retry, &r.timeouts, &at.to_string(), issues);
     if let Some(sr) = r.slo.min_success_rate {
         if !(0.0..=1.0).contains(&sr) {
             issues.push(format!("{at}.slo.min_success_rate"), format!("must be between 0 and 1, got {sr}"));

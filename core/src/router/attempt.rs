@@ -43,7 +43,7 @@ pub(crate) enum Served<T> {
         value: T,
         deployment: Arc<Deployment>,
         /// For streams: the committed attempt, finished when the stream ends.
-        attempt: Option<Attempt>,
+        attempt: Option<Box<Attempt>>,
     },
     Static(String),
 }
@@ -198,7 +198,7 @@ fn serve<T>(mut attempt: Attempt, ok: AttemptOk<T>, ctx: &mut RequestCtx) -> Ser
     if ctx.stream {
         attempt.commit(ctx, ok.ttft);
         ctx.trace.served_by = Some(deployment.name.clone());
-        Served::By { value: ok.value, deployment, attempt: Some(attempt) }
+        Served::By { value: ok.value, deployment, attempt: Some(Box::new(attempt)) }
     } else {
         attempt.finish(ctx, End::Ok { ttft: ok.ttft, usage: ok.usage, response_model: None });
         Served::By { value: ok.value, deployment, attempt: None }

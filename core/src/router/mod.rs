@@ -258,6 +258,13 @@ impl Router {
         self.inner.telemetry.subscribe(Arc::new(callback))
     }
 
+    /// Block until every event emitted before this call has reached every callback (at most
+    /// 5 s; `false` if that was not enough). For tests and for a clean shutdown that must
+    /// not lose the last events; blocking, so call it where blocking is allowed.
+    pub fn flush_events(&self) -> bool {
+        self.inner.telemetry.flush()
+    }
+
     pub fn unsubscribe(&self, id: u64) -> bool {
         self.inner.telemetry.unsubscribe(id)
     }

@@ -120,7 +120,7 @@ fn drive(
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.trace.clone());
                     return;
                 }
-                Served::By { value, deployment, attempt } => (value, deployment, attempt.expect("a stream's attempt is finished when it ends")),
+                Served::By { value, deployment, attempt } => (value, deployment, *attempt.expect("a stream's attempt is finished when it ends")),
             };
             let mut acc = StreamAccumulator::new();
             for ev in committed.buffered {

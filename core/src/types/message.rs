@@ -110,7 +110,7 @@ impl<'de> Deserialize<'de> for ContentPart {
                     ),
                     _ => return Err(D::Error::custom("image_url must be an object or string")),
                 };
-                let known_keys = iu.as_object().map_or(true, |o| o.keys().all(|k| k == "url" || k == "detail"));
+                let known_keys = iu.as_object().is_none_or(|o| o.keys().all(|k| k == "url" || k == "detail"));
                 if obj.len() == 2 && known_keys && iu.is_object() {
                     Ok(ContentPart::Image { source: ImageSource::from_url(url), detail })
                 } else {

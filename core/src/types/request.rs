@@ -287,7 +287,7 @@ impl ChatRequest {
             return Err(Error::invalid_request("`messages` must not be empty"));
         }
         for (i, m) in self.messages.iter().enumerate() {
-            if m.role == Role::Tool && m.tool_call_id.as_deref().map_or(true, str::is_empty) {
+            if m.role == Role::Tool && m.tool_call_id.as_deref().is_none_or(str::is_empty) {
                 return Err(Error::invalid_request(format!("messages[{i}]: a tool message needs `tool_call_id`")));
             }
             if m.role != Role::Assistant && m.content.is_none() {

@@ -13,6 +13,9 @@
 //! Tests of all modules run on parallel threads of one process: anything process-global
 //! (environment variables, fixed ports, the current directory) goes through `common`.
 
+// The core's `Error` is returned by value (see core/src/lib.rs).
+#![allow(clippy::result_large_err)]
+
 mod common;
 
 mod anthropic_fixtures;

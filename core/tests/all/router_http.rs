@@ -432,7 +432,7 @@ routes:
     seen.push(r2.metrics_text());
     seen.push(serde_json::to_string(&r.deployments()).unwrap());
     seen.push(serde_json::to_string(&srv.log()).unwrap());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(r.flush_events() && r2.flush_events());
     seen.extend(events.lock().unwrap().iter().cloned());
     assert!(seen.len() > 20);
     for s in &seen {

@@ -44,12 +44,8 @@ async fn events_arrive_in_order_and_metrics_add_up() {
     r.subscribe(move |e| s2.lock().unwrap().push(e.clone()));
     let resp = r.chat(req()).await.unwrap();
     assert_eq!(resp.content(), "hello there");
-    // events are delivered on another thread: wait for the last one
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !seen.lock().unwrap().iter().any(|e| matches!(e, RouterEvent::RequestFinished { .. })) {
-        assert!(Instant::now() < deadline, "RequestFinished never delivered");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // events are delivered on another thread: wait until they all were
+    assert!(r.flush_events(), "events not delivered within the flush bound");
     let kinds: Vec<String> = seen.lock().unwrap().iter().map(|e| serde_json::to_value(e).unwrap()["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(
         kinds,
@@ -186,7 +182,7 @@ budgets:
         }
     }
     assert!(ok >= 4, "{ok}");
-    std::thread::sleep(Duration::from_millis(100));
+    assert!(r.flush_events());
     let th: Vec<f64> = seen
         .lock()
         .unwrap()

@@ -21,6 +21,9 @@
 //! # Ok(()) }
 //! ```
 
+// The core's `Error` is returned by value (see core/src/lib.rs).
+#![allow(clippy::result_large_err)]
+
 mod conn;
 mod control;
 mod state;
