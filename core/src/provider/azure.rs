@@ -111,6 +111,10 @@ impl super::Provider for AzureProvider {
         e
     }
 
+    fn rate_limits(&self, headers: &http::HeaderMap, _now_unix: f64) -> super::ratelimit::ProviderLimits {
+        super::ratelimit::openai_style(headers)
+    }
+
     fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder> {
         Box::new(AzureStreamDecoder { inner: OpenAiStreamDecoder::new(model), filtered: false })
     }

@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 use futures::stream::{BoxStream, StreamExt};
 
+use super::ratelimit::LimitSink;
 use super::transport::read_body;
 use super::{Provider, StreamDecoder, Transport};
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sse::SseDecoder;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, StreamAccumulator, StreamEvent, ToolCall};
@@ -37,11 +39,30 @@ pub type EventStream = BoxStream<'static, Result<StreamEvent>>;
 pub struct Endpoint {
     pub provider: Arc<dyn Provider>,
     pub transport: Arc<dyn Transport>,
+    /// Where what responses say about the remaining allowance goes (the deployment's
+    /// health), with the clock that dates it. `None`: not read.
+    limits: Option<(Arc<dyn LimitSink>, Arc<dyn Clock>)>,
 }
 
 impl Endpoint {
     pub fn new(provider: Arc<dyn Provider>, transport: Arc<dyn Transport>) -> Self {
-        Endpoint { provider, transport }
+        Endpoint { provider, transport, limits: None }
+    }
+
+    /// Read the provider's rate-limit headers off every response (success or error) into
+    /// `sink`. One per deployment, so the limits land in the right place.
+    pub fn with_limit_sink(mut self, sink: Arc<dyn LimitSink>, clock: Arc<dyn Clock>) -> Self {
+        self.limits = Some((sink, clock));
+        self
+    }
+
+    fn observe(&self, headers: &http::HeaderMap) {
+        if let Some((sink, clock)) = &self.limits {
+            let l = self.provider.rate_limits(headers, clock.unix_now());
+            if !l.is_empty() {
+                sink.observe(l);
+            }
+        }
     }
 
     /// One non-streamed attempt.
@@ -49,6 +70,7 @@ impl Endpoint {
         let p = &self.provider;
         let wire = p.build_request(model, req, false).map_err(|e| e.at(p.name(), model))?;
         let resp = self.transport.send(wire).await.map_err(|e| e.at(p.name(), model))?;
+        self.observe(&resp.headers);
         if !(200..300).contains(&resp.status) {
             let body = read_error_body(resp.body).await;
             return Err(p.parse_error(model, resp.status, &resp.headers, &body).at(p.name(), model));
@@ -74,6 +96,7 @@ impl Endpoint {
         let p = self.provider.clone();
         let wire = p.build_request(model, req, true).map_err(|e| e.at(p.name(), model))?;
         let resp = self.transport.send(wire).await.map_err(|e| e.at(p.name(), model))?;
+        self.observe(&resp.headers);
         if !(200..300).contains(&resp.status) {
             let body = read_error_body(resp.body).await;
             return Err(p.parse_error(model, resp.status, &resp.headers, &body).at(p.name(), model));

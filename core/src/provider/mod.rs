@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod gemini;
 pub mod mock;
 pub mod openai;
+pub mod ratelimit;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,11 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// Classify a non-2xx answer (or a 2xx whose body is an error object).
     fn parse_error(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> crate::Error;
     fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder>;
+    /// What this provider's response headers say about the remaining allowance (its own
+    /// convention; `now_unix` for providers that send reset times as dates). Default: none.
+    fn rate_limits(&self, _headers: &HeaderMap, _now_unix: f64) -> ratelimit::ProviderLimits {
+        ratelimit::ProviderLimits::default()
+    }
 }
 
 /// Which adapter a configured provider uses.

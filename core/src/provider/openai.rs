@@ -107,6 +107,10 @@ impl super::Provider for OpenAiProvider {
         classify_error(status, headers, body)
     }
 
+    fn rate_limits(&self, headers: &http::HeaderMap, _now_unix: f64) -> super::ratelimit::ProviderLimits {
+        super::ratelimit::openai_style(headers)
+    }
+
     fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder> {
         let mut d = OpenAiStreamDecoder::new(model);
         d.compat = self.compat;

@@ -4,6 +4,9 @@
 
 pub mod breaker;
 pub mod decide;
-pub mod ratelimit;
+/// Moved to `provider::ratelimit` (reading headers is wire format); kept for old paths.
+pub mod ratelimit {
+    pub use crate::provider::ratelimit::*;
+}
 pub mod retry;
 pub mod window;

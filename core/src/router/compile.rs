@@ -17,7 +17,6 @@ use crate::catalog::{Catalog, ModelInfo, Pricing};
 use crate::error::{Error, Result};
 use crate::policy::{DeploymentSpec, Policy, PolicySpec, RouteSpec};
 use crate::provider::{build_provider, Endpoint, ProviderConfig, ProviderKind};
-use crate::resilience::ratelimit::ObservingTransport;
 use crate::resilience::retry::RetryBudget;
 
 impl Compiled {
@@ -74,9 +73,8 @@ impl RouterInner {
                 _ => DeploymentHealth::with_chance(identity, spec.breaker.clone(), now, self.chance.clone()),
             };
             next_health.insert(name.clone(), h.clone());
-            // Each deployment reads its own provider's rate-limit headers.
-            let endpoint =
-                Endpoint::new(endpoint.provider.clone(), Arc::new(ObservingTransport { inner: endpoint.transport.clone(), sink: h.clone() }));
+            // Each deployment's responses report its provider's limits to its own health.
+            let endpoint = endpoint.with_limit_sink(h.clone(), self.clock.clone());
             // The catalog knows models by provider kind, or by host for compatible servers.
             let key = match kind {
                 ProviderKind::OpenaiCompatible => base_url.clone(),

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use crate::clock::Chance;
 use crate::policy::BreakerSpec;
+use crate::provider::ratelimit::{LimitSink, ProviderLimits};
 use crate::resilience::breaker::Breaker;
-use crate::resilience::ratelimit::{LimitSink, ProviderLimits};
 use crate::resilience::window::Window;
 
 /// Samples kept for percentile estimates: enough for a stable p95, small enough to sort.

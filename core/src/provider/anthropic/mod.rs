@@ -109,6 +109,10 @@ impl super::Provider for AnthropicProvider {
         e.with_retry_after(retry_hint_from_headers(headers, std::time::SystemTime::now())).with_request_id(super::endpoint::request_id(headers))
     }
 
+    fn rate_limits(&self, headers: &http::HeaderMap, now_unix: f64) -> super::ratelimit::ProviderLimits {
+        super::ratelimit::anthropic_style(headers, now_unix)
+    }
+
     fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder> {
         Box::new(response::AnthropicStreamDecoder::new(model))
     }

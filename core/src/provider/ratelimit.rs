@@ -7,17 +7,16 @@
 //! (nearly) exhausted, the router prefers other deployments, or waits for the reset within
 //! the request's deadline, instead of collecting a 429 it was warned about.
 //!
-//! The client-side requests/tokens-per-minute limits from the policy are held exactly by
-//! reservation in `budget/` (same store, same atomicity); this module only reads headers.
+//! Reading these headers is wire format, so it lives with the adapters: each `Provider`
+//! says which convention it reads (`Provider::rate_limits`), the `Endpoint` hands what it
+//! read to the deployment's [`LimitSink`] after every response, and the router only ever
+//! sees [`ProviderLimits`]. The client-side requests/tokens-per-minute limits from the
+//! policy are held exactly by reservation in `budget/`; this module only reads headers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use http::HeaderMap;
 
-use crate::error::Result;
-use crate::provider::{Transport, WireRequest, WireResponse};
 use crate::time::parse_duration_str;
 
 /// What a provider said about the deployment's remaining allowance.
@@ -45,71 +44,64 @@ fn num(h: &HeaderMap, name: &str) -> Option<u64> {
 
 pub use crate::time::parse_rfc3339;
 
-/// Read whichever convention the provider uses. `now_unix` turns RFC 3339 resets into
-/// durations.
-pub fn parse_limits(h: &HeaderMap, now_unix: f64) -> ProviderLimits {
+/// OpenAI's convention (also Azure, Groq and most OpenAI-compatible servers):
+/// `x-ratelimit-{remaining,reset}-{requests,tokens}`, resets as Go durations.
+pub fn openai_style(h: &HeaderMap) -> ProviderLimits {
     // Most responses (and every mock) carry none of these: one pass over the names is
-    // cheaper than a dozen failed lookups.
-    if !h.keys().any(|k| {
-        let k = k.as_str();
-        k.starts_with("x-ratelimit-") || k.starts_with("anthropic-ratelimit-")
-    }) {
+    // cheaper than a handful of failed lookups.
+    if !h.keys().any(|k| k.as_str().starts_with("x-ratelimit-")) {
         return ProviderLimits::default();
     }
     let dur = |name: &str| header(h, name).and_then(parse_duration_str);
-    let at =
-        |name: &str| header(h, name).and_then(parse_rfc3339).map(|t| Duration::try_from_secs_f64((t - now_unix).max(0.0)).unwrap_or(Duration::ZERO));
-    let mut l = ProviderLimits {
+    ProviderLimits {
         requests_remaining: num(h, "x-ratelimit-remaining-requests"),
         requests_reset: dur("x-ratelimit-reset-requests"),
         tokens_remaining: num(h, "x-ratelimit-remaining-tokens"),
         tokens_reset: dur("x-ratelimit-reset-tokens"),
-    };
-    if l.requests_remaining.is_none() {
-        l.requests_remaining = num(h, "anthropic-ratelimit-requests-remaining");
-        l.requests_reset = at("anthropic-ratelimit-requests-reset");
     }
-    if l.tokens_remaining.is_none() {
-        // Anthropic reports total, input and output token buckets; the tightest binds.
-        let candidates = [
-            (num(h, "anthropic-ratelimit-tokens-remaining"), at("anthropic-ratelimit-tokens-reset")),
-            (num(h, "anthropic-ratelimit-input-tokens-remaining"), at("anthropic-ratelimit-input-tokens-reset")),
-            (num(h, "anthropic-ratelimit-output-tokens-remaining"), at("anthropic-ratelimit-output-tokens-reset")),
-        ];
-        if let Some((r, reset)) = candidates.iter().filter(|(r, _)| r.is_some()).min_by_key(|(r, _)| *r) {
-            l.tokens_remaining = *r;
-            l.tokens_reset = *reset;
-        }
+}
+
+/// Anthropic's convention: `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-
+/// {remaining,reset}`, resets as RFC 3339 times (`now_unix` turns them into durations).
+pub fn anthropic_style(h: &HeaderMap, now_unix: f64) -> ProviderLimits {
+    if !h.keys().any(|k| k.as_str().starts_with("anthropic-ratelimit-")) {
+        return ProviderLimits::default();
+    }
+    let at =
+        |name: &str| header(h, name).and_then(parse_rfc3339).map(|t| Duration::try_from_secs_f64((t - now_unix).max(0.0)).unwrap_or(Duration::ZERO));
+    let mut l = ProviderLimits {
+        requests_remaining: num(h, "anthropic-ratelimit-requests-remaining"),
+        requests_reset: at("anthropic-ratelimit-requests-reset"),
+        ..Default::default()
+    };
+    // Total, input and output token buckets: the tightest binds.
+    let candidates = [
+        (num(h, "anthropic-ratelimit-tokens-remaining"), at("anthropic-ratelimit-tokens-reset")),
+        (num(h, "anthropic-ratelimit-input-tokens-remaining"), at("anthropic-ratelimit-input-tokens-reset")),
+        (num(h, "anthropic-ratelimit-output-tokens-remaining"), at("anthropic-ratelimit-output-tokens-reset")),
+    ];
+    if let Some((r, reset)) = candidates.iter().filter(|(r, _)| r.is_some()).min_by_key(|(r, _)| *r) {
+        l.tokens_remaining = *r;
+        l.tokens_reset = *reset;
     }
     l
+}
+
+/// Either convention (OpenAI's first), for callers that do not know the provider.
+pub fn parse_limits(h: &HeaderMap, now_unix: f64) -> ProviderLimits {
+    let o = openai_style(h);
+    let a = anthropic_style(h, now_unix);
+    ProviderLimits {
+        requests_remaining: o.requests_remaining.or(a.requests_remaining),
+        requests_reset: if o.requests_remaining.is_some() { o.requests_reset } else { a.requests_reset },
+        tokens_remaining: o.tokens_remaining.or(a.tokens_remaining),
+        tokens_reset: if o.tokens_remaining.is_some() { o.tokens_reset } else { a.tokens_reset },
+    }
 }
 
 /// Receives what a deployment's responses said about its limits.
 pub trait LimitSink: Send + Sync + std::fmt::Debug {
     fn observe(&self, limits: ProviderLimits);
-}
-
-/// Wraps a transport to read rate-limit headers off every response (success or error)
-/// before handing it on unchanged. One per deployment, so the limits land in the right place.
-#[derive(Debug)]
-pub struct ObservingTransport {
-    pub inner: Arc<dyn Transport>,
-    pub sink: Arc<dyn LimitSink>,
-}
-
-impl Transport for ObservingTransport {
-    fn send(&self, req: WireRequest) -> BoxFuture<'static, Result<WireResponse>> {
-        let fut = self.inner.send(req);
-        let sink = self.sink.clone();
-        Box::pin(async move {
-            let resp = fut.await?;
-            let limits = parse_limits(&resp.headers, crate::budget::unix_now());
-            if !limits.is_empty() {
-                sink.observe(limits);
-            }
-            Ok(resp)
-        })
-    }
 }
 
 #[cfg(test)]
