@@ -10,7 +10,7 @@
 //! provider messages change wording without notice, codes do not.
 
 pub use crate::time::{parse_duration_str, parse_retry_after_value, retry_hint_from_headers, MAX_RETRY_HINT};
-pub use crate::types::error::{BudgetInfo, Error, ErrorKind, PartialOutput, Result};
+pub use crate::types::error::{BudgetInfo, BudgetUnit, Error, ErrorKind, PartialOutput, Result};
 
 /// Generic HTTP status classification, used when a provider sent no code we recognise.
 /// Provider adapters refine it with their codes before falling back to this.

@@ -35,7 +35,7 @@ pub mod telemetry;
 pub mod time;
 pub mod types;
 
-pub use error::{BudgetInfo, Error, ErrorKind, PartialOutput, Result};
+pub use error::{BudgetInfo, BudgetUnit, Error, ErrorKind, PartialOutput, Result};
 pub use health_types::BreakerState;
 pub use policy::Policy;
 pub use router::{ChatStream, RoutePlan, Router};

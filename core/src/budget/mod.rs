@@ -39,7 +39,7 @@ pub struct BudgetStatus {
     pub budget: String,
     /// `tenant:acme`, `route:chat`, `all`...
     pub scope: String,
-    pub unit: String,
+    pub unit: Unit,
     pub limit: f64,
     pub spent: f64,
     pub reserved: f64,
@@ -59,12 +59,7 @@ pub struct Reservation {
     shadow_exceeded: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unit {
-    Usd,
-    Tokens,
-    Requests,
-}
+use crate::error::BudgetUnit as Unit;
 
 impl Reservation {
     /// Names of shadow-mode budgets and limits that would have refused this attempt.
@@ -233,7 +228,7 @@ impl Budgets {
                         let (_, _, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
                         return Err(BudgetInfo {
                             budget: b.name.clone(),
-                            unit: "usd".into(),
+                            unit: Unit::Usd,
                             limit: l,
                             remaining: f64::NAN,
                             resets_at,
@@ -284,12 +279,7 @@ impl Budgets {
                 let (name, unit, resets_at) = &meta[r.index];
                 Err(BudgetInfo {
                     budget: name.clone(),
-                    unit: match unit {
-                        Unit::Usd => "usd",
-                        Unit::Tokens => "tokens",
-                        Unit::Requests => "requests",
-                    }
-                    .into(),
+                    unit: *unit,
                     limit: charges[r.index].limit,
                     remaining: r.remaining,
                     resets_at: *resets_at,
@@ -331,14 +321,14 @@ impl Budgets {
                 let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
                 let (spent, reserved) = window.iter().map(|k| self.store.get(k)).fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved));
                 let (unit, limit) = match (b.limit_usd, b.limit_tokens) {
-                    (Some(l), _) => ("usd", l),
-                    (None, Some(l)) => ("tokens", l as f64),
+                    (Some(l), _) => (Unit::Usd, l),
+                    (None, Some(l)) => (Unit::Tokens, l as f64),
                     _ => continue,
                 };
                 out.push(BudgetStatus {
                     budget: b.name.clone(),
                     scope: Self::scope_label(b, &inst),
-                    unit: unit.into(),
+                    unit,
                     limit,
                     spent,
                     reserved,

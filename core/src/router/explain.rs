@@ -11,8 +11,8 @@ fn failures_summary(t: &RouteTrace, except: Option<&str>) -> Vec<String> {
             continue;
         }
         match out.iter_mut().find(|(d, _)| *d == a.deployment) {
-            Some((_, kinds)) => kinds.push(a.outcome.clone()),
-            None => out.push((a.deployment.clone(), vec![a.outcome.clone()])),
+            Some((_, kinds)) => kinds.push(a.outcome.to_string()),
+            None => out.push((a.deployment.clone(), vec![a.outcome.to_string()])),
         }
     }
     out.into_iter()

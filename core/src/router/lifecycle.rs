@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 use crate::policy::RouteSpec;
 use crate::resilience::breaker::{Outcome as BreakerOutcome, Permit, Transition};
 use crate::telemetry::{RouterEvent, Telemetry};
-use crate::types::{AttemptTrace, ChatRequest, RouteTrace, Usage};
+use crate::types::{AttemptOutcome, AttemptTrace, ChatRequest, RouteTrace, Usage};
 
 /// Output tokens reserved when neither the request nor the catalog caps them.
 const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
@@ -138,7 +138,7 @@ impl RequestCtx {
             provider: a.provider.clone(),
             provider_kind: provider_kind.to_string(),
             model: a.model.clone(),
-            outcome: a.outcome.clone(),
+            outcome: a.outcome.to_string(),
             latency_ms: a.latency_ms,
             ttft_ms: a.ttft_ms,
             input_tokens: u.input_tokens,
@@ -222,7 +222,7 @@ impl Attempt {
         let now = ctx.now();
         self.committed = true;
         self.ttft = ttft;
-        self.trace.outcome = "ok".into();
+        self.trace.outcome = AttemptOutcome::Ok;
         self.trace.ttft_ms = ttft.map(ms);
         self.trace.latency_ms = ms(now.saturating_duration_since(self.started));
         observe(&self.deployment, now, true, ttft);
@@ -239,7 +239,7 @@ impl Attempt {
         }
         let (breaker, billed, tokens, response_model) = match end {
             End::Ok { ttft, usage, response_model } => {
-                t.outcome = "ok".into();
+                t.outcome = AttemptOutcome::Ok;
                 if !self.committed {
                     t.ttft_ms = ttft.map(ms);
                     observe(&d, now, true, ttft);
@@ -249,19 +249,19 @@ impl Attempt {
                 (BreakerOutcome::Success { ttft }, usage, usage.map(|u| u.total_tokens()).unwrap_or(0), response_model)
             }
             End::Failed(e) => {
-                t.outcome = e.kind.code().into();
+                t.outcome = AttemptOutcome::Failed(e.kind);
                 t.error = Some(e.message.clone());
                 t.status = e.status;
                 let usage = e.partial.as_ref().and_then(|p| p.usage);
                 failed(&d, now, e, usage, self.committed)
             }
             End::Interrupted { error: e, usage } => {
-                t.outcome = ErrorKind::StreamInterrupted.code().into();
+                t.outcome = AttemptOutcome::Failed(ErrorKind::StreamInterrupted);
                 t.error = Some(format!("after content: {}", e.message));
                 failed(&d, now, e, usage, self.committed)
             }
             End::Lost => {
-                t.outcome = ErrorKind::Cancelled.code().into();
+                t.outcome = AttemptOutcome::Failed(ErrorKind::Cancelled);
                 t.error = Some("hedge lost: dropped when the other request answered first".into());
                 (BreakerOutcome::Ignored, None, ctx.est_input, None)
             }

@@ -223,13 +223,7 @@ impl Router {
         let budgets: Vec<BudgetGauge> = self
             .budgets()
             .into_iter()
-            .map(|b| BudgetGauge {
-                unit: if b.unit == "usd" { "usd" } else { "tokens" },
-                budget: b.budget,
-                scope: b.scope,
-                limit: b.limit,
-                remaining: b.remaining,
-            })
+            .map(|b| BudgetGauge { unit: b.unit.as_str(), budget: b.budget, scope: b.scope, limit: b.limit, remaining: b.remaining })
             .collect();
         self.inner.telemetry.metrics.render(&deps, &budgets)
     }

@@ -5,6 +5,7 @@
 
 // `pub(crate)`: `crate::error` re-exports its items as the public paths.
 pub(crate) mod error;
+pub(crate) mod kind;
 mod message;
 mod request;
 mod response;
@@ -16,7 +17,7 @@ pub use message::{Content, ContentPart, ImageSource, Message, Role, ToolCall};
 pub use request::{ChatRequest, RequestMetadata, ResponseFormat, Stop, Tool, ToolChoice};
 pub use response::{ChatResponse, Choice, FinishReason};
 pub use stream::{StreamAccumulator, StreamEvent};
-pub use trace::{AttemptTrace, CandidateTrace, RouteTrace};
+pub use trace::{AttemptOutcome, AttemptTrace, CandidateTrace, RouteTrace};
 pub use usage::Usage;
 
 #[cfg(test)]

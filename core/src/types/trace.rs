@@ -6,7 +6,60 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::kind::ErrorKind;
 use super::Usage;
+
+/// How an attempt ended: `ok`, or the error kind. Serialised as that one string (`"ok"`,
+/// `"rate_limited"`...), the shape bindings and logs have always seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum AttemptOutcome {
+    #[default]
+    Ok,
+    Failed(ErrorKind),
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Failed(k) => k.code(),
+        }
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == AttemptOutcome::Ok
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for AttemptOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for AttemptOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AttemptOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "ok" => Ok(AttemptOutcome::Ok),
+            code => ErrorKind::from_code(code)
+                .map(AttemptOutcome::Failed)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown attempt outcome `{code}`"))),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CandidateTrace {
@@ -27,8 +80,8 @@ pub struct AttemptTrace {
     pub provider: String,
     pub model: String,
     pub tier: usize,
-    /// `ok`, or the error kind's code.
-    pub outcome: String,
+    /// `ok`, or the error kind.
+    pub outcome: AttemptOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -613,7 +613,7 @@ async fn router_falls_over_on_malformed_and_invalid_output() {
     assert_eq!(r.tool_calls()[0].name, "lookup_customer");
     let t = r.trace.unwrap();
     assert_eq!(t.attempts[0].deployment, "primary");
-    assert!(t.attempts[0].outcome.contains("invalid_output"), "{:?}", t.attempts[0]);
+    assert!(t.attempts[0].outcome.as_str().contains("invalid_output"), "{:?}", t.attempts[0]);
     assert_eq!(t.served_by.as_deref(), Some("backup"));
 
     // A duplicate message_start before any content → falls over invisibly.
@@ -627,7 +627,7 @@ async fn router_falls_over_on_malformed_and_invalid_output() {
     assert_eq!(acc.tool_calls.len(), 1);
     assert_eq!(acc.text, "", "nothing of the duplicate stream reached the caller");
     let t = s.trace().unwrap();
-    assert!(t.attempts[0].outcome.contains("malformed_response"), "{:?}", t.attempts[0]);
+    assert!(t.attempts[0].outcome.as_str().contains("malformed_response"), "{:?}", t.attempts[0]);
     assert_eq!(t.served_by.as_deref(), Some("backup"));
 
     // A second message_start after content → stream_interrupted with the partial output.

@@ -38,7 +38,7 @@ routes:
 const OK: &str = "{}";
 
 fn outcomes(t: &polyroute::RouteTrace) -> Vec<(String, String)> {
-    t.attempts.iter().map(|a| (a.deployment.clone(), a.outcome.clone())).collect()
+    t.attempts.iter().map(|a| (a.deployment.clone(), a.outcome.to_string())).collect()
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {

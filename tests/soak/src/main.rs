@@ -144,7 +144,7 @@ enum End {
 /// candidate skipped at selection (reasons cut before their numbers, so they group).
 fn pairs(t: Option<&polyroute::RouteTrace>) -> Vec<(String, String)> {
     let Some(t) = t else { return Vec::new() };
-    let mut v: Vec<(String, String)> = t.attempts.iter().map(|a| (a.deployment.clone(), a.outcome.clone())).collect();
+    let mut v: Vec<(String, String)> = t.attempts.iter().map(|a| (a.deployment.clone(), a.outcome.to_string())).collect();
     for c in &t.candidates {
         if let Some(why) = &c.skipped {
             let short: String = why.split(',').next().unwrap_or(why).chars().take_while(|ch| !ch.is_ascii_digit()).collect();
