@@ -18,9 +18,9 @@ mod panic;
 mod stream;
 
 pub use cancel::{cancelled_error, CancelGuard, CancelToken};
+pub use panic::{catch, catch_future, panic_error, panic_message};
 #[doc(hidden)]
 pub use panic::{debug_panic, debug_panic_async};
-pub use panic::{catch, catch_future, panic_error, panic_message};
 pub use stream::StreamHandle;
 
 use serde::Serialize;
