@@ -298,7 +298,7 @@ fn a_panic_becomes_a_config_error_naming_it() {
     assert_eq!(e.kind, ErrorKind::Config);
     assert_eq!(e.message, "internal error: deliberate panic for testing (unit); please report it");
     assert_eq!(catch(|| 7).unwrap(), 7);
-    let owned = catch(|| -> () { panic!("{} went wrong", "it") }).unwrap_err();
+    let owned = catch(|| -> u8 { panic!("{} went wrong", "it") }).unwrap_err();
     assert_eq!(owned.message, "internal error: it went wrong; please report it");
 }
 
