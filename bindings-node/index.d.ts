@@ -67,5 +67,14 @@ export declare class NativeStream {
   trace(): string | null
 }
 
+/**
+ * Test hook: panics inside the core on purpose, under the guard of every synchronous entry
+ * point; `polyroute.js` re-exports it as `_debugPanic` for the suite.
+ */
+export declare function _debugPanic(): void
+
+/** Test hook: a promise whose future panics while napi's runtime polls it. */
+export declare function _debugPanicAsync(): Promise<void>
+
 /** Every `ErrorKind` code, in the core's order; the JS layer checks its classes against it. */
 export declare function errorKinds(): Array<string>

@@ -838,4 +838,6 @@ module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.NativeRouter = nativeBinding.NativeRouter
 module.exports.NativeStream = nativeBinding.NativeStream
+module.exports._debugPanic = nativeBinding._debugPanic
+module.exports._debugPanicAsync = nativeBinding._debugPanicAsync
 module.exports.errorKinds = nativeBinding.errorKinds

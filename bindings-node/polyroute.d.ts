@@ -335,6 +335,10 @@ export class ConfigError extends PolyrouteError { readonly code: 'config' }
 export declare const errorClasses: Readonly<Record<ErrorKind, typeof PolyrouteError>>
 /** Every ErrorKind code, in the core's order. */
 export declare const errorKinds: readonly ErrorKind[]
+/** @internal Test hook: a deliberate panic in the core; throws `ConfigError`. */
+export declare function _debugPanic(): void
+/** @internal Test hook: a deliberate panic in a core future; rejects with `ConfigError`. */
+export declare function _debugPanicAsync(): Promise<void>
 
 /** Events of one streamed answer; `break` or `close()` cancels the request. */
 export class ChatStream implements AsyncIterableIterator<StreamEvent> {

@@ -189,7 +189,13 @@ class Router {
   stream(request, options) {
     const text = requestText(request)
     const cancel = cancelFor(options && options.signal, true)
-    const open = this.#native.stream(text, cancel.token)
+    let open
+    try {
+      open = callSync(() => this.#native.stream(text, cancel.token))
+    } catch (e) {
+      cancel.dispose()
+      throw e
+    }
     return new ChatStream(open, cancel)
   }
 
@@ -225,7 +231,7 @@ class Router {
 
   /** Prometheus text exposition of this router's metrics. */
   metricsText() {
-    return this.#native.metricsText()
+    return callSync(() => this.#native.metricsText())
   }
 
   /** Spent, reserved and remaining per budget in its current period. */
@@ -246,14 +252,16 @@ class Router {
    */
   subscribe(callback) {
     if (typeof callback !== 'function') throw new TypeError('subscribe(callback): callback must be a function')
-    const id = this.#native.subscribe((text) => {
-      try {
-        callback(JSON.parse(text))
-      } catch (e) {
-        process.emitWarning(`polyroute event callback threw: ${e && e.stack ? e.stack : e}`, 'PolyrouteWarning')
-      }
-    })
-    return () => this.#native.unsubscribe(id)
+    const id = callSync(() =>
+      this.#native.subscribe((text) => {
+        try {
+          callback(JSON.parse(text))
+        } catch (e) {
+          process.emitWarning(`polyroute event callback threw: ${e && e.stack ? e.stack : e}`, 'PolyrouteWarning')
+        }
+      }),
+    )
+    return () => callSync(() => this.#native.unsubscribe(id))
   }
 }
 
@@ -323,14 +331,17 @@ class ChatStream {
   /** Cancel the request (idempotent). A pending `next()` rejects with CancelledError. */
   close() {
     if (this.#cancel.token) this.#cancel.token.cancel()
-    if (this.#native) this.#native.close()
-    this.#finish()
+    try {
+      if (this.#native) callSync(() => this.#native.close())
+    } finally {
+      this.#finish()
+    }
   }
 
   /** The route trace once the stream has ended, else `null`. */
   get trace() {
     if (this.#trace === null && this.#native) {
-      const t = this.#native.trace()
+      const t = callSync(() => this.#native.trace())
       if (t !== null) this.#trace = JSON.parse(t)
     }
     return this.#trace
@@ -370,3 +381,14 @@ exports.CancelledError = CancelledError
 exports.ConfigError = ConfigError
 exports.errorClasses = errorClasses
 exports.errorKinds = errorKinds
+
+// Test hooks (not part of the API): a deliberate panic inside the core, which must arrive as
+// a `ConfigError` ("internal error: ...; please report it") like any panic in any call.
+exports._debugPanic = () => callSync(() => native._debugPanic())
+exports._debugPanicAsync = async () => {
+  try {
+    await native._debugPanicAsync()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}

@@ -48,6 +48,19 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     bridge::to_json(v).map_err(|e| js_error(&e))
 }
 
+/// Every synchronous entry point runs under the core's panic guard: a panic in the core (a
+/// bug) throws a `config` error ("internal error: ...; please report it", a `ConfigError` in
+/// JS) instead of crossing N-API as an untyped error or aborting the process.
+fn guard<T>(body: impl FnOnce() -> Result<T>) -> Result<T> {
+    bridge::catch(body).unwrap_or_else(|e| Err(js_error(&e)))
+}
+
+/// [`guard`] for the futures spawned on napi's runtime: a panic while polling rejects the
+/// promise with the same `config` error instead of leaving it pending.
+async fn guard_future<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    bridge::catch_future(fut).await.unwrap_or_else(|e| Err(js_error(&e)))
+}
+
 /// Cancels one call. `polyroute.js` creates one per call and trips it from an `AbortSignal`.
 #[napi]
 pub struct CancelToken {
@@ -85,102 +98,110 @@ impl NativeRouter {
     /// Policy text, YAML or JSON (the JS layer stringifies objects).
     #[napi(constructor)]
     pub fn new(policy: String) -> Result<Self> {
-        Router::from_policy_str(&policy).map(|inner| NativeRouter { inner }).map_err(|e| js_error(&e))
+        guard(|| Router::from_policy_str(&policy).map(|inner| NativeRouter { inner }).map_err(|e| js_error(&e)))
     }
 
     #[napi(factory)]
     pub fn from_file(path: String) -> Result<Self> {
-        Router::from_policy_file(path).map(|inner| NativeRouter { inner }).map_err(|e| js_error(&e))
+        guard(|| Router::from_policy_file(path).map(|inner| NativeRouter { inner }).map_err(|e| js_error(&e)))
     }
 
     /// Resolves to the `ChatResponse` as JSON text.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn chat<'e>(&self, env: &'e Env, request: String, cancel: Option<&CancelToken>) -> Result<PromiseRaw<'e, String>> {
-        let router = self.inner.clone();
-        let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
-        env.spawn_future(async move {
-            let resp = cancel
-                .run(async {
-                    let req = bridge::request_from_json(&request)?;
-                    router.chat(req).await
-                })
-                .await
-                .map_err(|e| js_error(&e))?;
-            to_json(&resp)
+        guard(|| {
+            let router = self.inner.clone();
+            let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
+            env.spawn_future(guard_future(async move {
+                let resp = cancel
+                    .run(async {
+                        let req = bridge::request_from_json(&request)?;
+                        router.chat(req).await
+                    })
+                    .await
+                    .map_err(|e| js_error(&e))?;
+                to_json(&resp)
+            }))
         })
     }
 
     /// Opens a stream; resolves once a deployment committed (first content) or all failed.
     #[napi(ts_return_type = "Promise<NativeStream>")]
     pub fn stream<'e>(&self, env: &'e Env, request: String, cancel: Option<&CancelToken>) -> Result<PromiseRaw<'e, NativeStream>> {
-        let router = self.inner.clone();
-        let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
-        env.spawn_future(async move {
-            let stream = cancel
-                .run(async {
-                    let req = bridge::request_from_json(&request)?;
-                    router.stream(req).await
-                })
-                .await
-                .map_err(|e| js_error(&e))?;
-            Ok(NativeStream { handle: StreamHandle::new(stream, cancel) })
+        guard(|| {
+            let router = self.inner.clone();
+            let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
+            env.spawn_future(guard_future(async move {
+                let stream = cancel
+                    .run(async {
+                        let req = bridge::request_from_json(&request)?;
+                        router.stream(req).await
+                    })
+                    .await
+                    .map_err(|e| js_error(&e))?;
+                Ok(NativeStream { handle: StreamHandle::new(stream, cancel) })
+            }))
         })
     }
 
     /// `RoutePlan` as JSON text: where the request would go, without sending it.
     #[napi]
     pub fn plan(&self, request: String) -> Result<String> {
-        let req = bridge::request_from_json(&request).map_err(|e| js_error(&e))?;
-        let plan = self.inner.plan(&req).map_err(|e| js_error(&e))?;
-        to_json(&plan)
+        guard(|| {
+            let req = bridge::request_from_json(&request).map_err(|e| js_error(&e))?;
+            let plan = self.inner.plan(&req).map_err(|e| js_error(&e))?;
+            to_json(&plan)
+        })
     }
 
     /// Swap the policy atomically; an invalid one throws `config` and the old one keeps serving.
     #[napi]
     pub fn reload(&self, policy: String) -> Result<()> {
-        self.inner.reload_str(&policy).map_err(|e| js_error(&e))
+        guard(|| self.inner.reload_str(&policy).map_err(|e| js_error(&e)))
     }
 
     /// The serving policy as JSON text (literal keys are never serialised by the core).
     #[napi]
     pub fn policy(&self) -> Result<String> {
-        to_json(&self.inner.policy())
+        guard(|| to_json(&self.inner.policy()))
     }
 
     /// `DeploymentStatus[]` (breaker state, latency, success rate) as JSON text.
     #[napi]
     pub fn deployments(&self) -> Result<String> {
-        to_json(&self.inner.deployments())
+        guard(|| to_json(&self.inner.deployments()))
     }
 
     /// `state`: `closed`, `open`, `half_open`, `forced_open` or `disabled`.
     #[napi]
     pub fn set_breaker(&self, deployment: String, state: String) -> Result<()> {
-        let state = bridge::parse_breaker_state(&state).map_err(|e| js_error(&e))?;
-        self.inner.set_breaker(&deployment, state).map_err(|e| js_error(&e))
+        guard(|| {
+            let state = bridge::parse_breaker_state(&state).map_err(|e| js_error(&e))?;
+            self.inner.set_breaker(&deployment, state).map_err(|e| js_error(&e))
+        })
     }
 
     #[napi]
     pub fn reset_breaker(&self, deployment: String) -> Result<()> {
-        self.inner.reset_breaker(&deployment).map_err(|e| js_error(&e))
+        guard(|| self.inner.reset_breaker(&deployment).map_err(|e| js_error(&e)))
     }
 
     /// Prometheus text exposition of this router's metrics.
     #[napi]
-    pub fn metrics_text(&self) -> String {
-        self.inner.metrics_text()
+    pub fn metrics_text(&self) -> Result<String> {
+        guard(|| Ok(self.inner.metrics_text()))
     }
 
     /// `BudgetStatus[]` (spent, reserved, remaining per budget and scope) as JSON text.
     #[napi]
     pub fn budgets(&self) -> Result<String> {
-        to_json(&self.inner.budgets())
+        guard(|| to_json(&self.inner.budgets()))
     }
 
     /// `RouteCost[]` (requests, successes, cost per success per route) as JSON text.
     #[napi]
     pub fn route_costs(&self) -> Result<String> {
-        to_json(&self.inner.route_costs())
+        guard(|| to_json(&self.inner.route_costs()))
     }
 
     /// Call `callback` with every router event as JSON text; returns an id for `unsubscribe`.
@@ -189,20 +210,26 @@ impl NativeRouter {
     /// without blocking (a full queue drops the event), so a busy event loop never slows a
     /// request. The function is weak: a subscription alone does not keep Node running.
     #[napi(ts_args_type = "callback: (event: string) => void")]
-    pub fn subscribe(&self, callback: EventCallback) -> u32 {
-        let id = self.inner.subscribe(move |ev| {
-            if let Ok(text) = bridge::to_json(ev) {
-                let _ = callback.call(text, ThreadsafeFunctionCallMode::NonBlocking);
-            }
-        });
-        // Ids count up from 1 per router; a JS number holds any realistic count.
-        u32::try_from(id).unwrap_or(u32::MAX)
+    pub fn subscribe(&self, callback: EventCallback) -> Result<u32> {
+        guard(|| {
+            let id = self.inner.subscribe(move |ev| {
+                // On the core's delivery thread, where no JS caller could see an error: a panic
+                // while encoding or queueing one event skips that event, like a full queue.
+                let _ = bridge::catch(|| {
+                    if let Ok(text) = bridge::to_json(ev) {
+                        let _ = callback.call(text, ThreadsafeFunctionCallMode::NonBlocking);
+                    }
+                });
+            });
+            // Ids count up from 1 per router; a JS number holds any realistic count.
+            Ok(u32::try_from(id).unwrap_or(u32::MAX))
+        })
     }
 
     /// Stop delivering to a subscription; `false` if the id was unknown.
     #[napi]
-    pub fn unsubscribe(&self, id: u32) -> bool {
-        self.inner.unsubscribe(u64::from(id))
+    pub fn unsubscribe(&self, id: u32) -> Result<bool> {
+        guard(|| Ok(self.inner.unsubscribe(u64::from(id))))
     }
 }
 
@@ -221,20 +248,25 @@ pub struct NativeStream {
 impl NativeStream {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn next<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
-        let next = self.handle.next_json();
-        env.spawn_future(async move { next.await.map_err(|e| js_error(&e)) })
+        guard(|| {
+            let next = self.handle.next_json();
+            env.spawn_future(guard_future(async move { next.await.map_err(|e| js_error(&e)) }))
+        })
     }
 
     /// Cancel the request now. A pending `next()` rejects with `cancelled`; later ones end.
     #[napi]
-    pub fn close(&self) {
-        self.handle.close();
+    pub fn close(&self) -> Result<()> {
+        guard(|| {
+            self.handle.close();
+            Ok(())
+        })
     }
 
     /// The `RouteTrace` as JSON text once the stream has ended, else `null`.
     #[napi]
-    pub fn trace(&self) -> Option<String> {
-        self.handle.trace().and_then(|t| bridge::to_json(&t).ok())
+    pub fn trace(&self) -> Result<Option<String>> {
+        guard(|| Ok(self.handle.trace().and_then(|t| bridge::to_json(&t).ok())))
     }
 }
 
@@ -242,4 +274,19 @@ impl NativeStream {
 #[napi]
 pub fn error_kinds() -> Vec<String> {
     ErrorKind::ALL.iter().map(|k| k.code().to_string()).collect()
+}
+
+/// Test hook: panics inside the core on purpose, under the guard of every synchronous entry
+/// point; `polyroute.js` re-exports it as `_debugPanic` for the suite.
+#[doc(hidden)]
+#[napi(js_name = "_debugPanic")]
+pub fn debug_panic() -> Result<()> {
+    guard(|| bridge::debug_panic("node sync call"))
+}
+
+/// Test hook: a promise whose future panics while napi's runtime polls it.
+#[doc(hidden)]
+#[napi(js_name = "_debugPanicAsync", ts_return_type = "Promise<void>")]
+pub fn debug_panic_async(env: &Env) -> Result<PromiseRaw<'_, ()>> {
+    guard(|| env.spawn_future(guard_future(async { bridge::debug_panic_async("node async call".into()).await.map_err(|e| js_error(&e)) })))
 }

@@ -5,7 +5,7 @@
 // `stream`, `deployments`, `setBreaker`), keeps every result as the JSON the binding hands
 // out (responses and stream events are plain objects, errors go through `toJSON()`) and
 // checks it with the rules of tests/scenarios/README.md, the same rules as the Rust runner
-// (core/tests/scenarios.rs) and the Python one.
+// (core/tests/all/scenarios.rs, `cargo test -p polyroute --test all scenarios::`) and the Python one.
 //
 // Its own mock server (scenarios reset it); one test per scenario, run one after another.
 // POLYROUTE_SCENARIO=<substring> selects scenarios, POLYROUTE_SCENARIO_DIR another folder.

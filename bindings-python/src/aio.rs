@@ -32,6 +32,7 @@ use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use tokio::task::AbortHandle;
 
+use crate::errors::{guarded, to_pyerr};
 use crate::runtime::runtime;
 
 type Outcome = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
@@ -82,35 +83,40 @@ impl LoopBridge {
 
     /// Resolve every finished future (runs on the loop's thread).
     fn drain(&self, py: Python<'_>) {
-        let mut buf = [0u8; 64];
-        loop {
-            match (&self.rx).read(&mut buf) {
-                Ok(n) if n == buf.len() => continue,
-                Ok(_) => break,
-                Err(e) if e.kind() == IoErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
-        // Clear the flag before taking the queue: a completion racing with us either lands in
-        // this batch or signals again.
-        self.shared.signalled.store(false, Ordering::SeqCst);
-        let batch = std::mem::take(&mut *self.shared.done.lock().unwrap_or_else(|p| p.into_inner()));
-        for d in batch {
-            let fut = d.future.bind(py);
-            let resolve = || -> PyResult<()> {
-                if fut.call_method0("cancelled")?.is_truthy()? {
-                    return Ok(());
+        let drained = polyroute::bridge::catch(|| {
+            let mut buf = [0u8; 64];
+            loop {
+                match (&self.rx).read(&mut buf) {
+                    Ok(n) if n == buf.len() => continue,
+                    Ok(_) => break,
+                    Err(e) if e.kind() == IoErrorKind::Interrupted => continue,
+                    Err(_) => break,
                 }
-                match (d.outcome)(py) {
-                    Ok(v) => fut.call_method1("set_result", (v,))?,
-                    Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
-                };
-                Ok(())
-            };
-            // One bad future must not strand the others in this batch.
-            if let Err(e) = resolve() {
-                e.write_unraisable(py, Some(fut));
             }
+            // Clear the flag before taking the queue: a completion racing with us either lands in
+            // this batch or signals again.
+            self.shared.signalled.store(false, Ordering::SeqCst);
+            let batch = std::mem::take(&mut *self.shared.done.lock().unwrap_or_else(|p| p.into_inner()));
+            for d in batch {
+                let fut = d.future.bind(py);
+                let resolve = || -> PyResult<()> {
+                    if fut.call_method0("cancelled")?.is_truthy()? {
+                        return Ok(());
+                    }
+                    match (d.outcome)(py) {
+                        Ok(v) => fut.call_method1("set_result", (v,))?,
+                        Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
+                    };
+                    Ok(())
+                };
+                // One bad future must not strand the others in this batch.
+                if let Err(e) = resolve() {
+                    e.write_unraisable(py, Some(fut));
+                }
+            }
+        });
+        if let Err(e) = drained {
+            to_pyerr(py, &e).write_unraisable(py, None);
         }
     }
 }
@@ -124,10 +130,12 @@ struct Canceller {
 #[pymethods]
 impl Canceller {
     fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
-        if fut.call_method0("cancelled")?.is_truthy()? {
-            self.abort.abort();
-        }
-        Ok(())
+        guarded(fut.py(), || {
+            if fut.call_method0("cancelled")?.is_truthy()? {
+                self.abort.abort();
+            }
+            Ok(())
+        })
     }
 }
 
@@ -143,8 +151,14 @@ impl LoopBridge {
         let shared = self.shared.clone();
         let target = future.clone().unbind();
         let task = rt.spawn(async move {
-            let out = work.await;
-            shared.complete(Done { future: target, outcome: Box::new(move |py| out.into_bound_py_any(py)) });
+            // A panic while the runtime polls `work` resolves the future with `ConfigError`
+            // instead of leaving it pending forever.
+            let out = polyroute::bridge::catch_future(work).await;
+            let outcome: Outcome = Box::new(move |py| match out {
+                Ok(v) => v.into_bound_py_any(py),
+                Err(e) => Err(to_pyerr(py, &e)),
+            });
+            shared.complete(Done { future: target, outcome });
         });
         future.call_method1("add_done_callback", (Canceller { abort: task.abort_handle() },))?;
         Ok(())

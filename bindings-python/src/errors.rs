@@ -59,3 +59,10 @@ impl<T> IntoPyResult<T> for Result<T, polyroute::Error> {
         self.map_err(|e| to_pyerr(py, &e))
     }
 }
+
+/// Run an entry point's body under the core's panic guard: a panic in the core (a bug) is
+/// raised as `polyroute.ConfigError` ("internal error: ...; please report it") instead of
+/// pyo3's `PanicException`, and the interpreter carries on.
+pub fn guarded<T>(py: Python<'_>, body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    polyroute::bridge::catch(body).unwrap_or_else(|e| Err(to_pyerr(py, &e)))
+}

@@ -22,6 +22,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<router::NativeRouter>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add_class::<aio::LoopBridge>()?;
+    // Test hooks (underscore names, not in `__all__`): a deliberate panic in the core.
+    m.add_function(wrap_pyfunction!(router::_debug_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(router::_debug_panic_async, m)?)?;
     // Stable snake_case codes in the core's order; `_errors.py` has one class per code and a
     // test checks that the two lists agree.
     let kinds: Vec<&str> = polyroute::ErrorKind::ALL.iter().map(|k| k.code()).collect();

@@ -22,7 +22,7 @@ use pyo3::prelude::*;
 
 use crate::aio::LoopBridge;
 use crate::convert::{from_py, to_py, Json};
-use crate::errors::{IntoPyResult, Out};
+use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
 use crate::runtime::{block_on, forked_since, runtime};
 use crate::stream::NativeStream;
 
@@ -56,14 +56,20 @@ fn subscribe_core(router: &Router, callback: Arc<Py<PyAny>>) -> u64 {
     router.subscribe(move |ev: &RouterEvent| {
         IN_CALLBACK.fetch_add(1, Ordering::SeqCst);
         if !SHUTTING_DOWN.load(Ordering::SeqCst) {
-            if let Ok(v) = bridge::to_value(ev) {
-                let _ = Python::try_attach(|py| {
-                    let cb = callback.bind(py);
-                    if let Err(e) = to_py(py, &v).and_then(|d| cb.call1((d,))) {
-                        // Like an exception in a thread: reported, never propagated into routing.
-                        e.write_unraisable(py, Some(cb));
-                    }
-                });
+            // A panic here would end the core's delivery thread: reported like a raising callback.
+            let delivered = bridge::catch(|| {
+                if let Ok(v) = bridge::to_value(ev) {
+                    let _ = Python::try_attach(|py| {
+                        let cb = callback.bind(py);
+                        if let Err(e) = to_py(py, &v).and_then(|d| cb.call1((d,))) {
+                            // Like an exception in a thread: reported, never propagated into routing.
+                            e.write_unraisable(py, Some(cb));
+                        }
+                    });
+                }
+            });
+            if let Err(e) = delivered {
+                let _ = Python::try_attach(|py| to_pyerr(py, &e).write_unraisable(py, Some(callback.bind(py))));
             }
         }
         IN_CALLBACK.fetch_sub(1, Ordering::SeqCst);
@@ -81,6 +87,20 @@ pub fn stop_callbacks(py: Python<'_>) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     });
+}
+
+/// Test hook (`_native._debug_panic`): panics inside the core on purpose, under the same guard
+/// as every entry point, so the suite can prove a panic arrives as `ConfigError`.
+#[pyfunction]
+pub fn _debug_panic(py: Python<'_>) -> PyResult<()> {
+    guarded(py, || bridge::debug_panic("python sync call"))
+}
+
+/// Test hook (`_native._debug_panic_async`): resolves `future` through the asyncio bridge with
+/// a future that panics while the runtime polls it.
+#[pyfunction]
+pub fn _debug_panic_async(py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+    guarded(py, || bridge.spawn(py, future, async { Out(polyroute::bridge::debug_panic_async("python async call".into()).await) }))
 }
 
 #[pyclass(frozen, module = "polyroute._native")]
@@ -131,133 +151,153 @@ impl NativeRouter {
     /// Build from policy text (YAML or JSON).
     #[staticmethod]
     fn from_text(py: Python<'_>, text: &str) -> PyResult<NativeRouter> {
-        NativeRouter::build(py, Policy::from_str(text).py_err(py)?)
+        guarded(py, || NativeRouter::build(py, Policy::from_str(text).py_err(py)?))
     }
 
     /// Build from a policy file (YAML or JSON).
     #[staticmethod]
     fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<NativeRouter> {
-        NativeRouter::build(py, Policy::from_file(path).py_err(py)?)
+        guarded(py, || NativeRouter::build(py, Policy::from_file(path).py_err(py)?))
     }
 
     /// Build from a policy given as a dict.
     #[staticmethod]
     fn from_dict(py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<NativeRouter> {
-        NativeRouter::build(py, policy_from_dict(py, policy)?)
+        guarded(py, || NativeRouter::build(py, policy_from_dict(py, policy)?))
     }
 
     /// Send a request (an OpenAI chat-completions body) and wait for the whole answer.
     fn chat<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let req = request(py, body)?;
-        let router = self.router(py)?;
-        let resp = block_on(py, router.chat(req))?.py_err(py)?;
-        json_out(py, &resp)
+        guarded(py, || {
+            let req = request(py, body)?;
+            let router = self.router(py)?;
+            let resp = block_on(py, router.chat(req))?.py_err(py)?;
+            json_out(py, &resp)
+        })
     }
 
     /// Resolve `future` (an asyncio future of `bridge`'s loop) with the answer as a dict.
     fn chat_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
-        let req = request(py, body)?;
-        let router = self.router(py)?;
-        bridge.spawn(py, future, async move { Out(router.chat(req).await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
+        guarded(py, || {
+            let req = request(py, body)?;
+            let router = self.router(py)?;
+            bridge.spawn(py, future, async move { Out(router.chat(req).await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
+        })
     }
 
     /// Open a stream: returns once the answer has committed (first content) or failed.
     fn stream(&self, py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<NativeStream> {
-        let req = request(py, body)?;
-        let router = self.router(py)?;
-        let s = block_on(py, router.stream(req))?.py_err(py)?;
-        Ok(NativeStream::new(s))
+        guarded(py, || {
+            let req = request(py, body)?;
+            let router = self.router(py)?;
+            let s = block_on(py, router.stream(req))?.py_err(py)?;
+            Ok(NativeStream::new(s))
+        })
     }
 
     /// Resolve `future` with a `NativeStream` once the answer has committed (or failed).
     fn stream_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
-        let req = request(py, body)?;
-        let router = self.router(py)?;
-        bridge.spawn(py, future, async move { Out(router.stream(req).await.map(NativeStream::new)) })
+        guarded(py, || {
+            let req = request(py, body)?;
+            let router = self.router(py)?;
+            bridge.spawn(py, future, async move { Out(router.stream(req).await.map(NativeStream::new)) })
+        })
     }
 
     /// Where a request would go, and why, without sending it.
     fn plan<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let req = request(py, body)?;
-        let plan = self.router(py)?.plan(&req).py_err(py)?;
-        json_out(py, &plan)
+        guarded(py, || {
+            let req = request(py, body)?;
+            let plan = self.router(py)?.plan(&req).py_err(py)?;
+            json_out(py, &plan)
+        })
     }
 
     fn reload_text(&self, py: Python<'_>, text: &str) -> PyResult<()> {
-        self.router(py)?.reload_str(text).py_err(py)
+        guarded(py, || self.router(py)?.reload_str(text).py_err(py))
     }
 
     fn reload_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let policy = Policy::from_file(path).py_err(py)?;
-        let router = self.router(py)?;
-        let _rt = runtime(py)?.enter();
-        router.reload(policy).py_err(py)
+        guarded(py, || {
+            let policy = Policy::from_file(path).py_err(py)?;
+            let router = self.router(py)?;
+            let _rt = runtime(py)?.enter();
+            router.reload(policy).py_err(py)
+        })
     }
 
     fn reload_dict(&self, py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<()> {
-        let policy = policy_from_dict(py, policy)?;
-        let router = self.router(py)?;
-        let _rt = runtime(py)?.enter();
-        router.reload(policy).py_err(py)
+        guarded(py, || {
+            let policy = policy_from_dict(py, policy)?;
+            let router = self.router(py)?;
+            let _rt = runtime(py)?.enter();
+            router.reload(policy).py_err(py)
+        })
     }
 
     /// The policy currently serving, as a dict (literal API keys are never included).
     fn policy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_out(py, &self.router(py)?.policy())
+        guarded(py, || json_out(py, &self.router(py)?.policy()))
     }
 
     /// Breaker and health of every deployment, as a list of dicts.
     fn deployments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_out(py, &self.router(py)?.deployments())
+        guarded(py, || json_out(py, &self.router(py)?.deployments()))
     }
 
     /// Force a deployment's breaker into `state` (`closed`, `open`, `half_open`,
     /// `forced_open`, `disabled`; anything else is a `ConfigError`).
     fn set_breaker(&self, py: Python<'_>, deployment: &str, state: &str) -> PyResult<()> {
-        let state = bridge::parse_breaker_state(state).py_err(py)?;
-        self.router(py)?.set_breaker(deployment, state).py_err(py)
+        guarded(py, || {
+            let state = bridge::parse_breaker_state(state).py_err(py)?;
+            self.router(py)?.set_breaker(deployment, state).py_err(py)
+        })
     }
 
     fn reset_breaker(&self, py: Python<'_>, deployment: &str) -> PyResult<()> {
-        self.router(py)?.reset_breaker(deployment).py_err(py)
+        guarded(py, || self.router(py)?.reset_breaker(deployment).py_err(py))
     }
 
     /// Prometheus text exposition of this router's metrics.
     fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.router(py)?.metrics_text())
+        guarded(py, || Ok(self.router(py)?.metrics_text()))
     }
 
     /// Spent, reserved and remaining per budget in its current period, as dicts.
     fn budgets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_out(py, &self.router(py)?.budgets())
+        guarded(py, || json_out(py, &self.router(py)?.budgets()))
     }
 
     /// Per route: requests, successes, total cost and cost per success, as dicts.
     fn route_costs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_out(py, &self.router(py)?.route_costs())
+        guarded(py, || json_out(py, &self.router(py)?.route_costs()))
     }
 
     /// Call `callback(event_dict)` for every router event, on a delivery thread of its own.
     fn subscribe(&self, py: Python<'_>, callback: Bound<'_, PyAny>) -> PyResult<u64> {
-        if !callback.is_callable() {
-            return Err(pyo3::exceptions::PyTypeError::new_err("subscribe() needs a callable"));
-        }
-        let router = self.router(py)?;
-        let callback = Arc::new(callback.unbind());
-        let core_id = subscribe_core(&router, callback.clone());
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        let id = slot.next_sub;
-        slot.next_sub += 1;
-        slot.subs.push(Subscription { id, core_id, callback });
-        Ok(id)
+        guarded(py, || {
+            if !callback.is_callable() {
+                return Err(pyo3::exceptions::PyTypeError::new_err("subscribe() needs a callable"));
+            }
+            let router = self.router(py)?;
+            let callback = Arc::new(callback.unbind());
+            let core_id = subscribe_core(&router, callback.clone());
+            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+            let id = slot.next_sub;
+            slot.next_sub += 1;
+            slot.subs.push(Subscription { id, core_id, callback });
+            Ok(id)
+        })
     }
 
     /// Stop calling a subscribed callback (events already queued are still delivered).
     fn unsubscribe(&self, py: Python<'_>, subscription: u64) -> PyResult<bool> {
-        let router = self.router(py)?;
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(pos) = slot.subs.iter().position(|s| s.id == subscription) else { return Ok(false) };
-        let sub = slot.subs.remove(pos);
-        Ok(router.unsubscribe(sub.core_id))
+        guarded(py, || {
+            let router = self.router(py)?;
+            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(pos) = slot.subs.iter().position(|s| s.id == subscription) else { return Ok(false) };
+            let sub = slot.subs.remove(pos);
+            Ok(router.unsubscribe(sub.core_id))
+        })
     }
 }

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 
 use crate::aio::LoopBridge;
 use crate::convert::{to_py, Json};
-use crate::errors::{IntoPyResult, Out};
+use crate::errors::{guarded, IntoPyResult, Out};
 use crate::runtime::{block_on, runtime};
 
 #[pyclass(frozen, module = "polyroute._native")]
@@ -31,25 +31,29 @@ impl NativeStream {
 impl NativeStream {
     /// Next event as a dict, or `None` once the stream has ended. Blocks without the GIL.
     fn next(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match block_on(py, self.handle.next_value())?.py_err(py)? {
+        guarded(py, || match block_on(py, self.handle.next_value())?.py_err(py)? {
             Some(v) => Ok(Some(to_py(py, &v)?.unbind())),
             None => Ok(None),
-        }
+        })
     }
 
     /// Resolve `future` (of `bridge`'s loop) with the next event as a dict, or `None` once
     /// the stream has ended.
     fn next_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        let next = self.handle.next_value();
-        bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(Json))) })
+        guarded(py, || {
+            let next = self.handle.next_value();
+            bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(Json))) })
+        })
     }
 
     /// Stop the stream and cancel the request. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        // Dropping the core stream may need the runtime's context.
-        let _rt = runtime(py)?.enter();
-        self.handle.close();
-        Ok(())
+        guarded(py, || {
+            // Dropping the core stream may need the runtime's context.
+            let _rt = runtime(py)?.enter();
+            self.handle.close();
+            Ok(())
+        })
     }
 
     /// Whether the stream has ended, failed or been closed.
@@ -60,9 +64,9 @@ impl NativeStream {
 
     /// The route trace as a dict, once the stream has ended (`None` before).
     fn trace(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.handle.trace() {
+        guarded(py, || match self.handle.trace() {
             Some(t) => Ok(Some(to_py(py, &bridge::to_value(&t).py_err(py)?)?.unbind())),
             None => Ok(None),
-        }
+        })
     }
 }

@@ -4,7 +4,8 @@ The Rust, Python, Node and Swift runners replay the same files; a difference bet
 languages is a bug in a binding. This runner drives the public Python API (``Router``,
 ``chat``, ``stream``, ``deployments``, ``set_breaker``), turns every result into the JSON the
 binding hands out (``to_dict()`` of responses, errors, stream events and traces) and checks
-it with the rules of tests/scenarios/README.md, the same rules as core/tests/scenarios.rs.
+it with the rules of tests/scenarios/README.md, the same rules as core/tests/all/scenarios.rs
+(``cargo test -p polyroute --test all scenarios::``).
 
 It starts its own mock server (scenarios reset it, which must not disturb other tests) and
 runs one pytest test per scenario. ``POLYROUTE_SCENARIO=<substring>`` selects scenarios.

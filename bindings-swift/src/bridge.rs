@@ -62,8 +62,22 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Every synchronous export runs under the core's panic guard: a panic in the core (a bug)
+/// throws `PolyrouteError.config` ("internal error: ...; please report it") instead of
+/// uniffi's unexpected-error path (a crash under `try!` for non-throwing calls).
+pub(crate) fn guard<T>(body: impl FnOnce() -> Result<T, PolyrouteError>) -> Result<T, PolyrouteError> {
+    bridge::catch(body).unwrap_or_else(|e| Err(e.into()))
+}
+
+/// [`guard`] for async exports: a panic while the exported future is polled throws the same
+/// `config` error. (Panics inside work on the binding's runtime arrive as a `JoinError`, see
+/// [`spawned`].)
+pub(crate) async fn guard_async<T>(fut: impl Future<Output = Result<T, PolyrouteError>>) -> Result<T, PolyrouteError> {
+    bridge::catch_future(fut).await.unwrap_or_else(|e| Err(e.into()))
+}
+
 /// Run `fut` on the binding's runtime and await it from whatever polls the exported future.
-async fn spawned<T, F>(fut: F) -> Result<T, PolyrouteError>
+pub(crate) async fn spawned<T, F>(fut: F) -> Result<T, PolyrouteError>
 where
     T: Send + 'static,
     F: Future<Output = polyroute::Result<T>> + Send + 'static,
@@ -72,8 +86,8 @@ where
     let _guard = AbortOnDrop(task.abort_handle());
     match task.await {
         Ok(r) => r.map_err(Into::into),
-        // A panic in the core is a bug; re-raise it so uniffi reports it as one.
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // A panic in the core is a bug: reported as the typed `config` error, never re-raised.
+        Err(e) if e.is_panic() => Err(bridge::panic_error(e.into_panic()).into()),
         Err(_) => Err(bridge::cancelled_error().into()),
     }
 }
@@ -106,17 +120,19 @@ impl ChatEventStream {
     /// The next event as the core's serde JSON (`{"type": "content_delta", ...}`), `nil` at
     /// the end. A failure after the first content ends the stream with its error.
     pub async fn next(&self) -> Result<Option<String>, PolyrouteError> {
-        spawned(self.handle.next_json()).await
+        guard_async(async { spawned(self.handle.next_json()).await }).await
     }
 
     /// Stop the request now. Pending and later `next` calls fail with `cancelled`.
     pub fn cancel(&self) {
-        self.handle.cancel();
+        // Not throwing (Swift calls it from termination handlers): a panic while tripping the
+        // token is contained here; the request still ends when the handle is dropped.
+        let _ = bridge::catch(|| self.handle.cancel());
     }
 
     /// The route trace (core `RouteTrace` JSON), once the stream has ended.
-    pub fn trace_json(&self) -> Option<String> {
-        self.handle.trace().and_then(|t| bridge::to_json(&t).ok())
+    pub fn trace_json(&self) -> Result<Option<String>, PolyrouteError> {
+        guard(|| Ok(self.handle.trace().and_then(|t| bridge::to_json(&t).ok())))
     }
 }
 
@@ -144,6 +160,15 @@ mod tests {
         .await;
         assert_eq!(r.unwrap_err().details().kind, ErrorKind::Cancelled);
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_runtime_is_a_config_error() {
+        let e = spawned(bridge::debug_panic_async("unit".into())).await.unwrap_err();
+        assert_eq!(e.details().kind, ErrorKind::Config);
+        assert!(e.details().message.starts_with("internal error: deliberate panic for testing (unit)"), "{e}");
+        let e = guard(|| -> Result<(), PolyrouteError> { bridge::debug_panic("sync") }).unwrap_err();
+        assert_eq!(e.details().kind, ErrorKind::Config);
     }
 
     #[tokio::test]
@@ -177,7 +202,7 @@ mod tests {
         let router = crate::Router::new(policy.into()).unwrap();
         let stream = router.stream_json(r#"{"messages": [{"role": "user", "content": "hi"}]}"#.into(), None).await.unwrap();
         while stream.next().await.unwrap().is_some() {}
-        let trace: serde_json::Value = serde_json::from_str(&stream.trace_json().unwrap()).unwrap();
+        let trace: serde_json::Value = serde_json::from_str(&stream.trace_json().unwrap().unwrap()).unwrap();
         assert_eq!(trace["served_by"], "d");
     }
 }

@@ -24,6 +24,7 @@ use polyroute::{ErrorKind, Policy};
 mod bridge;
 mod error;
 
+use bridge::{guard, guard_async};
 pub use bridge::{CancelToken, ChatEventStream};
 pub use error::{ErrorDetails, PolyrouteError};
 
@@ -80,100 +81,114 @@ impl Router {
     /// Build from policy text, YAML or JSON.
     #[uniffi::constructor]
     pub fn new(policy: String) -> Result<Arc<Self>> {
-        Ok(Arc::new(Router { inner: polyroute::Router::from_policy_str(&policy)? }))
+        guard(|| Ok(Arc::new(Router { inner: polyroute::Router::from_policy_str(&policy)? })))
     }
 
     /// Build from a policy file (YAML or JSON).
     #[uniffi::constructor]
     pub fn from_policy_file(path: String) -> Result<Arc<Self>> {
-        Ok(Arc::new(Router { inner: polyroute::Router::from_policy_file(path)? }))
+        guard(|| Ok(Arc::new(Router { inner: polyroute::Router::from_policy_file(path)? })))
     }
 
     /// Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
     /// `cost_usd` and `trace`). Firing `cancel` ends the request with `cancelled`.
     #[uniffi::method(default(cancel = None))]
     pub async fn chat_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<String> {
-        let req = polyroute::bridge::request_from_json(&request_json)?;
-        let router = self.inner.clone();
-        let resp = bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await?;
-        to_json(&resp)
+        guard_async(async {
+            let req = polyroute::bridge::request_from_json(&request_json)?;
+            let router = self.inner.clone();
+            let resp = bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await?;
+            to_json(&resp)
+        })
+        .await
     }
 
     /// Open a stream. Failures before the first content (after failover) are thrown here;
     /// later ones end the returned stream.
     #[uniffi::method(default(cancel = None))]
     pub async fn stream_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<Arc<ChatEventStream>> {
-        let req = polyroute::bridge::request_from_json(&request_json)?;
-        let router = self.inner.clone();
-        let token = cancel.unwrap_or_else(CancelToken::new);
-        let stream = bridge::run(token.clone(), async move { router.stream(req).await }).await?;
-        Ok(ChatEventStream::new(stream, token))
+        guard_async(async {
+            let req = polyroute::bridge::request_from_json(&request_json)?;
+            let router = self.inner.clone();
+            let token = cancel.unwrap_or_else(CancelToken::new);
+            let stream = bridge::run(token.clone(), async move { router.stream(req).await }).await?;
+            Ok(ChatEventStream::new(stream, token))
+        })
+        .await
     }
 
     /// Where this request would go and why (core `RoutePlan` JSON), without sending it.
     pub fn plan_json(&self, request_json: String) -> Result<String> {
-        let req = polyroute::bridge::request_from_json(&request_json)?;
-        to_json(&self.inner.plan(&req)?)
+        guard(|| {
+            let req = polyroute::bridge::request_from_json(&request_json)?;
+            to_json(&self.inner.plan(&req)?)
+        })
     }
 
     /// Swap in new policy text atomically; on error the current policy keeps serving.
     pub fn reload(&self, policy: String) -> Result<()> {
-        Ok(self.inner.reload_str(&policy)?)
+        guard(|| Ok(self.inner.reload_str(&policy)?))
     }
 
     pub fn reload_file(&self, path: String) -> Result<()> {
-        Ok(self.inner.reload(Policy::from_file(path)?)?)
+        guard(|| Ok(self.inner.reload(Policy::from_file(path)?)?))
     }
 
     /// The policy serving now, as JSON (literal API keys are never included).
     pub fn policy_json(&self) -> Result<String> {
-        to_json(&self.inner.policy())
+        guard(|| to_json(&self.inner.policy()))
     }
 
     /// Breaker state and health of every deployment (core `DeploymentStatus` JSON array).
     pub fn deployments_json(&self) -> Result<String> {
-        to_json(&self.inner.deployments())
+        guard(|| to_json(&self.inner.deployments()))
     }
 
     /// Operator override of a deployment's breaker (`forcedOpen` to drain it, `closed` to reset).
     pub fn set_breaker(&self, deployment: String, state: BreakerState) -> Result<()> {
-        Ok(self.inner.set_breaker(&deployment, state)?)
+        guard(|| Ok(self.inner.set_breaker(&deployment, state)?))
     }
 
     pub fn reset_breaker(&self, deployment: String) -> Result<()> {
-        Ok(self.inner.reset_breaker(&deployment)?)
+        guard(|| Ok(self.inner.reset_breaker(&deployment)?))
     }
 
     /// Spent, reserved and remaining per budget in its current period (core `BudgetStatus`
     /// JSON array).
     pub fn budgets_json(&self) -> Result<String> {
-        to_json(&self.inner.budgets())
+        guard(|| to_json(&self.inner.budgets()))
     }
 
     /// Per route: requests, successes, total cost and cost per success (core `RouteCost` JSON).
     pub fn route_costs_json(&self) -> Result<String> {
-        to_json(&self.inner.route_costs())
+        guard(|| to_json(&self.inner.route_costs()))
     }
 
     /// Prometheus text exposition of this router's metrics.
-    pub fn metrics_text(&self) -> String {
-        self.inner.metrics_text()
+    pub fn metrics_text(&self) -> Result<String> {
+        guard(|| Ok(self.inner.metrics_text()))
     }
 
     /// Deliver every router event to `listener` (on a dedicated thread, in order; a slow
     /// listener loses events rather than slowing requests). Returns an id for `unsubscribe`.
-    pub fn subscribe(&self, listener: Arc<dyn EventListener>) -> u64 {
-        self.inner.subscribe(move |ev| {
-            // Events are plain serde data; one that cannot be encoded is skipped, not fatal.
-            if let Ok(json) = polyroute::bridge::to_json(ev) {
-                listener.on_event(json);
-            }
+    pub fn subscribe(&self, listener: Arc<dyn EventListener>) -> Result<u64> {
+        guard(|| {
+            Ok(self.inner.subscribe(move |ev| {
+                // On the core's delivery thread, where no Swift caller could see an error: a
+                // panic while encoding or delivering one event skips that event.
+                let _ = polyroute::bridge::catch(|| {
+                    // Events are plain serde data; one that cannot be encoded is skipped, not fatal.
+                    if let Ok(json) = polyroute::bridge::to_json(ev) {
+                        listener.on_event(json);
+                    }
+                });
+            }))
         })
     }
 
     /// Stop delivering to a listener; returns whether the id was subscribed.
-    pub fn unsubscribe(&self, id: u64) -> bool {
-        self.inner.unsubscribe(id)
+    pub fn unsubscribe(&self, id: u64) -> Result<bool> {
+        guard(|| Ok(self.inner.unsubscribe(id)))
     }
 }
 
@@ -200,4 +215,20 @@ pub fn all_error_kinds() -> Vec<ErrorKind> {
 #[uniffi::export]
 pub fn core_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Test hook: panics inside the core on purpose, under the guard of every synchronous export;
+/// throws `PolyrouteError.config` ("internal error: ...").
+#[doc(hidden)]
+#[uniffi::export]
+pub fn debug_panic() -> Result<()> {
+    guard(|| polyroute::bridge::debug_panic("swift sync call"))
+}
+
+/// Test hook: a core future that panics on the binding's runtime (the path of every chat,
+/// stream and stream read); throws `PolyrouteError.config`.
+#[doc(hidden)]
+#[uniffi::export]
+pub async fn debug_panic_async() -> Result<()> {
+    guard_async(bridge::spawned(polyroute::bridge::debug_panic_async("swift async call".into()))).await
 }

@@ -271,7 +271,10 @@ class RequestCancelledError(PolyrouteError):
 
 
 class ConfigError(PolyrouteError, builtins.ValueError):
-    """Invalid policy or configuration, detected before anything was sent."""
+    """Invalid policy or configuration, detected before anything was sent.
+
+    Also how an internal error of polyroute itself (a panic in the core: a bug) is raised, from
+    any call; its message starts with ``internal error:``."""
 
     kind = "config"
 

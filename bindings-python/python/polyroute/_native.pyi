@@ -7,12 +7,26 @@ this boundary as JSON-shaped dicts; errors are raised as ``polyroute`` exception
 import asyncio
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, final
 
-__all__ = ["NativeRouter", "NativeStream", "LoopBridge", "ERROR_KINDS", "CORE_VERSION", "REQUEST_FIELDS"]
+__all__ = [
+    "NativeRouter",
+    "NativeStream",
+    "LoopBridge",
+    "ERROR_KINDS",
+    "CORE_VERSION",
+    "REQUEST_FIELDS",
+    "_debug_panic",
+    "_debug_panic_async",
+]
 
 ERROR_KINDS: Tuple[str, ...]
 CORE_VERSION: str
 #: Request fields the core knows by name (``polyroute::bridge::REQUEST_FIELDS``).
 REQUEST_FIELDS: Tuple[str, ...]
+
+# Test hooks: a deliberate panic inside the core, under the guard every entry point runs
+# under; it must arrive as ``polyroute.ConfigError`` ("internal error: ...").
+def _debug_panic() -> None: ...
+def _debug_panic_async(bridge: LoopBridge, future: asyncio.Future[Any]) -> None: ...
 
 @final
 class NativeRouter:

@@ -116,7 +116,7 @@ extension ChatEventStream {
 
     /// The route trace, once the stream has ended.
     public var trace: RouteTrace? {
-        traceJson().flatMap { try? CoreJSON.decode(RouteTrace.self, $0) }
+        (try? traceJson())?.flatMap { try? CoreJSON.decode(RouteTrace.self, $0) }
     }
 
     fileprivate func pump(into continuation: AsyncThrowingStream<StreamEvent, Error>.Continuation) async throws {

@@ -63,15 +63,19 @@ private final class ClosureListener: EventListener {
 extension Router {
     /// Call `handler` with every router event. Returns an id for `unsubscribe(id:)`.
     @discardableResult
-    public func subscribe(_ handler: @escaping @Sendable (RouterEvent) -> Void) -> UInt64 {
-        subscribe(listener: ClosureListener(handler))
+    public func subscribe(_ handler: @escaping @Sendable (RouterEvent) -> Void) throws -> UInt64 {
+        try subscribe(listener: ClosureListener(handler))
     }
 
     /// The router's events as an async sequence; ending the iteration unsubscribes.
     public func events() -> AsyncStream<RouterEvent> {
         AsyncStream { continuation in
-            let id = subscribe { continuation.yield($0) }
-            continuation.onTermination = { _ in _ = self.unsubscribe(id: id) }
+            // Subscribing fails only on an internal error; the sequence then ends at once.
+            guard let id = try? subscribe({ continuation.yield($0) }) else {
+                continuation.finish()
+                return
+            }
+            continuation.onTermination = { _ in _ = try? self.unsubscribe(id: id) }
         }
     }
 

@@ -432,6 +432,18 @@ RustBuffer uniffi_polyroute_ffi_fn_func_core_version(RustCallStatus *_Nonnull ou
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FUNC_DEBUG_PANIC
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FUNC_DEBUG_PANIC
+void uniffi_polyroute_ffi_fn_func_debug_panic(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FUNC_DEBUG_PANIC_ASYNC
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FUNC_DEBUG_PANIC_ASYNC
+uint64_t uniffi_polyroute_ffi_fn_func_debug_panic_async(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FUNC_ERROR_KIND_CODE
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FUNC_ERROR_KIND_CODE
 RustBuffer uniffi_polyroute_ffi_fn_func_error_kind_code(RustBuffer kind, RustCallStatus *_Nonnull out_status
@@ -706,6 +718,18 @@ uint16_t uniffi_polyroute_ffi_checksum_func_all_error_kinds(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_CORE_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_CORE_VERSION
 uint16_t uniffi_polyroute_ffi_checksum_func_core_version(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_DEBUG_PANIC
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_DEBUG_PANIC
+uint16_t uniffi_polyroute_ffi_checksum_func_debug_panic(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_DEBUG_PANIC_ASYNC
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_DEBUG_PANIC_ASYNC
+uint16_t uniffi_polyroute_ffi_checksum_func_debug_panic_async(void
     
 );
 #endif

@@ -175,7 +175,8 @@ final class ChatTests: XCTestCase {
         XCTAssertEqual(still, "new policy")
         let policy = try router.policy()
         XCTAssertEqual(policy["routes"]?[0]?["deployments"], [.string(b)])
-        XCTAssertNil(policy["providers"]?["mock"]?["api_key"], "literal keys are never serialised back")
+        // A literal key reads back only as "[redacted]" (the core's rule since issue 15 item 8).
+        XCTAssertEqual(policy["providers"]?["mock"]?["api_key"], .string("[redacted]"), "literal keys are never serialised back")
     }
 
     func testRouterFromAPolicyFile() async throws {

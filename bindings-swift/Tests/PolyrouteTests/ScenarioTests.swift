@@ -149,7 +149,7 @@ private func runStream(_ router: Router, _ body: JSONValue) async throws -> Outc
         } catch {
             err = try errorJSON(error)
         }
-        traceText = handle.traceJson()
+        traceText = try handle.traceJson()
     } catch {
         err = try errorJSON(error)
     }

@@ -32,7 +32,7 @@ final class TelemetryTests: XCTestCase {
         try await Mock.script(backup, ["then": ["text": "served"]])
         let router = try Router(policyObject: try mockPolicy(primary: [primary], fallback: [backup]))
         let listener = CollectingListener()
-        let id = router.subscribe(listener: listener)
+        let id = try router.subscribe(listener: listener)
 
         let r = try await router.chat(.user("hi"))
         let events = try await listener.waitFor("request_finished")
@@ -49,7 +49,7 @@ final class TelemetryTests: XCTestCase {
         XCTAssertFalse(events.contains { (try? $0.fields.jsonString())?.contains("served") ?? false },
                        "events never carry answer text")
 
-        XCTAssertTrue(router.unsubscribe(id: id))
+        XCTAssertTrue(try router.unsubscribe(id: id))
         let before = listener.events.count
         _ = try await router.chat(.user("again"))
         try await Task.sleep(nanoseconds: 200_000_000)
@@ -81,7 +81,7 @@ final class TelemetryTests: XCTestCase {
         let m = uniqueModel("ev-breaker")
         let router = try Router(policyObject: try mockPolicy(primary: [m]))
         let listener = CollectingListener()
-        _ = router.subscribe(listener: listener)
+        _ = try router.subscribe(listener: listener)
 
         try router.setBreaker(deployment: m, state: .forcedOpen)
         _ = await expectPolyrouteError { try await router.chat(.user("hi")) }
@@ -123,7 +123,7 @@ final class TelemetryTests: XCTestCase {
         let router = try Router(policyObject: try mockPolicy(primary: [m], priced: true))
         _ = try await router.chat(.user("hi"))
 
-        let text = router.metricsText()
+        let text = try router.metricsText()
         XCTAssertTrue(text.contains("# TYPE"), text)
         XCTAssertTrue(text.contains("polyroute_"), text)
         XCTAssertTrue(text.contains(m), "per-deployment series are labelled with the deployment")

@@ -1,6 +1,6 @@
 //! What every host binding needs from the core and used to write for itself: request parsing
 //! from JSON, results and errors to JSON, a cancel token, a stream handle that keeps its trace,
-//! the `route` shortcut and breaker-state names.
+//! the `route` shortcut, breaker-state names, and the panic guard every entry point runs under.
 //!
 //! Why here and not in the bindings: Python, Node and Swift each had a copy of these, and the
 //! copies had drifted (different cancel messages, a trace kept by one on error and not by the
@@ -14,9 +14,13 @@
 //! the host to spawn on its own (`'static` where a host must spawn them).
 
 mod cancel;
+mod panic;
 mod stream;
 
 pub use cancel::{cancelled_error, CancelGuard, CancelToken};
+pub use panic::{catch, catch_future, panic_error, panic_message};
+#[doc(hidden)]
+pub use panic::{debug_panic, debug_panic_async};
 pub use stream::StreamHandle;
 
 use serde::Serialize;

@@ -291,3 +291,21 @@ async fn a_stream_that_fails_keeps_the_trace_of_its_error() {
     assert_eq!(trace.attempts.len(), 1);
     assert!(h.is_closed());
 }
+
+#[test]
+fn a_panic_becomes_a_config_error_naming_it() {
+    let e = catch(|| -> u32 { debug_panic("unit") }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert_eq!(e.message, "internal error: deliberate panic for testing (unit); please report it");
+    assert_eq!(catch(|| 7).unwrap(), 7);
+    let owned = catch(|| -> u8 { panic!("{} went wrong", "it") }).unwrap_err();
+    assert_eq!(owned.message, "internal error: it went wrong; please report it");
+}
+
+#[tokio::test]
+async fn a_panicking_future_becomes_a_config_error() {
+    let e = catch_future(debug_panic_async("future".into())).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert!(e.message.contains("deliberate panic for testing (future)"), "{}", e.message);
+    assert_eq!(catch_future(async { 7 }).await.unwrap(), 7);
+}

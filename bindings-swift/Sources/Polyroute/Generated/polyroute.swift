@@ -764,7 +764,7 @@ public protocol ChatEventStreamProtocol: AnyObject, Sendable {
     /**
      * The route trace (core `RouteTrace` JSON), once the stream has ended.
      */
-    func traceJson()  -> String?
+    func traceJson() throws  -> String?
     
 }
 /**
@@ -858,8 +858,8 @@ open func next()async throws  -> String?  {
     /**
      * The route trace (core `RouteTrace` JSON), once the stream has ended.
      */
-open func traceJson() -> String?  {
-    return try!  FfiConverterOptionString.lift(try! rustCall() {
+open func traceJson()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_method_chateventstream_trace_json(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -1149,7 +1149,7 @@ public protocol RouterProtocol: AnyObject, Sendable {
     /**
      * Prometheus text exposition of this router's metrics.
      */
-    func metricsText()  -> String
+    func metricsText() throws  -> String
     
     /**
      * Where this request would go and why (core `RoutePlan` JSON), without sending it.
@@ -1190,12 +1190,12 @@ public protocol RouterProtocol: AnyObject, Sendable {
      * Deliver every router event to `listener` (on a dedicated thread, in order; a slow
      * listener loses events rather than slowing requests). Returns an id for `unsubscribe`.
      */
-    func subscribe(listener: EventListener)  -> UInt64
+    func subscribe(listener: EventListener) throws  -> UInt64
     
     /**
      * Stop delivering to a listener; returns whether the id was subscribed.
      */
-    func unsubscribe(id: UInt64)  -> Bool
+    func unsubscribe(id: UInt64) throws  -> Bool
     
 }
 /**
@@ -1327,8 +1327,8 @@ open func deploymentsJson()throws  -> String  {
     /**
      * Prometheus text exposition of this router's metrics.
      */
-open func metricsText() -> String  {
-    return try!  FfiConverterString.lift(try! rustCall() {
+open func metricsText()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_method_router_metrics_text(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -1440,8 +1440,8 @@ open func streamJson(requestJson: String, cancel: CancelToken? = nil)async throw
      * Deliver every router event to `listener` (on a dedicated thread, in order; a slow
      * listener loses events rather than slowing requests). Returns an id for `unsubscribe`.
      */
-open func subscribe(listener: EventListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func subscribe(listener: EventListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_method_router_subscribe(
             self.uniffiCloneHandle(),
@@ -1453,8 +1453,8 @@ open func subscribe(listener: EventListener) -> UInt64  {
     /**
      * Stop delivering to a listener; returns whether the id was subscribed.
      */
-open func unsubscribe(id: UInt64) -> Bool  {
-    return try!  FfiConverterBool.lift(try! rustCall() {
+open func unsubscribe(id: UInt64)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_method_router_unsubscribe(
             self.uniffiCloneHandle(),
@@ -2390,6 +2390,34 @@ public func coreVersion() -> String  {
 })
 }
 /**
+ * Test hook: panics inside the core on purpose, under the guard of every synchronous export;
+ * throws `PolyrouteError.config` ("internal error: ...").
+ */
+public func debugPanic()throws   {try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_func_debug_panic(uniffiCallStatus
+    )
+}
+}
+/**
+ * Test hook: a core future that panics on the binding's runtime (the path of every chat,
+ * stream and stream read); throws `PolyrouteError.config`.
+ */
+public func debugPanicAsync()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_polyroute_ffi_fn_func_debug_panic_async(
+                )
+            },
+            pollFunc: ffi_polyroute_ffi_rust_future_poll_void,
+            completeFunc: ffi_polyroute_ffi_rust_future_complete_void,
+            freeFunc: ffi_polyroute_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypePolyrouteError_lift
+        )
+}
+/**
  * The stable snake_case code of a kind (`rate_limited`, ...), as Python and Node use it.
  */
 public func errorKindCode(kind: ErrorKind) -> String  {
@@ -2422,6 +2450,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_func_core_version() != 8809) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_polyroute_ffi_checksum_func_debug_panic() != 11082) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_func_debug_panic_async() != 9962) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_polyroute_ffi_checksum_func_error_kind_code() != 65056) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -2437,7 +2471,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_method_router_deployments_json() != 5336) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyroute_ffi_checksum_method_router_metrics_text() != 60067) {
+    if (uniffi_polyroute_ffi_checksum_method_router_metrics_text() != 60552) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_plan_json() != 38994) {
@@ -2464,10 +2498,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_method_router_stream_json() != 211) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyroute_ffi_checksum_method_router_subscribe() != 32632) {
+    if (uniffi_polyroute_ffi_checksum_method_router_subscribe() != 41918) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyroute_ffi_checksum_method_router_unsubscribe() != 48600) {
+    if (uniffi_polyroute_ffi_checksum_method_router_unsubscribe() != 23290) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_canceltoken_cancel() != 5335) {
@@ -2482,7 +2516,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_method_chateventstream_next() != 33747) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyroute_ffi_checksum_method_chateventstream_trace_json() != 4587) {
+    if (uniffi_polyroute_ffi_checksum_method_chateventstream_trace_json() != 19676) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_constructor_router_from_policy_file() != 5966) {
