@@ -80,6 +80,8 @@ pub const fn meaning(kind: ErrorKind) -> KindMeaning {
         K::NoRoute => (false, Any, Ignore),
         K::Cancelled => (false, Never, Ignore),
         K::Config => (false, Never, Ignore),
+        // The same request would be refused by the same guard anywhere.
+        K::GuardRejected => (false, Never, Ignore),
     };
     let prefer_fallover = matches!(kind, K::Timeout);
     KindMeaning { retry_by_default, prefer_fallover, fallover, breaker }

@@ -52,11 +52,13 @@ pub enum ErrorKind {
     Cancelled,
     /// Invalid configuration or policy, detected before anything was sent.
     Config,
+    /// A guard of the policy found data it must not send (action `reject`); nothing was sent.
+    GuardRejected,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order; bindings use it to build one class/case per kind.
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::RateLimited,
         ErrorKind::QuotaExhausted,
         ErrorKind::Overloaded,
@@ -77,6 +79,7 @@ impl ErrorKind {
         ErrorKind::NoRoute,
         ErrorKind::Cancelled,
         ErrorKind::Config,
+        ErrorKind::GuardRejected,
     ];
 
     /// The stable snake_case code.
@@ -102,6 +105,7 @@ impl ErrorKind {
             ErrorKind::NoRoute => "no_route",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Config => "config",
+            ErrorKind::GuardRejected => "guard_rejected",
         }
     }
 
