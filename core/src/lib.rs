@@ -24,6 +24,7 @@ pub mod budget;
 pub mod catalog;
 pub mod clock;
 pub mod error;
+mod guard;
 mod health_types;
 pub mod meaning;
 pub mod policy;

@@ -116,6 +116,9 @@ pub struct PolicySpec {
     pub budgets: Vec<BudgetSpec>,
     #[serde(default)]
     pub telemetry: TelemetrySpec,
+    /// Detectors and what to do with what they find, before anything is sent (in order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<super::guards::GuardSpec>,
 }
 
 /// Where telemetry goes besides `metrics_text()` and host callbacks.

@@ -40,7 +40,7 @@ fn parse_entry<T: DeserializeOwned>(v: &Value, base: &str, issues: &mut Issues) 
 }
 
 const TOP_KEYS: &[&str] =
-    &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets", "telemetry"];
+    &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets", "telemetry", "guards"];
 
 pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIssue>) {
     let mut issues = Issues(Vec::new());
@@ -110,6 +110,7 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
         }
     }
     spec.budgets = list_section(root.get("budgets"), "budgets", "budgets", &mut issues, &mut complete);
+    spec.guards = list_section(root.get("guards"), "guards", "guards", &mut issues, &mut complete);
     if let Some(t) = root.get("telemetry") {
         match parse_entry::<TelemetrySpec>(t, "telemetry", &mut issues) {
             Some(t) => {
@@ -166,6 +167,9 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
     check_deployments(spec, issues);
     let route_names = check_routes(spec, issues);
     check_budgets(spec, &route_names, issues);
+    for (path, message) in super::guards::check(&spec.guards, &route_names) {
+        issues.push(path, message);
+    }
     check_breaker_and_retry_budget(spec, issues);
 }
 

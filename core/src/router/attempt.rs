@@ -21,7 +21,8 @@ use tokio::time::Instant;
 
 use super::lifecycle::{ms, Attempt, End, Refused, RequestCtx};
 use super::select::{select, Tier};
-use super::{Deployment, Router};
+use super::{Compiled, Deployment, Router};
+use crate::guard::Guarded;
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::{OnBudgetExceeded, RouteSpec, Strategy};
 use crate::resilience::decide::{decide, enters_tier, Because, Decision, Failed, Next};
@@ -70,6 +71,8 @@ pub(crate) struct Resume {
     pub exclude: Vec<String>,
     pub deadline: Option<Instant>,
     pub attempts: u32,
+    /// The request already went through the guards (and its masks are the first walk's).
+    pub restart: bool,
 }
 
 /// Run attempts until one succeeds or nothing is left.
@@ -81,6 +84,7 @@ pub(crate) async fn run<T: Send + 'static>(
     resume: Resume,
 ) -> Result<(Served<T>, RequestCtx)> {
     let compiled = router.snapshot();
+    let (req, guarded) = if resume.restart { (req, Guarded::default()) } else { guard(&compiled, req, stream) };
     let now = router.inner.clock.now();
     let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
     let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, sel.matched.clone(), &req, stream);
@@ -89,6 +93,10 @@ pub(crate) async fn run<T: Send + 'static>(
     }
     ctx.trace.candidates = sel.candidates.clone();
     ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
+    ctx.request = req.clone();
+    if let Some(e) = ctx.guarded(guarded) {
+        return Err(ctx.fail(e));
+    }
     compiled.retry_budget.on_request(now);
     let mut walk = Walk { attempts: resume.attempts, ..Walk::default() };
     let pass = Pass { tiers: &sel.tiers, req: &req, start: &start, exclude: &resume.exclude, retry_budget: &compiled.retry_budget };
@@ -108,6 +116,17 @@ pub(crate) async fn run<T: Send + 'static>(
     }
     let e = walk.nothing_left(&ctx);
     Err(ctx.fail(e))
+}
+
+/// Run the policy's guards (first walk only: a restart sends the request they produced).
+/// The request is copied only when the policy has guards.
+fn guard(compiled: &Compiled, req: Arc<ChatRequest>, stream: bool) -> (Arc<ChatRequest>, Guarded) {
+    if compiled.guards.is_empty() {
+        return (req, Guarded::default());
+    }
+    let mut r = (*req).clone();
+    let out = compiled.guards.apply(&mut r, |r| super::select::match_route(compiled, r, stream).ok().map(|(route, _)| route.spec.name.clone()));
+    (Arc::new(r), out)
 }
 
 /// One walk over the tiers: what does not change between walks of a request.
@@ -558,6 +577,9 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
             static_response(&text)
         }
     };
+    if let Some(m) = &ctx.masks {
+        m.restore_response(&mut resp);
+    }
     resp.cost_usd = ctx.trace.total_cost_usd;
     resp.trace = Some(Box::new(ctx.trace));
     Ok(resp)

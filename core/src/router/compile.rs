@@ -15,6 +15,7 @@ use super::{Capabilities, Compiled, Deployment, DeploymentHealth, Route, RouterI
 use crate::budget::{Budgets, MemoryStore};
 use crate::catalog::{Catalog, ModelInfo, Pricing};
 use crate::error::{Error, Result};
+use crate::guard::Guards;
 use crate::policy::{DeploymentSpec, Policy, PolicySpec, RouteSpec};
 use crate::provider::{build_provider, Endpoint, ProviderConfig, ProviderKind};
 use crate::resilience::retry::RetryBudget;
@@ -28,6 +29,7 @@ impl Compiled {
             default_route: None,
             retry_budget: Arc::new(RetryBudget::new(Default::default(), Instant::now())),
             budgets: Arc::new(Budgets::new(Vec::new(), Arc::new(MemoryStore::new()))),
+            guards: Arc::new(Guards::default()),
         }
     }
 }
@@ -89,7 +91,8 @@ impl RouterInner {
         let default_route = spec.default_route.as_ref().and_then(|d| spec.routes.iter().position(|r| &r.name == d));
         let retry_budget = Arc::new(RetryBudget::new(spec.retry_budget.clone(), now));
         let budgets = Arc::new(Budgets::new(spec.budgets.clone(), self.store.clone()));
-        Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets })
+        let guards = Arc::new(Guards::compile(&spec.guards)?);
+        Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets, guards })
     }
 
     /// One endpoint per configured provider (keys resolved from the environment here, once).

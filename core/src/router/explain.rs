@@ -64,6 +64,9 @@ pub(crate) fn sentence(t: &RouteTrace) -> String {
         } else {
             format!("Served the policy's static degraded response on {route} after {}", join(&failures))
         }
+    } else if let Some(refusal) = t.notes.iter().find(|n| n.starts_with("guard `") && n.contains("rejected the request")) {
+        // A guard refused before any deployment was considered: that is the whole story.
+        return format!("Not sent on {route}: {refusal}.");
     } else if failures.is_empty() {
         format!("Not served on {route}: no deployment could be tried")
     } else {

@@ -114,6 +114,7 @@ pub(crate) struct Compiled {
     pub default_route: Option<usize>,
     pub retry_budget: Arc<RetryBudget>,
     pub budgets: Arc<Budgets>,
+    pub guards: Arc<crate::guard::Guards>,
 }
 
 pub(crate) struct RouterInner {

@@ -20,6 +20,7 @@ use super::attempt::{self, idle_timeout, AttemptOk, Resume, Served, StartFn};
 use super::lifecycle::{End, RequestCtx};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
+use crate::guard::{Masks, StreamRestorer};
 use crate::policy::StreamRecovery;
 use crate::provider::EventStream;
 use crate::types::{ChatRequest, RouteTrace, StreamAccumulator, StreamEvent};
@@ -93,10 +94,47 @@ fn start_fn() -> StartFn<Committed> {
 pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream> {
     req.validate()?;
     let req = Arc::new(req);
-    let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), Resume::default()).await?;
+    let (served, ctx) = attempt::run(router, req, true, start_fn(), Resume::default()).await?;
     let trace_slot = Arc::new(Mutex::new(None));
-    let inner = drive(router.clone(), req, served, ctx, trace_slot.clone()).boxed();
+    let masks = ctx.masks.clone();
+    // A restart resends what the guards produced, not what the caller wrote.
+    let sent = ctx.request.clone();
+    let inner = drive(router.clone(), sent, served, ctx, trace_slot.clone()).boxed();
+    let inner = match masks {
+        Some(m) => unmask(inner, m).boxed(),
+        None => inner,
+    };
     Ok(ChatStream { inner, trace: trace_slot })
+}
+
+/// Put masked values back into the caller's stream, across chunk boundaries, and into the
+/// partial output of an interrupted one.
+fn unmask(mut inner: BoxStream<'static, Result<StreamEvent>>, masks: Arc<Masks>) -> impl Stream<Item = Result<StreamEvent>> + Send + 'static {
+    async_stream::stream! {
+        let mut r = StreamRestorer::new(masks);
+        while let Some(item) = inner.next().await {
+            match item {
+                Ok(ev) => {
+                    for ev in r.push(ev) {
+                        yield Ok(ev);
+                    }
+                }
+                Err(mut e) => {
+                    if let Some(p) = e.partial.as_mut() {
+                        p.text = r.masks().restore(&p.text);
+                        for c in &mut p.tool_calls {
+                            c.arguments = r.masks().restore(&c.arguments);
+                        }
+                    }
+                    yield Err(e);
+                    return;
+                }
+            }
+        }
+        for ev in r.flush() {
+            yield Ok(ev);
+        }
+    }
 }
 
 fn drive(
@@ -167,7 +205,7 @@ fn drive(
                     let restart = ctx.route.stream_recovery == StreamRecovery::Restart && Instant::now() < ctx.deadline;
                     if restart {
                         let reason = format!("`{}` interrupted after content ({}); restarting on the next deployment", dep.name, e.message);
-                        let resume = Resume { exclude: excluded.clone(), deadline: Some(ctx.deadline), attempts: ctx.attempts };
+                        let resume = Resume { exclude: excluded.clone(), deadline: Some(ctx.deadline), attempts: ctx.attempts, restart: true };
                         match attempt::run(&router, req.clone(), true, start_fn(), resume).await {
                             Ok((next, next_ctx)) => {
                                 ctx.trace.notes.push(reason.clone());

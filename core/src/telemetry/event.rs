@@ -82,6 +82,15 @@ pub enum RouterEvent {
         spent: f64,
         limit: f64,
     },
+    /// A guard found something in a request (action `redact`, `mask`, `reject` or `audit`).
+    /// Carries the detector names and counts only, never the values found.
+    GuardTriggered {
+        request_id: String,
+        route: String,
+        guard: String,
+        action: String,
+        findings: std::collections::BTreeMap<String, u64>,
+    },
     PolicyReloaded {
         ok: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -49,6 +49,7 @@ struct Families {
     cost: BTreeMap<Labels, f64>,
     fallbacks: BTreeMap<Labels, f64>,
     breaker_transitions: BTreeMap<Labels, f64>,
+    guard_findings: BTreeMap<Labels, f64>,
     events_dropped: f64,
     /// route → (requests, successes, cost of every attempt)
     route_costs: BTreeMap<String, (u64, u64, f64)>,
@@ -159,6 +160,11 @@ impl Metrics {
             RouterEvent::BreakerChanged { deployment, to, .. } => {
                 inc(&mut f.breaker_transitions, vec![("deployment", deployment.clone()), ("to", to.as_str().into())], 1.0);
             }
+            RouterEvent::GuardTriggered { guard, action, findings, .. } => {
+                for (detector, n) in findings {
+                    inc(&mut f.guard_findings, vec![("guard", guard.clone()), ("action", action.clone()), ("detector", detector.clone())], *n as f64);
+                }
+            }
             _ => {}
         }
     }
@@ -218,6 +224,12 @@ impl Metrics {
             &f.fallbacks,
         );
         counter(&mut out, "polyroute_breaker_transitions_total", "Circuit breaker state changes, by target state.", &f.breaker_transitions);
+        counter(
+            &mut out,
+            "polyroute_guard_findings_total",
+            "Values found by policy guards, by guard, action and detector (the values themselves are never recorded).",
+            &f.guard_findings,
+        );
         let _ = writeln!(out, "# HELP polyroute_deployment_up Whether the deployment is accepting traffic (breaker closed, half-open or disabled).");
         let _ = writeln!(out, "# TYPE polyroute_deployment_up gauge");
         for d in deployments {
