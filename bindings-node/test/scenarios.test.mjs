@@ -28,7 +28,7 @@ const EXPECT_KEYS = new Set([
   'outcome', 'content', 'content_prefix', 'model', 'served_by', 'served_by_one_of', 'attempts', 'attempt_count',
   'status', 'provider_code', 'partial_text', 'partial_text_prefix', 'finished', 'resets', 'elapsed_ms', 'cost_usd',
   'usage', 'tool_calls', 'budget', 'retry_after_s', 'trace', 'served_by_counts', 'server_hits', 'gaps_ms',
-  'server_outcomes', 'breakers',
+  'server_outcomes', 'server_saw', 'server_never_saw', 'breakers',
 ])
 const TRACE_KEYS = new Set(['route', 'matched_contains', 'strategy', 'degraded', 'notes_contain', 'explanation_contains', 'skipped', 'backoff_ms', 'hedge'])
 
@@ -201,6 +201,13 @@ function checkTrace(t, tr, errs) {
   })
 }
 
+// Every string in a request body (compared as text, whatever the JSON writer escaped).
+function bodyStrings(v, out) {
+  if (typeof v === 'string') out.push(v)
+  else if (Array.isArray(v)) v.forEach((x) => bodyStrings(x, out))
+  else if (v && typeof v === 'object') Object.values(v).forEach((x) => bodyStrings(x, out))
+}
+
 async function checkState(exp, router, errs) {
   for (const [script, c] of Object.entries(exp.server_hits || {})) {
     const n = (await mock.log(script)).length
@@ -216,6 +223,15 @@ async function checkState(exp, router, errs) {
   for (const [script, want] of Object.entries(exp.server_outcomes || {})) {
     const got = (await mock.log(script)).map((l) => l.outcome)
     if (!same(got, want)) errs.push(`server_outcomes.${script}: expected ${show(want)}, got ${show(got)}`)
+  }
+  for (const [key, want] of [['server_saw', true], ['server_never_saw', false]]) {
+    for (const [script, needles] of Object.entries(exp[key] || {})) {
+      const strings = []
+      for (const e of await mock.log(script)) bodyStrings(e.body, strings)
+      for (const n of needles) {
+        if (strings.some((s) => s.includes(n)) !== want) errs.push(`${key}.${script}: ${show(n)} ${want ? 'is not in' : 'is in'} the request bodies`)
+      }
+    }
   }
   if (exp.breakers) {
     const states = Object.fromEntries(router.deployments().map((d) => [d.deployment, d.breaker.state]))

@@ -36,7 +36,7 @@ EXPECT_KEYS = {
     "outcome", "content", "content_prefix", "model", "served_by", "served_by_one_of", "attempts", "attempt_count",
     "status", "provider_code", "partial_text", "partial_text_prefix", "finished", "resets", "elapsed_ms", "cost_usd",
     "usage", "tool_calls", "budget", "retry_after_s", "trace", "served_by_counts", "server_hits", "gaps_ms",
-    "server_outcomes", "breakers",
+    "server_outcomes", "server_saw", "server_never_saw", "breakers",
 }
 TRACE_KEYS = {"route", "matched_contains", "strategy", "degraded", "notes_contain", "explanation_contains", "skipped", "backoff_ms", "hedge"}
 
@@ -270,6 +270,18 @@ def check_trace(t: Dict[str, Any], tr: Dict[str, Any], errs: List[str]) -> None:
             bad(f"hedge[{i}]", w, got_h)
 
 
+def body_strings(v: Any, out: List[str]) -> None:
+    """Every string in a request body (compared as text, whatever the JSON writer escaped)."""
+    if isinstance(v, str):
+        out.append(v)
+    elif isinstance(v, list):
+        for x in v:
+            body_strings(x, out)
+    elif isinstance(v, dict):
+        for x in v.values():
+            body_strings(x, out)
+
+
 def check_state(exp: Dict[str, Any], server: MockServer, router: polyroute.Router, errs: List[str]) -> None:
     for script, c in (exp.get("server_hits") or {}).items():
         n = len(log_for(server, script))
@@ -284,6 +296,14 @@ def check_state(exp: Dict[str, Any], server: MockServer, router: polyroute.Route
         got = [e["outcome"] for e in log_for(server, script)]
         if got != want:
             errs.append(f"server_outcomes.{script}: expected {want!r}, got {got!r}")
+    for key, want in (("server_saw", True), ("server_never_saw", False)):
+        for script, needles in (exp.get(key) or {}).items():
+            strings: List[str] = []
+            for e in log_for(server, script):
+                body_strings(e.get("body"), strings)
+            for n in needles:
+                if any(n in s for s in strings) != want:
+                    errs.append(f"{key}.{script}: {n!r} {'is not in' if want else 'is in'} the request bodies")
     if exp.get("breakers"):
         states = {d.to_dict()["deployment"]: d.to_dict()["breaker"]["state"] for d in router.deployments()}
         for dep, want_s in exp["breakers"].items():

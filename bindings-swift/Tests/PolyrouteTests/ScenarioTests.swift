@@ -22,7 +22,7 @@ private let expectKeys: Set<String> = [
     "outcome", "content", "content_prefix", "model", "served_by", "served_by_one_of", "attempts", "attempt_count",
     "status", "provider_code", "partial_text", "partial_text_prefix", "finished", "resets", "elapsed_ms", "cost_usd",
     "usage", "tool_calls", "budget", "retry_after_s", "trace", "served_by_counts", "server_hits", "gaps_ms",
-    "server_outcomes", "breakers",
+    "server_outcomes", "server_saw", "server_never_saw", "breakers",
 ]
 private let traceKeys: Set<String> = ["route", "matched_contains", "strategy", "degraded", "notes_contain", "explanation_contains", "skipped", "backoff_ms", "hedge"]
 
@@ -260,6 +260,14 @@ private func checkTrace(_ t: [String: JSONValue], _ tr: JSONValue, _ errs: inout
     }
 }
 
+/// Every string in a request body (compared as text, whatever the JSON writer escaped).
+private func bodyStrings(_ v: JSONValue?, _ out: inout [String]) {
+    guard let v else { return }
+    if let s = v.stringValue { out.append(s) }
+    for x in v.arr ?? [] { bodyStrings(x, &out) }
+    for x in (v.obj ?? [:]).values { bodyStrings(x, &out) }
+}
+
 private func checkState(_ exp: [String: JSONValue], _ router: Router, _ errs: inout [String]) async throws {
     for (script, c) in exp["server_hits"]?.obj ?? [:] {
         let n = try await ScenarioMock.log(script).count
@@ -278,6 +286,15 @@ private func checkState(_ exp: [String: JSONValue], _ router: Router, _ errs: in
         let got = try await ScenarioMock.log(script).map { $0["outcome"]?.stringValue ?? "?" }
         let w = (want.arr ?? []).compactMap(\.stringValue)
         if got != w { errs.append("server_outcomes.\(script): expected \(w), got \(got)") }
+    }
+    for (key, want) in [("server_saw", true), ("server_never_saw", false)] {
+        for (script, needles) in exp[key]?.obj ?? [:] {
+            var strings: [String] = []
+            for e in try await ScenarioMock.log(script) { bodyStrings(e["body"], &strings) }
+            for n in (needles.arr ?? []).compactMap(\.stringValue) where strings.contains(where: { $0.contains(n) }) != want {
+                errs.append("\(key).\(script): `\(n)` \(want ? "is not in" : "is in") the request bodies")
+            }
+        }
     }
     if let b = exp["breakers"]?.obj {
         let deps = try JSONValue.parse(try router.deploymentsJson()).arr ?? []

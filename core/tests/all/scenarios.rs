@@ -165,6 +165,8 @@ struct Expect {
     server_hits: Option<BTreeMap<String, Count>>,
     gaps_ms: Option<BTreeMap<String, Vec<Range>>>,
     server_outcomes: Option<BTreeMap<String, Vec<String>>>,
+    server_saw: Option<BTreeMap<String, Vec<String>>>,
+    server_never_saw: Option<BTreeMap<String, Vec<String>>>,
     breakers: Option<BTreeMap<String, String>>,
 }
 
@@ -496,6 +498,17 @@ fn check_trace(t: &TraceExpect, tr: &Value, errs: &mut Vec<String>) {
     }
 }
 
+/// Every string in a request body (compared as text, so escaping differences between JSON
+/// writers do not matter).
+fn body_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| body_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| body_strings(x, out)),
+        _ => {}
+    }
+}
+
 fn check_state(exp: &Expect, srv: &MockServerHandle, router: &Router, errs: &mut Vec<String>) {
     if let Some(hits) = &exp.server_hits {
         for (script, c) in hits {
@@ -519,6 +532,20 @@ fn check_state(exp: &Expect, srv: &MockServerHandle, router: &Router, errs: &mut
             let got: Vec<String> = srv.log_for(script).iter().map(|l| l.outcome.clone()).collect();
             if &got != want {
                 errs.push(format!("server_outcomes.{script}: expected {want:?}, got {got:?}"));
+            }
+        }
+    }
+    for (want, map) in [(true, &exp.server_saw), (false, &exp.server_never_saw)] {
+        for (script, needles) in map.iter().flatten() {
+            let mut strings = Vec::new();
+            for e in srv.log_for(script) {
+                body_strings(&e.body, &mut strings);
+            }
+            for n in needles {
+                if strings.iter().any(|s| s.contains(n.as_str())) != want {
+                    let key = if want { "server_saw" } else { "server_never_saw" };
+                    errs.push(format!("{key}.{script}: `{n}` {} the request bodies", if want { "is not in" } else { "is in" }));
+                }
             }
         }
     }
