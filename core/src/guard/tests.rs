@@ -19,7 +19,8 @@ fn no_route(_: &ChatRequest) -> Option<String> {
 #[test]
 fn redact_replaces_values_with_tags_everywhere_a_provider_looks() {
     let g = guards("[{name: pii, detect: [email, credit_card], action: redact}]");
-    let mut call = Message::assistant_tool_calls(vec![ToolCall { id: "c1".into(), name: "pay".into(), arguments: r#"{"card":"4111-1111-1111-1111"}"#.into() }]);
+    let mut call =
+        Message::assistant_tool_calls(vec![ToolCall { id: "c1".into(), name: "pay".into(), arguments: r#"{"card":"4111-1111-1111-1111"}"#.into() }]);
     call.refusal = None;
     let mut r = req(vec![
         Message::system("support for bob@example.com"),
@@ -45,7 +46,10 @@ fn mask_gives_each_value_one_placeholder_and_restores_answers() {
     let out = g.apply(&mut r, no_route);
     assert_eq!(r.messages[0].text(), "write to [EMAIL_1] and [EMAIL_2], then [EMAIL_1] again");
     let masks = out.masks.expect("masks");
-    assert_eq!(masks.restore("sent to [EMAIL_2] and [EMAIL_1]; [EMAIL_3] and [note] stay"), "sent to ann@example.org and bob@example.com; [EMAIL_3] and [note] stay");
+    assert_eq!(
+        masks.restore("sent to [EMAIL_2] and [EMAIL_1]; [EMAIL_3] and [note] stay"),
+        "sent to ann@example.org and bob@example.com; [EMAIL_3] and [note] stay"
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod conformance;
 mod gemini_fixtures;
 mod gemini_http;
 mod gemini_mock_server;
+mod guards;
 mod mock_server_parity;
 mod mock_wire_shapes;
 mod openai_fixtures;

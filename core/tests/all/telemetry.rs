@@ -28,7 +28,7 @@ fn req() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
 }
 
-fn promtool() -> Option<PathBuf> {
+pub(crate) fn promtool() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("promtool")).find(|p| p.is_file()));
     if found.is_none() && std::env::var("POLYROUTE_REQUIRE_PROMTOOL").as_deref() == Ok("1") {
         panic!("promtool is required (POLYROUTE_REQUIRE_PROMTOOL=1) but not on PATH");
