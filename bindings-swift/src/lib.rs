@@ -52,6 +52,7 @@ pub enum ErrorKind {
     NoRoute,
     Cancelled,
     Config,
+    GuardRejected,
 }
 
 #[uniffi::remote(Enum)]
