@@ -25,6 +25,7 @@ export type ErrorKind =
   | 'no_route'
   | 'cancelled'
   | 'config'
+  | 'guard_rejected'
 
 export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool'
 
@@ -330,6 +331,7 @@ export class CircuitOpenError extends PolyrouteError { readonly code: 'circuit_o
 export class NoRouteError extends PolyrouteError { readonly code: 'no_route' }
 export class CancelledError extends PolyrouteError { readonly code: 'cancelled' }
 export class ConfigError extends PolyrouteError { readonly code: 'config' }
+export class GuardRejectedError extends PolyrouteError { readonly code: 'guard_rejected' }
 
 /** ErrorKind code → its error class. */
 export declare const errorClasses: Readonly<Record<ErrorKind, typeof PolyrouteError>>

@@ -70,6 +70,7 @@ class CircuitOpenError extends PolyrouteError {}
 class NoRouteError extends PolyrouteError {}
 class CancelledError extends PolyrouteError {}
 class ConfigError extends PolyrouteError {}
+class GuardRejectedError extends PolyrouteError {}
 
 const errorClasses = Object.freeze({
   rate_limited: RateLimitedError,
@@ -92,6 +93,7 @@ const errorClasses = Object.freeze({
   no_route: NoRouteError,
   cancelled: CancelledError,
   config: ConfigError,
+  guard_rejected: GuardRejectedError,
 })
 
 function errorFromData(data) {
@@ -379,6 +381,7 @@ exports.CircuitOpenError = CircuitOpenError
 exports.NoRouteError = NoRouteError
 exports.CancelledError = CancelledError
 exports.ConfigError = ConfigError
+exports.GuardRejectedError = GuardRejectedError
 exports.errorClasses = errorClasses
 exports.errorKinds = errorKinds
 

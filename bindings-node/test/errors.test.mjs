@@ -177,6 +177,20 @@ test('stream_interrupted: cut after content, with the partial text', async () =>
   assert.ok(e.trace)
 })
 
+test('guard_rejected: a reject guard finds a card number; nothing is sent', async () => {
+  await mock.script('guarded', {})
+  const policy = mockPolicy(mock.url, { deployments: { guarded: {} }, routes: [{ name: 'guarded', deployments: ['guarded'], ...fast }] })
+  policy.guards = [{ name: 'no-cards', detect: ['credit_card'], action: 'reject' }]
+  const r = new Router(policy)
+  const e = await expectKind('guard_rejected', r.chat({ messages: [{ role: 'user', content: 'pay with 4111 1111 1111 1111' }] }))
+  assert.ok(e instanceof pr.GuardRejectedError)
+  assert.match(e.detail, /no-cards/)
+  assert.match(e.detail, /credit_card/)
+  assert.ok(!e.message.includes('4111'), e.message)
+  assert.ok(!JSON.stringify(e.toJSON()).includes('4111'), 'the matched text is never in the error')
+  assert.equal((await mock.log('guarded')).length, 0, 'nothing was sent')
+})
+
 test('config: invalid policies throw ConfigError listing every problem', () => {
   assert.throws(() => new Router('providers: [unclosed'), pr.ConfigError)
   let err
@@ -211,6 +225,6 @@ test('the error classes match the core ErrorKind list exactly', () => {
     assert.equal(pr[Cls.name], Cls, `${Cls.name} is exported`)
   }
   // every kind is exercised by a test in this file
-  const covered = new Set([...Object.keys(cases), 'no_route', 'cancelled', 'config', 'invalid_request'])
+  const covered = new Set([...Object.keys(cases), 'no_route', 'cancelled', 'config', 'invalid_request', 'guard_rejected'])
   assert.deepEqual([...pr.errorKinds].filter((k) => !covered.has(k)), [])
 })

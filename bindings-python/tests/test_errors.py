@@ -135,6 +135,21 @@ def test_no_route(server: MockServer, name: str) -> None:
     assert "no-such-route" in info.value.message
 
 
+def test_guard_rejected(server: MockServer, name: str) -> None:
+    # A guard of the policy finds a card number: rejected before anything is sent, and the
+    # error names the guard and the detector, never the matched text.
+    p = policy(server, [name])
+    p["guards"] = [{"name": "no-cards", "detect": ["credit_card"], "action": "reject"}]
+    router = polyroute.Router(p)
+    with pytest.raises(polyroute.GuardRejectedError) as info:
+        router.chat([{"role": "user", "content": "pay with 4111 1111 1111 1111"}])
+    e = info.value
+    check_common(e, "guard_rejected")
+    assert "no-cards" in e.message and "credit_card" in e.message
+    assert "4111" not in e.message and "4111" not in str(e) and "4111" not in repr(e.to_dict())
+    assert server.log(name) == []
+
+
 def test_config_lists_every_problem() -> None:
     bad = {
         "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},

@@ -16,6 +16,10 @@
 //! (`EventListener`) are a foreign trait: Swift implements it, the core's telemetry thread
 //! calls it.
 
+// `PolyrouteError` is the uniffi error every export returns by value (each case carries the
+// ~260-byte `ErrorDetails`); boxing it would change the FFI shape for no gain at this boundary.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use polyroute::resilience::breaker::BreakerState;
@@ -52,6 +56,7 @@ pub enum ErrorKind {
     NoRoute,
     Cancelled,
     Config,
+    GuardRejected,
 }
 
 #[uniffi::remote(Enum)]

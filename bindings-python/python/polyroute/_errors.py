@@ -39,6 +39,7 @@ __all__ = [
     "NoRouteError",
     "RequestCancelledError",
     "ConfigError",
+    "GuardRejectedError",
     "ERROR_CLASSES",
     "error_class",
 ]
@@ -279,6 +280,14 @@ class ConfigError(PolyrouteError, builtins.ValueError):
     kind = "config"
 
 
+class GuardRejectedError(PolyrouteError):
+    """A guard of the policy found data it must not send (action ``reject``): nothing was
+    sent, and the request is never retried and never falls over. The message names the guard
+    and what it detected, never the matched text."""
+
+    kind = "guard_rejected"
+
+
 ERROR_CLASSES: Dict[str, Type[PolyrouteError]] = {
     c.kind: c
     for c in (
@@ -302,6 +311,7 @@ ERROR_CLASSES: Dict[str, Type[PolyrouteError]] = {
         NoRouteError,
         RequestCancelledError,
         ConfigError,
+        GuardRejectedError,
     )
 }
 

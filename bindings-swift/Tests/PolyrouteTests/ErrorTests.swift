@@ -152,6 +152,22 @@ final class ErrorTests: XCTestCase {
         XCTAssertTrue(d.message.contains("does-not-exist"), d.message)
     }
 
+    func testGuardRejectedWhenARejectGuardFindsACardNumber() async throws {
+        let m = uniqueModel("guarded")
+        let guards: JSONValue = [["name": "no-cards", "detect": ["credit_card"], "action": "reject"]]
+        let router = try Router(policyObject: try mockPolicy(primary: [m], extra: ["guards": guards]))
+        let e = await expectPolyrouteError { try await router.chat(.user("pay with 4111 1111 1111 1111")) }
+        guard case .GuardRejected(let d)? = e else { return XCTFail("\(String(describing: e))") }
+        XCTAssertEqual(d.kind, .guardRejected)
+        XCTAssertEqual(d.code, "guard_rejected")
+        XCTAssertTrue(d.message.contains("no-cards"), d.message)
+        XCTAssertTrue(d.message.contains("credit_card"), d.message)
+        XCTAssertFalse(d.summary.contains("4111"), d.summary)
+        XCTAssertFalse(d.json.contains("4111"), d.json)
+        let sent = try await Mock.log(m)
+        XCTAssertEqual(sent.count, 0)
+    }
+
     func testCancelledWhenTheCallingTaskIsCancelled() async throws {
         let m = uniqueModel("slow")
         try await Mock.script(m, ["then": ["latency_ms": 5000]])
@@ -189,9 +205,10 @@ final class ErrorTests: XCTestCase {
 
     func testEveryCoreKindHasItsOwnCase() {
         let kinds = allErrorKinds()
-        XCTAssertEqual(kinds.count, 20)
+        XCTAssertEqual(kinds.count, 21)
         XCTAssertEqual(Set(kinds.map(\.code)).count, kinds.count)
         XCTAssertEqual(ErrorKind(code: "context_length_exceeded"), .contextLengthExceeded)
+        XCTAssertEqual(ErrorKind(code: "guard_rejected"), .guardRejected)
         XCTAssertNil(ErrorKind(code: "nope"))
     }
 }

@@ -1765,6 +1765,7 @@ public enum ErrorKind: Equatable, Hashable {
     case noRoute
     case cancelled
     case config
+    case guardRejected
 
 
 
@@ -1825,6 +1826,8 @@ public struct FfiConverterTypeErrorKind: FfiConverterRustBuffer {
         case 19: return .cancelled
         
         case 20: return .config
+        
+        case 21: return .guardRejected
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -1913,6 +1916,10 @@ public struct FfiConverterTypeErrorKind: FfiConverterRustBuffer {
         case .config:
             writeInt(&buf, Int32(20))
         
+        
+        case .guardRejected:
+            writeInt(&buf, Int32(21))
+        
         }
     }
 }
@@ -1981,6 +1988,8 @@ enum PolyrouteError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError
     case Cancelled(details: ErrorDetails
     )
     case Config(details: ErrorDetails
+    )
+    case GuardRejected(details: ErrorDetails
     )
 
     
@@ -2069,6 +2078,9 @@ public struct FfiConverterTypePolyrouteError: FfiConverterRustBuffer {
             details: try FfiConverterTypeErrorDetails.read(from: &buf)
             )
         case 20: return .Config(
+            details: try FfiConverterTypeErrorDetails.read(from: &buf)
+            )
+        case 21: return .GuardRejected(
             details: try FfiConverterTypeErrorDetails.read(from: &buf)
             )
 
@@ -2180,6 +2192,11 @@ public struct FfiConverterTypePolyrouteError: FfiConverterRustBuffer {
         
         case let .Config(details):
             writeInt(&buf, Int32(20))
+            FfiConverterTypeErrorDetails.write(details, into: &buf)
+            
+        
+        case let .GuardRejected(details):
+            writeInt(&buf, Int32(21))
             FfiConverterTypeErrorDetails.write(details, into: &buf)
             
         }
