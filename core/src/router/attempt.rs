@@ -537,6 +537,11 @@ async fn hedged<T: Send + 'static>(
 /// Non-streaming chat through the attempt loop.
 pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatResponse> {
     req.validate()?;
+    super::cached::chat(router, req, |req| chat_uncached(router, req)).await
+}
+
+/// `chat` past the response cache: route the request and return its answer.
+async fn chat_uncached(router: &Router, req: ChatRequest) -> Result<ChatResponse> {
     let req = Arc::new(req);
     let start: StartFn<ChatResponse> = Arc::new(|d: Arc<Deployment>, req: Arc<ChatRequest>| {
         Box::pin(async move {

@@ -17,6 +17,7 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::time::Instant;
 
 use super::attempt::{self, idle_timeout, AttemptOk, Resume, Served, StartFn};
+use super::cached::StreamParts;
 use super::lifecycle::{End, RequestCtx};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
@@ -92,11 +93,17 @@ fn start_fn() -> StartFn<Committed> {
 
 pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream> {
     req.validate()?;
+    let (inner, trace) = super::cached::stream(router, req, |req| open_uncached(router, req)).await?;
+    Ok(ChatStream { inner, trace })
+}
+
+/// `open` past the response cache: route the request and stream its answer.
+async fn open_uncached(router: &Router, req: ChatRequest) -> Result<StreamParts> {
     let req = Arc::new(req);
     let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), Resume::default()).await?;
     let trace_slot = Arc::new(Mutex::new(None));
     let inner = drive(router.clone(), req, served, ctx, trace_slot.clone()).boxed();
-    Ok(ChatStream { inner, trace: trace_slot })
+    Ok((inner, trace_slot))
 }
 
 fn drive(
