@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{BoxStream, StreamExt};
 
 use super::lifecycle::RequestCtx;
-use super::Router;
+use super::{Compiled, Router};
 use crate::cache::{samples, CacheKey, Entry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::policy::{CacheMode, RouteCacheSpec};
@@ -39,22 +39,36 @@ enum Plan {
     Off,
     /// The route caches, this request may not be (it samples).
     Bypass,
-    On {
-        key: CacheKey,
-        spec: RouteCacheSpec,
-        route: String,
-    },
+    On(On),
+}
+
+/// A cacheable request: its key, its route's settings, and the policy snapshot the route was
+/// matched in (a hit's trace is built from the same one, whatever a reload does meanwhile).
+struct On {
+    key: CacheKey,
+    spec: RouteCacheSpec,
+    compiled: Arc<Compiled>,
+    route: usize,
+    matched: String,
+}
+
+impl On {
+    fn route_name(&self) -> &str {
+        &self.compiled.routes[self.route].spec.name
+    }
 }
 
 fn plan(router: &Router, req: &ChatRequest, stream: bool) -> Plan {
     let compiled = router.snapshot();
     // No route: the uncached path reports it.
-    let Ok((route, _)) = super::select::match_route(&compiled, req, stream) else { return Plan::Off };
-    match route.spec.cache {
-        None => Plan::Off,
-        Some(spec) if samples(req) && !spec.sampled => Plan::Bypass,
-        Some(spec) => Plan::On { key: CacheKey::of(req, &route.spec.name), spec, route: route.spec.name.clone() },
+    let Ok((route, matched)) = super::select::match_route(&compiled, req, stream) else { return Plan::Off };
+    let Some(spec) = route.spec.cache else { return Plan::Off };
+    if samples(req) && !spec.sampled {
+        return Plan::Bypass;
     }
+    let key = CacheKey::of(req, &route.spec.name);
+    let Some(idx) = compiled.routes.iter().position(|r| std::ptr::eq(r, route)) else { return Plan::Off };
+    Plan::On(On { key, spec, compiled: compiled.clone(), route: idx, matched })
 }
 
 /// The error kinds after which `fallback_only` serves a cached answer: the providers could
@@ -86,17 +100,18 @@ where
     F: FnOnce(ChatRequest) -> Fut,
     Fut: Future<Output = Result<ChatResponse>>,
 {
-    let (key, spec, route) = match plan(router, &req, false) {
+    let on = match plan(router, &req, false) {
         Plan::Off => return serve(req).await,
         Plan::Bypass => return mark(serve(req).await, CacheUse::Bypass),
-        Plan::On { key, spec, route } => (key, spec, route),
+        Plan::On(on) => on,
     };
+    let (key, spec, route) = (on.key, on.spec, on.route_name().to_string());
     let cache = &router.inner.cache;
     if spec.mode == CacheMode::ReadWrite {
         if let Some(e) = cache.lookup(key, router.inner.clock.unix_now()).await {
             router.inner.telemetry.metrics.cache_lookup(&route, "hit");
             let mut resp = e.response.clone();
-            let trace = hit_trace(router, &req, &e, false);
+            let trace = hit_trace(router, &req, &on, &e, false);
             resp.cost_usd = Some(0.0);
             resp.trace = Some(Box::new(trace));
             return Ok(resp);
@@ -136,16 +151,17 @@ where
     F: FnOnce(ChatRequest) -> Fut,
     Fut: Future<Output = Result<StreamParts>>,
 {
-    let (key, spec, route) = match plan(router, &req, true) {
+    let on = match plan(router, &req, true) {
         Plan::Off => return open(req).await,
         Plan::Bypass => return open(req).await.map(|p| watch(p, None)).map_err(|e| mark_err(e, CacheUse::Bypass)),
-        Plan::On { key, spec, route } => (key, spec, route),
+        Plan::On(on) => on,
     };
+    let (key, spec, route) = (on.key, on.spec, on.route_name().to_string());
     let cache = &router.inner.cache;
     if spec.mode == CacheMode::ReadWrite {
         if let Some(e) = cache.lookup(key, router.inner.clock.unix_now()).await {
             router.inner.telemetry.metrics.cache_lookup(&route, "hit");
-            let trace = hit_trace(router, &req, &e, true);
+            let trace = hit_trace(router, &req, &on, &e, true);
             return Ok(replay(&e.response, trace));
         }
         router.inner.telemetry.metrics.cache_lookup(&route, "miss");
@@ -162,10 +178,9 @@ where
 }
 
 /// The trace of a request served from the cache without routing.
-fn hit_trace(router: &Router, req: &ChatRequest, e: &Entry, stream: bool) -> RouteTrace {
-    let compiled = router.snapshot();
-    let (route, matched) = super::select::match_route(&compiled, req, stream).expect("the route matched a moment ago");
-    let mut ctx = RequestCtx::new(router, &compiled, &route.spec, matched, req, stream);
+fn hit_trace(router: &Router, req: &ChatRequest, on: &On, e: &Entry, stream: bool) -> RouteTrace {
+    let route = &on.compiled.routes[on.route].spec;
+    let mut ctx = RequestCtx::new(router, &on.compiled, route, on.matched.clone(), req, stream);
     ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
     ctx.trace.cache = Some(CacheUse::Hit);
     ctx.note(format!("served from the response cache ({})", provenance(router, e)));
