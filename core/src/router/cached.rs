@@ -120,16 +120,19 @@ where
     }
     match serve(req).await {
         Ok(mut resp) => {
-            let stored = match resp.trace.as_deref() {
+            // The entry is the answer without its trace: take it out rather than clone it.
+            let mut trace = resp.trace.take();
+            let stored = match trace.as_deref() {
                 Some(t) if !t.degraded && t.served_by.is_some() => {
                     cache.insert(key, Entry::new(resp.clone(), t.served_by.clone(), router.inner.clock.unix_now(), spec.ttl.0)).await;
                     CacheUse::Stored
                 }
                 _ => CacheUse::Miss,
             };
-            if let Some(t) = resp.trace.as_deref_mut() {
+            if let Some(t) = trace.as_deref_mut() {
                 t.cache = Some(stored);
             }
+            resp.trace = trace;
             Ok(resp)
         }
         Err(e) if spec.mode == CacheMode::FallbackOnly && falls_back_on(e.kind) => match fallback(router, key, &route, &e).await {
