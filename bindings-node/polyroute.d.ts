@@ -131,6 +131,8 @@ export interface RouteTrace {
   attempts: AttemptTrace[]
   served_by?: string
   degraded?: boolean
+  /** What the response cache did; absent when the route does not cache. */
+  cache?: 'hit' | 'fallback' | 'miss' | 'stored' | 'bypass'
   total_cost_usd?: number
   total_ms: number
   notes?: string[]

@@ -66,18 +66,14 @@ async fn main() {
             }
         }
     }
-    println!("| prompt | {} | added by redact, µs per KB | added by mask, µs per KB |", routers.iter().map(|(n, _)| format!("{n} p50 µs")).collect::<Vec<_>>().join(" | "));
+    println!(
+        "| prompt | {} | added by redact, µs per KB | added by mask, µs per KB |",
+        routers.iter().map(|(n, _)| format!("{n} p50 µs")).collect::<Vec<_>>().join(" | ")
+    );
     println!("|---|---|---|---|---|---|");
     for (pi, (name, _)) in prompts.iter().enumerate() {
         let kb: f64 = name.split(' ').next().unwrap().parse().unwrap();
         let p50: Vec<f64> = (0..routers.len()).map(|ri| pct(&mut times[ri][pi], 0.5)).collect();
-        println!(
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
-            p50[0],
-            p50[1],
-            p50[2],
-            (p50[1] - p50[0]) / kb,
-            (p50[2] - p50[0]) / kb
-        );
+        println!("| {name} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |", p50[0], p50[1], p50[2], (p50[1] - p50[0]) / kb, (p50[2] - p50[0]) / kb);
     }
 }

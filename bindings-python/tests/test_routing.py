@@ -202,3 +202,17 @@ def test_literal_api_keys_never_come_back(server: MockServer, name: str) -> None
     router.chat(USER)
     log = server.log(name)
     assert log[-1]["auth_present"] is True
+
+
+def test_response_cache_marks_the_trace(server: MockServer, name: str) -> None:
+    server.script(name, {"steps": [{"text": "first"}], "then": {"text": "second"}})
+    router = polyroute.Router(policy(server, [name], route={"cache": {"mode": "read_write", "ttl": "1m"}}))
+    stored = router.chat(USER)
+    assert stored.content == "first" and stored.trace is not None and stored.trace.cache == "stored"
+    hit = router.chat(USER)
+    assert hit.content == "first" and hit.trace is not None
+    assert (hit.trace.cache, hit.trace.served_by, hit.cost_usd) == ("hit", None, 0.0)
+    assert len(server.log(name)) == 1
+    other = polyroute.Router(policy(server, [name]))
+    resp = other.chat(USER)
+    assert resp.trace is not None and resp.trace.cache is None

@@ -5,6 +5,7 @@
 //! - [`error`]: one [`Error`] with stable [`ErrorKind`] codes shared by every binding.
 //! - [`sse`]: the one Server-Sent Events decoder.
 //! - [`provider`]: translate-only adapters, transports and the per-attempt [`provider::Endpoint`].
+//! - [`cache`]: the exact-match response cache (keys, cacheability, the store trait).
 //! - [`bridge`]: what every host binding shares: request parsing from JSON, results and errors
 //!   to JSON, cancel token, stream handle, breaker-state names.
 //!
@@ -21,6 +22,7 @@
 
 pub mod bridge;
 pub mod budget;
+pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod error;

@@ -332,6 +332,12 @@ class RouteTrace(_View):
         return bool(self._get("degraded", False))
 
     @property
+    def cache(self) -> Optional[str]:
+        """What the response cache did: ``hit``, ``fallback``, ``miss``, ``stored``,
+        ``bypass``; ``None`` when the route does not cache."""
+        return _opt_str(self._get("cache"))
+
+    @property
     def total_cost_usd(self) -> Optional[float]:
         return _opt_float(self._get("total_cost_usd"))
 

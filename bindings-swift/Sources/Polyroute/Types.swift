@@ -129,13 +129,16 @@ public struct RouteTrace: Sendable, Equatable, Decodable {
     public var attempts: [AttemptTrace]
     public var servedBy: String?
     public var degraded: Bool
+    /// What the response cache did (`hit`, `fallback`, `miss`, `stored`, `bypass`); nil when
+    /// the route does not cache.
+    public var cache: String?
     public var totalCostUsd: Double?
     public var totalMs: Double
     public var notes: [String]
     public var explanation: String
 
     private enum CodingKeys: String, CodingKey {
-        case route, matched, strategy, candidates, attempts, degraded, notes, explanation
+        case route, matched, strategy, candidates, attempts, degraded, cache, notes, explanation
         case requestId = "request_id", servedBy = "served_by", totalCostUsd = "total_cost_usd", totalMs = "total_ms"
     }
 
@@ -149,6 +152,7 @@ public struct RouteTrace: Sendable, Equatable, Decodable {
         attempts = try c.decodeIfPresent([AttemptTrace].self, forKey: .attempts) ?? []
         servedBy = try c.decodeIfPresent(String.self, forKey: .servedBy)
         degraded = try c.decodeIfPresent(Bool.self, forKey: .degraded) ?? false
+        cache = try c.decodeIfPresent(String.self, forKey: .cache)
         totalCostUsd = try c.decodeIfPresent(Double.self, forKey: .totalCostUsd)
         totalMs = try c.decodeIfPresent(Double.self, forKey: .totalMs) ?? 0
         notes = try c.decodeIfPresent([String].self, forKey: .notes) ?? []

@@ -4,6 +4,7 @@
 //! Parsing is done entry by entry (each provider, deployment and route separately) so that a
 //! typo in one route does not hide a problem in another: the operator fixes the file once.
 
+mod cache_spec;
 mod guards;
 mod schema;
 mod validate;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+pub use cache_spec::*;
 pub use guards::{Detector, GuardAction, GuardSpec, PATTERN_SIZE_LIMIT};
 pub use schema::*;
 

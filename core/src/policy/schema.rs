@@ -119,6 +119,9 @@ pub struct PolicySpec {
     /// Detectors and what to do with what they find, before anything is sent (in order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<super::guards::GuardSpec>,
+    /// The process-wide response cache store (routes opt in with `routes[].cache`).
+    #[serde(default)]
+    pub cache: super::CacheSpec,
 }
 
 /// Where telemetry goes besides `metrics_text()` and host callbacks.
@@ -530,10 +533,33 @@ pub struct RouteSpec {
     pub validate_output: bool,
     #[serde(default)]
     pub on_budget_exceeded: OnBudgetExceeded,
+    /// Exact-match response cache for this route (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<RouteCacheSpec>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// A route's opt-in (`routes[].cache`). Successful answers are stored in both modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCacheSpec {
+    #[serde(default)]
+    pub mode: super::CacheMode,
+    /// How long an answer may be served after it was stored.
+    #[serde(default = "d_ttl")]
+    pub ttl: Dur,
+    /// Also cache requests that sample (`temperature` > 0 or `top_p` < 1). Off by default:
+    /// only requests without sampling (temperature absent or 0, top_p absent or 1) are
+    /// cached, since a sampled request asks for a fresh draw.
+    #[serde(default)]
+    pub sampled: bool,
+}
+
+fn d_ttl() -> Dur {
+    Dur::secs(600)
 }
 
 /// Circuit breaker settings, shared by all deployments.

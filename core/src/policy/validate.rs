@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::cache_spec::{CacheSpec, MAX_CACHE_MAX_BYTES};
 use super::schema::*;
 use super::PolicyIssue;
 use crate::meaning::Fallover;
@@ -39,8 +40,20 @@ fn parse_entry<T: DeserializeOwned>(v: &Value, base: &str, issues: &mut Issues) 
     }
 }
 
-const TOP_KEYS: &[&str] =
-    &["version", "providers", "deployments", "routes", "default_route", "breaker", "retry_budget", "catalog", "budgets", "telemetry", "guards"];
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "providers",
+    "deployments",
+    "routes",
+    "default_route",
+    "breaker",
+    "retry_budget",
+    "catalog",
+    "budgets",
+    "telemetry",
+    "guards",
+    "cache",
+];
 
 pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIssue>) {
     let mut issues = Issues(Vec::new());
@@ -124,6 +137,12 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
             None => complete = false,
         }
     }
+    if let Some(c) = root.get("cache") {
+        match parse_entry::<CacheSpec>(c, "cache", &mut issues) {
+            Some(c) => spec.cache = c,
+            None => complete = false,
+        }
+    }
     if let Some(c) = root.get("catalog") {
         match c {
             Value::String(_) | Value::Object(_) => spec.catalog = Some(c.clone()),
@@ -171,6 +190,20 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
         issues.push(path, message);
     }
     check_breaker_and_retry_budget(spec, issues);
+    check_cache(spec, issues);
+}
+
+/// The store's bound and each route's TTL (durations are already bounded when parsed).
+fn check_cache(spec: &PolicySpec, issues: &mut Issues) {
+    let max = spec.cache.max_bytes.0;
+    if max == 0 || max > MAX_CACHE_MAX_BYTES {
+        issues.push("cache.max_bytes", format!("must be between 1 byte and {} GiB, got {max}", MAX_CACHE_MAX_BYTES >> 30));
+    }
+    for (i, r) in spec.routes.iter().enumerate() {
+        if r.cache.is_some_and(|c| c.ttl.0.is_zero()) {
+            issues.push(format!("routes[{i}].cache.ttl"), "must be positive");
+        }
+    }
 }
 
 fn check_providers(spec: &PolicySpec, issues: &mut Issues) {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::lifecycle::{ms, Attempt, End, Refused, RequestCtx};
 use super::select::{select, Tier};
-use super::{Compiled, Deployment, Router};
+use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
 use crate::guard::Guarded;
 use crate::policy::{OnBudgetExceeded, RouteSpec, Strategy};
@@ -71,8 +71,22 @@ pub(crate) struct Resume {
     pub exclude: Vec<String>,
     pub deadline: Option<Instant>,
     pub attempts: u32,
-    /// The request already went through the guards (and its masks are the first walk's).
-    pub restart: bool,
+    /// What the guards did to this request, recorded by the first walk (a restart, whose
+    /// request already went through them, has none). A rejection ends the walk before it starts.
+    pub guarded: Option<Arc<Guarded>>,
+}
+
+/// Run the policy's guards over a request at its entry, before the response cache and the
+/// walk: whatever follows (cache key, routing, sending, a restart) sees only what they left.
+/// `None` when the policy has none (the request is then not copied).
+pub(crate) fn guard(router: &Router, req: ChatRequest, stream: bool) -> (ChatRequest, Option<Arc<Guarded>>) {
+    let compiled = router.snapshot();
+    if compiled.guards.is_empty() {
+        return (req, None);
+    }
+    let mut req = req;
+    let out = compiled.guards.apply(&mut req, |r| super::select::match_route(&compiled, r, stream).ok().map(|(route, _)| route.spec.name.clone()));
+    (req, Some(Arc::new(out)))
 }
 
 /// Run attempts until one succeeds or nothing is left.
@@ -84,7 +98,6 @@ pub(crate) async fn run<T: Send + 'static>(
     resume: Resume,
 ) -> Result<(Served<T>, RequestCtx)> {
     let compiled = router.snapshot();
-    let (req, guarded) = if resume.restart { (req, Guarded::default()) } else { guard(&compiled, req, stream) };
     let now = router.inner.clock.now();
     let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
     let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, sel.matched.clone(), &req, stream);
@@ -93,9 +106,10 @@ pub(crate) async fn run<T: Send + 'static>(
     }
     ctx.trace.candidates = sel.candidates.clone();
     ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
-    ctx.request = req.clone();
-    if let Some(e) = ctx.guarded(guarded) {
-        return Err(ctx.fail(e));
+    if let Some(g) = &resume.guarded {
+        if let Some(e) = ctx.guarded(g) {
+            return Err(ctx.fail(e));
+        }
     }
     compiled.retry_budget.on_request(now);
     let mut walk = Walk { attempts: resume.attempts, ..Walk::default() };
@@ -116,17 +130,6 @@ pub(crate) async fn run<T: Send + 'static>(
     }
     let e = walk.nothing_left(&ctx);
     Err(ctx.fail(e))
-}
-
-/// Run the policy's guards (first walk only: a restart sends the request they produced).
-/// The request is copied only when the policy has guards.
-fn guard(compiled: &Compiled, req: Arc<ChatRequest>, stream: bool) -> (Arc<ChatRequest>, Guarded) {
-    if compiled.guards.is_empty() {
-        return (req, Guarded::default());
-    }
-    let mut r = (*req).clone();
-    let out = compiled.guards.apply(&mut r, |r| super::select::match_route(compiled, r, stream).ok().map(|(route, _)| route.spec.name.clone()));
-    (Arc::new(r), out)
 }
 
 /// One walk over the tiers: what does not change between walks of a request.
@@ -556,6 +559,24 @@ async fn hedged<T: Send + 'static>(
 /// Non-streaming chat through the attempt loop.
 pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatResponse> {
     req.validate()?;
+    let (req, guarded) = guard(router, req, false);
+    let masks = guarded.as_ref().and_then(|g| g.masks.clone());
+    // A rejected request is failed by the walk (with its trace) and never looked up: a
+    // cached answer must not let it through.
+    let mut resp = match guarded.as_ref().is_some_and(|g| g.rejected.is_some()) {
+        true => chat_uncached(router, req, guarded).await?,
+        false => super::cached::chat(router, req, guarded.clone(), |req| chat_uncached(router, req, guarded.clone())).await?,
+    };
+    // Restored only now: the cache holds the masked answer, which is the same for every
+    // caller whose values masked alike, and each gets their own values back.
+    if let Some(m) = masks {
+        m.restore_response(&mut resp);
+    }
+    Ok(resp)
+}
+
+/// `chat` past the response cache: route the request and return its answer.
+async fn chat_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Guarded>>) -> Result<ChatResponse> {
     let req = Arc::new(req);
     let start: StartFn<ChatResponse> = Arc::new(|d: Arc<Deployment>, req: Arc<ChatRequest>| {
         Box::pin(async move {
@@ -565,7 +586,7 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
             Ok(AttemptOk { usage: r.usage, ttft: Some(t0.elapsed()), value: r })
         })
     });
-    let (served, mut ctx) = run(router, req.clone(), false, start, Resume::default()).await?;
+    let (served, mut ctx) = run(router, req.clone(), false, start, Resume { guarded, ..Resume::default() }).await?;
     ctx.finish_trace();
     let mut resp = match served {
         Served::By { value, .. } => {
@@ -577,9 +598,6 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
             static_response(&text)
         }
     };
-    if let Some(m) = &ctx.masks {
-        m.restore_response(&mut resp);
-    }
     resp.cost_usd = ctx.trace.total_cost_usd;
     resp.trace = Some(Box::new(ctx.trace));
     Ok(resp)

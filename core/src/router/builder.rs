@@ -90,6 +90,7 @@ impl RouterBuilder {
             store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
             clock: self.clock,
             chance: Arc::new(self.chance.unwrap_or_default()),
+            cache: crate::cache::ResponseCache::new(self.policy.spec.cache.max_bytes.0),
         };
         let otlp = self.policy.spec.telemetry.otlp.clone();
         let compiled = inner.compile(self.policy)?;

@@ -1,7 +1,7 @@
 //! One sentence that says why a request went where it went. Built from the trace alone, so
 //! what it says is always backed by the evidence next to it.
 
-use crate::types::{CandidateTrace, RouteTrace};
+use crate::types::{CacheUse, CandidateTrace, RouteTrace};
 
 fn failures_summary(t: &RouteTrace, except: Option<&str>) -> Vec<String> {
     // Group consecutive failures per deployment: "`a` failed with rate_limited ×2".
@@ -49,7 +49,12 @@ pub(crate) fn sentence(t: &RouteTrace) -> String {
     let route = format!("route `{}` ({})", t.route, t.matched);
     let failures = failures_summary(t, None);
     let skips = skipped_summary(&t.candidates);
-    let mut s = if let Some(served) = &t.served_by {
+    let mut s = if t.cache == Some(CacheUse::Hit) {
+        format!("Served from the response cache on {route}")
+    } else if t.cache == Some(CacheUse::Fallback) {
+        let after = if failures.is_empty() { String::new() } else { format!(" after {}", join(&failures)) };
+        format!("Served a cached answer as the degraded tier on {route}{after}")
+    } else if let Some(served) = &t.served_by {
         let a = t.attempts.iter().rev().find(|a| a.outcome == "ok");
         let who = a.map(|a| format!("`{served}` ({}/{})", a.provider, a.model)).unwrap_or_else(|| format!("`{served}`"));
         if failures.is_empty() {

@@ -21,7 +21,7 @@ use super::{Compiled, Deployment, Router};
 use crate::budget::{BudgetInfo, Budgets, Reservation, Scope};
 use crate::clock::{Chance, Clock};
 use crate::error::{Error, ErrorKind};
-use crate::guard::{Guarded, Masks};
+use crate::guard::Guarded;
 use crate::policy::RouteSpec;
 use crate::resilience::breaker::{Outcome as BreakerOutcome, Permit, Transition};
 use crate::telemetry::{RouterEvent, Telemetry};
@@ -51,10 +51,6 @@ pub(crate) struct RequestCtx {
     pub chance: Arc<Chance>,
     /// The budgets of the policy the request started with (a reload does not move them).
     pub budgets: Arc<Budgets>,
-    /// The request as sent, after the guards (a stream restart sends it again).
-    pub request: Arc<ChatRequest>,
-    /// What a `mask` guard replaced, to put back into the answer.
-    pub masks: Option<Arc<Masks>>,
 }
 
 impl RequestCtx {
@@ -82,8 +78,6 @@ impl RequestCtx {
             clock: inner.clock.clone(),
             chance: inner.chance.clone(),
             budgets: compiled.budgets.clone(),
-            request: Arc::new(ChatRequest::default()),
-            masks: None,
         }
     }
 
@@ -95,23 +89,22 @@ impl RequestCtx {
         self.trace.notes.push(text);
     }
 
-    /// Record what the guards did (notes, events, masks); the rejection, if one fired.
-    pub(crate) fn guarded(&mut self, g: Guarded) -> Option<Error> {
-        if let Some(n) = g.class_note {
-            self.note(n);
+    /// Record what the guards did (notes, events); the rejection, if one fired.
+    pub(crate) fn guarded(&mut self, g: &Guarded) -> Option<Error> {
+        if let Some(n) = &g.class_note {
+            self.note(n.clone());
         }
-        for hit in g.hits {
+        for hit in &g.hits {
             self.note(hit.note());
             self.telemetry.emit(RouterEvent::GuardTriggered {
                 request_id: self.trace.request_id.clone(),
                 route: self.trace.route.clone(),
-                guard: hit.guard,
+                guard: hit.guard.clone(),
                 action: hit.action.as_str().into(),
-                findings: hit.findings,
+                findings: hit.findings.clone(),
             });
         }
-        self.masks = g.masks;
-        g.rejected
+        g.rejected.clone()
     }
 
     /// Totals and the explanation, from the attempts recorded so far.

@@ -6,6 +6,7 @@
 //! - `select.rs`: route matching, candidate filtering (with skip reasons), strategy order;
 //! - `attempt.rs`: the one attempt loop (retries, fallbacks, hedging, deadlines, breakers);
 //! - `stream.rs`: streaming on top of the attempt loop (commit point, post-commit failures);
+//! - `cached.rs`: the response cache's hooks around chat and stream (lookup, store, replay);
 //! - `explain.rs`: the one-sentence trace explanation;
 //! - `health.rs`: per-deployment breaker and latency statistics, kept across reloads.
 //!
@@ -14,6 +15,7 @@
 
 mod attempt;
 mod builder;
+mod cached;
 mod compile;
 mod explain;
 pub mod health;
@@ -38,7 +40,7 @@ use crate::policy::{Policy, PolicySpec, RouteSpec, TimeoutSpec};
 use crate::provider::{Endpoint, ProviderKind, Transport, TransportOptions};
 use crate::resilience::breaker::{BreakerSnapshot, BreakerState};
 use crate::resilience::retry::RetryBudget;
-use crate::telemetry::{BudgetGauge, DeploymentGauge, RouterEvent, Telemetry};
+use crate::telemetry::{BudgetGauge, CacheGauge, DeploymentGauge, RouterEvent, Telemetry};
 use crate::types::{ChatRequest, ChatResponse, Usage};
 
 pub use builder::RouterBuilder;
@@ -128,6 +130,9 @@ pub(crate) struct RouterInner {
     pub store: Arc<dyn StateStore>,
     pub clock: Arc<dyn Clock>,
     pub chance: Arc<Chance>,
+    /// The response cache: one store for the router's life, emptied only when a reload
+    /// changes `cache.max_bytes`.
+    pub cache: crate::cache::ResponseCache,
 }
 
 /// The public entry point. Cheap to clone; clones share state.
@@ -190,6 +195,7 @@ impl Router {
     /// keeps serving; breaker and latency state survive for unchanged deployments.
     pub fn reload(&self, policy: Policy) -> Result<()> {
         let result = self.inner.compile(policy).map(|compiled| {
+            self.inner.cache.configure(compiled.spec.cache.max_bytes.0);
             *self.inner.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
         });
         self.inner.telemetry.emit(RouterEvent::PolicyReloaded { ok: result.is_ok(), error: result.as_ref().err().map(|e| e.message.clone()) });
@@ -226,7 +232,9 @@ impl Router {
             .into_iter()
             .map(|b| BudgetGauge { unit: b.unit.as_str(), budget: b.budget, scope: b.scope, limit: b.limit, remaining: b.remaining })
             .collect();
-        self.inner.telemetry.metrics.render(&deps, &budgets)
+        let u = self.inner.cache.usage();
+        let cache = CacheGauge { entries: u.entries, bytes: u.bytes, max_bytes: u.max_bytes };
+        self.inner.telemetry.metrics.render(&deps, &budgets, cache)
     }
 
     /// Serve `metrics_text()` on `GET /metrics` at `addr` from a background thread (for

@@ -17,10 +17,11 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::time::Instant;
 
 use super::attempt::{self, idle_timeout, AttemptOk, Resume, Served, StartFn};
+use super::cached::StreamParts;
 use super::lifecycle::{End, RequestCtx};
 use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
-use crate::guard::{Masks, StreamRestorer};
+use crate::guard::{Guarded, Masks, StreamRestorer};
 use crate::policy::StreamRecovery;
 use crate::provider::EventStream;
 use crate::types::{ChatRequest, RouteTrace, StreamAccumulator, StreamEvent};
@@ -93,18 +94,28 @@ fn start_fn() -> StartFn<Committed> {
 
 pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream> {
     req.validate()?;
-    let req = Arc::new(req);
-    let (served, ctx) = attempt::run(router, req, true, start_fn(), Resume::default()).await?;
-    let trace_slot = Arc::new(Mutex::new(None));
-    let masks = ctx.masks.clone();
-    // A restart resends what the guards produced, not what the caller wrote.
-    let sent = ctx.request.clone();
-    let inner = drive(router.clone(), sent, served, ctx, trace_slot.clone()).boxed();
+    let (req, guarded) = attempt::guard(router, req, true);
+    let masks = guarded.as_ref().and_then(|g| g.masks.clone());
+    // As for chat: a rejection is failed by the walk, never answered from the cache; the
+    // cache sees (and stores) the masked events, the caller gets them restored.
+    let (inner, trace) = match guarded.as_ref().is_some_and(|g| g.rejected.is_some()) {
+        true => open_uncached(router, req, guarded).await?,
+        false => super::cached::stream(router, req, guarded.clone(), |req| open_uncached(router, req, guarded.clone())).await?,
+    };
     let inner = match masks {
         Some(m) => unmask(inner, m).boxed(),
         None => inner,
     };
-    Ok(ChatStream { inner, trace: trace_slot })
+    Ok(ChatStream { inner, trace })
+}
+
+/// `open` past the response cache: route the request and stream its answer.
+async fn open_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Guarded>>) -> Result<StreamParts> {
+    let req = Arc::new(req);
+    let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), Resume { guarded, ..Resume::default() }).await?;
+    let trace_slot = Arc::new(Mutex::new(None));
+    let inner = drive(router.clone(), req, served, ctx, trace_slot.clone()).boxed();
+    Ok((inner, trace_slot))
 }
 
 /// Put masked values back into the caller's stream, across chunk boundaries, and into the
@@ -205,7 +216,7 @@ fn drive(
                     let restart = ctx.route.stream_recovery == StreamRecovery::Restart && Instant::now() < ctx.deadline;
                     if restart {
                         let reason = format!("`{}` interrupted after content ({}); restarting on the next deployment", dep.name, e.message);
-                        let resume = Resume { exclude: excluded.clone(), deadline: Some(ctx.deadline), attempts: ctx.attempts, restart: true };
+                        let resume = Resume { exclude: excluded.clone(), deadline: Some(ctx.deadline), attempts: ctx.attempts, guarded: None };
                         match attempt::run(&router, req.clone(), true, start_fn(), resume).await {
                             Ok((next, next_ctx)) => {
                                 ctx.trace.notes.push(reason.clone());

@@ -51,6 +51,8 @@ struct Families {
     breaker_transitions: BTreeMap<Labels, f64>,
     guard_findings: BTreeMap<Labels, f64>,
     events_dropped: f64,
+    /// route, result (`hit`, `miss`, `fallback`)
+    cache_lookups: BTreeMap<Labels, f64>,
     /// route → (requests, successes, cost of every attempt)
     route_costs: BTreeMap<String, (u64, u64, f64)>,
 }
@@ -80,6 +82,14 @@ pub struct DeploymentGauge {
     pub model: String,
     /// `closed`, `open`, `half_open`, `forced_open`, `disabled`.
     pub breaker_state: &'static str,
+}
+
+/// The response cache's size, read at render time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheGauge {
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -183,12 +193,19 @@ impl Metrics {
             .collect()
     }
 
+    /// A response-cache lookup on `route`: `hit`, `miss` or `fallback` (served as the
+    /// degraded tier).
+    pub fn cache_lookup(&self, route: &str, result: &str) {
+        let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        inc(&mut f.cache_lookups, vec![("route", route.to_string()), ("result", result.to_string())], 1.0);
+    }
+
     pub fn dropped_event(&self) {
         self.f.lock().unwrap_or_else(|p| p.into_inner()).events_dropped += 1.0;
     }
 
     /// Render the text exposition format.
-    pub fn render(&self, deployments: &[DeploymentGauge], budgets: &[BudgetGauge]) -> String {
+    pub fn render(&self, deployments: &[DeploymentGauge], budgets: &[BudgetGauge], cache: CacheGauge) -> String {
         let f = self.f.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::with_capacity(4096);
         counter(
@@ -258,6 +275,21 @@ impl Metrics {
                 let l = vec![("budget", b.budget.clone()), ("scope", b.scope.clone()), ("unit", b.unit.to_string())];
                 let _ = writeln!(out, "polyroute_budget_limit{{{}}} {}", labels(&l), num(b.limit));
             }
+        }
+        counter(
+            &mut out,
+            "polyroute_cache_lookups_total",
+            "Response-cache lookups by route and result (hit, miss, or fallback: served as the degraded tier).",
+            &f.cache_lookups,
+        );
+        for (name, help, v) in [
+            ("polyroute_cache_entries", "Answers held by the response cache.", cache.entries),
+            ("polyroute_cache_bytes", "Serialised bytes held by the response cache.", cache.bytes),
+            ("polyroute_cache_max_bytes", "Bound of the response cache in bytes (policy `cache.max_bytes`).", cache.max_bytes),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {v}");
         }
         let _ = writeln!(out, "# HELP polyroute_events_dropped_total Events not delivered to a slow host callback (its queue was full).");
         let _ = writeln!(out, "# TYPE polyroute_events_dropped_total counter");

@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub use event::RouterEvent;
-pub use metrics::{BudgetGauge, DeploymentGauge, Metrics};
+pub use metrics::{BudgetGauge, CacheGauge, DeploymentGauge, Metrics};
 
 /// A host callback. Must be cheap to call from any thread.
 pub type Callback = Arc<dyn Fn(&RouterEvent) + Send + Sync>;

@@ -101,6 +101,34 @@ pub struct AttemptTrace {
     pub hedge: bool,
 }
 
+/// The response cache's part in a request (`RouteTrace::cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheUse {
+    /// Served from the cache; no provider was called.
+    Hit,
+    /// Served from the cache as the degraded tier, after every deployment failed.
+    Fallback,
+    /// Not found (or not looked up, in `fallback_only` mode), and the answer was not stored.
+    Miss,
+    /// Not found; the provider's answer was stored.
+    Stored,
+    /// The route caches, but this request is not cacheable (it samples; see `sampled`).
+    Bypass,
+}
+
+impl CacheUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Fallback => "fallback",
+            CacheUse::Miss => "miss",
+            CacheUse::Stored => "stored",
+            CacheUse::Bypass => "bypass",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteTrace {
     pub request_id: String,
@@ -112,9 +140,13 @@ pub struct RouteTrace {
     pub attempts: Vec<AttemptTrace>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_by: Option<String>,
-    /// A static degraded answer from the policy was served.
+    /// A degraded answer was served: the policy's static response, or a cached answer
+    /// after every deployment failed (`cache` = `fallback`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub degraded: bool,
+    /// What the response cache did for this request; absent when the route does not cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheUse>,
     /// Sum over attempts whose cost is known; `None` when some attempt's cost is unknown
     /// and no attempt's is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -116,7 +116,10 @@ async fn detected_values_never_leak() {
 
     // ... and the checks above are not vacuous: the guards did report, with counts
     let all_events = events.lock().unwrap().join("\n");
-    assert!(all_events.contains(r#""type":"guard_triggered""#) && all_events.contains(r#""guard":"cards","action":"mask","findings":{"credit_card":1}"#), "{all_events}");
+    assert!(
+        all_events.contains(r#""type":"guard_triggered""#) && all_events.contains(r#""guard":"cards","action":"mask","findings":{"credit_card":1}"#),
+        "{all_events}"
+    );
     assert!(metrics.contains(r#"polyroute_guard_findings_total{guard="mails",action="redact",detector="email"} 4"#), "{metrics}");
     assert!(metrics.contains(r#"polyroute_guard_findings_total{guard="no-ssn",action="reject",detector="us_ssn"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"polyroute_guard_findings_total{guard="watch",action="audit",detector="phone"} 3"#), "{metrics}");

@@ -23,6 +23,7 @@ mod anthropic_http;
 mod anthropic_mock_server;
 mod azure_http;
 mod azure_mock_server;
+mod cache;
 mod catalog_cost;
 mod conformance;
 mod gemini_fixtures;
