@@ -30,13 +30,13 @@ step "Rust: formatting (rustfmt.toml) and lints (clippy, warnings are errors)"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo fmt --all --check
-cargo clippy -q -p polyroute -p polyroute-mock-server -p polyroute-soak --all-targets -- -D warnings
+cargo clippy -q -p polyroute -p polyroute-mock-server -p polyroute-soak -p polyroute-server --all-targets -- -D warnings
 
 step "Core shape: files within ~600 lines of code, functions within ~120"
 python3 scripts/check-shape.py
 
-step "Rust: core unit + integration tests, mock server tests"
-cargo test -p polyroute -p polyroute-mock-server
+step "Rust: core unit + integration tests, mock server tests, the gateway (polyroute serve/check/plan)"
+cargo test -p polyroute -p polyroute-mock-server -p polyroute-server
 
 step "Core import graph: no cycle between modules or files"
 python3 scripts/import-graph.py
@@ -50,6 +50,9 @@ if [ -x tools/openapi-check/run.sh ]; then
   step "OpenAI request bodies validated against the official OpenAPI description"
   tools/openapi-check/run.sh
 fi
+
+step "Gateway: the official openai Python SDK against polyroute serve"
+bash server/test.sh
 
 for lang in python node swift; do
   step "Binding: $lang"

@@ -16,6 +16,7 @@
 mod cancel;
 mod panic;
 mod stream;
+pub mod wire;
 
 pub use cancel::{cancelled_error, CancelGuard, CancelToken};
 pub use panic::{catch, catch_future, panic_error, panic_message};

@@ -1,0 +1,186 @@
+//! The OpenAI chat-completions wire format on the way out: stream events as
+//! `chat.completion.chunk` objects, and errors as the HTTP status and `{"error": {...}}` body
+//! that make an OpenAI client raise its own typed exception.
+//!
+//! In the core (not in the gateway) because every OpenAI-shaped surface needs the same table:
+//! the `polyroute serve` gateway, and the drop-in transports for the openai SDKs. One table
+//! means a kind reaches every client as the same status and code.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, ErrorKind};
+use crate::types::{FinishReason, StreamEvent};
+
+/// The HTTP status an OpenAI client should see for a failure of this kind.
+///
+/// Failures of the providers behind the router are the gateway's upstream failures (502, 503,
+/// 504), never the caller's 401/403: the caller's own credentials were fine, and an SDK that
+/// sees 401 tells its user to fix a key they cannot fix.
+pub fn openai_status(kind: ErrorKind) -> u16 {
+    use ErrorKind::*;
+    match kind {
+        InvalidRequest | ContextLengthExceeded | ContentFilter | GuardRejected => 400,
+        NoRoute => 404,
+        RateLimited | QuotaExhausted | BudgetExceeded => 429,
+        Cancelled => 499,
+        Config => 500,
+        ServerError | Connection | Auth | PermissionDenied | NotFound | StreamInterrupted | MalformedResponse | InvalidOutput => 502,
+        Overloaded | CircuitOpen => 503,
+        Timeout => 504,
+    }
+}
+
+/// OpenAI's `error.type` for the status (what its SDKs and proxies branch on besides status).
+fn openai_type(status: u16) -> &'static str {
+    match status {
+        400 | 404 => "invalid_request_error",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    }
+}
+
+/// `(status, body)` for an error. `error.code` is the Polyroute kind (stable, documented),
+/// `error.message` the core's message; `polyroute` carries what OpenAI's shape has no room
+/// for (provider, model, the provider's own code, the retry hint, the explanation).
+pub fn openai_error(e: &Error) -> (u16, Value) {
+    let status = openai_status(e.kind);
+    let mut extra = Map::new();
+    extra.insert("kind".into(), e.kind.code().into());
+    for (k, v) in [("provider", &e.provider), ("model", &e.model), ("provider_code", &e.provider_code)] {
+        if let Some(v) = v {
+            extra.insert(k.into(), v.clone().into());
+        }
+    }
+    if let Some(s) = e.status {
+        extra.insert("provider_status".into(), s.into());
+    }
+    if let Some(r) = e.retry_after {
+        extra.insert("retry_after".into(), json!(r.as_secs_f64()));
+    }
+    if let Some(t) = &e.trace {
+        extra.insert("explanation".into(), t.explanation.clone().into());
+    }
+    let body = json!({
+        "error": {"message": e.message, "type": openai_type(status), "param": null, "code": e.kind.code()},
+        "polyroute": extra,
+    });
+    (status, body)
+}
+
+/// Turns a router stream into OpenAI chunks, one event at a time.
+#[derive(Debug, Clone)]
+pub struct ChunkWriter {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+}
+
+impl ChunkWriter {
+    /// `created` is the unix time OpenAI stamps on every chunk; `include_usage` is the
+    /// request's `stream_options.include_usage` (without it OpenAI sends no usage chunk).
+    pub fn new(created: u64, include_usage: bool) -> ChunkWriter {
+        ChunkWriter { id: "chatcmpl-polyroute".into(), model: String::new(), created, include_usage }
+    }
+
+    /// The chunk for `ev`, if OpenAI's format has one (`None` for usage when not asked for).
+    /// A `reset` has no OpenAI form: the caller ends the stream with an error instead.
+    pub fn chunk(&mut self, ev: &StreamEvent) -> Option<Value> {
+        let delta = match ev {
+            StreamEvent::Start { id, model } => {
+                if !id.is_empty() {
+                    self.id = id.clone();
+                }
+                self.model = model.clone();
+                json!({"role": "assistant", "content": ""})
+            }
+            StreamEvent::ContentDelta { text } => json!({"content": text}),
+            StreamEvent::RefusalDelta { text } => json!({"refusal": text}),
+            StreamEvent::ReasoningDelta { text, .. } => json!({"reasoning_content": text}),
+            StreamEvent::ToolCallDelta { index, id, name, arguments } => {
+                let mut call = Map::new();
+                call.insert("index".into(), (*index).into());
+                if let Some(id) = id {
+                    call.insert("id".into(), id.clone().into());
+                    call.insert("type".into(), "function".into());
+                }
+                let mut f = Map::new();
+                if let Some(n) = name {
+                    f.insert("name".into(), n.clone().into());
+                }
+                f.insert("arguments".into(), arguments.clone().into());
+                call.insert("function".into(), Value::Object(f));
+                json!({"tool_calls": [Value::Object(call)]})
+            }
+            StreamEvent::Finish { reason, native } => return Some(self.frame(json!({}), Some(finish(*reason, native.as_deref())))),
+            StreamEvent::Usage { usage } => {
+                return self.include_usage.then(|| {
+                    let mut c = self.frame(json!({}), None);
+                    c["choices"] = json!([]);
+                    c["usage"] = usage.to_openai();
+                    c
+                })
+            }
+            StreamEvent::Reset { .. } => return None,
+        };
+        Some(self.frame(delta, None))
+    }
+
+    fn frame(&self, delta: Value, finish_reason: Option<&str>) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        })
+    }
+}
+
+/// OpenAI's own finish reasons only: its clients reject others in strict parsers.
+fn finish(reason: FinishReason, native: Option<&str>) -> &'static str {
+    match (reason, native) {
+        (FinishReason::Other, Some("function_call")) => "function_call",
+        (FinishReason::Other, _) => "stop",
+        (r, _) => r.as_str(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Usage;
+
+    #[test]
+    fn every_kind_has_a_status_and_upstream_failures_are_never_401() {
+        for k in ErrorKind::ALL {
+            let s = openai_status(k);
+            assert!((400..600).contains(&s), "{k}");
+            assert!(s != 401 && s != 403, "{k}: the caller's credentials were fine");
+        }
+        let (s, body) = openai_error(&Error::new(ErrorKind::RateLimited, "slow down"));
+        assert_eq!(s, 429);
+        assert_eq!(body["error"]["code"], "rate_limited");
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+        assert_eq!(body["polyroute"]["kind"], "rate_limited");
+    }
+
+    #[test]
+    fn chunks_follow_openai() {
+        let mut w = ChunkWriter::new(7, true);
+        let start = w.chunk(&StreamEvent::Start { id: "x1".into(), model: "m".into() }).unwrap();
+        assert_eq!(start["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
+        let c = w.chunk(&StreamEvent::ContentDelta { text: "hi".into() }).unwrap();
+        assert_eq!((c["id"].as_str(), c["model"].as_str(), c["created"].as_u64()), (Some("x1"), Some("m"), Some(7)));
+        let t = w.chunk(&StreamEvent::ToolCallDelta { index: 0, id: Some("c".into()), name: Some("f".into()), arguments: "{".into() }).unwrap();
+        assert_eq!(
+            t["choices"][0]["delta"]["tool_calls"][0],
+            json!({"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": "{"}})
+        );
+        let f = w.chunk(&StreamEvent::Finish { reason: FinishReason::Other, native: Some("pause_turn".into()) }).unwrap();
+        assert_eq!(f["choices"][0]["finish_reason"], "stop");
+        let u = w.chunk(&StreamEvent::Usage { usage: Usage { input_tokens: 2, output_tokens: 3, ..Default::default() } }).unwrap();
+        assert_eq!((u["choices"].as_array().map(Vec::len), u["usage"]["total_tokens"].as_u64()), (Some(0), Some(5)));
+        assert!(ChunkWriter::new(7, false).chunk(&StreamEvent::Usage { usage: Usage::default() }).is_none());
+    }
+}

@@ -1,0 +1,127 @@
+//! `polyroute`: the router behind HTTP for languages without a binding, and the operator's
+//! policy tools.
+//!
+//! - `polyroute serve policy.yaml [--listen 127.0.0.1:4000]`: an OpenAI-compatible gateway
+//!   (`/v1/chat/completions`, `/v1/models`, `/metrics`, `/healthz`, `/readyz`) over the same
+//!   core the Python, Node and Swift bindings load: one implementation of routing and failover.
+//! - `polyroute check policy.yaml [--format json]`: every problem with its path; exit 0 or 1.
+//! - `polyroute plan policy.yaml --request req.json`: where a request would go and why,
+//!   without sending it.
+
+// The core's `Error` is returned by value on purpose (see core/src/lib.rs).
+#![allow(clippy::result_large_err)]
+
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use polyroute::{Policy, Router};
+
+#[derive(Parser)]
+#[command(name = "polyroute", version, about = "Polyroute: route LLM requests across providers with failover")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI chat-completions API, routed by the policy.
+    Serve {
+        policy: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:4000")]
+        listen: String,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, default_value_t = 8 * 1024 * 1024)]
+        max_body: usize,
+        /// On SIGTERM/SIGINT: how long in-flight requests may finish before the process exits.
+        #[arg(long, default_value = "30", value_name = "SECONDS")]
+        grace: u64,
+    },
+    /// Validate a policy: every problem with its path; exit code 1 if there is any.
+    Check {
+        policy: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Where a request (an OpenAI chat-completions body) would go, and why, without sending.
+    Plan {
+        policy: PathBuf,
+        #[arg(long)]
+        request: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve { policy, listen, max_body, grace } => {
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+            };
+            match rt.block_on(serve::run(serve::Options { policy, listen, max_body, grace: std::time::Duration::from_secs(grace) })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Check { policy, format } => check(&policy, format),
+        Command::Plan { policy, request } => plan(&policy, &request),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("polyroute: {msg}");
+    ExitCode::FAILURE
+}
+
+fn check(path: &PathBuf, format: Format) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("cannot read {}: {e}", path.display())),
+    };
+    let issues = Policy::check(&text);
+    match format {
+        Format::Json => println!("{}", serde_json::json!({"ok": issues.is_empty(), "problems": issues})),
+        Format::Text if issues.is_empty() => println!("{}: ok", path.display()),
+        Format::Text => {
+            println!("{}: {} problem{}", path.display(), issues.len(), if issues.len() == 1 { "" } else { "s" });
+            for i in &issues {
+                println!("  {i}");
+            }
+        }
+    }
+    if issues.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn plan(policy: &PathBuf, request: &PathBuf) -> ExitCode {
+    let router = match Router::from_policy_file(policy) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.message),
+    };
+    let req = match std::fs::read_to_string(request)
+        .map_err(|e| e.to_string())
+        .and_then(|t| polyroute::bridge::request_from_json(&t).map_err(|e| e.message))
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("{}: {e}", request.display())),
+    };
+    match router.plan(&req) {
+        Ok(p) => {
+            println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("{}: {}", e.kind, e.message)),
+    }
+}

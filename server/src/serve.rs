@@ -1,0 +1,318 @@
+//! `polyroute serve`: the OpenAI chat-completions API over the core router.
+//!
+//! The gateway decides nothing: a request body goes through the same parsing as the
+//! bindings' (`polyroute::bridge`), the router does the routing, and the answer goes back in
+//! OpenAI's wire format (`polyroute::bridge::wire`: chunks, and errors as the status and body
+//! that make an OpenAI SDK raise its own exception). What it adds is HTTP: routing metadata
+//! from headers or `extra_body`, `x-polyroute-*` response headers, hot reload and draining.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use polyroute::bridge::wire::{openai_error, ChunkWriter};
+use polyroute::{ChatRequest, Error, ErrorKind, Router, StreamEvent};
+use serde_json::{json, Value};
+
+pub struct Options {
+    pub policy: PathBuf,
+    pub listen: String,
+    pub max_body: usize,
+    pub grace: Duration,
+}
+
+struct App {
+    router: Router,
+    policy: PathBuf,
+    /// Set on SIGTERM/SIGINT: new requests get 503, `/readyz` says not ready.
+    draining: AtomicBool,
+}
+
+pub async fn run(opts: Options) -> Result<(), String> {
+    let router = Router::from_policy_file(&opts.policy).map_err(|e| format!("{}: {}", opts.policy.display(), e.message))?;
+    let app = Arc::new(App { router, policy: opts.policy.clone(), draining: AtomicBool::new(false) });
+    let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Tests and supervisors read this line for the port (`--listen 127.0.0.1:0`).
+    eprintln!("polyroute: serving http://{addr} (policy {})", opts.policy.display());
+    tokio::spawn(reload_on_sighup(app.clone()));
+    tokio::spawn(reload_on_change(app.clone()));
+    let routes = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
+        .route("/readyz", get(ready))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(opts.max_body))
+        .with_state(app.clone());
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let (app, drained) = (app.clone(), drained.clone());
+        async move {
+            stop_signal().await;
+            app.draining.store(true, Ordering::SeqCst);
+            eprintln!("polyroute: draining (new requests get 503; in-flight ones have up to the grace period)");
+            drained.notify_one();
+        }
+    };
+    let server = axum::serve(listener, routes).with_graceful_shutdown(shutdown);
+    let server = tokio::spawn(async move { server.await });
+    drained.notified().await;
+    match tokio::time::timeout(opts.grace, server).await {
+        Ok(_) => eprintln!("polyroute: stopped"),
+        Err(_) => eprintln!("polyroute: grace period over; stopping with requests in flight"),
+    }
+    Ok(())
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// Re-read the policy file. An invalid file is reported and the current policy keeps serving
+/// (the router's reload is atomic).
+fn reload(app: &App, why: &str) {
+    let result = std::fs::read_to_string(&app.policy).map_err(|e| e.to_string()).and_then(|t| app.router.reload_str(&t).map_err(|e| e.message));
+    match result {
+        Ok(()) => eprintln!("polyroute: policy reloaded ({why})"),
+        Err(e) => eprintln!("polyroute: policy NOT reloaded ({why}); the previous one keeps serving: {e}"),
+    }
+}
+
+async fn reload_on_sighup(app: Arc<App>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        reload(&app, "SIGHUP");
+    }
+}
+
+/// Polls the file's modification time once a second: no platform watcher to go wrong under
+/// editors that replace files, and a second is fast enough for a policy change.
+async fn reload_on_change(app: Arc<App>) {
+    let stamp = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last = stamp(&app.policy);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = stamp(&app.policy);
+        if now.is_some() && now != last {
+            last = now;
+            reload(&app, "file changed");
+        }
+    }
+}
+
+struct Json(Value);
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0.to_string()).into_response()
+    }
+}
+
+fn error_response(e: &Error) -> Response {
+    let (status, body) = openai_error(e);
+    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response();
+    let h = r.headers_mut();
+    h.insert(HeaderName::from_static("x-polyroute-error-kind"), HeaderValue::from_static(e.kind.code()));
+    // Seconds, rounded up (a client that waits less would be refused again); a budget's
+    // reset time when the error has no hint of its own.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let wait = e.retry_after.map(|d| d.as_secs_f64()).or_else(|| e.budget.as_ref().map(|b| (b.resets_at - now).max(0.0)));
+    if let Some(secs) = wait {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs.ceil() as u64));
+    }
+    if let Some(t) = &e.trace {
+        h.insert(HeaderName::from_static("x-polyroute-route"), ascii(&t.route));
+        h.insert(HeaderName::from_static("x-polyroute-explanation"), ascii(&t.explanation));
+    }
+    r
+}
+
+/// A header value from any text: printable ASCII kept, anything else as `?` (explanations
+/// quote names in backticks and use `×`; header values cannot carry UTF-8 reliably).
+fn ascii(s: &str) -> HeaderValue {
+    let clean: String = s.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).collect();
+    HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// An unknown path is the caller's 404 (the `not_found` kind alone means a provider's, a 502).
+async fn not_found() -> Response {
+    let mut r = error_response(&Error::new(ErrorKind::NotFound, "no such endpoint (this gateway serves /v1/chat/completions and /v1/models)"));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": "draining"}))).into_response()
+    } else {
+        Json(json!({"ready": true})).into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.router.metrics_text()).into_response()
+}
+
+/// Routes (ask for one with `model`) and deployments, as OpenAI's model list.
+async fn models(State(app): State<Arc<App>>) -> Response {
+    let p = app.router.policy();
+    let route = |id: &str, kind: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "polyroute", "polyroute": {"kind": kind}});
+    let mut data: Vec<Value> = p.routes.iter().map(|r| route(&r.name, "route")).collect();
+    data.extend(p.deployments.keys().map(|d| route(d, "deployment")));
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// Routing metadata from `x-polyroute-*` headers and the body's `polyroute` object (what the
+/// openai SDKs send as `extra_body`), merged into the body's `metadata`. `model` naming a
+/// route asks for that route (unless one was asked for explicitly).
+fn metadata_into_body(headers: &HeaderMap, body: &mut Value, routes: &[String]) -> Result<(), Error> {
+    let Some(obj) = body.as_object_mut() else { return Err(Error::invalid_request("the request body must be a JSON object")) };
+    let mut md = match obj.remove("metadata") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Error::invalid_request("`metadata` must be an object")),
+    };
+    match obj.remove("polyroute") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => md.extend(m),
+        Some(_) => return Err(Error::invalid_request("`polyroute` (extra_body) must be an object")),
+    }
+    for (name, key) in [("route", "route"), ("tenant", "tenant"), ("feature", "feature"), ("tier", "tier"), ("data-class", "data_class")] {
+        if let Some(v) = headers.get(format!("x-polyroute-{name}")) {
+            let v = v.to_str().map_err(|_| Error::invalid_request(format!("header x-polyroute-{name} is not valid text")))?;
+            md.insert(key.into(), v.into());
+        }
+    }
+    if let Some(v) = headers.get("x-polyroute-tags") {
+        let v = v.to_str().map_err(|_| Error::invalid_request("header x-polyroute-tags is not valid text"))?;
+        md.insert("tags".into(), v.split(',').map(|t| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().into());
+    }
+    if !md.contains_key("route") {
+        if let Some(m) = obj.get("model").and_then(Value::as_str).filter(|m| routes.iter().any(|r| r == m)) {
+            md.insert("route".into(), m.into());
+        }
+    }
+    if !md.is_empty() {
+        obj.insert("metadata".into(), Value::Object(md));
+    }
+    Ok(())
+}
+
+async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    if app.draining.load(Ordering::SeqCst) {
+        let mut e = Error::new(ErrorKind::Overloaded, "the gateway is shutting down; retry on another instance");
+        e.retry_after = Some(Duration::from_secs(1));
+        return error_response(&e);
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => {
+            let mut r = error_response(&Error::invalid_request(format!("request body refused: {rej}")));
+            *r.status_mut() = rej.status();
+            return r;
+        }
+    };
+    let mut v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error_response(&Error::invalid_request(format!("the request body is not valid JSON: {e}"))),
+    };
+    let routes: Vec<String> = app.router.policy().routes.iter().map(|r| r.name.clone()).collect();
+    if let Err(e) = metadata_into_body(&headers, &mut v, &routes) {
+        return error_response(&e);
+    }
+    let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let req = match polyroute::bridge::request_from_value(v) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    if stream {
+        stream_reply(&app.router, req, include_usage).await
+    } else {
+        chat_reply(&app.router, req).await
+    }
+}
+
+async fn chat_reply(router: &Router, req: ChatRequest) -> Response {
+    let resp = match router.chat(req).await {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    let body = serde_json::to_value(&resp).unwrap_or_else(|e| json!({"error": {"message": e.to_string()}}));
+    let mut r = Json(body).into_response();
+    let h = r.headers_mut();
+    if let Some(t) = resp.trace.as_deref() {
+        h.insert(HeaderName::from_static("x-polyroute-route"), ascii(&t.route));
+        if let Some(d) = &t.served_by {
+            h.insert(HeaderName::from_static("x-polyroute-deployment"), ascii(d));
+        }
+        h.insert(HeaderName::from_static("x-polyroute-explanation"), ascii(&t.explanation));
+    }
+    if let Some(c) = resp.cost_usd {
+        h.insert(HeaderName::from_static("x-polyroute-cost-usd"), ascii(&format!("{c}")));
+    }
+    r
+}
+
+fn sse(v: &Value) -> Result<Bytes, Infallible> {
+    Ok(Bytes::from(format!("data: {v}\n\n")))
+}
+
+/// Headers go out when the first content has arrived (failover before it is invisible, as in
+/// every binding); the deployment is not known to the stream's headers, its trace is only
+/// complete at the end.
+async fn stream_reply(router: &Router, req: ChatRequest, include_usage: bool) -> Response {
+    let mut s = match router.stream(req).await {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let body = async_stream::stream! {
+        let mut w = ChunkWriter::new(created, include_usage);
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(StreamEvent::Reset { reason }) => {
+                    // OpenAI's format cannot take back what was sent: end with an error.
+                    let e = Error::new(ErrorKind::StreamInterrupted, format!("the answer restarted on another deployment, which the OpenAI stream format cannot express: {reason}"));
+                    yield sse(&openai_error(&e).1);
+                    return;
+                }
+                Ok(ev) => {
+                    if let Some(c) = w.chunk(&ev) {
+                        yield sse(&c);
+                    }
+                }
+                Err(e) => {
+                    yield sse(&openai_error(&e).1);
+                    return;
+                }
+            }
+        }
+        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+    };
+    let mut r = Response::new(Body::from_stream(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
