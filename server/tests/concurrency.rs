@@ -77,14 +77,16 @@ async fn a_thousand_concurrent_streams_complete_with_flat_memory() {
     let client = reqwest::Client::builder().pool_max_idle_per_host(STREAMS).build().unwrap();
 
     let mut after = Vec::new();
-    for w in 0..5 {
+    for w in 0..6 {
         let ok = wave(&client, &url).await;
         assert_eq!(ok, STREAMS, "wave {w}: {ok} of {STREAMS} streams completed");
         after.push(rss_kib(gw.0.id()));
     }
-    // The first waves grow pools and allocator arenas (measured: ~51, 77, 79, 79, 80, 81 MB
-    // over six waves); from the second on, identical waves must reuse them.
-    let (second, last) = (after[1], after[4]);
-    assert!(last <= second + second / 10 + 2048, "RSS grew from {second} KiB to {last} KiB over identical waves: {after:?}");
+    // The first waves grow pools and allocator arenas (measured: ~46–51, 71–77, 78–79, 79,
+    // 80, 81 MB over six waves); from the third on, identical waves must reuse them. The
+    // bound (10%) tolerates the ~1 MB a wave still seen at the end; a leak of one stream's
+    // buffers (tens of KB each) would exceed it.
+    let (third, last) = (after[2], after[5]);
+    assert!(last <= third + third / 10, "RSS grew from {third} KiB to {last} KiB over identical waves: {after:?}");
     eprintln!("gateway RSS after each wave of {STREAMS} streams (KiB): {after:?}");
 }
