@@ -51,7 +51,7 @@ if [ -x tools/openapi-check/run.sh ]; then
   tools/openapi-check/run.sh
 fi
 
-step "Gateway: the official openai Python SDK against polyroute serve"
+step "Gateway: the official openai Python, Node and Go SDKs against polyroute serve"
 bash server/test.sh
 
 for lang in python node swift; do

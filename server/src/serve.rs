@@ -229,6 +229,9 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Byte
         Err(rej) => {
             let mut r = error_response(&Error::invalid_request(format!("request body refused: {rej}")));
             *r.status_mut() = rej.status();
+            // The unread rest of the body is still on the connection: close it, or a client
+            // that keeps it alive sends its next request into a connection hyper drops.
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return r;
         }
     };
