@@ -18,10 +18,10 @@ fi
 # Checks that need promtool must not skip silently here.
 export POLYROUTE_REQUIRE_PROMTOOL=1
 
-step "Python tools for the OTLP receiver (official opentelemetry-proto definitions)"
-if [ ! -x target/tools-venv/bin/python ] || ! target/tools-venv/bin/python -c "import opentelemetry.proto" 2>/dev/null; then
+step "Python tools: the OTLP receiver (official opentelemetry-proto) and the JSON Schema validator"
+if [ ! -x target/tools-venv/bin/python ] || ! target/tools-venv/bin/python -c "import opentelemetry.proto, jsonschema, yaml" 2>/dev/null; then
   python3 -m venv target/tools-venv
-  target/tools-venv/bin/pip install -q "opentelemetry-proto==1.38.0"
+  target/tools-venv/bin/pip install -q "opentelemetry-proto==1.38.0" "jsonschema==4.26.0" "PyYAML==6.0.4"
 fi
 export POLYROUTE_OTLP_PYTHON="$ROOT/target/tools-venv/bin/python"
 export POLYROUTE_REQUIRE_OTLP=1
@@ -37,6 +37,9 @@ python3 scripts/check-shape.py
 
 step "Rust: core unit + integration tests, mock server tests, the gateway (polyroute serve/check/plan)"
 cargo test -p polyroute -p polyroute-mock-server -p polyroute-server
+
+step "Policy JSON Schema: every example and scenario policy validates (reference jsonschema)"
+target/tools-venv/bin/python scripts/check-policy-schema.py
 
 step "Core import graph: no cycle between modules or files"
 python3 scripts/import-graph.py

@@ -7,6 +7,8 @@
 //! - `polyroute check policy.yaml [--format json]`: every problem with its path; exit 0 or 1.
 //! - `polyroute plan policy.yaml --request req.json`: where a request would go and why,
 //!   without sending it.
+//! - `polyroute schema`: the policy's JSON Schema (also committed as
+//!   `schema/policy.schema.json`, which editors use through the example policies).
 
 // The core's `Error` is returned by value on purpose (see core/src/lib.rs).
 #![allow(clippy::result_large_err)]
@@ -58,6 +60,8 @@ enum Command {
         #[arg(long)]
         request: PathBuf,
     },
+    /// Print the policy's JSON Schema (generated from the types the loader reads).
+    Schema,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,10 @@ fn main() -> ExitCode {
         }
         Command::Check { policy, format } => check(&policy, format),
         Command::Plan { policy, request } => plan(&policy, &request),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&polyroute::policy::policy_json_schema()).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -10,7 +10,7 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
 /// The process-wide response store (top-level `cache:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSpec {
     /// Bound of the in-process store, in bytes of serialised answers: an integer or a
@@ -30,7 +30,7 @@ impl Default for CacheSpec {
 }
 
 /// When a route's cache is read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheMode {
     /// Look up before routing; a hit is served without calling any provider.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// Built-in detectors. Each is a pattern plus a check that removes look-alikes (a Luhn sum
 /// for cards, the IBAN checksum, valid octets for addresses), because a guard that fires on
 /// every order number gets switched off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Detector {
     Email,
@@ -55,7 +55,7 @@ impl Detector {
 }
 
 /// What a guard does with what it finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GuardAction {
     /// Replace each finding with its type tag (`[EMAIL]`); the answer keeps the tag.
@@ -80,7 +80,7 @@ impl GuardAction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardSpec {
     pub name: String,

@@ -90,7 +90,7 @@ impl Serialize for Dur {
 }
 
 /// Root of a policy file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
     #[serde(default = "one")]
@@ -125,7 +125,7 @@ pub struct PolicySpec {
 }
 
 /// Where telemetry goes besides `metrics_text()` and host callbacks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySpec {
     /// Export OpenTelemetry spans (GenAI semantic conventions) over OTLP/HTTP JSON.
@@ -135,7 +135,7 @@ pub struct TelemetrySpec {
 
 /// Budget periods. Calendar periods are aligned to UTC (a day starts at 00:00 UTC, a month
 /// on the 1st); rolling ones cover the last period's length, sliding in 1/60 steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Minute,
@@ -146,7 +146,7 @@ pub enum Period {
 
 /// Which requests a budget counts. Every field given must match; `"*"` means "each value
 /// separately" (a per-tenant budget: every tenant gets its own ceiling).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetScope {
     pub tenant: Option<String>,
@@ -156,7 +156,7 @@ pub struct BudgetScope {
 }
 
 /// A spend or token ceiling over a period.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
     pub name: String,
@@ -177,7 +177,7 @@ pub struct BudgetSpec {
 }
 
 /// What a route does when a budget would be exceeded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnBudgetExceeded {
     /// Fail with `budget_exceeded` (which budget, what is left, when it resets).
@@ -189,7 +189,7 @@ pub enum OnBudgetExceeded {
 }
 
 /// Client-side limits per deployment, held in-process before the provider's 429.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
     pub requests_per_minute: Option<u64>,
@@ -210,7 +210,7 @@ fn one() -> u32 {
 }
 
 /// A provider account: where to connect and with which credential.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
     pub kind: ProviderKind,
@@ -237,7 +237,7 @@ pub struct ProviderSpec {
 }
 
 /// Capability switches; `None` means "use the catalog's value".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapabilitySpec {
     pub tools: Option<bool>,
@@ -248,7 +248,7 @@ pub struct CapabilitySpec {
 }
 
 /// Prices in USD per million tokens, overriding the catalog.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceSpec {
     pub input_per_mtok: f64,
@@ -260,7 +260,7 @@ pub struct PriceSpec {
 }
 
 /// Per-attempt timeouts. Unset values inherit from the route, then the defaults.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutSpec {
     /// TCP/TLS connect (set on the shared HTTP client; per-provider values are not honoured).
@@ -274,7 +274,7 @@ pub struct TimeoutSpec {
 }
 
 /// A model served by a provider: the unit the router picks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     pub provider: String,
@@ -304,7 +304,7 @@ fn default_weight() -> f64 {
 }
 
 /// How a route orders its candidates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     #[default]
@@ -318,7 +318,7 @@ pub enum Strategy {
 /// Which requests a route takes. Every listed field must match (AND); a list matches if
 /// the request's value is one of its entries (OR). An empty rule matches everything.
 /// A request capability a route can match on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
     Tools,
@@ -344,7 +344,7 @@ impl std::fmt::Display for Capability {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
     #[serde(default)]
@@ -365,7 +365,7 @@ pub struct MatchSpec {
 
 /// Where a data class may go. Fail closed: a deployment without a region never matches a
 /// region restriction.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataRuleSpec {
     #[serde(default)]
@@ -375,7 +375,7 @@ pub struct DataRuleSpec {
 }
 
 /// A fallback tier, entered only when the previous tiers failed with one of `on`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FallbackSpec {
     #[serde(default)]
@@ -393,7 +393,7 @@ pub struct FallbackSpec {
 }
 
 /// Retry behaviour on the same deployment, before falling over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
     /// Attempts on one deployment (1 = no retry).
@@ -459,7 +459,7 @@ impl Default for RetrySpec {
 }
 
 /// What happens when a stream breaks after content reached the caller.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamRecovery {
     /// End with a typed `stream_interrupted` carrying the partial output.
@@ -470,7 +470,7 @@ pub enum StreamRecovery {
 }
 
 /// Cheapest-strategy service level: candidates outside it are used only if none meets it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SloSpec {
     pub max_p95_ttft: Option<Dur>,
@@ -478,7 +478,7 @@ pub struct SloSpec {
 }
 
 /// Hedged-strategy settings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HedgeSpec {
     /// Fixed delay before the backup request; when unset the primary's observed p95 time to
@@ -499,7 +499,7 @@ impl Default for HedgeSpec {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     pub name: String,
@@ -543,7 +543,7 @@ fn yes() -> bool {
 }
 
 /// A route's opt-in (`routes[].cache`). Successful answers are stored in both modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCacheSpec {
     #[serde(default)]
@@ -563,7 +563,7 @@ fn d_ttl() -> Dur {
 }
 
 /// Circuit breaker settings, shared by all deployments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerSpec {
     #[serde(default = "d_failure_rate")]
@@ -638,7 +638,7 @@ impl Default for BreakerSpec {
 
 /// Process-wide limit on same-deployment retries: at most `ratio` of recent requests plus
 /// `min_per_second`, so an outage cannot turn into a retry storm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBudgetSpec {
     #[serde(default = "d_ratio")]

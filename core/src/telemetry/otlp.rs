@@ -21,7 +21,7 @@ use super::RouterEvent;
 use crate::error::{Error, Result};
 
 /// Where and how to export.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpConfig {
     /// `http://host:4318` (the `/v1/traces` path is added unless given).

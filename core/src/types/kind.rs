@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Stable, snake_case failure categories. The router decides retry / fallover / stop from
 /// the kind alone, so two failures that need different handling must be different kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Per-minute style throttling (HTTP 429 `rate_limit_exceeded`); retryable after a wait.
