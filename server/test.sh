@@ -72,7 +72,11 @@ address() { # file pattern pid what
 MOCK_PID=$!
 MOCK="$(address "$RUN/mock.log" LISTENING "$MOCK_PID" "the mock server")"
 # The same scripted models as openai_python.py.
-script() { curl -fsS -X PUT --data "$2" "http://$MOCK/_mock/scripts/$1" >/dev/null; }
+# (python3 rather than curl: a clean machine has the base toolchains, not necessarily curl)
+script() {
+    python3 -c 'import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=sys.argv[2].encode(), method="PUT")).read()' \
+        "http://$MOCK/_mock/scripts/$1" "$2"
+}
 script primary '{"then": {"status": 503}}'
 script cut_before '{"then": {"fault": {"cut_after": {"chunks": 0}}}}'
 script cutter '{"then": {"text": "one two three four", "fault": {"cut_after": {"chunks": 2}}}}'
