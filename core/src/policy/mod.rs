@@ -6,6 +6,7 @@
 
 mod cache_spec;
 mod guards;
+mod keys;
 mod schema;
 mod validate;
 
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 pub use cache_spec::*;
 pub use guards::{Detector, GuardAction, GuardSpec, PATTERN_SIZE_LIMIT};
+pub use keys::{find_key, DigestText, KeyDigest, KeyRateLimit, KeySpec};
 pub use schema::*;
 
 use crate::error::{Error, Result};
