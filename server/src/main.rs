@@ -13,6 +13,7 @@
 // The core's `Error` is returned by value on purpose (see core/src/lib.rs).
 #![allow(clippy::result_large_err)]
 
+mod access;
 mod serve;
 
 use std::path::PathBuf;

@@ -23,6 +23,8 @@ use polyroute::bridge::wire::{openai_error, ChunkWriter};
 use polyroute::{ChatRequest, Error, ErrorKind, Router, StreamEvent};
 use serde_json::{json, Value};
 
+use crate::access::{self, KeyLimits};
+
 pub struct Options {
     pub policy: PathBuf,
     pub listen: String,
@@ -35,16 +37,21 @@ struct App {
     policy: PathBuf,
     /// Set on SIGTERM/SIGINT: new requests get 503, `/readyz` says not ready.
     draining: AtomicBool,
+    /// Per-key request rates (`keys[].rate_limit`).
+    limits: KeyLimits,
 }
 
 pub async fn run(opts: Options) -> Result<(), String> {
     let router = Router::from_policy_file(&opts.policy).map_err(|e| format!("{}: {}", opts.policy.display(), e.message))?;
-    let app = Arc::new(App { router, policy: opts.policy.clone(), draining: AtomicBool::new(false) });
+    let app = Arc::new(App { router, policy: opts.policy.clone(), draining: AtomicBool::new(false), limits: KeyLimits::default() });
     let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Installed before the line below: a SIGHUP sent as soon as it is read must reload, not
+    // meet the default action (which ends the process).
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // Tests and supervisors read this line for the port (`--listen 127.0.0.1:0`).
     eprintln!("polyroute: serving http://{addr} (policy {})", opts.policy.display());
-    tokio::spawn(reload_on_sighup(app.clone()));
+    tokio::spawn(reload_on_sighup(app.clone(), hup));
     tokio::spawn(reload_on_change(app.clone()));
     let routes = axum::Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -98,8 +105,8 @@ fn reload(app: &App, why: &str) {
     }
 }
 
-async fn reload_on_sighup(app: Arc<App>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+async fn reload_on_sighup(app: Arc<App>, hup: Option<tokio::signal::unix::Signal>) {
+    let Some(mut hup) = hup else { return };
     while hup.recv().await.is_some() {
         reload(&app, "SIGHUP");
     }
@@ -173,19 +180,27 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.router.metrics_text()).into_response()
 }
 
-/// Routes (ask for one with `model`) and deployments, as OpenAI's model list.
-async fn models(State(app): State<Arc<App>>) -> Response {
+/// Routes (ask for one with `model`) and deployments, as OpenAI's model list. With `keys:`,
+/// only the routes the caller's key may use (deployments are not listed to key holders).
+async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let p = app.router.policy();
+    let key = match access::authenticate(&p.keys, &headers) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
     let route = |id: &str, kind: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "polyroute", "polyroute": {"kind": kind}});
-    let mut data: Vec<Value> = p.routes.iter().map(|r| route(&r.name, "route")).collect();
-    data.extend(p.deployments.keys().map(|d| route(d, "deployment")));
+    let mut data: Vec<Value> = p.routes.iter().filter(|r| key.as_ref().is_none_or(|k| k.allows(&r.name))).map(|r| route(&r.name, "route")).collect();
+    if key.is_none() {
+        data.extend(p.deployments.keys().map(|d| route(d, "deployment")));
+    }
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
 /// Routing metadata from `x-polyroute-*` headers and the body's `polyroute` object (what the
 /// openai SDKs send as `extra_body`), merged into the body's `metadata`. `model` naming a
-/// route asks for that route (unless one was asked for explicitly).
-fn metadata_into_body(headers: &HeaderMap, body: &mut Value, routes: &[String]) -> Result<(), Error> {
+/// route asks for that route (unless one was asked for explicitly). `tenant`, when a key gave
+/// one, replaces whatever tenant the caller sent.
+fn metadata_into_body(headers: &HeaderMap, body: &mut Value, routes: &[String], tenant: Option<&str>) -> Result<(), Error> {
     let Some(obj) = body.as_object_mut() else { return Err(Error::invalid_request("the request body must be a JSON object")) };
     let mut md = match obj.remove("metadata") {
         None | Some(Value::Null) => serde_json::Map::new(),
@@ -212,6 +227,9 @@ fn metadata_into_body(headers: &HeaderMap, body: &mut Value, routes: &[String]) 
             md.insert("route".into(), m.into());
         }
     }
+    if let Some(t) = tenant {
+        md.insert("tenant".into(), t.into());
+    }
     if !md.is_empty() {
         obj.insert("metadata".into(), Value::Object(md));
     }
@@ -224,6 +242,11 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Byte
         e.retry_after = Some(Duration::from_secs(1));
         return error_response(&e);
     }
+    let policy = app.router.policy();
+    let key = match access::authenticate(&policy.keys, &headers) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
     let body = match body {
         Ok(b) => b,
         Err(rej) => {
@@ -239,21 +262,40 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Byte
         Ok(v) => v,
         Err(e) => return error_response(&Error::invalid_request(format!("the request body is not valid JSON: {e}"))),
     };
-    let routes: Vec<String> = app.router.policy().routes.iter().map(|r| r.name.clone()).collect();
-    if let Err(e) = metadata_into_body(&headers, &mut v, &routes) {
+    let routes: Vec<String> = policy.routes.iter().map(|r| r.name.clone()).collect();
+    if let Err(e) = metadata_into_body(&headers, &mut v, &routes, key.as_ref().map(|k| k.tenant.as_str())) {
         return error_response(&e);
     }
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
-    let req = match polyroute::bridge::request_from_value(v) {
+    let mut req = match polyroute::bridge::request_from_value(v) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
+    if let Some(k) = &key {
+        if let Err(r) = admit(&app, k, &mut req, stream) {
+            return r;
+        }
+    }
     if stream {
         stream_reply(&app.router, req, include_usage).await
     } else {
         chat_reply(&app.router, req).await
     }
+}
+
+/// A keyed request: the route it would take must be one of the key's (403), then the key's
+/// rate (429). The allowed route is then named in the request, so a reload between this
+/// check and the routing cannot send it elsewhere.
+fn admit(app: &App, key: &polyroute::policy::KeySpec, req: &mut ChatRequest, stream: bool) -> Result<(), Response> {
+    if !key.routes.is_empty() {
+        let route = app.router.route_for(req, stream).map_err(|e| error_response(&e))?;
+        if !key.allows(&route) {
+            return Err(access::forbidden(key, &route));
+        }
+        req.metadata.route = Some(route);
+    }
+    app.limits.admit(key).map_err(|e| error_response(&e))
 }
 
 async fn chat_reply(router: &Router, req: ChatRequest) -> Response {

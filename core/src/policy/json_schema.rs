@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
-use super::{ByteSize, Dur, PolicySpec, SecretText};
+use super::{ByteSize, DigestText, Dur, PolicySpec, SecretText};
 
 /// Where editors find the committed schema (the file's `$id`).
 pub const SCHEMA_ID: &str = "https://polyroute.dev/schema/policy.schema.json";
@@ -50,6 +50,15 @@ impl JsonSchema for ByteSize {
                 {"type": "string", "pattern": "^\\s*[0-9]+\\s*(B|KB|MB|GB|KiB|MiB|GiB)?\\s*$"}
             ]
         })
+    }
+}
+
+impl JsonSchema for DigestText {
+    fn schema_name() -> Cow<'static, str> {
+        "Sha256Hex".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "A key's SHA-256 in hex (`printf %s \"$KEY\" | sha256sum`)."})
     }
 }
 

@@ -7,6 +7,7 @@
 mod cache_spec;
 mod guards;
 mod json_schema;
+mod keys;
 mod schema;
 mod validate;
 
@@ -17,6 +18,7 @@ use serde_json::Value;
 pub use cache_spec::*;
 pub use guards::{Detector, GuardAction, GuardSpec, PATTERN_SIZE_LIMIT};
 pub use json_schema::{policy_json_schema, SCHEMA_ID};
+pub use keys::{find_key, DigestText, KeyDigest, KeyRateLimit, KeySpec};
 pub use schema::*;
 
 use crate::error::{Error, Result};

@@ -122,6 +122,9 @@ pub struct PolicySpec {
     /// The process-wide response cache store (routes opt in with `routes[].cache`).
     #[serde(default)]
     pub cache: super::CacheSpec,
+    /// Virtual API keys for the gateway (`polyroute serve`); see `policy/keys.rs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<super::keys::KeySpec>,
 }
 
 /// Where telemetry goes besides `metrics_text()` and host callbacks.

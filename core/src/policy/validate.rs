@@ -53,6 +53,7 @@ const TOP_KEYS: &[&str] = &[
     "telemetry",
     "guards",
     "cache",
+    "keys",
 ];
 
 pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIssue>) {
@@ -155,7 +156,12 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
             }
         }
     }
+    spec.keys = list_section(root.get("keys"), "keys", "keys", &mut issues, &mut complete);
     semantic(&spec, &mut issues);
+    let route_names: BTreeSet<String> = spec.routes.iter().map(|r| r.name.clone()).collect();
+    for (path, message) in super::keys::check(&mut spec.keys, &route_names) {
+        issues.push(path, message);
+    }
     (complete.then_some(spec), issues.0)
 }
 

@@ -297,6 +297,20 @@ impl Router {
         select::plan(&self.snapshot(), req, false, self.inner.clock.now(), &self.inner.chance)
     }
 
+    /// The route `chat` (`stream == false`) or `stream` would take for this request under the
+    /// current policy, guards' `set_data_class` included, without sending or recording
+    /// anything. For access checks: the gateway asks here, then names the route it allowed.
+    pub fn route_for(&self, req: &ChatRequest, stream: bool) -> Result<String> {
+        let compiled = self.snapshot();
+        let route_of = |r: &ChatRequest| select::match_route(&compiled, r, stream).map(|(route, _)| route.spec.name.clone());
+        if compiled.guards.is_empty() {
+            return route_of(req);
+        }
+        let mut guarded = req.clone();
+        compiled.guards.apply(&mut guarded, |r| route_of(r).ok());
+        route_of(&guarded)
+    }
+
     /// Health of every deployment of the current policy.
     pub fn deployments(&self) -> Vec<DeploymentStatus> {
         let c = self.snapshot();

@@ -149,3 +149,51 @@ routes:
     let e = Policy::from_str(&yaml.replace("kind: openai_compatible", "kind: openai")).unwrap_err();
     assert!(e.message.contains("providers.gw") && e.message.contains("needs `api_key_env`"), "{}", e.message);
 }
+
+/// `route_for` answers with the route the walk will take: guards' `set_data_class` and the
+/// streaming capability included (what `plan` leaves out), without sending anything.
+#[test]
+fn route_for_sees_guards_and_streaming() {
+    let r = Router::new(policy(
+        r#"
+providers: {p: {kind: mock}}
+deployments: {a: {provider: p, model: m}}
+guards:
+  - {name: pii, detect: [email], action: audit, set_data_class: pii}
+routes:
+  - {name: private, match: {data_class: [pii]}, deployments: [a]}
+  - {name: live, match: {capabilities: [streaming]}, deployments: [a]}
+  - {name: main, deployments: [a]}
+default_route: main
+"#,
+    ))
+    .unwrap();
+    let req = |t: &str| ChatRequest::new(vec![Message::user(t)]);
+    let mail = req("write to someone@example.com");
+    assert_eq!(r.route_for(&req("hi"), false).unwrap(), "main");
+    assert_eq!(r.route_for(&req("hi"), true).unwrap(), "live");
+    assert_eq!(r.route_for(&mail, false).unwrap(), "private");
+    assert_eq!(r.plan(&mail).unwrap().route, "main", "plan does not run the guards");
+    assert_eq!(mail.metadata.data_class, None, "the caller's request is not changed");
+    let mut named = req("hi");
+    named.metadata.route = Some("nowhere".into());
+    assert_eq!(r.route_for(&named, false).unwrap_err().kind, ErrorKind::NoRoute);
+}
+
+/// `keys:` as a router reads its policy back: the digests are there for the gateway to match
+/// against, the clear key and the digest are in no serialisation or `Debug`.
+#[test]
+fn policy_read_back_never_shows_a_key() {
+    const CANARY: &str = "pr-test-canary-key-0005";
+    std::env::set_var("POLYROUTE_UNIT_ROUTER_KEY", CANARY);
+    let r = Router::new(policy(
+        "providers: {p: {kind: mock}}\ndeployments: {a: {provider: p, model: m}}\nroutes: [{name: main, deployments: [a]}]\nkeys: [{name: k, key_env: POLYROUTE_UNIT_ROUTER_KEY, tenant: t}]\n",
+    ))
+    .unwrap();
+    let p = r.policy();
+    assert_eq!(crate::policy::find_key(&p.keys, CANARY).map(|k| k.tenant.as_str()), Some("t"));
+    let digest = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(CANARY.as_bytes()));
+    for s in [serde_json::to_string(&p).unwrap(), serde_yaml_ng::to_string(&p).unwrap(), format!("{p:?}"), format!("{r:?}")] {
+        assert!(!s.contains(CANARY) && !s.contains("canary-key") && !s.contains(&digest), "key material in: {s}");
+    }
+}
