@@ -45,6 +45,9 @@ enum Command {
         /// Largest request body accepted, in bytes.
         #[arg(long, default_value_t = 8 * 1024 * 1024)]
         max_body: usize,
+        /// Chat requests served at once (a stream counts until its last byte); beyond, 503.
+        #[arg(long, default_value_t = 4096)]
+        max_concurrent: usize,
         /// On SIGTERM/SIGINT: how long in-flight requests may finish before the process exits.
         #[arg(long, default_value = "30", value_name = "SECONDS")]
         grace: u64,
@@ -67,12 +70,12 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve { policy, listen, max_body, grace } => {
+        Command::Serve { policy, listen, max_body, max_concurrent, grace } => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return fail(&format!("cannot start the runtime: {e}")),
             };
-            match rt.block_on(serve::run(serve::Options { policy, listen, max_body, grace: std::time::Duration::from_secs(grace) })) {
+            match rt.block_on(serve::run(serve::Options { policy, listen, max_body, max_concurrent, grace: std::time::Duration::from_secs(grace) })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

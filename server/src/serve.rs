@@ -22,6 +22,7 @@ use futures::StreamExt;
 use polyroute::bridge::wire::{openai_error, ChunkWriter};
 use polyroute::{ChatRequest, Error, ErrorKind, Router, StreamEvent};
 use serde_json::{json, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::access::{self, KeyLimits};
 
@@ -29,6 +30,7 @@ pub struct Options {
     pub policy: PathBuf,
     pub listen: String,
     pub max_body: usize,
+    pub max_concurrent: usize,
     pub grace: Duration,
 }
 
@@ -39,11 +41,21 @@ struct App {
     draining: AtomicBool,
     /// Per-key request rates (`keys[].rate_limit`).
     limits: KeyLimits,
+    /// Chat requests in flight (streams until their last byte), at most `max_concurrent`.
+    slots: Arc<Semaphore>,
+    max_concurrent: usize,
 }
 
 pub async fn run(opts: Options) -> Result<(), String> {
     let router = Router::from_policy_file(&opts.policy).map_err(|e| format!("{}: {}", opts.policy.display(), e.message))?;
-    let app = Arc::new(App { router, policy: opts.policy.clone(), draining: AtomicBool::new(false), limits: KeyLimits::default() });
+    let app = Arc::new(App {
+        router,
+        policy: opts.policy.clone(),
+        draining: AtomicBool::new(false),
+        limits: KeyLimits::default(),
+        slots: Arc::new(Semaphore::new(opts.max_concurrent)),
+        max_concurrent: opts.max_concurrent,
+    });
     let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // Installed before the line below: a SIGHUP sent as soon as it is read must reload, not
@@ -242,8 +254,14 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Byte
         e.retry_after = Some(Duration::from_secs(1));
         return error_response(&e);
     }
-    let policy = app.router.policy();
-    let key = match access::authenticate(&policy.keys, &headers) {
+    // Held until the answer (a stream: its last byte) is out; full → 503, never a queue that
+    // grows without bound behind a slow provider.
+    let Ok(slot) = app.slots.clone().try_acquire_owned() else {
+        let mut e = Error::new(ErrorKind::Overloaded, format!("the gateway is at its limit of {} concurrent requests", app.max_concurrent));
+        e.retry_after = Some(Duration::from_secs(1));
+        return error_response(&e);
+    };
+    let key = match access::authenticate(&app.router.keys(), &headers) {
         Ok(k) => k,
         Err(r) => return r,
     };
@@ -262,7 +280,7 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Byte
         Ok(v) => v,
         Err(e) => return error_response(&Error::invalid_request(format!("the request body is not valid JSON: {e}"))),
     };
-    let routes: Vec<String> = policy.routes.iter().map(|r| r.name.clone()).collect();
+    let routes = app.router.route_names();
     if let Err(e) = metadata_into_body(&headers, &mut v, &routes, key.as_ref().map(|k| k.tenant.as_str())) {
         return error_response(&e);
     }
@@ -278,9 +296,11 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Byte
         }
     }
     if stream {
-        stream_reply(&app.router, req, include_usage).await
+        stream_reply(&app.router, req, include_usage, slot).await
     } else {
-        chat_reply(&app.router, req).await
+        let r = chat_reply(&app.router, req).await;
+        drop(slot);
+        r
     }
 }
 
@@ -326,13 +346,15 @@ fn sse(v: &Value) -> Result<Bytes, Infallible> {
 /// Headers go out when the first content has arrived (failover before it is invisible, as in
 /// every binding); the deployment is not known to the stream's headers, its trace is only
 /// complete at the end.
-async fn stream_reply(router: &Router, req: ChatRequest, include_usage: bool) -> Response {
+async fn stream_reply(router: &Router, req: ChatRequest, include_usage: bool, slot: OwnedSemaphorePermit) -> Response {
     let mut s = match router.stream(req).await {
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let body = async_stream::stream! {
+        // The concurrency slot lives as long as the stream is being sent.
+        let _slot = slot;
         let mut w = ChunkWriter::new(created, include_usage);
         while let Some(item) = s.next().await {
             match item {

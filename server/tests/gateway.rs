@@ -58,12 +58,17 @@ async fn mock() -> MockServerHandle {
 }
 
 fn gateway(srv: &MockServerHandle, tag: &str) -> Gateway {
+    gateway_with(srv, tag, &[])
+}
+
+fn gateway_with(srv: &MockServerHandle, tag: &str, extra: &[&str]) -> Gateway {
     let dir = std::env::temp_dir().join(format!("polyroute-gw-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let policy = dir.join("policy.yaml");
     std::fs::write(&policy, policy_text(&srv.base_url(), "main")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_polyroute"))
         .args(["serve", policy.to_str().unwrap(), "--listen", "127.0.0.1:0", "--grace", "10"])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -274,4 +279,28 @@ fn check_reports_every_problem_with_its_path() {
     let p: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(p["route"], "main");
     assert_eq!(p["order"], json!(["a", "b"]));
+}
+
+/// `--max-concurrent`: requests beyond the limit get a 503 in OpenAI's shape at once (never
+/// a queue); a stream holds its slot until its last byte, and a freed slot is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limit_refuses_with_503_and_frees_slots() {
+    let srv = mock().await;
+    let g = gateway_with(&srv, "limit", &["--max-concurrent", "2"]);
+    let mut slow = body("x");
+    slow["stream"] = json!(true);
+    slow["model"] = json!("slow");
+    let (a, b) = (post(&g, &slow).await, post(&g, &slow).await);
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let third = post(&g, &body("hello mock")).await;
+    assert_eq!(third.status(), 503);
+    assert_eq!(third.headers()["retry-after"], "1");
+    let v: Value = third.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "overloaded");
+    assert!(v["error"]["message"].as_str().unwrap().contains("limit of 2"), "{v}");
+    // the streams finish, their slots come back
+    for r in [a, b] {
+        assert_eq!(events(&r.text().await.unwrap()).last().map(String::as_str), Some("[DONE]"));
+    }
+    assert_eq!(post(&g, &body("hello mock")).await.status(), 200);
 }

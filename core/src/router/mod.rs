@@ -300,6 +300,17 @@ impl Router {
     /// The route `chat` (`stream == false`) or `stream` would take for this request under the
     /// current policy, guards' `set_data_class` included, without sending or recording
     /// anything. For access checks: the gateway asks here, then names the route it allowed.
+    /// Names of the current policy's routes, in order: what `policy()` would give for this,
+    /// without copying the rest of the policy (the gateway asks on every request).
+    pub fn route_names(&self) -> Vec<String> {
+        self.snapshot().routes.iter().map(|r| r.spec.name.clone()).collect()
+    }
+
+    /// The current policy's gateway keys (digests only), without copying the rest of it.
+    pub fn keys(&self) -> Vec<crate::policy::KeySpec> {
+        self.snapshot().spec.keys.clone()
+    }
+
     pub fn route_for(&self, req: &ChatRequest, stream: bool) -> Result<String> {
         let compiled = self.snapshot();
         let route_of = |r: &ChatRequest| select::match_route(&compiled, r, stream).map(|(route, _)| route.spec.name.clone());
