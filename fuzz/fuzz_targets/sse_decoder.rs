@@ -14,7 +14,9 @@
 //!   the spec (and we) accept ASCII digits only (such inputs are not compared on `retry`).
 //!   It also panics on a leading byte-order mark (it slices `&s[1..]` through the 3-byte
 //!   U+FEFF: eventsource-stream 0.2.3, event_stream.rs:271), so the oracle gets the input
-//!   without its BOM; both strip it, so the events must still agree.
+//!   without its BOM; both strip it, so the events must still agree. Input that starts with
+//!   two BOMs is not compared with it: the spec strips one, and the second would reach the
+//!   same panic (a fuzz run found `EF BB BF EF BB BF 64 64`, now a regression input).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -46,6 +48,9 @@ fuzz_target!(|data: &[u8]| {
     let ours = normalise_ours(&with_blank);
     let plus_retry = data.windows(6).any(|w| w == b"retry:") && data.contains(&b'+');
     let for_oracle = terminated.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&terminated);
+    if for_oracle.starts_with(b"\xEF\xBB\xBF") {
+        return;
+    }
     let mut cut_sets = chunkings(for_oracle);
     cut_sets.insert(0, Vec::new());
     for cuts in cut_sets {
