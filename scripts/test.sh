@@ -9,6 +9,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# curl is one of the gateway's clients in server/test.sh
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "Installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The gateway as users' clients see it: the official openai SDKs for Python (PyPI), Node (npm)
-# and Go (github.com/openai/openai-go, through examples/go), each pinned, against
+# and Go (github.com/openai/openai-go, through examples/go), each pinned, and curl, against
 # `polyroute serve` in front of the loopback mock server. The Rust-side tests
 # (`cargo test -p polyroute-server`) cover the HTTP behaviour with plain requests.
 set -euo pipefail
@@ -103,6 +103,25 @@ GATEWAY="http://$(address "$RUN/gateway.log" serving "$GATEWAY_PID" "the gateway
 # Node: run from the SDK's directory so `import 'openai'` resolves as in a user's project.
 cp "$HERE/tests/sdk/openai_node.mjs" "$NODE_SDK/"
 POLYROUTE_BASE_URL="$GATEWAY" node "$NODE_SDK/openai_node.mjs"
+
+# curl: what a shell script or an operator gets. Failover (the primary's 503 is never seen),
+# a stream with usage ending in [DONE], and a typed error with its status and headers.
+curl_fail() { echo "FAILED: curl against polyroute serve: $*" >&2; cat "$RUN/gateway.log" >&2; exit 1; }
+out="$(curl -sS -D "$RUN/h1" "$GATEWAY/chat/completions" -H 'content-type: application/json' \
+    -d '{"model": "main", "messages": [{"role": "user", "content": "hello mock"}]}')"
+grep -qi '^x-polyroute-deployment: b' "$RUN/h1" || curl_fail "no failover to b: $(cat "$RUN/h1")"
+echo "$out" | grep -q '"object":"chat.completion"' || curl_fail "not a chat.completion: $out"
+out="$(curl -sS -N "$GATEWAY/chat/completions" -H 'content-type: application/json' \
+    -d '{"model": "streaming", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hello mock"}]}')"
+[ "$(echo "$out" | grep '^data: ' | tail -1)" = "data: [DONE]" ] || curl_fail "stream did not end with [DONE]: $out"
+echo "$out" | grep -q '"usage":{' || curl_fail "no usage chunk: $out"
+echo "$out" | grep -q '"object":"chat.completion.chunk"' || curl_fail "no chunks: $out"
+code="$(curl -sS -o "$RUN/busy.json" -D "$RUN/h2" -w '%{http_code}' "$GATEWAY/chat/completions" -H 'content-type: application/json' \
+    -d '{"model": "busy", "messages": [{"role": "user", "content": "hello mock"}]}')"
+[ "$code" = 429 ] || curl_fail "busy route answered $code"
+grep -qi '^retry-after: ' "$RUN/h2" && grep -qi '^x-polyroute-error-kind: rate_limited' "$RUN/h2" || curl_fail "429 headers: $(cat "$RUN/h2")"
+grep -q '"code":"rate_limited"' "$RUN/busy.json" || curl_fail "429 body: $(cat "$RUN/busy.json")"
+echo "curl against polyroute serve: all checks passed"
 
 # Go: examples/go's tests (the example's own functions) against the same gateway.
 unformatted="$(cd "$REPO/examples/go" && gofmt -l .)"

@@ -41,6 +41,8 @@ pub fn refusal(status: StatusCode, code: &'static str, message: String) -> Respo
     let kind = if status == StatusCode::UNAUTHORIZED { "invalid_request_error" } else { "permission_error" };
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
     let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    // The same header every other refusal carries (its value is the body's `code`).
+    r.headers_mut().insert("x-polyroute-error-kind", axum::http::HeaderValue::from_static(code));
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
     }

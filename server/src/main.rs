@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod listen;
 mod serve;
 
 use std::path::PathBuf;
@@ -51,6 +52,17 @@ enum Command {
         /// On SIGTERM/SIGINT: how long in-flight requests may finish before the process exits.
         #[arg(long, default_value = "30", value_name = "SECONDS")]
         grace: u64,
+        /// Connections open at once; one more gets 503 and is closed.
+        #[arg(long, default_value_t = 10_000)]
+        max_connections: usize,
+        /// How long a connection may take to send a request head, counted from its opening or
+        /// its previous answer (idle keep-alive and slow clients alike), and a request its body.
+        /// A partial head or body at the deadline gets 408; an idle connection is closed.
+        #[arg(long, default_value = "30", value_name = "SECONDS")]
+        idle_timeout: f64,
+        /// Largest request head (request line and headers) accepted, in bytes; beyond, 431.
+        #[arg(long, default_value_t = 32 * 1024)]
+        max_header_bytes: usize,
     },
     /// Validate a policy: every problem with its path; exit code 1 if there is any.
     Check {
@@ -70,12 +82,23 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve { policy, listen, max_body, max_concurrent, grace } => {
+        Command::Serve { policy, listen, max_body, max_concurrent, grace, max_connections, idle_timeout, max_header_bytes } => {
+            if !(idle_timeout.is_finite() && idle_timeout > 0.0) {
+                return fail("--idle-timeout must be a positive number of seconds");
+            }
+            let limits = listen::Limits { max_connections, idle_timeout: std::time::Duration::from_secs_f64(idle_timeout), max_header_bytes };
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return fail(&format!("cannot start the runtime: {e}")),
             };
-            match rt.block_on(serve::run(serve::Options { policy, listen, max_body, max_concurrent, grace: std::time::Duration::from_secs(grace) })) {
+            match rt.block_on(serve::run(serve::Options {
+                policy,
+                listen,
+                max_body,
+                max_concurrent,
+                grace: std::time::Duration::from_secs(grace),
+                limits,
+            })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

@@ -8,13 +8,12 @@
 
 use std::convert::Infallible;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +31,7 @@ pub struct Options {
     pub max_body: usize,
     pub max_concurrent: usize,
     pub grace: Duration,
+    pub limits: crate::listen::Limits,
 }
 
 struct App {
@@ -44,6 +44,7 @@ struct App {
     /// Chat requests in flight (streams until their last byte), at most `max_concurrent`.
     slots: Arc<Semaphore>,
     max_concurrent: usize,
+    body_timeout: Duration,
 }
 
 pub async fn run(opts: Options) -> Result<(), String> {
@@ -55,12 +56,14 @@ pub async fn run(opts: Options) -> Result<(), String> {
         limits: KeyLimits::default(),
         slots: Arc::new(Semaphore::new(opts.max_concurrent)),
         max_concurrent: opts.max_concurrent,
+        body_timeout: opts.limits.idle_timeout,
     });
     let listener = tokio::net::TcpListener::bind(&opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // Installed before the line below: a SIGHUP sent as soon as it is read must reload, not
     // meet the default action (which ends the process).
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let stop_requested = stop_signal();
     // Tests and supervisors read this line for the port (`--listen 127.0.0.1:0`).
     eprintln!("polyroute: serving http://{addr} (policy {})", opts.policy.display());
     tokio::spawn(reload_on_sighup(app.clone(), hup));
@@ -74,36 +77,48 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(opts.max_body))
         .with_state(app.clone());
-    let drained = Arc::new(tokio::sync::Notify::new());
-    let shutdown = {
-        let (app, drained) = (app.clone(), drained.clone());
-        async move {
-            stop_signal().await;
-            app.draining.store(true, Ordering::SeqCst);
-            eprintln!("polyroute: draining (new requests get 503; in-flight ones have up to the grace period)");
-            drained.notify_one();
-        }
-    };
-    let server = axum::serve(listener, routes).with_graceful_shutdown(shutdown);
-    let server = tokio::spawn(async move { server.await });
-    drained.notified().await;
-    match tokio::time::timeout(opts.grace, server).await {
-        Ok(_) => eprintln!("polyroute: stopped"),
-        Err(_) => eprintln!("polyroute: grace period over; stopping with requests in flight"),
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let open = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(crate::listen::accept_loop(listener, routes, opts.limits, stopped, open.clone()));
+    stop_requested.await;
+    // Still accepting: a request that arrives now gets a 503 it can retry elsewhere, which a
+    // load balancer that has not yet seen this instance go handles better than a refused
+    // connection.
+    app.draining.store(true, Ordering::SeqCst);
+    eprintln!("polyroute: draining (new requests get 503; in-flight ones have up to the grace period)");
+    let deadline = tokio::time::Instant::now() + opts.grace;
+    // First the chat requests in flight (a stream holds its slot to its last byte), then the
+    // connections, which write out what they hold and close.
+    while app.slots.available_permits() < app.max_concurrent && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    while open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if open.load(Ordering::SeqCst) == 0 {
+        eprintln!("polyroute: stopped");
+    } else {
+        eprintln!("polyroute: grace period over; stopping with requests in flight");
     }
     Ok(())
 }
 
-async fn stop_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when
+/// first polled), so a signal sent as soon as the start line is out is not the default action.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let (term, int) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
+            _ => std::future::pending::<()>().await,
         }
-        _ => std::future::pending::<()>().await,
     }
 }
 
@@ -248,11 +263,13 @@ fn metadata_into_body(headers: &HeaderMap, body: &mut Value, routes: &[String], 
     Ok(())
 }
 
-async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request) -> Response {
     if app.draining.load(Ordering::SeqCst) {
         let mut e = Error::new(ErrorKind::Overloaded, "the gateway is shutting down; retry on another instance");
         e.retry_after = Some(Duration::from_secs(1));
-        return error_response(&e);
+        let mut r = error_response(&e);
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
     }
     // Held until the answer (a stream: its last byte) is out; full → 503, never a queue that
     // grows without bound behind a slow provider.
@@ -265,9 +282,15 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Byte
         Ok(k) => k,
         Err(r) => return r,
     };
-    let body = match body {
-        Ok(b) => b,
-        Err(rej) => {
+    // The head arrived within the idle timeout (hyper's timer); the body gets as long again,
+    // or a client trickling it would hold a concurrency slot for as long as it likes.
+    let body = match tokio::time::timeout(app.body_timeout, Bytes::from_request(request, &())).await {
+        Ok(Ok(b)) => b,
+        Err(_) => {
+            let msg = format!("the request body did not arrive within {} s", app.body_timeout.as_secs_f64());
+            return crate::listen::error(StatusCode::REQUEST_TIMEOUT, "request_timeout", &msg);
+        }
+        Ok(Err(rej)) => {
             let mut r = error_response(&Error::invalid_request(format!("request body refused: {rej}")));
             *r.status_mut() = rej.status();
             // The unread rest of the body is still on the connection: close it, or a client

@@ -2,24 +2,16 @@
 //! memory does not grow from one wave of 1,000 to the next (what is held per stream is
 //! released when it ends).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
 use futures::StreamExt;
 use polyroute::provider::mock::MockScript;
 use polyroute_mock_server::{start, ServerOptions};
 use serde_json::json;
 
+use common::Gateway;
+
 const STREAMS: usize = 1000;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -54,25 +46,13 @@ async fn a_thousand_concurrent_streams_complete_with_flat_memory() {
     // Chunks spaced out so all 1,000 streams are open at the same time.
     let slow: MockScript = serde_json::from_value(json!({"then": {"text": "one two three four five six", "chunk_delay_ms": 100}})).unwrap();
     srv.set_script("slow", slow).unwrap();
-    let dir = std::env::temp_dir().join(format!("polyroute-gw-conc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.yaml");
     let text = format!(
         "providers: {{mock: {{kind: openai, base_url: \"{}\", api_key: \"sk-test-not-a-real-key\"}}}}\n\
          deployments: {{a: {{provider: mock, model: slow}}}}\nroutes: [{{name: main, deployments: [a]}}]\n",
         srv.base_url()
     );
-    std::fs::write(&policy, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_polyroute"))
-        .args(["serve", policy.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    let gw = Kill(child);
-    let base = first.split("serving ").nth(1).and_then(|r| r.split(' ').next()).unwrap().to_string();
+    let gw = Gateway::start("conc", &text, &[], &[]);
+    let base = gw.url.clone();
     let url = format!("{base}/v1/chat/completions");
     let client = reqwest::Client::builder().pool_max_idle_per_host(STREAMS).build().unwrap();
 
@@ -80,7 +60,7 @@ async fn a_thousand_concurrent_streams_complete_with_flat_memory() {
     for w in 0..6 {
         let ok = wave(&client, &url).await;
         assert_eq!(ok, STREAMS, "wave {w}: {ok} of {STREAMS} streams completed");
-        after.push(rss_kib(gw.0.id()));
+        after.push(rss_kib(gw.pid()));
     }
     // The first waves grow pools and allocator arenas (measured: ~46–51, 71–77, 78–79, 79,
     // 80, 81 MB over six waves); from the third on, identical waves must reuse them. The

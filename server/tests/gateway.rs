@@ -2,27 +2,16 @@
 //! front of the loopback mock server; plain HTTP from reqwest (the official SDKs are tested
 //! against the same binary by `server/tests/sdk/`).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use polyroute::provider::mock::MockScript;
 use polyroute_mock_server::{start, MockServerHandle, ServerOptions};
 use serde_json::{json, Value};
 
-struct Gateway {
-    child: Child,
-    url: String,
-    policy: PathBuf,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Gateway;
 
 fn policy_text(v1: &str, route_name: &str) -> String {
     format!(
@@ -62,22 +51,9 @@ fn gateway(srv: &MockServerHandle, tag: &str) -> Gateway {
 }
 
 fn gateway_with(srv: &MockServerHandle, tag: &str, extra: &[&str]) -> Gateway {
-    let dir = std::env::temp_dir().join(format!("polyroute-gw-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.yaml");
-    std::fs::write(&policy, policy_text(&srv.base_url(), "main")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_polyroute"))
-        .args(["serve", policy.to_str().unwrap(), "--listen", "127.0.0.1:0", "--grace", "10"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.split("serving ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{first}")).to_string();
-    // Keep reading stderr so the gateway never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    Gateway { child, url, policy }
+    let mut args = vec!["--grace", "10"];
+    args.extend_from_slice(extra);
+    Gateway::start(tag, &policy_text(&srv.base_url(), "main"), &args, &[])
 }
 
 fn body(text: &str) -> Value {
@@ -192,16 +168,17 @@ async fn reload_on_sighup_and_invalid_file_keeps_serving() {
         }
     };
     std::fs::write(&g.policy, policy_text(&srv.base_url(), "renamed")).unwrap();
-    signal(&g, "HUP");
+    g.signal("HUP");
     assert!(wait_for(|| has_route("renamed")).await, "the new policy serves after SIGHUP");
     std::fs::write(&g.policy, "routes: [{name: broken").unwrap();
-    signal(&g, "HUP");
+    g.signal("HUP");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(has_route("renamed").await, "an invalid file leaves the previous policy serving");
     assert_eq!(post(&g, &body("hello mock")).await.status(), 200);
 }
 
-/// SIGTERM: a stream in flight completes; new requests are refused; the process exits 0.
+/// SIGTERM: a stream in flight completes; new requests get 503; the process exits 0 once the
+/// stream is done (well before the grace period).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_streams() {
     let srv = mock().await;
@@ -211,14 +188,16 @@ async fn sigterm_drains_in_flight_streams() {
     b["model"] = json!("slow");
     let r = post(&g, &b).await;
     assert_eq!(r.status(), 200);
-    signal(&g, "TERM");
+    g.signal("TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // a new request on a new connection is refused (503 while draining, or no listener)
-    let refused = match reqwest::Client::new().post(format!("{}/v1/chat/completions", g.url)).json(&body("hi")).send().await {
-        Ok(r) => r.status() == 503,
-        Err(_) => true,
-    };
-    assert!(refused, "a new request during the drain is refused");
+    // still listening while draining: a new request gets a 503 it can retry elsewhere (and
+    // its connection closed), and /readyz takes the instance out of a load balancer
+    let c = reqwest::Client::new();
+    let r2 = c.post(format!("{}/v1/chat/completions", g.url)).json(&body("hi")).send().await.unwrap();
+    assert_eq!(r2.status(), 503);
+    assert_eq!(r2.headers()["connection"], "close");
+    assert_eq!(r2.json::<Value>().await.unwrap()["error"]["code"], "overloaded");
+    assert_eq!(c.get(format!("{}/readyz", g.url)).send().await.unwrap().status(), 503);
     let ev = events(&r.text().await.unwrap());
     assert_eq!(ev.last().map(String::as_str), Some("[DONE]"), "the in-flight stream completed: {ev:?}");
     let t0 = Instant::now();
@@ -230,11 +209,6 @@ async fn sigterm_drains_in_flight_streams() {
         assert!(t0.elapsed() < Duration::from_secs(10), "the gateway did not exit after draining");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn signal(g: &Gateway, sig: &str) {
-    let ok = Command::new("kill").args([&format!("-{sig}"), &g.child.id().to_string()]).status().unwrap().success();
-    assert!(ok, "kill -{sig}");
 }
 
 async fn wait_for<F, Fut>(f: F) -> bool

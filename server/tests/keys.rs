@@ -4,15 +4,15 @@
 //! the key's rate, the key's tenant is what routing sees, a reload changes the keys, and the
 //! clear keys (obvious canaries) appear nowhere the gateway writes.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use polyroute_mock_server::{start, MockServerHandle, ServerOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use common::Gateway;
 
 const ACME: &str = "pr-test-canary-key-0001";
 const OTHER: &str = "pr-test-canary-key-0002";
@@ -21,20 +21,6 @@ const LATER: &str = "pr-test-canary-key-0004";
 const UNKNOWN: &str = "pr-test-canary-key-9999";
 /// Every canary shares this; none of it may appear in anything the gateway writes.
 const CANARY: &str = "canary-key";
-
-struct Gateway {
-    child: Child,
-    url: String,
-    policy: PathBuf,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sha(k: &str) -> String {
     format!("{:x}", Sha256::digest(k.as_bytes()))
@@ -72,30 +58,8 @@ async fn mock() -> MockServerHandle {
 }
 
 fn gateway(srv: &MockServerHandle, tag: &str) -> Gateway {
-    let dir = std::env::temp_dir().join(format!("polyroute-keys-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.yaml");
-    std::fs::write(&policy, policy_text(&srv.base_url(), &first_keys())).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_polyroute"))
-        .args(["serve", policy.to_str().unwrap(), "--listen", "127.0.0.1:0", "--grace", "5"])
-        .env("PR_TEST_KEY_ACME", ACME)
-        .env("PR_TEST_KEY_LIMITED", LIMITED)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.split("serving ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{first}")).to_string();
-    let stderr = Arc::new(Mutex::new(format!("{first}\n")));
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            let mut s = sink.lock().unwrap();
-            s.push_str(&l);
-            s.push('\n');
-        }
-    });
-    Gateway { child, url, policy, stderr }
+    let env = [("PR_TEST_KEY_ACME", ACME), ("PR_TEST_KEY_LIMITED", LIMITED)];
+    Gateway::start(&format!("keys-{tag}"), &policy_text(&srv.base_url(), &first_keys()), &["--grace", "5"], &env)
 }
 
 fn body(text: &str) -> Value {
@@ -153,6 +117,8 @@ impl Client {
 
 fn assert_refused(s: &Seen, status: u16, code: &str) {
     assert_eq!(s.status, status, "{}", s.body);
+    // what a client that does not parse the body can branch on
+    assert_eq!(s.header("x-polyroute-error-kind"), code, "{:?}", s.headers);
     let v = s.json();
     assert_eq!(v["error"]["code"], code, "{}", s.body);
     assert!(v["error"]["message"].is_string() && v["error"]["type"].is_string(), "{}", s.body);
@@ -232,7 +198,7 @@ async fn keys_are_enforced_bind_the_tenant_reload_and_never_leak() {
     // `key_sha256` is refused without echoing it
     let later = format!("  - {{name: later-key, key_sha256: \"{}\", tenant: later}}", sha(LATER));
     std::fs::write(&g.policy, policy_text(&srv.base_url(), &later)).unwrap();
-    signal(&g, "HUP");
+    g.signal("HUP");
     let t0 = Instant::now();
     while c.bearer(LATER, &body("hi")).await.status != 200 {
         assert!(t0.elapsed() < Duration::from_secs(5), "the new key works after the reload");
@@ -241,7 +207,7 @@ async fn keys_are_enforced_bind_the_tenant_reload_and_never_leak() {
     assert_refused(&c.bearer(ACME, &body("hi")).await, 401, "invalid_api_key");
     let pasted = format!("  - {{name: pasted, key_sha256: \"{ACME}\", tenant: x}}");
     std::fs::write(&g.policy, policy_text(&srv.base_url(), &pasted)).unwrap();
-    signal(&g, "HUP");
+    g.signal("HUP");
     let t0 = Instant::now();
     while !g.stderr.lock().unwrap().contains("NOT reloaded") {
         assert!(t0.elapsed() < Duration::from_secs(5), "the bad policy is reported");
@@ -251,7 +217,7 @@ async fn keys_are_enforced_bind_the_tenant_reload_and_never_leak() {
     c.get("/metrics", None).await;
 
     // stop, so stderr is complete; then look for the canaries everywhere
-    signal(&g, "TERM");
+    g.signal("TERM");
     let t0 = Instant::now();
     while g.child.try_wait().unwrap().is_none() {
         assert!(t0.elapsed() < Duration::from_secs(10), "the gateway did not stop");
@@ -277,7 +243,7 @@ async fn no_keys_means_open() {
     let srv = mock().await;
     let g = gateway(&srv, "open");
     std::fs::write(&g.policy, policy_text(&srv.base_url(), "  []")).unwrap();
-    signal(&g, "HUP");
+    g.signal("HUP");
     let http = reqwest::Client::new();
     let t0 = Instant::now();
     loop {
@@ -288,9 +254,4 @@ async fn no_keys_means_open() {
         assert!(t0.elapsed() < Duration::from_secs(5), "open after a reload without keys");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn signal(g: &Gateway, sig: &str) {
-    let ok = Command::new("kill").args([&format!("-{sig}"), &g.child.id().to_string()]).status().unwrap().success();
-    assert!(ok, "kill -{sig}");
 }
