@@ -61,6 +61,9 @@ impl On {
 
 fn plan(router: &Router, req: &ChatRequest, stream: bool) -> Plan {
     let compiled = router.snapshot();
+    if !compiled.caches {
+        return Plan::Off;
+    }
     // No route: the uncached path reports it.
     let Ok((route, matched)) = super::select::match_route(&compiled, req, stream) else { return Plan::Off };
     let Some(spec) = route.spec.cache else { return Plan::Off };
@@ -106,19 +109,15 @@ where
         Plan::Bypass => return mark(serve(req).await, CacheUse::Bypass),
         Plan::On(on) => on,
     };
+    if let Some(e) = read_first(router, &on).await {
+        let mut resp = e.response.clone();
+        let trace = hit_trace(router, &req, &on, &e, false, guarded.as_deref());
+        resp.cost_usd = Some(0.0);
+        resp.trace = Some(Box::new(trace));
+        return Ok(resp);
+    }
     let (key, spec, route) = (on.key, on.spec, on.route_name().to_string());
     let cache = &router.inner.cache;
-    if spec.mode == CacheMode::ReadWrite {
-        if let Some(e) = cache.lookup(key, router.inner.clock.unix_now()).await {
-            router.inner.telemetry.metrics.cache_lookup(&route, "hit");
-            let mut resp = e.response.clone();
-            let trace = hit_trace(router, &req, &on, &e, false, guarded.as_deref());
-            resp.cost_usd = Some(0.0);
-            resp.trace = Some(Box::new(trace));
-            return Ok(resp);
-        }
-        router.inner.telemetry.metrics.cache_lookup(&route, "miss");
-    }
     match serve(req).await {
         Ok(mut resp) => {
             // The entry is the answer without its trace: take it out rather than clone it.
@@ -160,16 +159,11 @@ where
         Plan::Bypass => return open(req).await.map(|p| watch(p, None)).map_err(|e| mark_err(e, CacheUse::Bypass)),
         Plan::On(on) => on,
     };
-    let (key, spec, route) = (on.key, on.spec, on.route_name().to_string());
-    let cache = &router.inner.cache;
-    if spec.mode == CacheMode::ReadWrite {
-        if let Some(e) = cache.lookup(key, router.inner.clock.unix_now()).await {
-            router.inner.telemetry.metrics.cache_lookup(&route, "hit");
-            let trace = hit_trace(router, &req, &on, &e, true, guarded.as_deref());
-            return Ok(replay(&e.response, trace));
-        }
-        router.inner.telemetry.metrics.cache_lookup(&route, "miss");
+    if let Some(e) = read_first(router, &on).await {
+        let trace = hit_trace(router, &req, &on, &e, true, guarded.as_deref());
+        return Ok(replay(&e.response, trace));
     }
+    let (key, spec, route) = (on.key, on.spec, on.route_name().to_string());
     let store = Store { router: router.clone(), req: Arc::new(req.clone()), key, ttl: spec.ttl.0 };
     match open(req).await {
         Ok(parts) => Ok(watch(parts, Some(store))),
@@ -179,6 +173,17 @@ where
         },
         Err(e) => Err(mark_err(e, CacheUse::Miss)),
     }
+}
+
+/// `read_write`: the entry to serve without routing, if there is one (counted as a hit or a
+/// miss). `fallback_only` never reads first.
+async fn read_first(router: &Router, on: &On) -> Option<Arc<Entry>> {
+    if on.spec.mode != CacheMode::ReadWrite {
+        return None;
+    }
+    let entry = router.inner.cache.lookup(on.key, router.inner.clock.unix_now()).await;
+    router.inner.telemetry.metrics.cache_lookup(on.route_name(), if entry.is_some() { "hit" } else { "miss" });
+    entry
 }
 
 /// The trace of a request served from the cache without routing.

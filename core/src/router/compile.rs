@@ -30,6 +30,7 @@ impl Compiled {
             retry_budget: Arc::new(RetryBudget::new(Default::default(), Instant::now())),
             budgets: Arc::new(Budgets::new(Vec::new(), Arc::new(MemoryStore::new()))),
             guards: Arc::new(Guards::default()),
+            caches: false,
         }
     }
 }
@@ -87,12 +88,13 @@ impl RouterInner {
         }
         *health = next_health;
         drop(health);
-        let routes = spec.routes.iter().map(|r| route(r, &deployments)).collect();
+        let routes: Vec<Route> = spec.routes.iter().map(|r| route(r, &deployments)).collect();
         let default_route = spec.default_route.as_ref().and_then(|d| spec.routes.iter().position(|r| &r.name == d));
         let retry_budget = Arc::new(RetryBudget::new(spec.retry_budget.clone(), now));
         let budgets = Arc::new(Budgets::new(spec.budgets.clone(), self.store.clone()));
         let guards = Arc::new(Guards::compile(&spec.guards)?);
-        Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets, guards })
+        let caches = routes.iter().any(|r| r.spec.cache.is_some());
+        Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets, guards, caches })
     }
 
     /// One endpoint per configured provider (keys resolved from the environment here, once).

@@ -117,6 +117,8 @@ pub(crate) struct Compiled {
     pub retry_budget: Arc<RetryBudget>,
     pub budgets: Arc<Budgets>,
     pub guards: Arc<crate::guard::Guards>,
+    /// Some route has `cache:` (when none has, a request skips the cache's route matching).
+    pub caches: bool,
 }
 
 pub(crate) struct RouterInner {
