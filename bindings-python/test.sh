@@ -61,3 +61,7 @@ log "types: stubtest of the native module, mypy --strict on the package and the 
 log "pytest (against tests/mock-server over loopback)"
 cd "$HERE"
 "$VENV/bin/python" -m pytest -q "$@"
+if [ $# -eq 0 ]; then
+    log "pytest, asyncio tests again on the wake-up path Windows' proactor loop takes (a task awaiting sock_recv, no add_reader)"
+    POLYROUTE_ASYNC_WAKE=pump "$VENV/bin/python" -m pytest -q tests/test_async.py tests/test_streaming.py tests/test_panic.py
+fi

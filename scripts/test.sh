@@ -11,6 +11,8 @@ need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
 # curl is one of the gateway's clients in server/test.sh
 command -v curl >/dev/null || need_apt+=(curl)
+# a C compiler for Windows, so the Python binding (and ring under it) type-checks for Windows
+command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(gcc-mingw-w64-x86-64)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "Installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -63,6 +65,10 @@ for lang in python node swift; do
   step "Binding: $lang"
   bash "bindings-$lang/test.sh"
 done
+
+step "Portability: the Python binding checks for Windows (its asyncio bridge must not be Unix-only)"
+rustup target list --installed | grep -q '^x86_64-pc-windows-gnu$' || rustup target add x86_64-pc-windows-gnu
+cargo check -q -p polyroute-python --target x86_64-pc-windows-gnu
 
 step "Chaos soak (CI size: 3,000 requests at concurrency 256)"
 bash tests/run-soak.sh --ci

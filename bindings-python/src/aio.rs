@@ -9,21 +9,25 @@
 //! runs pyo3's guard, and the process aborts ("PyGILState_Release: thread state must be
 //! current"). We saw it on ~10% of short asyncio programs.
 //!
-//! Here instead, one [`LoopBridge`] per event loop owns a socket pair whose read end is
-//! registered with `loop.add_reader`. A finished task pushes `(future, outcome)` onto the
+//! Here instead, one [`LoopBridge`] per event loop owns the write end of a socket pair whose
+//! read end the Python side watches. A finished task pushes `(future, outcome)` onto the
 //! bridge's queue and writes one byte (a plain syscall, no GIL); the loop then runs
 //! [`LoopBridge::drain`] on its own thread, which converts the outcomes and resolves the
 //! futures. Results are converted to Python objects exactly once, on the thread that will
 //! use them.
+//!
+//! The pair is made by Python's `socket.socketpair()` (AF_UNIX on Unix, a loopback TCP pair
+//! on Windows) and the write end handed over here; the read end stays in Python, watched by
+//! `loop.add_reader` where the loop has it (selector loops, uvloop) and by a task awaiting
+//! `loop.sock_recv` where it does not (Windows' default proactor loop). Nothing here is
+//! Unix-only.
 //!
 //! Cancellation: each asyncio future gets a done-callback that aborts its tokio task when the
 //! future is cancelled (task cancelled, `wait_for` timed out...). Aborting drops the core
 //! future, which cancels the HTTP request.
 
 use std::future::Future;
-use std::io::{ErrorKind as IoErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -44,8 +48,8 @@ struct Done {
 
 struct Shared {
     done: Mutex<Vec<Done>>,
-    /// Write end; a byte here wakes the loop.
-    tx: UnixStream,
+    /// Write end; a byte here wakes the loop. `None` once the loop has closed its end.
+    tx: Mutex<Option<WakeSocket>>,
     /// A wake-up byte is pending: completions in a burst share one.
     signalled: AtomicBool,
 }
@@ -55,7 +59,9 @@ impl Shared {
         self.done.lock().unwrap_or_else(|p| p.into_inner()).push(d);
         if !self.signalled.swap(true, Ordering::SeqCst) {
             // Nonblocking: a full buffer means a wake-up is pending anyway.
-            let _ = (&self.tx).write(&[1]);
+            if let Some(tx) = &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
+                let _ = (&*tx).write(&[1]);
+            }
         }
     }
 }
@@ -64,35 +70,56 @@ impl Shared {
 #[pyclass(frozen, module = "polyroute._native")]
 pub struct LoopBridge {
     shared: Arc<Shared>,
-    rx: UnixStream,
+}
+
+#[cfg(unix)]
+type WakeSocket = std::os::unix::net::UnixStream;
+#[cfg(windows)]
+type WakeSocket = std::net::TcpStream;
+
+/// Takes ownership of a socket Python detached (`sock.detach()`): closing it is ours now.
+fn adopt(handle: i64) -> PyResult<WakeSocket> {
+    #[cfg(unix)]
+    let s = {
+        use std::os::fd::FromRawFd;
+        let fd = i32::try_from(handle).map_err(|_| PyOSError::new_err("polyroute: not a file descriptor"))?;
+        if fd < 0 {
+            return Err(PyOSError::new_err("polyroute: not a file descriptor"));
+        }
+        // SAFETY: Python detached the socket, so this is the descriptor's only owner.
+        unsafe { WakeSocket::from_raw_fd(fd) }
+    };
+    #[cfg(windows)]
+    let s = {
+        use std::os::windows::io::FromRawSocket;
+        let sock = u64::try_from(handle).map_err(|_| PyOSError::new_err("polyroute: not a socket"))?;
+        // SAFETY: Python detached the socket, so this is the handle's only owner.
+        unsafe { WakeSocket::from_raw_socket(sock) }
+    };
+    s.set_nonblocking(true).map_err(|e| PyOSError::new_err(format!("polyroute: wake-up socket: {e}")))?;
+    Ok(s)
 }
 
 #[pymethods]
 impl LoopBridge {
+    /// `wake`: the write end of a `socket.socketpair()`, detached; a byte is written to it
+    /// when futures are ready to resolve.
     #[new]
-    fn new() -> PyResult<Self> {
-        let (rx, tx) = UnixStream::pair().map_err(|e| PyOSError::new_err(format!("polyroute: socketpair: {e}")))?;
-        rx.set_nonblocking(true).and_then(|_| tx.set_nonblocking(true)).map_err(|e| PyOSError::new_err(e.to_string()))?;
-        Ok(LoopBridge { shared: Arc::new(Shared { done: Mutex::new(Vec::new()), tx, signalled: AtomicBool::new(false) }), rx })
+    fn new(wake: i64) -> PyResult<Self> {
+        let tx = adopt(wake)?;
+        Ok(LoopBridge { shared: Arc::new(Shared { done: Mutex::new(Vec::new()), tx: Mutex::new(Some(tx)), signalled: AtomicBool::new(false) }) })
     }
 
-    /// The file descriptor to register with `loop.add_reader(fd, bridge.drain)`.
-    fn fileno(&self) -> i32 {
-        self.rx.as_raw_fd()
+    /// Close the write end now rather than when this object is collected (the loop is going
+    /// away; a cycle through it could keep the descriptor open until the next GC pass).
+    fn close(&self) {
+        self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
-    /// Resolve every finished future (runs on the loop's thread).
+    /// Resolve every finished future (runs on the loop's thread, after the caller has read
+    /// the wake-up bytes).
     fn drain(&self, py: Python<'_>) {
         let drained = polyroute::bridge::catch(|| {
-            let mut buf = [0u8; 64];
-            loop {
-                match (&self.rx).read(&mut buf) {
-                    Ok(n) if n == buf.len() => continue,
-                    Ok(_) => break,
-                    Err(e) if e.kind() == IoErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
             // Clear the flag before taking the queue: a completion racing with us either lands in
             // this batch or signals again.
             self.shared.signalled.store(false, Ordering::SeqCst);

@@ -194,3 +194,18 @@ def test_one_bridge_per_loop_and_no_fd_leak(server: MockServer, name: str) -> No
         run(router.chat(USER))
     after = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
     assert after - before < 10
+
+
+def test_the_wake_up_path_is_the_one_asked_for() -> None:
+    """test.sh runs the asyncio tests twice: add_reader (selector loops) and, with
+    POLYROUTE_ASYNC_WAKE=pump, the sock_recv task Windows' proactor loop needs."""
+    import os
+
+    from polyroute._router import _BRIDGES, _future
+
+    async def main() -> None:
+        _future()
+        bridge = _BRIDGES[asyncio.get_running_loop()]
+        assert (bridge._pump is not None) == (os.environ.get("POLYROUTE_ASYNC_WAKE") == "pump")
+
+    asyncio.run(main())

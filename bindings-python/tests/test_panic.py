@@ -12,6 +12,7 @@ import polyroute
 import pytest
 from conftest import USER, MockServer, policy
 from polyroute import _native
+from polyroute._router import _future
 
 
 def check_internal(e: polyroute.PolyrouteError, site: str) -> None:
@@ -33,17 +34,11 @@ def test_a_panic_in_an_awaited_call_is_a_config_error_and_the_loop_keeps_working
     router = polyroute.AsyncRouter(policy(server, [name]))
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        bridge = _native.LoopBridge()
-        loop.add_reader(bridge.fileno(), bridge.drain)
-        try:
-            fut: asyncio.Future[None] = loop.create_future()
-            _native._debug_panic_async(bridge, fut)
-            with pytest.raises(polyroute.ConfigError) as info:
-                await asyncio.wait_for(fut, 10)
-            check_internal(info.value, "python async call")
-        finally:
-            loop.remove_reader(bridge.fileno())
+        bridge, fut = _future()
+        _native._debug_panic_async(bridge, fut)
+        with pytest.raises(polyroute.ConfigError) as info:
+            await asyncio.wait_for(fut, 10)
+        check_internal(info.value, "python async call")
         resp = await router.chat(USER)
         assert resp.content == "echo: hello mock"
 

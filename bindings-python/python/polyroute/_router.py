@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import weakref
 from typing import (
     TYPE_CHECKING,
@@ -130,18 +131,60 @@ def _body(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any], call
 
 
 # One completion bridge per event loop (see src/aio.rs): finished requests wake the loop
-# through a socket registered with add_reader, so no native thread ever needs the GIL.
-_BRIDGES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.LoopBridge]" = weakref.WeakKeyDictionary()
+# through a socket pair, so no native thread ever needs the GIL. The native side writes to
+# one end; the loop watches the other with add_reader where it can (selector loops, uvloop)
+# and with a task awaiting sock_recv where it cannot (Windows' default ProactorEventLoop).
+_BRIDGES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge]" = weakref.WeakKeyDictionary()
+
+
+class _Bridge:
+    """A loop's `_native.LoopBridge` and the read end of its wake-up socket pair."""
+
+    __slots__ = ("native", "_sock", "_pump")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, use_reader: bool = True) -> None:
+        rsock, wsock = socket.socketpair()
+        rsock.setblocking(False)
+        self._sock = rsock
+        # The native side owns the write end from here (and closes it).
+        self.native = _native.LoopBridge(wsock.detach())
+        self._pump: Optional["asyncio.Task[None]"] = None
+        try:
+            if not use_reader:
+                raise NotImplementedError
+            loop.add_reader(rsock.fileno(), self._on_readable)
+        except NotImplementedError:
+            self._pump = loop.create_task(self._pump_loop(loop))
+
+    def _on_readable(self) -> None:
+        try:
+            while len(self._sock.recv(4096)) == 4096:
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        self.native.drain()
+
+    async def _pump_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while await loop.sock_recv(self._sock, 4096):
+                self.native.drain()
+        finally:
+            # Cancelled when the loop shuts down (asyncio.run cancels every task): release
+            # both descriptors now; the task and loop form a cycle only GC would break.
+            self._sock.close()
+            self.native.close()
 
 
 def _future() -> "tuple[_native.LoopBridge, asyncio.Future[Any]]":
     loop = asyncio.get_running_loop()
     bridge = _BRIDGES.get(loop)
     if bridge is None:
-        bridge = _native.LoopBridge()
-        loop.add_reader(bridge.fileno(), bridge.drain)
-        _BRIDGES[loop] = bridge
-    return bridge, loop.create_future()
+        bridge = _BRIDGES[loop] = _Bridge(loop, use_reader=not _FORCE_PUMP)
+    return bridge.native, loop.create_future()
+
+
+# Tests set this to run the proactor loop's path (a task awaiting sock_recv) on Linux.
+_FORCE_PUMP = os.environ.get("POLYROUTE_ASYNC_WAKE") == "pump"
 
 
 def _native_router(policy: PolicyLike) -> _native.NativeRouter:
