@@ -12,8 +12,6 @@ HERE=$PWD
 ROOT=$(cd .. && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TERM_COLOR=never
-# The package's own install hook would build a release addon; here napi builds a debug one.
-export POLYROUTE_SKIP_BUILD=1
 step() { printf '\n==> [node] %s\n' "$*"; }
 
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||

@@ -38,6 +38,8 @@ cargo clippy -q -p polyroute -p polyroute-mock-server -p polyroute-soak -p polyr
 
 step "Core shape: files within ~600 lines of code, functions within ~120"
 python3 scripts/check-shape.py
+# one version in every crate and package, licence copies identical, a CHANGELOG section
+python3 scripts/version.py --check
 
 step "Rust: core unit + integration tests, mock server tests, the gateway (polyroute serve/check/plan)"
 cargo test -p polyroute -p polyroute-mock-server -p polyroute-server
@@ -65,6 +67,10 @@ for lang in python node swift; do
   step "Binding: $lang"
   bash "bindings-$lang/test.sh"
 done
+
+step "Release artifacts: wheels and npm packages built (scripts/release.sh --host), checked, installed without Rust"
+bash scripts/release.sh --host
+bash scripts/test-artifacts.sh
 
 step "Portability: the Python binding checks for Windows (its asyncio bridge must not be Unix-only)"
 rustup target list --installed | grep -q '^x86_64-pc-windows-gnu$' || rustup target add x86_64-pc-windows-gnu

@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 cargo build -q --release -p polyroute-node -p polyroute-mock-server
-POLYROUTE_SKIP_BUILD=1 npm install --no-save --no-audit --no-fund --loglevel=error
+npm install --no-save --no-audit --no-fund --loglevel=error
 # napi-rs's loader honours this override, so the release addon is used without replacing the
 # debug one the tests load (Node loads native addons only from `.node` files).
 mkdir -p results
