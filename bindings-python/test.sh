@@ -17,6 +17,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 
 # Pinned so a re-run tests the same thing; bump deliberately.
 TOOLS=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1)
+# The real SDKs the openai transport is tested under (tests/test_openai_sdk.py), test-only
+# (polyroute itself needs none of them), pinned to a set pip resolves together on Python 3.11:
+# instructor 1.17.0 (the newest) allows openai only up to 3.3.0, and pydantic-ai-slim 2.38.0
+# is the newest that accepts that openai. openai 3.x speaks httpx2; httpx comes along too.
+SDKS=(openai==3.3.0 instructor==1.17.0 langchain-openai==1.8.1 "pydantic-ai-slim[openai]==2.38.0")
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -42,10 +47,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     fi
 fi
 STAMP="$VENV/.tools-installed"
-if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "${TOOLS[*]}" ]]; then
+if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "${TOOLS[*]} ${SDKS[*]}" ]]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q "${TOOLS[@]}"
-    echo "${TOOLS[*]}" >"$STAMP"
+    "$VENV/bin/python" -m pip install -q "${TOOLS[@]}" "${SDKS[@]}"
+    echo "${TOOLS[*]} ${SDKS[*]}" >"$STAMP"
 fi
 "$VENV/bin/python" --version
 
