@@ -52,7 +52,11 @@ impl<'py> IntoPyObject<'py> for Reply {
 /// `(404, headers, body)` for a path the transport does not serve, in OpenAI's error shape
 /// (the gateway's answer to an unknown path).
 #[pyfunction]
-pub fn openai_not_found(message: &str) -> Reply {
+pub fn openai_not_found<'py>(py: Python<'py>, message: &str) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(py, || not_found_reply(message).into_pyobject(py))
+}
+
+fn not_found_reply(message: &str) -> Reply {
     let (status, body) = polyroute::bridge::wire::endpoint_not_found(message);
     let headers =
         vec![("content-type", "application/json".to_string()), ("x-polyroute-error-kind", polyroute::ErrorKind::NotFound.code().to_string())];

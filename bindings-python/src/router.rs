@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use polyroute::telemetry::RouterEvent;
 use polyroute::{bridge, ChatRequest, Policy, Router};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::aio::LoopBridge;
 use crate::convert::{from_py, to_py, Json};
@@ -207,11 +208,11 @@ impl NativeRouter {
 
     /// Answer one OpenAI chat-completions request (body bytes and headers) in-process:
     /// `(status, headers, bytes | NativeSse)`, exactly what the gateway would send.
-    fn openai_chat(&self, py: Python<'_>, body: &[u8], headers: Vec<(String, String)>) -> PyResult<Reply> {
+    fn openai_chat<'py>(&self, py: Python<'py>, body: &[u8], headers: Vec<(String, String)>) -> PyResult<Bound<'py, PyTuple>> {
         guarded(py, || {
             let router = self.router(py)?;
             let (body, headers) = (body.to_vec(), header_map(headers));
-            Ok(Reply(block_on(py, async move { bridge::openai_http::handle(&router, &body, &headers).await })?))
+            Reply(block_on(py, async move { bridge::openai_http::handle(&router, &body, &headers).await })?).into_pyobject(py)
         })
     }
 

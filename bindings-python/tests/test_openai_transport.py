@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import warnings
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, List, Type
 
 import httpx2
 import openai
@@ -77,6 +77,7 @@ def test_stream_with_usage_fails_over_before_content(server: MockServer, name: s
         model="chat", messages=USER, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
     ) as resp:
         assert resp.headers["content-type"] == "text/event-stream"
+        assert (resp.headers["x-polyroute-route"], resp.headers["x-polyroute-deployment"]) == ("chat", f.backup)
         chunks = list(resp.parse())
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert text == "streamed from backup"
@@ -223,5 +224,25 @@ def test_the_library_follows_the_installed_openai_and_can_be_chosen(server: Mock
         polyroute.http_client(router, library="requests")
 
 
-def none_or(v: Optional[str]) -> str:
-    return v or ""
+
+def test_without_httpx_the_import_error_says_what_to_install(server: MockServer, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    router = polyroute.Router(policy(server, [name]))
+
+    def missing(module: str) -> Any:
+        raise ImportError(f"No module named {module!r}")
+
+    monkeypatch.setattr(_httpx.importlib, "import_module", missing)
+    with pytest.raises(ImportError, match="pip install httpx"):
+        polyroute.http_client(router)
+
+
+def test_closing_a_stream_early_cancels_the_request(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"text": "a b c d e f g h", "chunk_delay_ms": 200}})
+    router = polyroute.Router(policy(server, [name]))
+    stream = client(polyroute.http_client(router)).chat.completions.create(model="chat", messages=USER, stream=True)  # type: ignore[arg-type]
+    first = next(iter(stream))
+    assert first.choices[0].delta.role == "assistant"
+    body: Any = stream.response.stream
+    sse = getattr(body, "_stream", body)._sse  # httpx wraps the transport's stream
+    stream.close()
+    assert sse.closed

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use polyroute::bridge::openai_in::parse_request;
-use polyroute::bridge::wire::{endpoint_not_found, error_headers, header_text, openai_error, response_headers, SseWriter};
+use polyroute::bridge::wire::{endpoint_not_found, error_headers, header_text, openai_error, response_headers, stream_headers, SseWriter};
 use polyroute::{ChatRequest, Error, ErrorKind, Router};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -300,14 +300,15 @@ async fn chat_reply(router: &Router, req: ChatRequest) -> Response {
 }
 
 /// Headers go out when the first content has arrived (failover before it is invisible, as in
-/// every binding); the deployment is not known to the stream's headers, its trace is only
-/// complete at the end.
+/// every binding): route and deployment; cost and explanation are not known yet (the trace is
+/// only complete at the end).
 async fn stream_reply(router: &Router, req: ChatRequest, include_usage: bool, slot: OwnedSemaphorePermit) -> Response {
     let mut s = match router.stream(req).await {
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let head = stream_headers(s.head());
     let body = async_stream::stream! {
         // The concurrency slot lives as long as the stream is being sent.
         let _slot = slot;
@@ -324,5 +325,6 @@ async fn stream_reply(router: &Router, req: ChatRequest, include_usage: bool, sl
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    set_headers(h, head);
     r
 }

@@ -17,7 +17,7 @@ use http::HeaderMap;
 use super::cancel::CancelToken;
 use super::openai_in::{parse_request, OpenAiRequest};
 use super::stream::StreamHandle;
-use super::wire::{error_headers, openai_error, response_body, response_headers, SseWriter};
+use super::wire::{error_headers, openai_error, response_body, response_headers, stream_headers, SseWriter};
 use crate::error::Error;
 use crate::router::{ChatStream, Router};
 
@@ -91,10 +91,11 @@ pub async fn reply(router: &Router, req: OpenAiRequest) -> OpenAiReply {
     }
 }
 
-/// A committed stream's reply. Its headers leave before the trace is complete, so they carry
-/// no route, deployment or cost (as with the gateway).
+/// A committed stream's reply. Its headers leave before the trace is complete: route and
+/// deployment, no cost or explanation (as with the gateway).
 fn stream_reply(s: ChatStream, include_usage: bool) -> OpenAiReply {
-    let headers = vec![("content-type", "text/event-stream".to_string()), ("cache-control", "no-cache".to_string())];
+    let mut headers = vec![("content-type", "text/event-stream".to_string()), ("cache-control", "no-cache".to_string())];
+    headers.extend(stream_headers(s.head()));
     OpenAiReply { status: 200, headers, body: OpenAiBody::Sse(SseHandle::new(s, include_usage)) }
 }
 

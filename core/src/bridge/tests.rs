@@ -317,6 +317,7 @@ mod openai_http_reply {
 
     async fn sse(router: &Router, body: &str) -> (u16, String) {
         let r = handle(router, body.as_bytes(), &http::HeaderMap::new()).await;
+        assert!(r.headers.contains(&("x-polyroute-deployment", "d".into())), "{:?}", r.headers);
         let OpenAiBody::Sse(s) = r.body else { panic!("expected a stream, got {r:?}") };
         let mut out = Vec::new();
         while let Some(b) = s.next_frame().await {

@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::types::{ChatResponse, FinishReason, StreamEvent};
+use crate::types::{ChatResponse, FinishReason, StreamEvent, StreamHead};
 
 /// The HTTP status an OpenAI client should see for a failure of this kind.
 ///
@@ -93,6 +93,16 @@ pub fn response_headers(resp: &ChatResponse) -> Vec<(&'static str, String)> {
     }
     if let Some(c) = resp.cost_usd {
         h.push(("x-polyroute-cost-usd", format!("{c}")));
+    }
+    h
+}
+
+/// The `x-polyroute-*` headers of a stream, which leave before its trace is complete: the
+/// route and the deployment that committed (none for a cache hit); no cost or explanation.
+pub fn stream_headers(head: &StreamHead) -> Vec<(&'static str, String)> {
+    let mut h = vec![("x-polyroute-route", header_text(&head.route))];
+    if let Some(d) = &head.deployment {
+        h.push(("x-polyroute-deployment", header_text(d)));
     }
     h
 }
