@@ -17,6 +17,10 @@ httpx is optional: it is imported when a client is built. openai-python 3.x uses
 (the same API under another name), older versions ``httpx``; the library is picked to match
 the installed openai (``library=`` to choose).
 
+The async transport runs on asyncio (the router's completions wake the loop through
+``add_reader``; trio is not supported). Deadlines are the policy's: the SDK's ``timeout=`` is
+not applied to the routed call.
+
 The router retries and fails over: set ``max_retries=0`` on the openai client. The SDK sends
 ``x-stainless-retry-count`` with every request; the first time it is above 0 (the SDK is
 retrying on top of the router) this module warns once per process.
