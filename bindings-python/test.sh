@@ -17,6 +17,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 
 # Pinned so a re-run tests the same thing; bump deliberately.
 TOOLS=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1)
+# The real SDKs the openai transport is tested under (tests/test_openai_sdk.py), test-only
+# (polyroute itself needs none of them), pinned to a set pip resolves together on Python 3.11:
+# instructor 1.17.0 (the newest) allows openai only up to 3.3.0, and pydantic-ai-slim 2.38.0
+# is the newest that accepts that openai. openai 3.x speaks httpx2; httpx comes along too.
+SDKS=(openai==3.3.0 instructor==1.17.0 langchain-openai==1.8.1 "pydantic-ai-slim[openai]==2.38.0")
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -42,10 +47,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     fi
 fi
 STAMP="$VENV/.tools-installed"
-if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "${TOOLS[*]}" ]]; then
+if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "${TOOLS[*]} ${SDKS[*]}" ]]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q "${TOOLS[@]}"
-    echo "${TOOLS[*]}" >"$STAMP"
+    "$VENV/bin/python" -m pip install -q "${TOOLS[@]}" "${SDKS[@]}"
+    echo "${TOOLS[*]} ${SDKS[*]}" >"$STAMP"
 fi
 "$VENV/bin/python" --version
 
@@ -63,5 +68,7 @@ cd "$HERE"
 "$VENV/bin/python" -m pytest -q "$@"
 if [ $# -eq 0 ]; then
     log "pytest, asyncio tests again on the wake-up path Windows' proactor loop takes (a task awaiting sock_recv, no add_reader)"
-    POLYROUTE_ASYNC_WAKE=pump "$VENV/bin/python" -m pytest -q tests/test_async.py tests/test_streaming.py tests/test_panic.py
+    # ... and the openai transport's async client (AsyncOpenAI, pydantic-ai, langchain's a*).
+    POLYROUTE_ASYNC_WAKE=pump "$VENV/bin/python" -m pytest -q tests/test_async.py tests/test_streaming.py tests/test_panic.py \
+        tests/test_openai_transport.py tests/test_sdk_frameworks.py -k "not test_every_kind and not instructor"
 fi

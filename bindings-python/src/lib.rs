@@ -2,13 +2,15 @@
 //!
 //! This crate holds only what a binding may hold (see ARCHITECTURE.md): type conversion
 //! (`convert.rs`), error mapping (`errors.rs`), async bridging and the runtime that owns it
-//! (`runtime.rs`, `aio.rs`), host callbacks and handle lifetime (`router.rs`, `stream.rs`). The public API, its types
+//! (`runtime.rs`, `aio.rs`), host callbacks and handle lifetime (`router.rs`, `stream.rs`,
+//! `openai.rs` for the openai-SDK transport). The public API, its types
 //! and its exception classes are plain Python in `python/polyroute/`, which wraps this module;
 //! `_native.pyi` is its exact stub (checked by `mypy.stubtest`).
 
 mod aio;
 mod convert;
 mod errors;
+mod openai;
 mod router;
 mod runtime;
 mod stream;
@@ -22,6 +24,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<router::NativeRouter>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add_class::<aio::LoopBridge>()?;
+    m.add_class::<openai::NativeSse>()?;
+    m.add_function(wrap_pyfunction!(openai::openai_not_found, m)?)?;
     // Test hooks (underscore names, not in `__all__`): a deliberate panic in the core.
     m.add_function(wrap_pyfunction!(router::_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(router::_debug_panic_async, m)?)?;

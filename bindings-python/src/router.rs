@@ -19,10 +19,12 @@ use std::sync::{Arc, Mutex};
 use polyroute::telemetry::RouterEvent;
 use polyroute::{bridge, ChatRequest, Policy, Router};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::aio::LoopBridge;
 use crate::convert::{from_py, to_py, Json};
 use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
+use crate::openai::{header_map, Reply};
 use crate::runtime::{block_on, forked_since, runtime};
 use crate::stream::NativeStream;
 
@@ -201,6 +203,32 @@ impl NativeRouter {
             let req = request(py, body)?;
             let router = self.router(py)?;
             bridge.spawn(py, future, async move { Out(router.stream(req).await.map(NativeStream::new)) })
+        })
+    }
+
+    /// Answer one OpenAI chat-completions request (body bytes and headers) in-process:
+    /// `(status, headers, bytes | NativeSse)`, exactly what the gateway would send.
+    fn openai_chat<'py>(&self, py: Python<'py>, body: &[u8], headers: Vec<(String, String)>) -> PyResult<Bound<'py, PyTuple>> {
+        guarded(py, || {
+            let router = self.router(py)?;
+            let (body, headers) = (body.to_vec(), header_map(headers));
+            Reply(block_on(py, async move { bridge::openai_http::handle(&router, &body, &headers).await })?).into_pyobject(py)
+        })
+    }
+
+    /// Resolve `future` with [`Self::openai_chat`]'s tuple.
+    fn openai_chat_async(
+        &self,
+        py: Python<'_>,
+        bridge: &LoopBridge,
+        future: &Bound<'_, PyAny>,
+        body: &[u8],
+        headers: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        guarded(py, || {
+            let router = self.router(py)?;
+            let (body, headers) = (body.to_vec(), header_map(headers));
+            bridge.spawn(py, future, async move { Out::<Reply>(Ok(Reply(bridge::openai_http::handle(&router, &body, &headers).await))) })
         })
     }
 

@@ -18,8 +18,9 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use polyroute::bridge::wire::{openai_error, ChunkWriter};
-use polyroute::{ChatRequest, Error, ErrorKind, Router, StreamEvent};
+use polyroute::bridge::openai_in::parse_request;
+use polyroute::bridge::wire::{endpoint_not_found, error_headers, header_text, openai_error, response_headers, stream_headers, SseWriter};
+use polyroute::{ChatRequest, Error, ErrorKind, Router};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -165,33 +166,23 @@ impl IntoResponse for Json {
 fn error_response(e: &Error) -> Response {
     let (status, body) = openai_error(e);
     let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response();
-    let h = r.headers_mut();
-    h.insert(HeaderName::from_static("x-polyroute-error-kind"), HeaderValue::from_static(e.kind.code()));
-    // Seconds, rounded up (a client that waits less would be refused again); a budget's
-    // reset time when the error has no hint of its own.
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let wait = e.retry_after.map(|d| d.as_secs_f64()).or_else(|| e.budget.as_ref().map(|b| (b.resets_at - now).max(0.0)));
-    if let Some(secs) = wait {
-        h.insert(header::RETRY_AFTER, HeaderValue::from(secs.ceil() as u64));
-    }
-    if let Some(t) = &e.trace {
-        h.insert(HeaderName::from_static("x-polyroute-route"), ascii(&t.route));
-        h.insert(HeaderName::from_static("x-polyroute-explanation"), ascii(&t.explanation));
-    }
+    set_headers(r.headers_mut(), error_headers(e, now));
     r
 }
 
-/// A header value from any text: printable ASCII kept, anything else as `?` (explanations
-/// quote names in backticks and use `×`; header values cannot carry UTF-8 reliably).
-fn ascii(s: &str) -> HeaderValue {
-    let clean: String = s.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).collect();
-    HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static(""))
+/// Headers from the core's wire helpers (lowercase names, ASCII values).
+fn set_headers(h: &mut HeaderMap, pairs: Vec<(&'static str, String)>) {
+    for (name, value) in pairs {
+        h.insert(HeaderName::from_static(name), HeaderValue::from_str(&header_text(&value)).unwrap_or_else(|_| HeaderValue::from_static("")));
+    }
 }
 
 /// An unknown path is the caller's 404 (the `not_found` kind alone means a provider's, a 502).
 async fn not_found() -> Response {
-    let mut r = error_response(&Error::new(ErrorKind::NotFound, "no such endpoint (this gateway serves /v1/chat/completions and /v1/models)"));
-    *r.status_mut() = StatusCode::NOT_FOUND;
+    let (status, body) = endpoint_not_found("no such endpoint (this gateway serves /v1/chat/completions and /v1/models)");
+    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND), Json(body)).into_response();
+    r.headers_mut().insert(HeaderName::from_static("x-polyroute-error-kind"), HeaderValue::from_static(ErrorKind::NotFound.code()));
     r
 }
 
@@ -221,46 +212,6 @@ async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         data.extend(p.deployments.keys().map(|d| route(d, "deployment")));
     }
     Json(json!({"object": "list", "data": data})).into_response()
-}
-
-/// Routing metadata from `x-polyroute-*` headers and the body's `polyroute` object (what the
-/// openai SDKs send as `extra_body`), merged into the body's `metadata`. `model` naming a
-/// route asks for that route (unless one was asked for explicitly). `tenant`, when a key gave
-/// one, replaces whatever tenant the caller sent.
-fn metadata_into_body(headers: &HeaderMap, body: &mut Value, routes: &[String], tenant: Option<&str>) -> Result<(), Error> {
-    let Some(obj) = body.as_object_mut() else { return Err(Error::invalid_request("the request body must be a JSON object")) };
-    let mut md = match obj.remove("metadata") {
-        None | Some(Value::Null) => serde_json::Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(Error::invalid_request("`metadata` must be an object")),
-    };
-    match obj.remove("polyroute") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => md.extend(m),
-        Some(_) => return Err(Error::invalid_request("`polyroute` (extra_body) must be an object")),
-    }
-    for (name, key) in [("route", "route"), ("tenant", "tenant"), ("feature", "feature"), ("tier", "tier"), ("data-class", "data_class")] {
-        if let Some(v) = headers.get(format!("x-polyroute-{name}")) {
-            let v = v.to_str().map_err(|_| Error::invalid_request(format!("header x-polyroute-{name} is not valid text")))?;
-            md.insert(key.into(), v.into());
-        }
-    }
-    if let Some(v) = headers.get("x-polyroute-tags") {
-        let v = v.to_str().map_err(|_| Error::invalid_request("header x-polyroute-tags is not valid text"))?;
-        md.insert("tags".into(), v.split(',').map(|t| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().into());
-    }
-    if !md.contains_key("route") {
-        if let Some(m) = obj.get("model").and_then(Value::as_str).filter(|m| routes.iter().any(|r| r == m)) {
-            md.insert("route".into(), m.into());
-        }
-    }
-    if let Some(t) = tenant {
-        md.insert("tenant".into(), t.into());
-    }
-    if !md.is_empty() {
-        obj.insert("metadata".into(), Value::Object(md));
-    }
-    Ok(())
 }
 
 async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request) -> Response {
@@ -299,20 +250,13 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request)
             return r;
         }
     };
-    let mut v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error_response(&Error::invalid_request(format!("the request body is not valid JSON: {e}"))),
-    };
-    let routes = app.router.route_names();
-    if let Err(e) = metadata_into_body(&headers, &mut v, &routes, key.as_ref().map(|k| k.tenant.as_str())) {
-        return error_response(&e);
-    }
-    let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
-    let mut req = match polyroute::bridge::request_from_value(v) {
-        Ok(r) => r,
+    // Routing metadata from headers, `extra_body` and `model`: the core's, shared with the
+    // in-process transports.
+    let parsed = match parse_request(&body, &headers, &app.router.route_names(), key.as_ref().map(|k| k.tenant.as_str())) {
+        Ok(p) => p,
         Err(e) => return error_response(&e),
     };
+    let (stream, include_usage, mut req) = (parsed.stream, parsed.include_usage, parsed.request);
     if let Some(k) = &key {
         if let Err(r) = admit(&app, k, &mut req, stream) {
             return r;
@@ -346,63 +290,41 @@ async fn chat_reply(router: &Router, req: ChatRequest) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    let body = serde_json::to_value(&resp).unwrap_or_else(|e| json!({"error": {"message": e.to_string()}}));
-    let mut r = Json(body).into_response();
-    let h = r.headers_mut();
-    if let Some(t) = resp.trace.as_deref() {
-        h.insert(HeaderName::from_static("x-polyroute-route"), ascii(&t.route));
-        if let Some(d) = &t.served_by {
-            h.insert(HeaderName::from_static("x-polyroute-deployment"), ascii(d));
-        }
-        h.insert(HeaderName::from_static("x-polyroute-explanation"), ascii(&t.explanation));
-    }
-    if let Some(c) = resp.cost_usd {
-        h.insert(HeaderName::from_static("x-polyroute-cost-usd"), ascii(&format!("{c}")));
-    }
+    let body = match polyroute::bridge::wire::response_body(&resp) {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    set_headers(r.headers_mut(), response_headers(&resp));
     r
 }
 
-fn sse(v: &Value) -> Result<Bytes, Infallible> {
-    Ok(Bytes::from(format!("data: {v}\n\n")))
-}
-
 /// Headers go out when the first content has arrived (failover before it is invisible, as in
-/// every binding); the deployment is not known to the stream's headers, its trace is only
-/// complete at the end.
+/// every binding): route and deployment; cost and explanation are not known yet (the trace is
+/// only complete at the end).
 async fn stream_reply(router: &Router, req: ChatRequest, include_usage: bool, slot: OwnedSemaphorePermit) -> Response {
     let mut s = match router.stream(req).await {
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let head = stream_headers(s.head());
     let body = async_stream::stream! {
         // The concurrency slot lives as long as the stream is being sent.
         let _slot = slot;
-        let mut w = ChunkWriter::new(created, include_usage);
-        while let Some(item) = s.next().await {
-            match item {
-                Ok(StreamEvent::Reset { reason }) => {
-                    // OpenAI's format cannot take back what was sent: end with an error.
-                    let e = Error::new(ErrorKind::StreamInterrupted, format!("the answer restarted on another deployment, which the OpenAI stream format cannot express: {reason}"));
-                    yield sse(&openai_error(&e).1);
-                    return;
-                }
-                Ok(ev) => {
-                    if let Some(c) = w.chunk(&ev) {
-                        yield sse(&c);
-                    }
-                }
-                Err(e) => {
-                    yield sse(&openai_error(&e).1);
-                    return;
-                }
+        // Chunks, then `[DONE]`; or an error event and no `[DONE]` (a reset too: OpenAI's
+        // format cannot take back what was sent).
+        let mut w = SseWriter::new(created, include_usage);
+        while !w.is_done() {
+            if let Some(b) = w.feed(s.next().await) {
+                yield Ok::<Bytes, Infallible>(Bytes::from(b));
             }
         }
-        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
     };
     let mut r = Response::new(Body::from_stream(body));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    set_headers(h, head);
     r
 }

@@ -88,6 +88,8 @@ async fn chat_and_stream_fail_over_in_openai_format() {
     b["stream_options"] = json!({"include_usage": true});
     let r = post(&g, &b).await;
     assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "text/event-stream"));
+    // Known when the stream commits: route and deployment (cost and explanation are not).
+    assert_eq!((r.headers()["x-polyroute-route"].to_str().unwrap(), r.headers()["x-polyroute-deployment"].to_str().unwrap()), ("main", "b"));
     let ev = events(&r.text().await.unwrap());
     assert_eq!(ev.last().map(String::as_str), Some("[DONE]"));
     let chunks: Vec<Value> = ev[..ev.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();

@@ -11,7 +11,9 @@ tiers, retries, circuit breakers) and explains why. This package is its Python f
     print(resp.trace.explain())
 
 ``Router`` blocks (without holding the GIL); ``AsyncRouter`` is the asyncio twin. Errors are
-one class per kind under :class:`PolyrouteError`.
+one class per kind under :class:`PolyrouteError`. Under the openai SDK (and what is built on
+it), ``openai.OpenAI(max_retries=0, http_client=polyroute.http_client(router))`` routes every
+chat completion through the router in-process (``async_http_client`` for ``AsyncOpenAI``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ._errors import (
     StreamInterruptedError,
     error_class,
 )
+from ._httpx import RetryOnTopWarning, async_http_client, http_client
 from ._router import AsyncRouter, AsyncStream, ChatParams, EventCallback, PolicyLike, Router, Stream
 from ._types import (
     AttemptTrace,
@@ -76,6 +79,9 @@ __all__ = [
     "ChatParams",
     "PolicyLike",
     "EventCallback",
+    "http_client",
+    "async_http_client",
+    "RetryOnTopWarning",
     "BudgetStatus",
     "RouteCost",
     "ChatResponse",

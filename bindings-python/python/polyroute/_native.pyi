@@ -5,12 +5,14 @@ this boundary as JSON-shaped dicts; errors are raised as ``polyroute`` exception
 """
 
 import asyncio
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, final
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union, final
 
 __all__ = [
     "NativeRouter",
     "NativeStream",
     "LoopBridge",
+    "NativeSse",
+    "openai_not_found",
     "ERROR_KINDS",
     "CORE_VERSION",
     "REQUEST_FIELDS",
@@ -22,6 +24,11 @@ ERROR_KINDS: Tuple[str, ...]
 CORE_VERSION: str
 #: Request fields the core knows by name (``polyroute::bridge::REQUEST_FIELDS``).
 REQUEST_FIELDS: Tuple[str, ...]
+
+#: ``(status, [(header, value)], body)`` of an in-process OpenAI answer (``polyroute.http_client``).
+_OpenAiReply = Tuple[int, List[Tuple[str, str]], Union[bytes, "NativeSse"]]
+
+def openai_not_found(message: str) -> Tuple[int, List[Tuple[str, str]], bytes]: ...
 
 # Test hooks: a deliberate panic inside the core, under the guard every entry point runs
 # under; it must arrive as ``polyroute.ConfigError`` ("internal error: ...").
@@ -40,6 +47,10 @@ class NativeRouter:
     def chat_async(self, bridge: LoopBridge, future: asyncio.Future[Any], body: Mapping[str, Any]) -> None: ...
     def stream(self, body: Mapping[str, Any]) -> NativeStream: ...
     def stream_async(self, bridge: LoopBridge, future: asyncio.Future[Any], body: Mapping[str, Any]) -> None: ...
+    def openai_chat(self, body: bytes, headers: List[Tuple[str, str]]) -> _OpenAiReply: ...
+    def openai_chat_async(
+        self, bridge: LoopBridge, future: asyncio.Future[Any], body: bytes, headers: List[Tuple[str, str]]
+    ) -> None: ...
     def plan(self, body: Mapping[str, Any]) -> Dict[str, Any]: ...
     def reload_text(self, text: str) -> None: ...
     def reload_file(self, path: str) -> None: ...
@@ -57,6 +68,17 @@ class NativeRouter:
 @final
 class NativeStream:
     def next(self) -> Optional[Dict[str, Any]]: ...
+    def next_async(self, bridge: LoopBridge, future: asyncio.Future[Any]) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def trace(self) -> Optional[Dict[str, Any]]: ...
+
+@final
+class NativeSse:
+    """A streamed OpenAI answer's body: SSE frames as bytes, ``None`` after the last."""
+
+    def next(self) -> Optional[bytes]: ...
     def next_async(self, bridge: LoopBridge, future: asyncio.Future[Any]) -> None: ...
     def close(self) -> None: ...
     @property

@@ -14,6 +14,8 @@
 //! the host to spawn on its own (`'static` where a host must spawn them).
 
 mod cancel;
+pub mod openai_http;
+pub mod openai_in;
 mod panic;
 mod stream;
 pub mod wire;

@@ -149,9 +149,31 @@ impl StreamHandle {
         self.shared.trace.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// A reader for futures that read more than once (the handle keeps the request's lifetime).
+    pub(super) fn reader(&self) -> Reader {
+        Reader { shared: self.shared.clone() }
+    }
+
     /// Whether the core stream (and so its request) is still alive.
     #[cfg(test)]
     pub(super) fn holds_stream(&self) -> bool {
         self.shared.stream.try_lock().map(|s| s.is_some()).unwrap_or(true)
+    }
+}
+
+/// Reads a [`StreamHandle`]'s stream from a `'static` future that reads in a loop.
+#[derive(Clone)]
+pub(super) struct Reader {
+    shared: Arc<Shared>,
+}
+
+impl Reader {
+    pub(super) fn next_event(&self) -> impl Future<Output = Result<Option<StreamEvent>>> + Send + 'static {
+        self.shared.clone().next()
+    }
+
+    /// Whether the host closed the handle (not: the stream ended).
+    pub(super) fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
     }
 }

@@ -309,3 +309,67 @@ async fn a_panicking_future_becomes_a_config_error() {
     assert!(e.message.contains("deliberate panic for testing (future)"), "{}", e.message);
     assert_eq!(catch_future(async { 7 }).await.unwrap(), 7);
 }
+
+/// The in-process OpenAI answer (`openai_http::handle`): what the drop-in transports send back.
+mod openai_http_reply {
+    use super::*;
+    use crate::bridge::openai_http::{handle, OpenAiBody};
+
+    async fn sse(router: &Router, body: &str) -> (u16, String) {
+        let r = handle(router, body.as_bytes(), &http::HeaderMap::new()).await;
+        assert!(r.headers.contains(&("x-polyroute-deployment", "d".into())), "{:?}", r.headers);
+        let OpenAiBody::Sse(s) = r.body else { panic!("expected a stream, got {r:?}") };
+        let mut out = Vec::new();
+        while let Some(b) = s.next_frame().await {
+            out.extend(b);
+        }
+        (r.status, String::from_utf8(out).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_json_answer_carries_the_deployment_and_model_names_a_route() {
+        let router = router(json!({"then": {"text": "hello"}}));
+        let r = handle(&router, br#"{"model": "other", "messages": [{"role": "user", "content": "hi"}]}"#, &http::HeaderMap::new()).await;
+        assert_eq!(r.status, 200);
+        assert!(r.headers.contains(&("x-polyroute-deployment", "d".into())), "{:?}", r.headers);
+        assert!(r.headers.contains(&("x-polyroute-route", "other".into())), "{:?}", r.headers);
+        let OpenAiBody::Json(b) = r.body else { panic!() };
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "hello");
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_chunks_then_done_and_a_cut_is_an_error_event_without_done() {
+        let router = router(json!({"then": {"text": "one two"}}));
+        let (status, text) =
+            sse(&router, r#"{"messages": [{"role": "user", "content": "hi"}], "stream": true, "stream_options": {"include_usage": true}}"#).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("chat.completion.chunk") && text.contains("\"usage\""), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        let cut = super::router(json!({"then": {"text": "one two three four", "fault": {"cut_after": {"chunks": 1}}}}));
+        let (_, text) = sse(&cut, r#"{"messages": [{"role": "user", "content": "hi"}], "stream": true}"#).await;
+        assert!(text.contains("\"stream_interrupted\"") && !text.contains("[DONE]"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn failures_are_openai_errors_with_the_kind() {
+        let router = router(json!({"then": {"text": "x"}}));
+        let r = handle(&router, b"{nope", &http::HeaderMap::new()).await;
+        assert_eq!(r.status, 400);
+        assert!(r.headers.contains(&("x-polyroute-error-kind", "invalid_request".into())));
+        let limited = super::router(json!({"then": {"status": 429}}));
+        let r = handle(&limited, HI.as_bytes(), &http::HeaderMap::new()).await;
+        assert_eq!(r.status, 429, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn closing_an_sse_handle_ends_it_quietly() {
+        let router = slow();
+        let r = handle(&router, br#"{"messages": [{"role": "user", "content": "hi"}], "stream": true}"#, &http::HeaderMap::new()).await;
+        let OpenAiBody::Sse(s) = r.body else { panic!() };
+        assert!(s.next_frame().await.is_some());
+        s.close();
+        assert!(s.next_frame().await.is_none());
+        assert!(s.is_closed());
+    }
+}

@@ -8,8 +8,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::error::{Error, ErrorKind};
-use crate::types::{FinishReason, StreamEvent};
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::{ChatResponse, FinishReason, StreamEvent, StreamHead};
 
 /// The HTTP status an OpenAI client should see for a failure of this kind.
 ///
@@ -65,6 +65,120 @@ pub fn openai_error(e: &Error) -> (u16, Value) {
         "polyroute": extra,
     });
     (status, body)
+}
+
+/// `(status, body)` for a path the OpenAI surface does not serve: the caller's 404 (the
+/// `not_found` kind alone means a provider's, a 502).
+pub fn endpoint_not_found(message: &str) -> (u16, Value) {
+    let (_, body) = openai_error(&Error::new(ErrorKind::NotFound, message));
+    (404, body)
+}
+
+/// A header value from any text: printable ASCII kept, anything else as `?` (explanations
+/// quote names in backticks and use `×`; header values cannot carry UTF-8 reliably).
+pub fn header_text(s: &str) -> String {
+    s.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).collect()
+}
+
+/// The `x-polyroute-*` headers of a successful answer: route, deployment, explanation (from
+/// its trace) and cost, each [`header_text`].
+pub fn response_headers(resp: &ChatResponse) -> Vec<(&'static str, String)> {
+    let mut h = Vec::new();
+    if let Some(t) = resp.trace.as_deref() {
+        h.push(("x-polyroute-route", header_text(&t.route)));
+        if let Some(d) = &t.served_by {
+            h.push(("x-polyroute-deployment", header_text(d)));
+        }
+        h.push(("x-polyroute-explanation", header_text(&t.explanation)));
+    }
+    if let Some(c) = resp.cost_usd {
+        h.push(("x-polyroute-cost-usd", format!("{c}")));
+    }
+    h
+}
+
+/// The `x-polyroute-*` headers of a stream, which leave before its trace is complete: the
+/// route and the deployment that committed (none for a cache hit); no cost or explanation.
+pub fn stream_headers(head: &StreamHead) -> Vec<(&'static str, String)> {
+    let mut h = vec![("x-polyroute-route", header_text(&head.route))];
+    if let Some(d) = &head.deployment {
+        h.push(("x-polyroute-deployment", header_text(d)));
+    }
+    h
+}
+
+/// The headers of an error answer: `x-polyroute-error-kind`, `retry-after` (seconds, rounded
+/// up: a client that waits less would be refused again; a budget's reset time when the error
+/// has no hint of its own; `now_unix` is the wall clock for that), and the route and
+/// explanation when the error has a trace.
+pub fn error_headers(e: &Error, now_unix: f64) -> Vec<(&'static str, String)> {
+    let mut h = vec![("x-polyroute-error-kind", e.kind.code().to_string())];
+    let wait = e.retry_after.map(|d| d.as_secs_f64()).or_else(|| e.budget.as_ref().map(|b| (b.resets_at - now_unix).max(0.0)));
+    if let Some(secs) = wait {
+        h.push(("retry-after", format!("{}", secs.ceil() as u64)));
+    }
+    if let Some(t) = &e.trace {
+        h.push(("x-polyroute-route", header_text(&t.route)));
+        h.push(("x-polyroute-explanation", header_text(&t.explanation)));
+    }
+    h
+}
+
+/// A non-streamed answer's body: the response as OpenAI's `chat.completion` JSON (with the
+/// Polyroute additions `provider`, `cost_usd` and `trace`, which OpenAI clients ignore).
+pub fn response_body(resp: &ChatResponse) -> Result<Vec<u8>> {
+    serde_json::to_vec(resp).map_err(|e| Error::malformed(format!("cannot encode the answer as JSON: {e}")))
+}
+
+/// One stream as OpenAI's SSE body: feed it the router stream's items, in order, and `None`
+/// at its end; it answers the bytes to send (if any). The stream ends with `data: [DONE]`
+/// after a clean end, or with an `{"error": ...}` event and no `[DONE]` after a failure (the
+/// SDKs raise on it: never a truncated success). A `reset` (`stream_recovery: restart`) cannot
+/// be expressed in OpenAI's format and ends the stream the same way.
+#[derive(Debug, Clone)]
+pub struct SseWriter {
+    chunks: ChunkWriter,
+    done: bool,
+}
+
+impl SseWriter {
+    pub fn new(created: u64, include_usage: bool) -> SseWriter {
+        SseWriter { chunks: ChunkWriter::new(created, include_usage), done: false }
+    }
+
+    /// The bytes for the next item (`None` = the router stream ended); `None` when the item
+    /// has no OpenAI form, and for everything after the last frame.
+    pub fn feed(&mut self, item: Option<Result<StreamEvent>>) -> Option<Vec<u8>> {
+        if self.done {
+            return None;
+        }
+        match item {
+            Some(Ok(StreamEvent::Reset { reason })) => {
+                let msg = format!("the answer restarted on another deployment, which the OpenAI stream format cannot express: {reason}");
+                self.fail(&Error::new(ErrorKind::StreamInterrupted, msg))
+            }
+            Some(Ok(ev)) => self.chunks.chunk(&ev).map(|c| frame(&c)),
+            Some(Err(e)) => self.fail(&e),
+            None => {
+                self.done = true;
+                Some(b"data: [DONE]\n\n".to_vec())
+            }
+        }
+    }
+
+    /// Whether the last frame (`[DONE]` or the error) has been written.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn fail(&mut self, e: &Error) -> Option<Vec<u8>> {
+        self.done = true;
+        Some(frame(&openai_error(e).1))
+    }
+}
+
+fn frame(v: &Value) -> Vec<u8> {
+    format!("data: {v}\n\n").into_bytes()
 }
 
 /// Turns a router stream into OpenAI chunks, one event at a time.
@@ -163,6 +277,36 @@ mod tests {
         assert_eq!(body["error"]["code"], "rate_limited");
         assert_eq!(body["error"]["type"], "rate_limit_error");
         assert_eq!(body["polyroute"]["kind"], "rate_limited");
+    }
+
+    #[test]
+    fn sse_ends_with_done_or_with_an_error_event_and_nothing_after() {
+        let mut w = SseWriter::new(1, false);
+        assert!(w.feed(Some(Ok(StreamEvent::Start { id: "a".into(), model: "m".into() }))).is_some());
+        assert!(w.feed(Some(Ok(StreamEvent::Usage { usage: Usage::default() }))).is_none(), "usage not asked for");
+        assert!(!w.is_done());
+        assert_eq!(w.feed(None).unwrap(), b"data: [DONE]\n\n");
+        assert!(w.is_done() && w.feed(None).is_none());
+        let mut w = SseWriter::new(1, false);
+        let cut = w.feed(Some(Err(Error::new(ErrorKind::StreamInterrupted, "cut")))).unwrap();
+        let v: Value = serde_json::from_slice(cut.strip_prefix(b"data: ").unwrap()).unwrap();
+        assert_eq!(v["error"]["code"], "stream_interrupted");
+        assert!(w.feed(None).is_none(), "no [DONE] after an error");
+        let mut w = SseWriter::new(1, false);
+        let reset = w.feed(Some(Ok(StreamEvent::Reset { reason: "r".into() }))).unwrap();
+        assert!(String::from_utf8(reset).unwrap().contains("stream_interrupted"));
+    }
+
+    #[test]
+    fn headers_are_ascii_and_carry_the_kind_and_the_wait() {
+        assert_eq!(header_text("`a` × b\n"), "`a` ? b?");
+        let mut e = Error::new(ErrorKind::RateLimited, "slow");
+        e.retry_after = Some(std::time::Duration::from_millis(1200));
+        let h = error_headers(&e, 0.0);
+        assert!(h.contains(&("x-polyroute-error-kind", "rate_limited".into())));
+        assert!(h.contains(&("retry-after", "2".into())));
+        let (s, body) = endpoint_not_found("no such path");
+        assert_eq!((s, body["error"]["code"].as_str()), (404, Some("not_found")));
     }
 
     #[test]

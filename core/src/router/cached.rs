@@ -29,10 +29,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::guard::Guarded;
 use crate::policy::{CacheMode, RouteCacheSpec};
 use crate::telemetry::RouterEvent;
-use crate::types::{CacheUse, ChatRequest, ChatResponse, RouteTrace, StreamAccumulator, StreamEvent};
+use crate::types::{CacheUse, ChatRequest, ChatResponse, RouteTrace, StreamAccumulator, StreamEvent, StreamHead};
 
 /// A stream as `stream.rs` hands it over: the events and the slot its trace lands in.
-pub(crate) type StreamParts = (BoxStream<'static, Result<StreamEvent>>, Arc<Mutex<Option<RouteTrace>>>);
+pub(crate) type StreamParts = (BoxStream<'static, Result<StreamEvent>>, Arc<Mutex<Option<RouteTrace>>>, StreamHead);
 
 /// What the cache does for one request.
 enum Plan {
@@ -284,7 +284,8 @@ fn replay_events(r: &ChatResponse) -> Vec<StreamEvent> {
 
 fn replay(r: &ChatResponse, trace: RouteTrace) -> StreamParts {
     let evs: Vec<Result<StreamEvent>> = replay_events(r).into_iter().map(Ok).collect();
-    (futures::stream::iter(evs).boxed(), Arc::new(Mutex::new(Some(trace))))
+    let head = StreamHead { route: trace.route.clone(), deployment: None };
+    (futures::stream::iter(evs).boxed(), Arc::new(Mutex::new(Some(trace))), head)
 }
 
 /// Where a stream that ends cleanly is stored.
@@ -313,7 +314,7 @@ impl Store {
 /// trace (`None`: bypass). A stream that ends in an error is marked `miss` before the error
 /// is handed on; one the caller drops early is neither stored nor marked.
 fn watch(parts: StreamParts, store: Option<Store>) -> StreamParts {
-    let (mut inner, slot) = parts;
+    let (mut inner, slot, head) = parts;
     let mark_slot = slot.clone();
     let read_slot = slot.clone();
     let set = move |how: CacheUse| {
@@ -347,5 +348,5 @@ fn watch(parts: StreamParts, store: Option<Store>) -> StreamParts {
         };
         set(how);
     };
-    (s.boxed(), slot)
+    (s.boxed(), slot, head)
 }

@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::guard::{Guarded, Masks, StreamRestorer};
 use crate::policy::StreamRecovery;
 use crate::provider::EventStream;
-use crate::types::{ChatRequest, RouteTrace, StreamAccumulator, StreamEvent};
+use crate::types::{ChatRequest, RouteTrace, StreamAccumulator, StreamEvent, StreamHead};
 
 /// After the finish reason, how long to wait for a trailing usage chunk or terminator
 /// before calling the stream complete.
@@ -41,12 +41,19 @@ pub(crate) struct Committed {
 pub struct ChatStream {
     inner: BoxStream<'static, Result<StreamEvent>>,
     trace: Arc<Mutex<Option<RouteTrace>>>,
+    head: StreamHead,
 }
 
 impl ChatStream {
     /// The route trace, once the stream has ended (successfully or not).
     pub fn trace(&self) -> Option<RouteTrace> {
         self.trace.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The route and deployment serving this stream, known from the start (what an HTTP
+    /// answer can put in its headers, which leave before the trace is complete).
+    pub fn head(&self) -> &StreamHead {
+        &self.head
     }
 }
 
@@ -98,7 +105,7 @@ pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream
     let masks = guarded.as_ref().and_then(|g| g.masks.clone());
     // As for chat: a rejection is failed by the walk, never answered from the cache; the
     // cache sees (and stores) the masked events, the caller gets them restored.
-    let (inner, trace) = match guarded.as_ref().is_some_and(|g| g.rejected.is_some()) {
+    let (inner, trace, head) = match guarded.as_ref().is_some_and(|g| g.rejected.is_some()) {
         true => open_uncached(router, req, guarded).await?,
         false => super::cached::stream(router, req, guarded.clone(), |req| open_uncached(router, req, guarded.clone())).await?,
     };
@@ -106,16 +113,21 @@ pub(crate) async fn open(router: &Router, req: ChatRequest) -> Result<ChatStream
         Some(m) => unmask(inner, m).boxed(),
         None => inner,
     };
-    Ok(ChatStream { inner, trace })
+    Ok(ChatStream { inner, trace, head })
 }
 
 /// `open` past the response cache: route the request and stream its answer.
 async fn open_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Guarded>>) -> Result<StreamParts> {
     let req = Arc::new(req);
     let (served, ctx) = attempt::run(router, req.clone(), true, start_fn(), Resume { guarded, ..Resume::default() }).await?;
+    let deployment = match &served {
+        Served::By { deployment, .. } => Some(deployment.name.clone()),
+        Served::Static(_) => None,
+    };
+    let head = StreamHead { route: ctx.trace.route.clone(), deployment };
     let trace_slot = Arc::new(Mutex::new(None));
     let inner = drive(router.clone(), req, served, ctx, trace_slot.clone()).boxed();
-    Ok((inner, trace_slot))
+    Ok((inner, trace_slot, head))
 }
 
 /// Put masked values back into the caller's stream, across chunk boundaries, and into the

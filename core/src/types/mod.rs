@@ -17,7 +17,7 @@ pub use message::{Content, ContentPart, ImageSource, Message, Role, ToolCall};
 pub use request::{ChatRequest, RequestMetadata, ResponseFormat, Stop, Tool, ToolChoice};
 pub use response::{ChatResponse, Choice, FinishReason};
 pub use stream::{StreamAccumulator, StreamEvent};
-pub use trace::{AttemptOutcome, AttemptTrace, CacheUse, CandidateTrace, RouteTrace};
+pub use trace::{AttemptOutcome, AttemptTrace, CacheUse, CandidateTrace, RouteTrace, StreamHead};
 pub use usage::Usage;
 
 #[cfg(test)]

@@ -165,3 +165,14 @@ impl RouteTrace {
         &self.explanation
     }
 }
+
+/// What is known of a stream as soon as it is open (committed), long before its trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHead {
+    /// The route that served it.
+    pub route: String,
+    /// The deployment whose answer is streaming; `None` when no deployment serves it (a
+    /// response-cache hit, a degraded static answer). With `stream_recovery: restart` a later
+    /// deployment may take over; the trace at the end says who finished it.
+    pub deployment: Option<String>,
+}

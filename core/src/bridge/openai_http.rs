@@ -1,0 +1,153 @@
+//! One OpenAI chat-completions call answered in-process, for the drop-in transports that sit
+//! under the openai SDKs (Python's httpx transport): request bytes and headers in, the
+//! status, headers and body an OpenAI server would send out. No sockets: the transport hands
+//! these to its HTTP client library as a response.
+//!
+//! Built from the same pieces as the `polyroute serve` gateway ([`super::openai_in`] for the
+//! request, [`super::wire`] for the answer), so a transport and the gateway answer a request
+//! alike. A stream's body is an [`SseHandle`]: the router stream behind a [`StreamHandle`]
+//! (closable from any thread, cancelled when dropped) and an [`SseWriter`].
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+
+use super::cancel::CancelToken;
+use super::openai_in::{parse_request, OpenAiRequest};
+use super::stream::StreamHandle;
+use super::wire::{error_headers, openai_error, response_body, response_headers, stream_headers, SseWriter};
+use crate::error::Error;
+use crate::router::{ChatStream, Router};
+
+/// What an OpenAI server would answer.
+pub struct OpenAiReply {
+    pub status: u16,
+    /// Lowercase names; values are ASCII.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: OpenAiBody,
+}
+
+/// A reply's body: JSON bytes, or a stream of SSE frames.
+pub enum OpenAiBody {
+    Json(Vec<u8>),
+    Sse(SseHandle),
+}
+
+impl std::fmt::Debug for OpenAiReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = match &self.body {
+            OpenAiBody::Json(b) => format!("{} bytes of JSON", b.len()),
+            OpenAiBody::Sse(_) => "an SSE stream".into(),
+        };
+        f.debug_struct("OpenAiReply").field("status", &self.status).field("headers", &self.headers).field("body", &body).finish()
+    }
+}
+
+fn now() -> std::time::Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// A failure as OpenAI's status, headers and error body.
+pub fn error_reply(e: &Error) -> OpenAiReply {
+    let (status, body) = openai_error(e);
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    headers.extend(error_headers(e, now().as_secs_f64()));
+    OpenAiReply { status, headers, body: OpenAiBody::Json(body.to_string().into_bytes()) }
+}
+
+/// Answer one `POST /v1/chat/completions`: parse `body` and `headers` as the gateway does
+/// (no access keys: an in-process caller is trusted), route it, and return the reply. A
+/// stream is returned once it has committed (first content; failures before it fail over
+/// invisibly) or has failed (then an error reply, like a non-streamed failure). Never fails:
+/// every error is a reply.
+pub async fn handle(router: &Router, body: &[u8], headers: &HeaderMap) -> OpenAiReply {
+    match parse_request(body, headers, &router.route_names(), None) {
+        Ok(req) => reply(router, req).await,
+        Err(e) => error_reply(&e),
+    }
+}
+
+/// Route a parsed request and return the reply (see [`handle`]).
+pub async fn reply(router: &Router, req: OpenAiRequest) -> OpenAiReply {
+    if req.stream {
+        return match router.stream(req.request).await {
+            Ok(s) => stream_reply(s, req.include_usage),
+            Err(e) => error_reply(&e),
+        };
+    }
+    let resp = match router.chat(req.request).await {
+        Ok(r) => r,
+        Err(e) => return error_reply(&e),
+    };
+    match response_body(&resp) {
+        Ok(b) => {
+            let mut headers = vec![("content-type", "application/json".to_string())];
+            headers.extend(response_headers(&resp));
+            OpenAiReply { status: 200, headers, body: OpenAiBody::Json(b) }
+        }
+        Err(e) => error_reply(&e),
+    }
+}
+
+/// A committed stream's reply. Its headers leave before the trace is complete: route and
+/// deployment, no cost or explanation (as with the gateway).
+fn stream_reply(s: ChatStream, include_usage: bool) -> OpenAiReply {
+    let mut headers = vec![("content-type", "text/event-stream".to_string()), ("cache-control", "no-cache".to_string())];
+    headers.extend(stream_headers(s.head()));
+    OpenAiReply { status: 200, headers, body: OpenAiBody::Sse(SseHandle::new(s, include_usage)) }
+}
+
+/// A stream's SSE frames, one read at a time, from any thread; see [`SseWriter`] for how it
+/// ends. Dropping or closing it cancels the request.
+pub struct SseHandle {
+    handle: StreamHandle,
+    writer: Arc<Mutex<SseWriter>>,
+}
+
+impl SseHandle {
+    pub fn new(stream: ChatStream, include_usage: bool) -> SseHandle {
+        SseHandle {
+            handle: StreamHandle::new(stream, CancelToken::new()),
+            writer: Arc::new(Mutex::new(SseWriter::new(now().as_secs(), include_usage))),
+        }
+    }
+
+    /// The next frame's bytes, `None` after the last one (or once closed). Never fails: a
+    /// failure is a frame. The future owns what it needs, so a host can spawn it.
+    pub fn next_frame(&self) -> impl Future<Output = Option<Vec<u8>>> + Send + 'static {
+        let writer = self.writer.clone();
+        let handle = self.handle.reader();
+        async move {
+            loop {
+                if writer.lock().unwrap_or_else(|p| p.into_inner()).is_done() {
+                    return None;
+                }
+                let item = handle.next_event().await.transpose();
+                // Closed by the host: end quietly, as the handle does (never a `[DONE]`: the
+                // answer did not end).
+                if handle.is_closed() {
+                    return None;
+                }
+                if let Some(bytes) = writer.lock().unwrap_or_else(|p| p.into_inner()).feed(item) {
+                    return Some(bytes);
+                }
+            }
+        }
+    }
+
+    /// Stop the stream and cancel its request. Idempotent (see [`StreamHandle::close`]).
+    pub fn close(&self) {
+        self.handle.close();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// The route trace, once the stream is over.
+    pub fn trace(&self) -> Option<crate::types::RouteTrace> {
+        self.handle.trace()
+    }
+}
