@@ -237,7 +237,7 @@ default_route: {MODEL}
         took = wait_http(f"http://127.0.0.1:{port}/health/liveliness", p, lf, name)
         log(f"{name} answering after {took:.1f} s")
         targets[name] = {"url": f"http://127.0.0.1:{port}/v1/chat/completions", "headers": auth, "pid": p.pid, "kind": "litellm", "workers": w,
-                         "procs": f"uvicorn, --num_workers {w}" + (" (1 process)" if w == 1 else f" ({w} worker processes + the supervisor)"), "startup_s": round(took, 1)}
+                         "procs": f"uvicorn with --num_workers {w}" + ("" if w == 1 else f" (a supervisor and its child processes, {w} of them workers)"), "startup_s": round(took, 1)}
 
     port = free_port()
     lf = run / "portkey.log"
@@ -248,8 +248,9 @@ default_route: {MODEL}
     wait_for_line(lf, r"(Ready for connections)", p, "Portkey gateway")
     targets["Portkey gateway"] = {
         "url": f"http://127.0.0.1:{port}/v1/chat/completions",
-        # Portkey's README: the provider by `x-portkey-provider`, a self-hosted OpenAI-compatible
-        # endpoint by `x-portkey-custom-host`; the Authorization header is passed on.
+        # The provider by `x-portkey-provider`, a self-hosted OpenAI-compatible endpoint by
+        # `x-portkey-custom-host` (header constants in its build; its README shows only the SDK
+        # calls); the Authorization header is passed on to the mock.
         "headers": {**auth, "x-portkey-provider": "openai", "x-portkey-custom-host": mock_v1},
         "pid": p.pid,
         "kind": "portkey",
@@ -316,7 +317,9 @@ def summarise(res: Dict[str, Any], targets: Dict[str, Dict[str, Any]]) -> Dict[s
             row[f"cpu_us_{c}"] = statistics.median(r["cpu"]["cpu_us_per_request"] for r in runs)
             row[f"cores_{c}"] = statistics.median(r["cpu"]["cores_busy"] for r in runs)
             row[f"procs_{c}"] = max(len(r["cpu"]["processes_end"]) for r in runs)
-            row[f"warmup_s_{c}"] = max(r["warmup_s"] for r in runs)
+            row[f"ramp_s_{c}"] = max(r["ramp_s"] for r in runs)
+            row[f"ramp_short_{c}"] = min(r["workers_answered_after_ramp"] for r in runs) < int(c)
+            row[f"warmup_errors_{c}"] = sum(r["warmup_errors"] for r in runs)
         s[n] = row
     return s
 
@@ -352,10 +355,10 @@ def markdown(meta: Dict[str, Any], res: Dict[str, Any], summary: Dict[str, Any],
         f"| Python | {v['python']} |",
         f"| rustc | {v['rustc']} |",
         "",
-        "| gateway | processes |",
-        "|---|---|",
+        "| target | how it runs | processes whose CPU is counted |",
+        "|---|---|---:|",
     ]
-    lines += [f"| {n} | {t['procs']} |" for n, t in targets.items()]
+    lines += [f"| {n} | {t['procs']} | {max(summary[n][f'procs_{c}'] for c in st['concurrency'])} |" for n, t in targets.items()]
     lines += [
         "",
         f"Latency at concurrency 1: {st['latency_n']} sequential requests per target (after {st['latency_warmup']} warm-up), "
@@ -376,9 +379,10 @@ def markdown(meta: Dict[str, Any], res: Dict[str, Any], summary: Dict[str, Any],
     c1, c2 = st["concurrency"]
     lines += [
         "",
-        f"Throughput: completed requests/s with {c1} and {c2} in flight, over {st['throughput_duration_s']:g} s after a warm-up "
-        f"(at least {st['throughput_warmup_s']:g} s, and until every one of the C concurrent workers had had an answer: up to "
-        f"{max(r[f'warmup_s_{c2}'] for r in summary.values()):.1f} s here), median of {st['rounds']} run{'s' if st['rounds'] > 1 else ''} (targets rotating). "
+        f"Throughput: completed requests/s with {c1} and {c2} in flight, over {st['throughput_duration_s']:g} s, "
+        f"median of {st['rounds']} run{'s' if st['rounds'] > 1 else ''} (targets rotating). Each run first opens its connections "
+        "with at most 16 requests in flight until every one of the C workers has had an answer (up to "
+        f"{max(r[f'ramp_s_{c2}'] for r in summary.values()):.1f} s here), then warms up for {st['throughput_warmup_s']:g} s with all C in flight. "
         "Errors are every non-200, every 200 without the mock's content and every transport error, summed over the runs. "
         "CPU-µs/request: utime + stime (/proc/PID/stat) of the gateway process and all its descendants over the measured "
         "window, divided by the requests completed in it (for the floor row: the mock server's own CPU). "
@@ -398,6 +402,13 @@ def markdown(meta: Dict[str, Any], res: Dict[str, Any], summary: Dict[str, Any],
     errs = {n: {c: r[f"error_kinds_{c}"] for c in (str(c1), str(c2)) if r[f"error_kinds_{c}"]} for n, r in summary.items()}
     errs = {n: e for n, e in errs.items() if e}
     lines += ["", f"Errors by kind: {json.dumps(errs) if errs else 'none'}."]
+    warm = {n: {c: r[f"warmup_errors_{c}"] for c in (str(c1), str(c2)) if r[f"warmup_errors_{c}"]} for n, r in summary.items()}
+    warm = {n: e for n, e in warm.items() if e}
+    if warm:
+        lines.append(f"Errors during ramp and warm-up (not in the table): {json.dumps(warm)}.")
+    short = [f"{n} (c={c})" for n, r in summary.items() for c in (str(c1), str(c2)) if r[f"ramp_short_{c}"]]
+    if short:
+        lines.append(f"Not every connection had been answered after the 60 s ramp cap: {', '.join(short)}.")
     lines += [
         "",
         "Reading it:",
@@ -405,6 +416,10 @@ def markdown(meta: Dict[str, Any], res: Dict[str, Any], summary: Dict[str, Any],
         "- On 2 cores the load generator, the mock and the gateway compete for CPU, so throughput is CPU-bound and "
         "a gateway's req/s mostly reflects its CPU cost per request (the CPU-µs column); absolute numbers are low and "
         "p99 is noisy, the ratios are the point.",
+        "- Why the ramp: opened all at once, 512 new connections to a saturated server built on libuv (Node, "
+        "and uvloop under LiteLLM) are accepted only a few per second (a trivial Node HTTP server took ~26 s to accept "
+        "them all here; tokio's accept loop takes them at once), so the figures are steady-state throughput over "
+        "established keep-alive connections, not a connection storm.",
         "- LiteLLM runs as its CLI starts it (uvicorn with uvloop, access log on, written to a file); Portkey as "
         "`start-server.js --headless`; polyroute as `polyroute serve` with a one-route policy. None authenticates.",
         "- Raw per-run JSON: `bench/gateway/results-raw/` (not committed).",

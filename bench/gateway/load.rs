@@ -19,12 +19,12 @@
 //! answers 200 with `expect` in its body. `latency` sends requests one at a time (concurrency
 //! 1, one connection per target), in blocks of B consecutive requests per target, rotating
 //! targets, so every target sees the same machine noise and its path is hot. `throughput`
-//! keeps C requests in flight for the warm-up (at least `--warmup` seconds, and until every
-//! one of the C workers has had an answer, at most 30 s more: a slow gateway at C=512 needs
-//! several seconds before its queue is in a steady state) and then the measured duration; it counts the
-//! requests completed inside the measured window, every non-200 (and every 200 without
-//! `expect` in its body, and every transport error) as an error, and with `--pid` the CPU time
-//! (utime + stime from /proc) of that process and all its descendants over the same window.
+//! first opens its C connections with at most 16 requests in flight (until each of the C
+//! workers has had an answer), then keeps C requests in flight for the warm-up and the
+//! measured duration; it counts the requests completed inside the measured window, every
+//! non-200 (and every 200 without `expect` in its body, and every transport error) as an
+//! error, and with `--pid` the CPU time (utime + stime from /proc) of that process and all its
+//! descendants over the same window.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -260,6 +260,53 @@ fn cpu_ticks(root: u32) -> (u64, Vec<u32>) {
     (own + reaped, members)
 }
 
+/// What the throughput workers share.
+struct Shared {
+    /// While set, every request holds a permit of `ramp` (RAMP_IN_FLIGHT at a time).
+    ramping: AtomicBool,
+    ramp: tokio::sync::Semaphore,
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    /// Workers that have had at least one answer (the ramp waits for all of them).
+    answered: AtomicU64,
+    completed: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+    warmup_errors: AtomicU64,
+    lat: Mutex<Vec<u64>>,
+}
+
+/// Requests in flight while the connections are being opened.
+const RAMP_IN_FLIGHT: usize = 16;
+
+async fn worker(c: reqwest::Client, t: Arc<Target>, expect: Arc<[u8]>, sh: Arc<Shared>) {
+    let mut mine = Vec::new();
+    let mut first = true;
+    while !sh.stop.load(Ordering::Relaxed) {
+        // Closed when the ramp ends: then acquire fails at once and no permit is held.
+        let permit = if sh.ramping.load(Ordering::Relaxed) { sh.ramp.acquire().await.ok() } else { None };
+        let s = Instant::now();
+        let r = one(&c, &t, &expect).await;
+        drop(permit);
+        if first {
+            first = false;
+            sh.answered.fetch_add(1, Ordering::SeqCst);
+        }
+        // Completions inside the measured window are counted (the usual req/s).
+        if sh.measuring.load(Ordering::Relaxed) && !sh.stop.load(Ordering::Relaxed) {
+            match r {
+                Ok(()) => {
+                    sh.completed.fetch_add(1, Ordering::Relaxed);
+                    mine.push(s.elapsed().as_micros() as u64);
+                }
+                Err(e) => *sh.errors.lock().unwrap().entry(e).or_default() += 1,
+            }
+        } else if r.is_err() && !sh.stop.load(Ordering::Relaxed) {
+            sh.warmup_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    sh.lat.lock().unwrap().extend(mine);
+}
+
 async fn throughput(a: &Args) -> Value {
     if a.targets.len() != 1 {
         fail("throughput measures one target: use --only NAME");
@@ -267,73 +314,57 @@ async fn throughput(a: &Args) -> Value {
     let t = Arc::new(a.targets[0].clone());
     let c = client(a.concurrency);
     let expect: Arc<[u8]> = a.expect.as_bytes().into();
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let completed = Arc::new(AtomicU64::new(0));
-    let errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::new(Mutex::new(BTreeMap::new()));
-    let lat: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
-    // Workers that have had at least one answer (the warm-up waits for all of them).
-    let answered = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..a.concurrency {
-        let (c, t, expect, measuring, stop, completed, errors, lat, answered) =
-            (c.clone(), t.clone(), expect.clone(), measuring.clone(), stop.clone(), completed.clone(), errors.clone(), lat.clone(), answered.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            let mut first = true;
-            while !stop.load(Ordering::Relaxed) {
-                let s = Instant::now();
-                let r = one(&c, &t, &expect).await;
-                if first {
-                    first = false;
-                    answered.fetch_add(1, Ordering::SeqCst);
-                }
-                // Counted only if it both started and ended inside the measured window would
-                // be stricter; counting completions inside the window is the usual req/s.
-                if measuring.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-                    match r {
-                        Ok(()) => {
-                            completed.fetch_add(1, Ordering::Relaxed);
-                            mine.push(s.elapsed().as_micros() as u64);
-                        }
-                        Err(e) => *errors.lock().unwrap().entry(e).or_default() += 1,
-                    }
-                }
-            }
-            lat.lock().unwrap().extend(mine);
-        }));
+    let sh = Arc::new(Shared {
+        ramping: AtomicBool::new(true),
+        ramp: tokio::sync::Semaphore::new(RAMP_IN_FLIGHT),
+        measuring: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        answered: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        errors: Mutex::new(BTreeMap::new()),
+        warmup_errors: AtomicU64::new(0),
+        lat: Mutex::new(Vec::new()),
+    });
+    let tasks: Vec<_> = (0..a.concurrency).map(|_| tokio::spawn(worker(c.clone(), t.clone(), expect.clone(), sh.clone()))).collect();
+    // Ramp: open the C connections at most RAMP_IN_FLIGHT requests at a time, until every
+    // worker has had an answer (at most 60 s). Opened all at once, a saturated server whose
+    // event loop is libuv's (Node, uvloop) accepts a backlog of new connections only a few
+    // per second; this measures the steady state with C kept-alive connections instead.
+    let ramp_start = Instant::now();
+    let give_up = ramp_start + Duration::from_secs(60);
+    while sh.answered.load(Ordering::SeqCst) < a.concurrency as u64 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let warm_start = Instant::now();
+    let ramp_s = ramp_start.elapsed().as_secs_f64();
+    let answered_after_ramp = sh.answered.load(Ordering::SeqCst);
+    sh.ramping.store(false, Ordering::SeqCst);
+    sh.ramp.close();
     tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
-    let give_up = Instant::now() + Duration::from_secs(30);
-    while answered.load(Ordering::SeqCst) < a.concurrency as u64 && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let warmed = warm_start.elapsed().as_secs_f64();
-    let answered_before = answered.load(Ordering::SeqCst);
     let (cpu0, members0) = a.pid.map(cpu_ticks).unwrap_or_default();
     let started = Instant::now();
-    measuring.store(true, Ordering::SeqCst);
+    sh.measuring.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
-    stop.store(true, Ordering::SeqCst);
+    sh.stop.store(true, Ordering::SeqCst);
     let elapsed = started.elapsed().as_secs_f64();
     let (cpu1, members1) = a.pid.map(cpu_ticks).unwrap_or_default();
-    let n = completed.load(Ordering::SeqCst);
+    let n = sh.completed.load(Ordering::SeqCst);
     // Let the in-flight requests finish (they are not counted) so that their tasks hand over
     // their latencies; give up after 30 s.
     let _ = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(tasks)).await;
-    let mut v = std::mem::take(&mut *lat.lock().unwrap());
+    let mut v = std::mem::take(&mut *sh.lat.lock().unwrap());
     v.sort_unstable();
-    let errs = errors.lock().unwrap().clone();
+    let errs = sh.errors.lock().unwrap().clone();
     let cpu_s = cpu1.saturating_sub(cpu0) as f64 / a.clk_tck as f64;
     json!({
         "mode": "throughput", "target": t.name, "concurrency": a.concurrency,
-        "warmup_s": warmed, "workers_answered_before_measuring": answered_before, "duration_s": elapsed,
+        "ramp_s": ramp_s, "workers_answered_after_ramp": answered_after_ramp, "ramp_in_flight": RAMP_IN_FLIGHT,
+        "warmup_s": a.warmup, "warmup_errors": sh.warmup_errors.load(Ordering::SeqCst), "duration_s": elapsed,
         "completed": n, "rps": n as f64 / elapsed,
         "errors": errs.values().sum::<u64>(), "error_kinds": errs,
         "latency_p50_us": pct(&v, 0.50), "latency_p99_us": pct(&v, 0.99),
         "cpu": a.pid.map(|p| json!({
             "pid": p, "processes_start": members0, "processes_end": members1,
+            "commands_end": members1.iter().map(|m| std::fs::read_to_string(format!("/proc/{m}/cmdline")).unwrap_or_default().replace('\0', " ").trim().to_string()).collect::<Vec<_>>(),
             "cpu_seconds": cpu_s, "cpu_us_per_request": if n > 0 { cpu_s * 1e6 / n as f64 } else { 0.0 },
             "cores_busy": cpu_s / elapsed,
         })),

@@ -48,7 +48,6 @@ fi
 
 (cd "$REPO" && cargo build -q --release -p polyroute-server -p polyroute-mock-server \
     --bin polyroute --bin polyroute-mock-server --example gateway_load)
-BIN="$CARGO_TARGET_DIR/release"
 
 RUN="$(mktemp -d)"
 DRIVER=""
@@ -72,9 +71,16 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
+# Copies taken right after the build: a shared target directory's release/ may be rebuilt
+# from another checkout while this runs.
+BIN="$RUN/bin"
+mkdir -p "$BIN"
+cp "$CARGO_TARGET_DIR/release/polyroute" "$CARGO_TARGET_DIR/release/polyroute-mock-server" \
+    "$CARGO_TARGET_DIR/release/examples/gateway_load" "$BIN/"
+
 cmd="bash bench/gateway/run.sh${QUICK:+ --quick}${EXTRA:+ ${EXTRA[*]}}"
 python3 "$HERE/bench.py" "${QUICK[@]}" "${EXTRA[@]}" \
-    --mock "$BIN/polyroute-mock-server" --polyroute "$BIN/polyroute" --load "$BIN/examples/gateway_load" \
+    --mock "$BIN/polyroute-mock-server" --polyroute "$BIN/polyroute" --load "$BIN/gateway_load" \
     --venv "$VENV" --portkey "$HERE/portkey" --run "$RUN" --pids-file "$RUN/pids" \
     --markdown "$REPO/BENCHMARKS.md" --command "$cmd" &
 DRIVER=$!
