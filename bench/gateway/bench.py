@@ -237,7 +237,7 @@ default_route: {MODEL}
         took = wait_http(f"http://127.0.0.1:{port}/health/liveliness", p, lf, name)
         log(f"{name} answering after {took:.1f} s")
         targets[name] = {"url": f"http://127.0.0.1:{port}/v1/chat/completions", "headers": auth, "pid": p.pid, "kind": "litellm", "workers": w,
-                         "procs": f"uvicorn with --num_workers {w}" + ("" if w == 1 else f" (a supervisor and its child processes, {w} of them workers)"), "startup_s": round(took, 1)}
+                         "procs": f"uvicorn with --num_workers {w}" + ("" if w == 1 else f" (a supervisor, {w} worker processes and multiprocessing's resource tracker)"), "startup_s": round(took, 1)}
 
     port = free_port()
     lf = run / "portkey.log"

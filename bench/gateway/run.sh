@@ -2,8 +2,8 @@
 # Gateway benchmark, one command: `polyroute serve` vs the LiteLLM proxy vs Portkey's gateway,
 # all in front of the same loopback mock server. Sets up (or reuses) the pinned competitors,
 # builds the release binaries, then bench.py measures and writes the Gateway section of
-# BENCHMARKS.md. Not part of any test suite. A full run takes ~6–8 minutes after the first
-# setup; run it on a quiet machine.
+# BENCHMARKS.md. Not part of any test suite. A full run takes ~7–9 minutes after the first
+# setup and build; run it on a quiet machine.
 #
 #   bash bench/gateway/run.sh           # full run, rewrites the Gateway section of BENCHMARKS.md
 #   bash bench/gateway/run.sh --quick   # short runs to check the harness (BENCHMARKS.md untouched)
