@@ -51,22 +51,26 @@ async fn a_thousand_concurrent_streams_complete_with_flat_memory() {
          deployments: {{a: {{provider: mock, model: slow}}}}\nroutes: [{{name: main, deployments: [a]}}]\n",
         srv.base_url()
     );
-    let gw = Gateway::start("conc", &text, &[], &[]);
+    // Two malloc arenas: glibc otherwise adds arenas as threads contend, and on a loaded
+    // machine that growth (not a leak) alone came near the 10% bound; a leak of one stream's
+    // buffers per stream is tens of MB per wave either way.
+    let gw = Gateway::start("conc", &text, &[], &[("MALLOC_ARENA_MAX", "2")]);
     let base = gw.url.clone();
     let url = format!("{base}/v1/chat/completions");
     let client = reqwest::Client::builder().pool_max_idle_per_host(STREAMS).build().unwrap();
 
     let mut after = Vec::new();
-    for w in 0..6 {
+    for w in 0..10 {
         let ok = wave(&client, &url).await;
         assert_eq!(ok, STREAMS, "wave {w}: {ok} of {STREAMS} streams completed");
         after.push(rss_kib(gw.pid()));
     }
-    // The first waves grow pools and allocator arenas (measured: ~46–51, 71–77, 78–79, 79,
-    // 80, 81 MB over six waves); from the third on, identical waves must reuse them. The
-    // bound (10%) tolerates the ~1 MB a wave still seen at the end; a leak of one stream's
-    // buffers (tens of KB each) would exceed it.
-    let (third, last) = (after[2], after[5]);
-    assert!(last <= third + third / 10, "RSS grew from {third} KiB to {last} KiB over identical waves: {after:?}");
+    // The first waves grow pools and allocator arenas, settling slowly (measured over 14
+    // waves: 53, 69, 75, 76, 79, 79, 81, 81, 81, 82, 82, 83, 83, 82 MB); from the fifth on,
+    // identical waves must reuse them. The bound (10% over five more waves) tolerates that
+    // settling; a leak of one stream's buffers (tens of KB each, so tens of MB a wave) would
+    // exceed it at once.
+    let (fifth, last) = (after[4], after[9]);
+    assert!(last <= fifth + fifth / 10, "RSS grew from {fifth} KiB to {last} KiB over identical waves: {after:?}");
     eprintln!("gateway RSS after each wave of {STREAMS} streams (KiB): {after:?}");
 }
