@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
-// Polyroute for Swift: the package as built from source (Linux CI, local development).
+// Polyroute for Swift: the package the repository's own tests build (Linux CI, development).
 //
 // The Rust core is linked as a static library that `test.sh` (or `scripts/generate.sh`) builds
 // and copies into `lib/`: only the `.a` goes there, so the linker cannot silently pick a shared
-// library instead. Apple apps use the XCFramework variant instead (see `apple/` and README).
+// library instead. The `-L` is an unsafe flag, fine for a root package only: users add the
+// repository ROOT's Package.swift by URL instead (same sources, no unsafeFlags: XCFramework on
+// Apple platforms, pkg-config on Linux; see README).
 import PackageDescription
 
 let rustLibDir = Context.packageDirectory + "/lib"

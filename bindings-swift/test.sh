@@ -8,7 +8,10 @@
 #    the first run downloads it, later runs reuse it).
 # 4. Start the mock server on the host (the chroot shares the network namespace), pass its URL
 #    in POLYROUTE_MOCK_URL, run `swift test` inside the chroot.
-# Extra arguments go to `swift test` (e.g. `--filter ErrorTests`).
+# 5. The consumer test (scripts/consumer-test.sh): a separate package depends on the root
+#    Package.swift by URL, as a remote source-control package, builds with `swift build` and
+#    runs a failover (20-30 s).
+# Extra arguments go to `swift test` (e.g. `--filter ErrorTests`); with any, step 5 is skipped.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,3 +47,8 @@ echo "mock server at $POLYROUTE_MOCK_URL"
 step "swift test"
 # Swift Testing is off: the suite is XCTest, and its empty "0 tests passed" line would only confuse.
 "$HERE/scripts/swift-env.sh" run bindings-swift swift test --disable-swift-testing "$@"
+
+if [ $# = 0 ]; then
+  step "Consumer package: Polyroute as a URL dependency (root Package.swift, pkg-config)"
+  "$HERE/scripts/consumer-test.sh"
+fi

@@ -9,8 +9,9 @@
 # Shaped so because CI machines are fresh (everything must be installable from Debian's
 # registry) while developer machines are kept (re-runs must cost ~nothing): the chroot is
 # built in a temporary directory and moved into place only when debootstrap succeeded, and a
-# marker file records that swift was installed and ran once. A lock serialises concurrent
-# runs. Mounts are added when missing and never removed, because another run may be using them.
+# marker file records which packages were installed and that swift ran once. A lock
+# serialises concurrent runs. Mounts are added when missing and never removed, because another
+# run may be using them.
 set -euo pipefail
 
 SWIFT_ROOT=${SWIFT_ROOT:-/opt/swift-root}
@@ -19,6 +20,9 @@ LOCK=${SWIFT_ROOT}.lock
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 SWIFT_LIBS=/usr/libexec/swift/lib/swift/linux
 APT_ENV=(env DEBIAN_FRONTEND=noninteractive)
+# What the chroot needs: the toolchain, and git for SwiftPM to clone URL dependencies (the
+# consumer test). The marker holds this list: a chroot made with a shorter list is topped up.
+PACKAGES="swiftlang libc6-dev libstdc++-14-dev ca-certificates git"
 
 log() { printf '[swift-env] %s\n' "$*" >&2; }
 
@@ -32,8 +36,8 @@ mount_system() {
 }
 
 healthy() {
-  [ -f "$MARKER" ] && chroot "$SWIFT_ROOT" /usr/bin/env LD_LIBRARY_PATH=$SWIFT_LIBS \
-    swift --version >/dev/null 2>&1
+  [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$PACKAGES" ] \
+    && chroot "$SWIFT_ROOT" /usr/bin/env LD_LIBRARY_PATH=$SWIFT_LIBS swift --version >/dev/null 2>&1
 }
 
 setup() {
@@ -73,12 +77,12 @@ setup() {
     mv "$tmp" "$SWIFT_ROOT"
     mount_system
   fi
-  log "installing swiftlang in the chroot"
+  log "installing $PACKAGES in the chroot"
   chroot "$SWIFT_ROOT" apt-get update -qq
-  chroot "$SWIFT_ROOT" "${APT_ENV[@]}" apt-get install -y -qq --no-install-recommends \
-    swiftlang libc6-dev libstdc++-14-dev ca-certificates >/dev/null
+  # shellcheck disable=SC2086 # a word list on purpose
+  chroot "$SWIFT_ROOT" "${APT_ENV[@]}" apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
   chroot "$SWIFT_ROOT" /usr/bin/env LD_LIBRARY_PATH=$SWIFT_LIBS swift --version >&2
-  touch "$MARKER"
+  echo "$PACKAGES" > "$MARKER"
   log "chroot ready"
 }
 
