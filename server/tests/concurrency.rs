@@ -60,17 +60,21 @@ async fn a_thousand_concurrent_streams_complete_with_flat_memory() {
     let client = reqwest::Client::builder().pool_max_idle_per_host(STREAMS).build().unwrap();
 
     let mut after = Vec::new();
-    for w in 0..10 {
+    for w in 0..12 {
         let ok = wave(&client, &url).await;
         assert_eq!(ok, STREAMS, "wave {w}: {ok} of {STREAMS} streams completed");
         after.push(rss_kib(gw.pid()));
     }
-    // The first waves grow pools and allocator arenas, settling slowly (measured over 14
-    // waves: 53, 69, 75, 76, 79, 79, 81, 81, 81, 82, 82, 83, 83, 82 MB); from the fifth on,
-    // identical waves must reuse them. The bound (10% over five more waves) tolerates that
-    // settling; a leak of one stream's buffers (tens of KB each, so tens of MB a wave) would
-    // exceed it at once.
-    let (fifth, last) = (after[4], after[9]);
-    assert!(last <= fifth + fifth / 10, "RSS grew from {fifth} KiB to {last} KiB over identical waves: {after:?}");
+    // The first waves grow pools and allocator arenas, and the growth settles slowly
+    // (measured: 53, 69, 75, 76, 79, 79, 81, 81, 81, 82, 82, 83, 83, 82 MB over 14 waves;
+    // how fast depends on the machine's load). A leak of anything a stream holds (a buffer,
+    // a chunk, a trace: KBs each) adds MBs with every wave of 1,000, for ever. So the test
+    // is the growth per wave at the end: the median of the last four steps must be under
+    // 1 MB (1 KB per stream); settling measured 0.1–0.3 MB there.
+    let steps: Vec<i64> = after.windows(2).map(|w| w[1] as i64 - w[0] as i64).collect();
+    let mut tail = steps[steps.len() - 4..].to_vec();
+    tail.sort_unstable();
+    let median = (tail[1] + tail[2]) / 2;
+    assert!(median < 1024, "RSS still grows {median} KiB a wave of {STREAMS} streams at the end: {after:?}");
     eprintln!("gateway RSS after each wave of {STREAMS} streams (KiB): {after:?}");
 }
