@@ -35,6 +35,8 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo fmt --all --check
 cargo clippy -q -p polyroute -p polyroute-mock-server -p polyroute-soak -p polyroute-server --all-targets -- -D warnings
+# the bindings' Rust halves too (no Node or Swift toolchain needed; pyo3 reads the system python3)
+cargo clippy -q -p polyroute-python -p polyroute-node -p polyroute-ffi --all-targets -- -D warnings
 
 step "Core shape: files within ~600 lines of code, functions within ~120"
 python3 scripts/check-shape.py

@@ -7,6 +7,9 @@
 //! and its exception classes are plain Python in `python/polyroute/`, which wraps this module;
 //! `_native.pyi` is its exact stub (checked by `mypy.stubtest`).
 
+// The core's `Error` travels by value on purpose (see core/src/lib.rs).
+#![allow(clippy::result_large_err)]
+
 mod aio;
 mod convert;
 mod errors;
