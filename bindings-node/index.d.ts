@@ -17,6 +17,29 @@ export declare class CancelToken {
   get cancelled(): boolean
 }
 
+/**
+ * What an OpenAI server would answer (`polyroute::bridge::openai_http::OpenAiReply`):
+ * `status`, `headers` (`[name, value]` pairs, lowercase names, ASCII values), and a body that
+ * is either JSON bytes (`body()`) or a stream of SSE frames (`next()` until `null`; `close()`
+ * cancels the request, as does dropping the reply).
+ */
+export declare class NativeOpenAiReply {
+  get status(): number
+  get headers(): Array<Array<string>>
+  /** Whether the body is a stream of SSE frames (read with `next()`). */
+  get isStream(): boolean
+  /** The JSON body's bytes; `null` for a stream. */
+  body(): Buffer | null
+  /**
+   * The next SSE frame's bytes, `null` after the last one (or once closed, or for a JSON
+   * body). Never rejects with a routing failure: a failure is a frame (`{"error": ...}`,
+   * and no `[DONE]` after it).
+   */
+  next(): Promise<Buffer | null>
+  /** Stop the stream and cancel its request. Idempotent; nothing for a JSON body. */
+  close(): void
+}
+
 /** Handle on one core `Router` (cheap clone of an `Arc`; futures keep it alive). */
 export declare class NativeRouter {
   /** Policy text, YAML or JSON (the JS layer stringifies objects). */
@@ -26,6 +49,14 @@ export declare class NativeRouter {
   chat(request: string, cancel?: CancelToken | undefined | null): Promise<string>
   /** Opens a stream; resolves once a deployment committed (first content) or all failed. */
   stream(request: string, cancel?: CancelToken | undefined | null): Promise<NativeStream>
+  /**
+   * The native half of `router.fetch`: answer one OpenAI `POST /v1/chat/completions` (body
+   * bytes and `[name, value]` header pairs) in-process, exactly as the `polyroute serve`
+   * gateway and the Python transport do (`polyroute::bridge::openai_http`). Resolves to the
+   * reply; every failure is an OpenAI error reply, except `cancel` tripped before the reply
+   * was ready, which rejects with `cancelled`.
+   */
+  openaiChat(body: Buffer, headers: Array<Array<string>>, cancel?: CancelToken | undefined | null): Promise<NativeOpenAiReply>
   /** `RoutePlan` as JSON text: where the request would go, without sending it. */
   plan(request: string): string
   /** Swap the policy atomically; an invalid one throws `config` and the old one keeps serving. */
@@ -78,3 +109,9 @@ export declare function _debugPanicAsync(): Promise<void>
 
 /** Every `ErrorKind` code, in the core's order; the JS layer checks its classes against it. */
 export declare function errorKinds(): Array<string>
+
+/**
+ * The reply to a path `router.fetch` does not serve: 404 in OpenAI's error shape (the
+ * gateway's answer to an unknown path), with `message` as the error's message.
+ */
+export declare function openaiNotFound(message: string): NativeOpenAiReply

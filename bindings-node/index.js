@@ -836,8 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
+module.exports.NativeOpenAiReply = nativeBinding.NativeOpenAiReply
 module.exports.NativeRouter = nativeBinding.NativeRouter
 module.exports.NativeStream = nativeBinding.NativeStream
 module.exports._debugPanic = nativeBinding._debugPanic
 module.exports._debugPanicAsync = nativeBinding._debugPanicAsync
 module.exports.errorKinds = nativeBinding.errorKinds
+module.exports.openaiNotFound = nativeBinding.openaiNotFound

@@ -359,11 +359,27 @@ export class ChatStream implements AsyncIterableIterator<StreamEvent> {
 
 /** Routes chat requests across a policy's providers with failover. Share one per process. */
 export class Router {
+  /**
+   * A `fetch`-compatible function, already bound, that answers `POST .../chat/completions`
+   * in-process through this router exactly as OpenAI would (JSON, or SSE of
+   * `chat.completion.chunk` ending `data: [DONE]`), for the openai SDK:
+   * `new OpenAI({ baseURL: 'http://polyroute.local/v1', apiKey: 'unused', fetch: router.fetch, maxRetries: 0 })`.
+   * Answers carry `x-polyroute-route`, `-deployment`, `-cost-usd` and `-explanation` headers
+   * (a stream's: route and deployment). Failures are OpenAI's status and error body (the SDK
+   * raises its own class); a stream cut after content ends with an `{"error": ...}` event and
+   * no `[DONE]`. Aborting `init.signal`, or cancelling the body, cancels the routed request
+   * (the promise, or the body's reads, reject with the signal's reason). Any other path is a
+   * 404 in OpenAI's error shape.
+   */
+  readonly fetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response>
   /** @param policy YAML or JSON text, or the policy object. Throws `ConfigError` if invalid. */
   constructor(policy: PolicyInput)
   /** Load a YAML or JSON policy file. */
   static fromFile(path: string): Router
-  /** The complete answer, or a `PolyrouteError` subclass. */
+  /**
+   * The complete answer, or a `PolyrouteError` subclass. Does not stream: a request with
+   * `stream: true` rejects with `InvalidRequestError` (use `stream()` or `fetch`).
+   */
   chat(request: ChatRequest, options?: RequestOptions): Promise<ChatResponse>
   /** Starts the request now; iterate the result for events. */
   stream(request: ChatRequest, options?: RequestOptions): ChatStream

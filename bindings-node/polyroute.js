@@ -153,12 +153,150 @@ function cancelFor(signal, always) {
 
 const FROM_NATIVE = Symbol('polyroute.fromNative')
 
+// ---- router.fetch: the drop-in under the openai SDK ----------------------------------------
+//
+// A `fetch` that answers `POST .../chat/completions` in-process through the router. The answer
+// (status, headers, JSON or SSE bytes) is the core's (`polyroute::bridge::openai_http`, the
+// same code as the `polyroute serve` gateway and the Python httpx transport); this only moves
+// bytes between the web `Request`/`Response` and the addon.
+
+let warnedRetry = false
+
+/** The openai SDK sends `x-stainless-retry-count`; above 0 it is retrying on top of the router. */
+function warnIfSdkRetries(headers) {
+  if (warnedRetry) return
+  const n = headers.get('x-stainless-retry-count')
+  if (n !== null && n.trim() !== '' && n.trim() !== '0') {
+    warnedRetry = true
+    process.emitWarning(
+      'the openai client is retrying a request polyroute already retried and failed over (its maxRetries > 0): create it with maxRetries: 0',
+      { type: 'PolyrouteWarning', code: 'POLYROUTE_RETRY_ON_TOP' },
+    )
+  }
+}
+
+function abortError(signal) {
+  if (signal && signal.reason !== undefined) return signal.reason
+  return new DOMException('This operation was aborted', 'AbortError')
+}
+
+/** A web `Response` for a native reply; a stream's body pulls SSE frames on demand. */
+function webResponse(reply, signal) {
+  const init = { status: reply.status, headers: reply.headers }
+  if (!reply.isStream) return new Response(reply.body(), init)
+  let done = false
+  let onAbort = null
+  const finish = () => {
+    done = true
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+  }
+  const body = new ReadableStream(
+    {
+      start(controller) {
+        if (!signal) return
+        onAbort = () => {
+          if (done) return
+          finish()
+          reply.close()
+          controller.error(abortError(signal))
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+      },
+      async pull(controller) {
+        let frame
+        try {
+          frame = await reply.next()
+        } catch (e) {
+          // Only a bug (a panic guarded into a ConfigError) gets here.
+          if (!done) {
+            finish()
+            reply.close()
+            controller.error(fromNative(e))
+          }
+          return
+        }
+        if (done) return
+        if (frame === null) {
+          finish()
+          controller.close()
+        } else {
+          controller.enqueue(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength))
+        }
+      },
+      cancel() {
+        finish()
+        reply.close()
+      },
+    },
+    { highWaterMark: 0 },
+  )
+  return new Response(body, init)
+}
+
+function isChatCompletions(method, url) {
+  let path
+  try {
+    path = new URL(url).pathname
+  } catch {
+    return false
+  }
+  return method === 'POST' && path.replace(/\/+$/, '').endsWith('/chat/completions')
+}
+
+/** `router.fetch(input, init)`: see the `Router` class. */
+async function routerFetch(nativeRouter, input, init) {
+  // A ReadableStream body needs `duplex` to build a Request; the SDK sends strings.
+  const opts = init && init.body instanceof ReadableStream && !init.duplex ? { ...init, duplex: 'half' } : init
+  const request = new Request(input, opts)
+  const signal = (init && init.signal) || request.signal
+  if (signal && signal.aborted) throw abortError(signal)
+  let reply
+  if (!isChatCompletions(request.method, request.url)) {
+    const { pathname } = new URL(request.url)
+    reply = callSync(() =>
+      native.openaiNotFound(
+        `no such endpoint: ${request.method} ${pathname} (polyroute's fetch serves POST /v1/chat/completions)`,
+      ),
+    )
+  } else {
+    warnIfSdkRetries(request.headers)
+    const headers = []
+    for (const [name, value] of request.headers) {
+      if (name.startsWith('x-polyroute-')) headers.push([name, value])
+    }
+    const body = Buffer.from(await request.arrayBuffer())
+    const { token, dispose } = cancelFor(signal, false)
+    try {
+      reply = await nativeRouter.openaiChat(body, headers, token)
+    } catch (e) {
+      const err = fromNative(e)
+      if (err instanceof CancelledError && signal && signal.aborted) throw abortError(signal)
+      throw err
+    } finally {
+      dispose()
+    }
+  }
+  if (signal && signal.aborted) {
+    callSync(() => reply.close())
+    throw abortError(signal)
+  }
+  return webResponse(reply, signal)
+}
+
 /**
  * Routes chat requests across the providers of a policy, with failover. Cheap to share:
  * one per process (or per policy) is the intended use; calls may run concurrently.
  */
 class Router {
   #native
+
+  /**
+   * A `fetch`-compatible function (bound: pass it around as is) that answers
+   * `POST .../chat/completions` in-process through this router, as OpenAI would answer:
+   * `new OpenAI({ baseURL: 'http://polyroute.local/v1', apiKey: 'unused', fetch: router.fetch,
+   * maxRetries: 0 })`. Any other path is a 404 in OpenAI's error shape.
+   */
+  fetch = (input, init) => routerFetch(this.#native, input, init)
 
   /** @param policy YAML or JSON policy text, or the policy as an object. */
   constructor(policy, nativeRouter) {
@@ -172,6 +310,13 @@ class Router {
 
   /** Send a request and return the complete answer (OpenAI chat.completion shape + trace). */
   async chat(request, options) {
+    if (request && typeof request === 'object' && request.stream === true) {
+      throw new InvalidRequestError({
+        kind: 'invalid_request',
+        message:
+          'router.chat() returns the complete answer and does not stream: use router.stream() for events, or router.fetch under the openai SDK for OpenAI chunks',
+      })
+    }
     const text = requestText(request)
     const { token, dispose } = cancelFor(options && options.signal, false)
     try {

@@ -28,6 +28,7 @@
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use polyroute::bridge::openai_http::{OpenAiBody, OpenAiReply, SseHandle};
 use polyroute::bridge::{self, StreamHandle};
 use polyroute::{Error as CoreError, ErrorKind, Router};
 
@@ -140,6 +141,31 @@ impl NativeRouter {
                     .await
                     .map_err(|e| js_error(&e))?;
                 Ok(NativeStream { handle: StreamHandle::new(stream, cancel) })
+            }))
+        })
+    }
+
+    /// The native half of `router.fetch`: answer one OpenAI `POST /v1/chat/completions` (body
+    /// bytes and `[name, value]` header pairs) in-process, exactly as the `polyroute serve`
+    /// gateway and the Python transport do (`polyroute::bridge::openai_http`). Resolves to the
+    /// reply; every failure is an OpenAI error reply, except `cancel` tripped before the reply
+    /// was ready, which rejects with `cancelled`.
+    #[napi(ts_return_type = "Promise<NativeOpenAiReply>")]
+    pub fn openai_chat<'e>(
+        &self,
+        env: &'e Env,
+        body: Buffer,
+        headers: Vec<Vec<String>>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<PromiseRaw<'e, NativeOpenAiReply>> {
+        guard(|| {
+            let router = self.inner.clone();
+            let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
+            let body = body.to_vec();
+            let headers = header_map(headers);
+            env.spawn_future(guard_future(async move {
+                let reply = cancel.run(async { Ok(bridge::openai_http::handle(&router, &body, &headers).await) }).await.map_err(|e| js_error(&e))?;
+                Ok(NativeOpenAiReply::new(reply))
             }))
         })
     }
@@ -268,6 +294,108 @@ impl NativeStream {
     pub fn trace(&self) -> Result<Option<String>> {
         guard(|| Ok(self.handle.trace().and_then(|t| bridge::to_json(&t).ok())))
     }
+}
+
+/// The request's headers as the core reads them: `[name, value]` pairs; a pair that is not a
+/// valid header (which `fetch`'s `Headers` never yields) is skipped.
+fn header_map(pairs: Vec<Vec<String>>) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    for pair in pairs {
+        if let [name, value] = pair.as_slice() {
+            if let (Ok(n), Ok(v)) =
+                (http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()), http::HeaderValue::from_bytes(value.as_bytes()))
+            {
+                h.append(n, v);
+            }
+        }
+    }
+    h
+}
+
+/// What an OpenAI server would answer (`polyroute::bridge::openai_http::OpenAiReply`):
+/// `status`, `headers` (`[name, value]` pairs, lowercase names, ASCII values), and a body that
+/// is either JSON bytes (`body()`) or a stream of SSE frames (`next()` until `null`; `close()`
+/// cancels the request, as does dropping the reply).
+#[napi]
+pub struct NativeOpenAiReply {
+    status: u16,
+    headers: Vec<Vec<String>>,
+    json: Option<Vec<u8>>,
+    sse: Option<SseHandle>,
+}
+
+impl NativeOpenAiReply {
+    fn new(reply: OpenAiReply) -> Self {
+        let headers = reply.headers.into_iter().map(|(n, v)| vec![n.to_string(), v]).collect();
+        let (json, sse) = match reply.body {
+            OpenAiBody::Json(b) => (Some(b), None),
+            OpenAiBody::Sse(s) => (None, Some(s)),
+        };
+        NativeOpenAiReply { status: reply.status, headers, json, sse }
+    }
+}
+
+#[napi]
+impl NativeOpenAiReply {
+    #[napi(getter)]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    #[napi(getter)]
+    pub fn headers(&self) -> Result<Vec<Vec<String>>> {
+        guard(|| Ok(self.headers.clone()))
+    }
+
+    /// Whether the body is a stream of SSE frames (read with `next()`).
+    #[napi(getter)]
+    pub fn is_stream(&self) -> bool {
+        self.sse.is_some()
+    }
+
+    /// The JSON body's bytes; `null` for a stream.
+    #[napi]
+    pub fn body(&self) -> Result<Option<Buffer>> {
+        guard(|| Ok(self.json.as_ref().map(|b| Buffer::from(b.clone()))))
+    }
+
+    /// The next SSE frame's bytes, `null` after the last one (or once closed, or for a JSON
+    /// body). Never rejects with a routing failure: a failure is a frame (`{"error": ...}`,
+    /// and no `[DONE]` after it).
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub fn next<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<Buffer>>> {
+        guard(|| {
+            let next = self.sse.as_ref().map(|s| s.next_frame());
+            env.spawn_future(guard_future(async move {
+                Ok(match next {
+                    Some(next) => next.await.map(Buffer::from),
+                    None => None,
+                })
+            }))
+        })
+    }
+
+    /// Stop the stream and cancel its request. Idempotent; nothing for a JSON body.
+    #[napi]
+    pub fn close(&self) -> Result<()> {
+        guard(|| {
+            if let Some(s) = &self.sse {
+                s.close();
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The reply to a path `router.fetch` does not serve: 404 in OpenAI's error shape (the
+/// gateway's answer to an unknown path), with `message` as the error's message.
+#[napi]
+pub fn openai_not_found(message: String) -> Result<NativeOpenAiReply> {
+    guard(|| {
+        let (status, body) = bridge::wire::endpoint_not_found(&message);
+        let headers = vec![("content-type", "application/json".to_string()), ("x-polyroute-error-kind", ErrorKind::NotFound.code().to_string())];
+        Ok(NativeOpenAiReply::new(OpenAiReply { status, headers, body: OpenAiBody::Json(body.to_string().into_bytes()) }))
+    })
 }
 
 /// Every `ErrorKind` code, in the core's order; the JS layer checks its classes against it.
