@@ -146,6 +146,7 @@ test('any other path is a 404 in OpenAI error shape', async () => {
   assert.equal(r.status, 404)
   const body = await r.json()
   assert.match(body.error.message, /GET \/v1\/models/)
+  assert.equal(body.error.type, 'invalid_request_error')
   assert.equal(r.headers.get('x-polyroute-error-kind'), 'not_found')
 })
 

@@ -194,6 +194,7 @@ def test_other_paths_are_openai_404s(server: MockServer, name: str) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client(polyroute.http_client(router)).embeddings.create(model="chat", input="x")
     assert info.value.response.headers["x-polyroute-error-kind"] == "not_found"
+    assert info.value.type == "invalid_request_error"
     assert "/embeddings" in info.value.message
     assert server.log(name) == []
 

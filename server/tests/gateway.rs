@@ -136,6 +136,8 @@ async fn errors_are_openai_shaped_with_status_and_retry_after() {
     assert!(r.json::<Value>().await.unwrap()["error"]["message"].is_string());
     let r = client.get(format!("{}/v2/nothing", g.url)).send().await.unwrap();
     assert_eq!(r.status(), 404);
+    // the caller's mistake, typed as OpenAI types a 404 (not the provider-side not_found's 502)
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
     // routing metadata from a header: an unknown route is a typed 404
     let r = client.post(&url).header("x-polyroute-route", "nowhere").json(&body("hi")).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.headers()["x-polyroute-error-kind"].to_str().unwrap()), (404, "no_route"));

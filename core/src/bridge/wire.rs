@@ -70,7 +70,10 @@ pub fn openai_error(e: &Error) -> (u16, Value) {
 /// `(status, body)` for a path the OpenAI surface does not serve: the caller's 404 (the
 /// `not_found` kind alone means a provider's, a 502).
 pub fn endpoint_not_found(message: &str) -> (u16, Value) {
-    let (_, body) = openai_error(&Error::new(ErrorKind::NotFound, message));
+    let (_, mut body) = openai_error(&Error::new(ErrorKind::NotFound, message));
+    // The caller's 404, typed as OpenAI types it (the `not_found` kind alone is a provider's,
+    // a 502 and a server error).
+    body["error"]["type"] = openai_type(404).into();
     (404, body)
 }
 
