@@ -162,7 +162,7 @@ impl NativeRouter {
             let router = self.inner.clone();
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
             let body = body.to_vec();
-            let headers = header_map(headers);
+            let headers = header_map(&headers);
             env.spawn_future(guard_future(async move {
                 let reply = cancel.run(async { Ok(bridge::openai_http::handle(&router, &body, &headers).await) }).await.map_err(|e| js_error(&e))?;
                 Ok(NativeOpenAiReply::new(reply))
@@ -296,20 +296,14 @@ impl NativeStream {
     }
 }
 
-/// The request's headers as the core reads them: `[name, value]` pairs; a pair that is not a
-/// valid header (which `fetch`'s `Headers` never yields) is skipped.
-fn header_map(pairs: Vec<Vec<String>>) -> http::HeaderMap {
-    let mut h = http::HeaderMap::new();
-    for pair in pairs {
-        if let [name, value] = pair.as_slice() {
-            if let (Ok(n), Ok(v)) =
-                (http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()), http::HeaderValue::from_bytes(value.as_bytes()))
-            {
-                h.append(n, v);
-            }
-        }
-    }
-    h
+/// The request's headers as the core reads them, from `[name, value]` pairs (see
+/// `openai_http::header_map`; a malformed pair, which `fetch`'s `Headers` never yields, is
+/// skipped).
+fn header_map(pairs: &[Vec<String>]) -> http::HeaderMap {
+    bridge::openai_http::header_map(pairs.iter().filter_map(|p| match p.as_slice() {
+        [name, value] => Some((name.as_str(), value.as_str())),
+        _ => None,
+    }))
 }
 
 /// What an OpenAI server would answer (`polyroute::bridge::openai_http::OpenAiReply`):
@@ -391,11 +385,7 @@ impl NativeOpenAiReply {
 /// gateway's answer to an unknown path), with `message` as the error's message.
 #[napi]
 pub fn openai_not_found(message: String) -> Result<NativeOpenAiReply> {
-    guard(|| {
-        let (status, body) = bridge::wire::endpoint_not_found(&message);
-        let headers = vec![("content-type", "application/json".to_string()), ("x-polyroute-error-kind", ErrorKind::NotFound.code().to_string())];
-        Ok(NativeOpenAiReply::new(OpenAiReply { status, headers, body: OpenAiBody::Json(body.to_string().into_bytes()) }))
-    })
+    guard(|| Ok(NativeOpenAiReply::new(bridge::openai_http::not_found_reply(&message))))
 }
 
 /// Every `ErrorKind` code, in the core's order; the JS layer checks its classes against it.

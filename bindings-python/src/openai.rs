@@ -7,8 +7,8 @@
 //! frames as `bytes` until `None`. Nothing here can fail after the request was taken: every
 //! failure is an OpenAI error reply.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
-use polyroute::bridge::openai_http::{OpenAiBody, OpenAiReply, SseHandle};
+use http::HeaderMap;
+use polyroute::bridge::openai_http::{self, OpenAiBody, OpenAiReply, SseHandle};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -18,17 +18,9 @@ use crate::convert::to_py;
 use crate::errors::{guarded, IntoPyResult, Out};
 use crate::runtime::{block_on, runtime};
 
-/// The request's headers as the core reads them. A name that is not a header name cannot
-/// come from an HTTP client and is skipped; a value is kept as bytes, so one that is not
-/// text reaches the core, which answers the caller's `invalid_request` if it reads it.
+/// The request's headers as the core reads them (see `openai_http::header_map`).
 pub fn header_map(pairs: Vec<(String, String)>) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (name, value) in pairs {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
-            h.append(n, v);
-        }
-    }
-    h
+    openai_http::header_map(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
 }
 
 /// An [`OpenAiReply`] on its way to Python: `(status, [(name, value)], bytes | NativeSse)`.
@@ -57,10 +49,7 @@ pub fn openai_not_found<'py>(py: Python<'py>, message: &str) -> PyResult<Bound<'
 }
 
 fn not_found_reply(message: &str) -> Reply {
-    let (status, body) = polyroute::bridge::wire::endpoint_not_found(message);
-    let headers =
-        vec![("content-type", "application/json".to_string()), ("x-polyroute-error-kind", polyroute::ErrorKind::NotFound.code().to_string())];
-    Reply(OpenAiReply { status, headers, body: OpenAiBody::Json(body.to_string().into_bytes()) })
+    Reply(openai_http::not_found_reply(message))
 }
 
 /// A streamed reply's body: SSE frames, read from a sync or an async iterator.

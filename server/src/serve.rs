@@ -10,16 +10,16 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::StreamExt;
+use polyroute::bridge::openai_http::{error_reply, not_found_reply, reply, OpenAiBody, OpenAiReply};
 use polyroute::bridge::openai_in::parse_request;
-use polyroute::bridge::wire::{endpoint_not_found, error_headers, header_text, openai_error, response_headers, stream_headers, SseWriter};
+use polyroute::bridge::wire::header_text;
 use polyroute::{ChatRequest, Error, ErrorKind, Router};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -164,26 +164,33 @@ impl IntoResponse for Json {
 }
 
 fn error_response(e: &Error) -> Response {
-    let (status, body) = openai_error(e);
-    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    set_headers(r.headers_mut(), error_headers(e, now));
-    r
+    to_response(error_reply(e), None)
 }
 
-/// Headers from the core's wire helpers (lowercase names, ASCII values).
-fn set_headers(h: &mut HeaderMap, pairs: Vec<(&'static str, String)>) {
-    for (name, value) in pairs {
+/// An answer built by the core (the same one the in-process transports give), as HTTP. A
+/// stream holds the concurrency `slot` until its last frame is out.
+fn to_response(reply: OpenAiReply, slot: Option<OwnedSemaphorePermit>) -> Response {
+    let mut r = match reply.body {
+        OpenAiBody::Json(b) => Response::new(Body::from(b)),
+        OpenAiBody::Sse(sse) => {
+            let frames = futures::stream::unfold((sse, slot), |(sse, slot)| async move {
+                let frame = sse.next_frame().await?;
+                Some((Ok::<Bytes, Infallible>(Bytes::from(frame)), (sse, slot)))
+            });
+            Response::new(Body::from_stream(frames))
+        }
+    };
+    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = r.headers_mut();
+    for (name, value) in reply.headers {
         h.insert(HeaderName::from_static(name), HeaderValue::from_str(&header_text(&value)).unwrap_or_else(|_| HeaderValue::from_static("")));
     }
+    r
 }
 
 /// An unknown path is the caller's 404 (the `not_found` kind alone means a provider's, a 502).
 async fn not_found() -> Response {
-    let (status, body) = endpoint_not_found("no such endpoint (this gateway serves /v1/chat/completions and /v1/models)");
-    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND), Json(body)).into_response();
-    r.headers_mut().insert(HeaderName::from_static("x-polyroute-error-kind"), HeaderValue::from_static(ErrorKind::NotFound.code()));
-    r
+    to_response(not_found_reply("no such endpoint (this gateway serves /v1/chat/completions and /v1/models)"), None)
 }
 
 async fn ready(State(app): State<Arc<App>>) -> Response {
@@ -256,19 +263,16 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request)
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    let (stream, include_usage, mut req) = (parsed.stream, parsed.include_usage, parsed.request);
+    let mut parsed = parsed;
     if let Some(k) = &key {
-        if let Err(r) = admit(&app, k, &mut req, stream) {
+        if let Err(r) = admit(&app, k, &mut parsed.request, parsed.stream) {
             return r;
         }
     }
-    if stream {
-        stream_reply(&app.router, req, include_usage, slot).await
-    } else {
-        let r = chat_reply(&app.router, req).await;
-        drop(slot);
-        r
-    }
+    // The slot goes with a stream's body; a non-streamed answer is complete here.
+    let stream = parsed.stream;
+    let reply = reply(&app.router, parsed).await;
+    to_response(reply, stream.then_some(slot))
 }
 
 /// A keyed request: the route it would take must be one of the key's (403), then the key's
@@ -283,48 +287,4 @@ fn admit(app: &App, key: &polyroute::policy::KeySpec, req: &mut ChatRequest, str
         req.metadata.route = Some(route);
     }
     app.limits.admit(key).map_err(|e| error_response(&e))
-}
-
-async fn chat_reply(router: &Router, req: ChatRequest) -> Response {
-    let resp = match router.chat(req).await {
-        Ok(r) => r,
-        Err(e) => return error_response(&e),
-    };
-    let body = match polyroute::bridge::wire::response_body(&resp) {
-        Ok(b) => b,
-        Err(e) => return error_response(&e),
-    };
-    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    set_headers(r.headers_mut(), response_headers(&resp));
-    r
-}
-
-/// Headers go out when the first content has arrived (failover before it is invisible, as in
-/// every binding): route and deployment; cost and explanation are not known yet (the trace is
-/// only complete at the end).
-async fn stream_reply(router: &Router, req: ChatRequest, include_usage: bool, slot: OwnedSemaphorePermit) -> Response {
-    let mut s = match router.stream(req).await {
-        Ok(s) => s,
-        Err(e) => return error_response(&e),
-    };
-    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let head = stream_headers(s.head());
-    let body = async_stream::stream! {
-        // The concurrency slot lives as long as the stream is being sent.
-        let _slot = slot;
-        // Chunks, then `[DONE]`; or an error event and no `[DONE]` (a reset too: OpenAI's
-        // format cannot take back what was sent).
-        let mut w = SseWriter::new(created, include_usage);
-        while !w.is_done() {
-            if let Some(b) = w.feed(s.next().await) {
-                yield Ok::<Bytes, Infallible>(Bytes::from(b));
-            }
-        }
-    };
-    let mut r = Response::new(Body::from_stream(body));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    set_headers(h, head);
-    r
 }

@@ -12,12 +12,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::cancel::CancelToken;
 use super::openai_in::{parse_request, OpenAiRequest};
 use super::stream::StreamHandle;
-use super::wire::{error_headers, openai_error, response_body, response_headers, stream_headers, SseWriter};
+use super::wire::{endpoint_not_found, error_headers, openai_error, response_body, response_headers, stream_headers, SseWriter};
 use crate::error::Error;
 use crate::router::{ChatStream, Router};
 
@@ -49,12 +49,37 @@ fn now() -> std::time::Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
+/// The request's headers as the core reads them, from a host's `(name, value)` pairs. A
+/// name that is not a header name cannot come from an HTTP client and is skipped; a value is
+/// kept as bytes, so one that is not text reaches [`parse_request`], which answers the
+/// caller's `invalid_request` if it reads it.
+pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, value) in pairs {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+            h.append(n, v);
+        }
+    }
+    h
+}
+
+fn json_reply(status: u16, body: &serde_json::Value, extra: Vec<(&'static str, String)>) -> OpenAiReply {
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    headers.extend(extra);
+    OpenAiReply { status, headers, body: OpenAiBody::Json(body.to_string().into_bytes()) }
+}
+
 /// A failure as OpenAI's status, headers and error body.
 pub fn error_reply(e: &Error) -> OpenAiReply {
     let (status, body) = openai_error(e);
-    let mut headers = vec![("content-type", "application/json".to_string())];
-    headers.extend(error_headers(e, now().as_secs_f64()));
-    OpenAiReply { status, headers, body: OpenAiBody::Json(body.to_string().into_bytes()) }
+    json_reply(status, &body, error_headers(e, now().as_secs_f64()))
+}
+
+/// The caller's 404 for a path that is not served (the gateway's and the transports'), with
+/// `message` as the error's message.
+pub fn not_found_reply(message: &str) -> OpenAiReply {
+    let (status, body) = endpoint_not_found(message);
+    json_reply(status, &body, vec![("x-polyroute-error-kind", crate::ErrorKind::NotFound.code().to_string())])
 }
 
 /// Answer one `POST /v1/chat/completions`: parse `body` and `headers` as the gateway does
