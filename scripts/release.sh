@@ -81,6 +81,7 @@ for nt in "${NODE_TARGETS[@]}"; do
     stage="$DIST/npm/stage/$platform"
     mkdir -p "$stage"
     cp -r "bindings-node/npm/$platform/." "$stage/"
+    cp LICENSE "$stage/"
     cp "$CARGO_TARGET_DIR/$target/release/libpolyroute_node.so" "$stage/polyroute.$platform.node"
     (cd "$stage" && npm pack -q --pack-destination "$DIST/npm" >/dev/null)
 done

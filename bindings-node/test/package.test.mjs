@@ -35,9 +35,11 @@ test('npm pack → main + platform package installed offline → require and cha
     const platform = 'linux-x64-gnu'
     const stage = path.join(dir, platform)
     cpSync(path.join(pkgDir, 'npm', platform), stage, { recursive: true })
+    copyFileSync(path.join(repoRoot, 'LICENSE'), path.join(stage, 'LICENSE'))
     copyFileSync(path.join(pkgDir, `polyroute.${platform}.node`), path.join(stage, `polyroute.${platform}.node`))
     const plat = pack(stage)
     assert.ok(plat.files.some((f) => f.path === `polyroute.${platform}.node`), 'the platform package carries the binary')
+    assert.ok(plat.files.some((f) => f.path === 'LICENSE'), 'and the licence')
 
     const app = path.join(dir, 'app')
     mkdirSync(app)
