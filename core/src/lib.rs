@@ -34,6 +34,7 @@ pub mod provider;
 pub mod resilience;
 pub mod router;
 pub mod sse;
+pub mod state;
 pub mod telemetry;
 pub mod time;
 pub mod types;

@@ -82,6 +82,8 @@ pub const fn meaning(kind: ErrorKind) -> KindMeaning {
         K::Config => (false, Never, Ignore),
         // The same request would be refused by the same guard anywhere.
         K::GuardRejected => (false, Never, Ignore),
+        // The store is shared by every deployment: another one would be refused the same way.
+        K::StateUnavailable => (false, Never, Ignore),
     };
     let prefer_fallover = matches!(kind, K::Timeout);
     KindMeaning { retry_by_default, prefer_fallover, fallover, breaker }

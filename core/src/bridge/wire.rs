@@ -25,7 +25,7 @@ pub fn openai_status(kind: ErrorKind) -> u16 {
         Cancelled => 499,
         Config => 500,
         ServerError | Connection | Auth | PermissionDenied | NotFound | StreamInterrupted | MalformedResponse | InvalidOutput => 502,
-        Overloaded | CircuitOpen => 503,
+        Overloaded | CircuitOpen | StateUnavailable => 503,
         Timeout => 504,
     }
 }

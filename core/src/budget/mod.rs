@@ -10,15 +10,15 @@
 //! Periods are computed from wall-clock Unix time passed in by the caller, so the period
 //! arithmetic is tested with fixed timestamps.
 
-pub mod store;
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{BudgetSpec, Period, RateLimitSpec};
-pub use store::{Charge, Counter, MemoryStore, Refusal, StateStore};
+pub use crate::state::{Charge, Counter, MemoryStore, Refusal, StateStore};
+use crate::state::{shared::Held, State, StateNote};
 // Moved down so `error` (which carries it) and `resilience` need not import `budget`.
 pub use crate::error::BudgetInfo;
 use crate::time::civil;
@@ -51,12 +51,24 @@ pub struct BudgetStatus {
 /// everything: an attempt that never completed is not billed.
 #[derive(Debug)]
 pub struct Reservation {
-    store: Arc<dyn StateStore>,
+    state: Arc<State>,
+    id: String,
+    held: Held,
     /// (key, reserved amount, unit)
     items: Vec<(String, f64, Unit)>,
     settled: bool,
     /// Shadow-mode ceilings (`enforce: false`) this reservation went past.
     shadow_exceeded: Vec<String>,
+    note: Option<StateNote>,
+}
+
+/// Why a reservation was not granted.
+#[derive(Debug)]
+pub enum Denied {
+    /// A budget or rate limit would be exceeded.
+    Budget(BudgetInfo),
+    /// The shared store is down and `on_error: fail_closed`.
+    Store(crate::error::Error),
 }
 
 use crate::error::BudgetUnit as Unit;
@@ -67,29 +79,62 @@ impl Reservation {
         &self.shadow_exceeded
     }
 
-    /// Record the real usage and release the rest.
-    pub fn settle(mut self, usd: f64, tokens: u64) {
-        self.do_settle(usd, tokens, true);
+    /// What the trace should say about where this was held, if not as configured.
+    pub fn note(&self) -> Option<&StateNote> {
+        self.note.as_ref()
     }
 
-    fn do_settle(&mut self, usd: f64, tokens: u64, happened: bool) {
+    /// Record the real usage and release the rest. The returned future does the store's
+    /// part; with the memory store it has already completed.
+    pub fn settle(mut self, usd: f64, tokens: u64) -> Settling {
         self.settled = true;
-        for (k, reserved, unit) in &self.items {
-            let actual = match unit {
-                Unit::Usd => usd,
-                Unit::Tokens => tokens as f64,
-                // A request that reached the provider counts against its request rate.
-                Unit::Requests => f64::from(u8::from(happened)),
-            };
-            self.store.settle(k, *reserved, actual);
-        }
+        settle_future(self.state.clone(), std::mem::take(&mut self.id), self.held, self.actuals(usd, tokens, true))
+    }
+
+    fn actuals(&self, usd: f64, tokens: u64, happened: bool) -> Vec<(String, f64)> {
+        self.items
+            .iter()
+            .map(|(k, _, unit)| {
+                let actual = match unit {
+                    Unit::Usd => usd,
+                    Unit::Tokens => tokens as f64,
+                    // A request that reached the provider counts against its request rate.
+                    Unit::Requests => f64::from(u8::from(happened)),
+                };
+                (k.clone(), actual)
+            })
+            .collect()
+    }
+}
+
+/// Starts the settle at once (so the memory store is done before this returns) and hands
+/// back the rest to await or drop (a shared store's settle then finishes in the background).
+fn settle_future(state: Arc<State>, id: String, held: Held, actual: Vec<(String, f64)>) -> Settling {
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    crate::state::detach(async move {
+        state.settle(&id, &actual, held).await;
+        let _ = tx.send(());
+    });
+    Settling(rx)
+}
+
+/// A settle under way (done already with the memory store). Dropping it lets it finish in
+/// the background.
+#[derive(Debug)]
+pub struct Settling(futures::channel::oneshot::Receiver<()>);
+
+impl Settling {
+    /// Wait until the store has recorded it (or the settle was given up).
+    pub async fn wait(self) {
+        let _ = self.0.await;
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if !self.settled {
-            self.do_settle(0.0, 0, false);
+        if !self.settled && !self.items.is_empty() {
+            let actual = self.actuals(0.0, 0, false);
+            drop(settle_future(self.state.clone(), std::mem::take(&mut self.id), self.held, actual));
         }
     }
 }
@@ -98,7 +143,7 @@ impl Drop for Reservation {
 #[derive(Debug)]
 pub struct Budgets {
     specs: Vec<BudgetSpec>,
-    store: Arc<dyn StateStore>,
+    state: Arc<State>,
     /// Instances of wildcard budgets seen so far (e.g. each tenant), for `status()`.
     seen: Mutex<BTreeSet<(usize, String)>>,
     /// Highest alert threshold already reported per (budget, scope, period end).
@@ -147,12 +192,16 @@ fn shadowed(mut c: Charge, enforce: bool, index: usize, shadow: &mut Vec<(usize,
 }
 
 impl Budgets {
-    pub fn new(specs: Vec<BudgetSpec>, store: Arc<dyn StateStore>) -> Self {
-        Budgets { specs, store, seen: Mutex::new(BTreeSet::new()), alerted: Mutex::new(Default::default()) }
+    pub fn new(specs: Vec<BudgetSpec>, state: Arc<State>) -> Self {
+        Budgets { specs, state, seen: Mutex::new(BTreeSet::new()), alerted: Mutex::new(Default::default()) }
     }
 
     pub fn is_empty(&self) -> bool {
         self.specs.is_empty()
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
     }
 
     /// The budget instance (`""` for a plain budget, the tenant for `tenant: "*"`...) that
@@ -208,14 +257,30 @@ impl Budgets {
         }
     }
 
+    /// When a counter written now stops being read: the end of its window (a rolling
+    /// bucket is read for one more period after it closes), plus a day of slack.
+    fn expires_at(period: Period, rolling: bool, resets_at: f64) -> f64 {
+        let p = period_secs(period) as f64;
+        resets_at + if rolling { p } else { 0.0 } + 86_400.0
+    }
+
     /// Reserve for one attempt. `usd` is the worst-case cost, `None` when the deployment's
     /// price is unknown (spend budgets then refuse: a ceiling that cannot be checked is not
     /// held); `tokens` the worst-case tokens. Rate limits of the deployment are reserved in
-    /// the same atomic step.
-    pub fn reserve(&self, s: &Scope, usd: Option<f64>, tokens: u64, rate: Option<&RateLimitSpec>, now: f64) -> Result<Reservation, BudgetInfo> {
+    /// the same atomic step. `lease`: how long a shared store keeps the hold if this process
+    /// never settles (it died).
+    pub async fn reserve(
+        &self,
+        s: &Scope<'_>,
+        usd: Option<f64>,
+        tokens: u64,
+        rate: Option<&RateLimitSpec>,
+        now: f64,
+        lease: Duration,
+    ) -> Result<Reservation, Denied> {
         let mut charges = Vec::new();
         let mut meta: Vec<(String, Unit, f64)> = Vec::new(); // (name, unit, resets_at)
-                                                             // (charge index, real limit) of shadow-mode ceilings, charged against no limit.
+        // (charge index, real limit) of shadow-mode ceilings, charged against no limit.
         let mut shadow: Vec<(usize, f64)> = Vec::new();
         for (i, b) in self.specs.iter().enumerate() {
             let Some(inst) = Self::instance(b, s) else { continue };
@@ -226,14 +291,14 @@ impl Budgets {
                     Some(c) => (Unit::Usd, l, c),
                     None => {
                         let (_, _, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
-                        return Err(BudgetInfo {
+                        return Err(Denied::Budget(BudgetInfo {
                             budget: b.name.clone(),
                             unit: Unit::Usd,
                             limit: l,
                             remaining: f64::NAN,
                             resets_at,
                             needed: f64::NAN,
-                        });
+                        }));
                     }
                 },
                 (None, Some(l)) => (Unit::Tokens, l as f64, tokens as f64),
@@ -243,7 +308,8 @@ impl Budgets {
                 self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((i, inst.clone()));
             }
             let (add_to, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
-            charges.push(shadowed(Charge { add_to, window, limit, amount }, b.enforce, charges.len(), &mut shadow));
+            let expires_at = Self::expires_at(b.period, b.rolling, resets_at);
+            charges.push(shadowed(Charge { add_to, window, limit, amount, expires_at }, b.enforce, charges.len(), &mut shadow));
             meta.push((b.name.clone(), unit, resets_at));
         }
         if let Some(rl) = rate {
@@ -253,40 +319,71 @@ impl Budgets {
                 if let Some(l) = limit {
                     let name = format!("rate_limit:{}:{what}", s.deployment);
                     let (add_to, window, resets_at) = Self::keys(&name, "", Period::Minute, true, now);
-                    charges.push(shadowed(Charge { add_to, window, limit: l as f64, amount }, rl.enforce, charges.len(), &mut shadow));
+                    let expires_at = Self::expires_at(Period::Minute, true, resets_at);
+                    charges.push(shadowed(Charge { add_to, window, limit: l as f64, amount, expires_at }, rl.enforce, charges.len(), &mut shadow));
                     meta.push((name, unit, resets_at));
                 }
             }
         }
+        let empty = |state: Arc<State>| Reservation {
+            state,
+            id: String::new(),
+            held: Held::Shared,
+            items: Vec::new(),
+            settled: false,
+            shadow_exceeded: Vec::new(),
+            note: None,
+        };
         if charges.is_empty() {
-            return Ok(Reservation { store: self.store.clone(), items: Vec::new(), settled: false, shadow_exceeded: Vec::new() });
+            return Ok(empty(self.state.clone()));
         }
-        match self.store.reserve(&charges) {
-            Ok(()) => Ok(Reservation {
-                store: self.store.clone(),
+        let id = crate::state::new_id();
+        match self.state.reserve(&id, &charges, lease).await.map_err(Denied::Store)? {
+            Ok(granted) => Ok(Reservation {
+                state: self.state.clone(),
+                id,
+                held: granted.held,
                 items: charges.iter().zip(&meta).map(|(c, m)| (c.add_to.clone(), c.amount, m.1)).collect(),
                 settled: false,
                 shadow_exceeded: shadow
                     .iter()
-                    .filter(|(i, limit)| {
-                        let used: f64 = charges[*i].window.iter().map(|k| self.store.get(k)).map(|c| c.spent + c.reserved).sum();
-                        used > limit + 1e-9
-                    })
+                    .filter(|(i, limit)| granted.used.get(*i).is_some_and(|u| *u > limit + 1e-9))
                     .map(|(i, _)| meta[*i].0.clone())
                     .collect(),
+                note: granted.note,
             }),
             Err(r) => {
                 let (name, unit, resets_at) = &meta[r.index];
-                Err(BudgetInfo {
+                Err(Denied::Budget(BudgetInfo {
                     budget: name.clone(),
                     unit: *unit,
                     limit: charges[r.index].limit,
                     remaining: r.remaining,
                     resets_at: *resets_at,
                     needed: charges[r.index].amount,
-                })
+                }))
             }
         }
+    }
+
+    /// Every counter `status()` reads now (the fleet sync refreshes them from a shared store).
+    pub fn status_keys(&self, now: f64) -> Vec<String> {
+        self.instances().into_iter().flat_map(|(b, inst)| Self::keys(&b.name, &inst, b.period, b.rolling, now).1).collect()
+    }
+
+    /// Each budget with each of its instances seen so far (`""` for a plain budget).
+    fn instances(&self) -> Vec<(&BudgetSpec, String)> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Vec::new();
+        for (i, b) in self.specs.iter().enumerate() {
+            let wildcard = [&b.scope.tenant, &b.scope.feature, &b.scope.route, &b.scope.deployment].iter().any(|v| v.as_deref() == Some("*"));
+            if wildcard {
+                out.extend(seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| (b, s.clone())));
+            } else {
+                out.push((b, String::new()));
+            }
+        }
+        out
     }
 
     /// Thresholds newly crossed by spend (reported once per budget, scope and period).
@@ -309,33 +406,28 @@ impl Budgets {
         out
     }
 
-    /// Spent/remaining of every budget (and every wildcard instance seen so far).
+    /// Spent/remaining of every budget (and every wildcard instance seen so far): exact with
+    /// the memory store, as of the last fleet sync with a shared one.
     pub fn status(&self, now: f64) -> Vec<BudgetStatus> {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut out = Vec::new();
-        for (i, b) in self.specs.iter().enumerate() {
-            let wildcard = [&b.scope.tenant, &b.scope.feature, &b.scope.route, &b.scope.deployment].iter().any(|v| v.as_deref() == Some("*"));
-            let instances: Vec<String> =
-                if wildcard { seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| s.clone()).collect() } else { vec![String::new()] };
-            for inst in instances {
-                let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
-                let (spent, reserved) = window.iter().map(|k| self.store.get(k)).fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved));
-                let (unit, limit) = match (b.limit_usd, b.limit_tokens) {
-                    (Some(l), _) => (Unit::Usd, l),
-                    (None, Some(l)) => (Unit::Tokens, l as f64),
-                    _ => continue,
-                };
-                out.push(BudgetStatus {
-                    budget: b.name.clone(),
-                    scope: Self::scope_label(b, &inst),
-                    unit,
-                    limit,
-                    spent,
-                    reserved,
-                    remaining: (limit - spent - reserved).max(0.0),
-                    resets_at,
-                });
-            }
+        for (b, inst) in self.instances() {
+            let (unit, limit) = match (b.limit_usd, b.limit_tokens) {
+                (Some(l), _) => (Unit::Usd, l),
+                (None, Some(l)) => (Unit::Tokens, l as f64),
+                _ => continue,
+            };
+            let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
+            let (spent, reserved) = self.state.counters(&window).iter().fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved));
+            out.push(BudgetStatus {
+                budget: b.name.clone(),
+                scope: Self::scope_label(b, &inst),
+                unit,
+                limit,
+                spent,
+                reserved,
+                remaining: (limit - spent - reserved).max(0.0),
+                resets_at,
+            });
         }
         out
     }
@@ -345,11 +437,22 @@ impl Budgets {
 mod tests {
     use super::*;
     use crate::policy::BudgetScope;
+    use std::future::Future;
 
     const NOV_21_2026: f64 = 1_795_219_200.0; // 2026-11-21T00:00:00Z
 
     fn spec(name: &str, usd: Option<f64>, tokens: Option<u64>, period: Period, rolling: bool, scope: BudgetScope) -> BudgetSpec {
         BudgetSpec { name: name.into(), scope, limit_usd: usd, limit_tokens: tokens, period, rolling, enforce: true }
+    }
+    fn rsv(b: &Budgets, s: &Scope, usd: Option<f64>, tokens: u64, rl: Option<&RateLimitSpec>, now: f64) -> Result<Reservation, BudgetInfo> {
+        // The memory store answers on the first poll.
+        let mut f = std::pin::pin!(b.reserve(s, usd, tokens, rl, now, Duration::from_secs(60)));
+        let waker = futures::task::noop_waker();
+        let std::task::Poll::Ready(r) = f.as_mut().poll(&mut std::task::Context::from_waker(&waker)) else { panic!("memory store waited") };
+        r.map_err(|d| match d {
+            Denied::Budget(i) => i,
+            Denied::Store(e) => panic!("{e}"),
+        })
     }
     fn sc<'a>(tenant: Option<&'a str>) -> Scope<'a> {
         Scope { tenant, feature: None, route: "main", deployment: "d" }
@@ -370,7 +473,7 @@ mod tests {
 
     #[test]
     fn all_applicable_budgets_must_hold_and_refusals_change_nothing() {
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let store = Arc::new(State::memory());
         let b = Budgets::new(
             vec![
                 spec("global", Some(10.0), None, Period::Day, false, BudgetScope::default()),
@@ -378,67 +481,67 @@ mod tests {
             ],
             store,
         );
-        let r1 = b.reserve(&sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap();
-        let e = b.reserve(&sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap_err();
+        let r1 = rsv(&b, &sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap();
+        let e = rsv(&b, &sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap_err();
         assert_eq!((e.budget.as_str(), e.remaining), ("acme", 0.4));
         assert_eq!(e.resets_at, 1_796_083_200.0);
         // the refused reservation did not touch `global`
         let st = b.status(NOV_21_2026);
         assert!((st[0].reserved - 0.6).abs() < 1e-12, "{st:?}");
         // another tenant is only under `global`
-        b.reserve(&sc(Some("other")), Some(5.0), 0, None, NOV_21_2026).unwrap().settle(4.0, 0);
+        rsv(&b, &sc(Some("other")), Some(5.0), 0, None, NOV_21_2026).unwrap().settle(4.0, 0);
         // settle to less than reserved releases the rest
         r1.settle(0.25, 0);
         let st = b.status(NOV_21_2026);
         assert!((st[1].spent - 0.25).abs() < 1e-12 && st[1].reserved.abs() < 1e-12);
         assert!((st[0].spent - 4.25).abs() < 1e-12);
         // a dropped (cancelled) reservation is released and not billed
-        drop(b.reserve(&sc(Some("acme")), Some(0.7), 0, None, NOV_21_2026).unwrap());
+        drop(rsv(&b, &sc(Some("acme")), Some(0.7), 0, None, NOV_21_2026).unwrap());
         assert!((b.status(NOV_21_2026)[1].remaining - 0.75).abs() < 1e-12);
     }
 
     #[test]
     fn free_deployments_pass_spend_budgets_unknown_prices_do_not() {
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let store = Arc::new(State::memory());
         let b = Budgets::new(vec![spec("g", Some(0.0), None, Period::Day, false, BudgetScope::default())], store);
-        assert!(b.reserve(&sc(None), Some(0.0), 1000, None, NOV_21_2026).is_ok());
-        assert!(b.reserve(&sc(None), None, 1000, None, NOV_21_2026).unwrap_err().remaining.is_nan());
+        assert!(rsv(&b, &sc(None), Some(0.0), 1000, None, NOV_21_2026).is_ok());
+        assert!(rsv(&b, &sc(None), None, 1000, None, NOV_21_2026).unwrap_err().remaining.is_nan());
     }
 
     #[test]
     fn wildcard_scopes_give_each_tenant_its_own_ceiling() {
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let store = Arc::new(State::memory());
         let b = Budgets::new(
             vec![spec("per-tenant", None, Some(100), Period::Hour, false, BudgetScope { tenant: Some("*".into()), ..Default::default() })],
             store,
         );
-        b.reserve(&sc(Some("a")), None, 80, None, NOV_21_2026).unwrap().settle(0.0, 80);
-        assert!(b.reserve(&sc(Some("a")), None, 30, None, NOV_21_2026).is_err());
-        assert!(b.reserve(&sc(Some("b")), None, 30, None, NOV_21_2026).is_ok());
+        rsv(&b, &sc(Some("a")), None, 80, None, NOV_21_2026).unwrap().settle(0.0, 80);
+        assert!(rsv(&b, &sc(Some("a")), None, 30, None, NOV_21_2026).is_err());
+        assert!(rsv(&b, &sc(Some("b")), None, 30, None, NOV_21_2026).is_ok());
         let st = b.status(NOV_21_2026);
         assert_eq!(st.iter().map(|s| s.scope.as_str()).collect::<Vec<_>>(), ["tenant:a", "tenant:b"]);
     }
 
     #[test]
     fn rolling_windows_slide() {
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let store = Arc::new(State::memory());
         let b = Budgets::new(vec![spec("r", None, Some(100), Period::Minute, true, BudgetScope::default())], store);
-        b.reserve(&sc(None), None, 100, None, NOV_21_2026).unwrap().settle(0.0, 100);
-        assert!(b.reserve(&sc(None), None, 1, None, NOV_21_2026 + 30.0).is_err());
-        assert!(b.reserve(&sc(None), None, 1, None, NOV_21_2026 + 61.0).is_ok());
+        rsv(&b, &sc(None), None, 100, None, NOV_21_2026).unwrap().settle(0.0, 100);
+        assert!(rsv(&b, &sc(None), None, 1, None, NOV_21_2026 + 30.0).is_err());
+        assert!(rsv(&b, &sc(None), None, 1, None, NOV_21_2026 + 61.0).is_ok());
     }
 
     #[test]
     fn rate_limits_reserve_with_budgets() {
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let store = Arc::new(State::memory());
         let b = Budgets::new(vec![], store);
         let rl = RateLimitSpec { requests_per_minute: Some(2), ..Default::default() };
-        let a = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
-        let c = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
-        let e = b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap_err();
+        let a = rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
+        let c = rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
+        let e = rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap_err();
         assert_eq!((e.budget.as_str(), e.unit.as_str()), ("rate_limit:d:requests", "requests"));
         a.settle(0.1, 10);
         drop(c); // never sent: frees its request slot
-        assert!(b.reserve(&sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).is_ok());
+        assert!(rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).is_ok());
     }
 }

@@ -9,6 +9,7 @@ mod guards;
 mod json_schema;
 mod keys;
 mod schema;
+mod state_spec;
 mod validate;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ pub use guards::{Detector, GuardAction, GuardSpec, PATTERN_SIZE_LIMIT};
 pub use json_schema::{policy_json_schema, SCHEMA_ID};
 pub use keys::{find_key, DigestText, KeyDigest, KeyRateLimit, KeySpec};
 pub use schema::*;
+pub use state_spec::{OnStoreError, RedisSpec, StateSpec};
 
 use crate::error::{Error, Result};
 

@@ -122,9 +122,16 @@ pub struct PolicySpec {
     /// The process-wide response cache store (routes opt in with `routes[].cache`).
     #[serde(default)]
     pub cache: super::CacheSpec,
+    /// Where budgets, rate limits and deployment health live; absent: in this process.
+    #[serde(default, skip_serializing_if = "is_default_state")]
+    pub state: super::StateSpec,
     /// Virtual API keys for the gateway (`polyroute serve`); see `policy/keys.rs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<super::keys::KeySpec>,
+}
+
+fn is_default_state(s: &super::StateSpec) -> bool {
+    s.redis.is_none()
 }
 
 /// Where telemetry goes besides `metrics_text()` and host callbacks.

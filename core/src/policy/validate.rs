@@ -197,6 +197,25 @@ fn semantic(spec: &PolicySpec, issues: &mut Issues) {
     }
     check_breaker_and_retry_budget(spec, issues);
     check_cache(spec, issues);
+    check_state(spec, issues);
+}
+
+/// A shared store must be reachable by name now (its URL set), even if it is down.
+fn check_state(spec: &PolicySpec, issues: &mut Issues) {
+    let Some(r) = &spec.state.redis else { return };
+    if let Err(e) = r.urls() {
+        issues.push("state.redis", e);
+    }
+    if r.timeout.0.is_zero() {
+        issues.push("state.redis.timeout", "must be positive");
+    }
+    if r.sync_interval.0 < std::time::Duration::from_millis(10) {
+        issues.push("state.redis.sync_interval", "must be at least 10ms");
+    }
+    // A brace would change which part of a key Redis Cluster hashes.
+    if r.key_prefix.contains(['{', '}']) {
+        issues.push("state.redis.key_prefix", "must not contain `{` or `}`");
+    }
 }
 
 /// The store's bound and each route's TTL (durations are already bounded when parsed).

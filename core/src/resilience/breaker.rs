@@ -379,6 +379,45 @@ impl Breaker {
         (from != to).then(|| Transition { from, to, reason: "set by operator".into(), open_for_ms: None })
     }
 
+    /// Another process of the fleet tripped this deployment: open here too for `open_for`,
+    /// unless this process already holds it open about as long, is probing it, or an
+    /// operator pinned it.
+    pub fn adopt_open(&self, now: Instant, open_for: Duration, reason: &str) -> Option<Transition> {
+        let mut g = self.lock();
+        let until = now + open_for;
+        match g.state {
+            State::ForcedOpen | State::Disabled => return None,
+            State::HalfOpen { in_flight, .. } if in_flight > 0 => return None,
+            // Within half a second is the same trip (ours, or one we adopted) seen again.
+            State::Open { until: mine } if mine + Duration::from_millis(500) >= until => return None,
+            _ => {}
+        }
+        let from = g.state.public();
+        g.state = State::Open { until };
+        g.generation += 1;
+        g.consecutive = 0;
+        g.window.clear();
+        Some(Transition { from, to: BreakerState::Open, reason: format!("open in the fleet: {reason}"), open_for_ms: Some(ceil_ms(open_for)) })
+    }
+
+    /// Another process's probe succeeded: close here too, unless this process is probing
+    /// it itself or an operator pinned it.
+    pub fn adopt_closed(&self) -> Option<Transition> {
+        let mut g = self.lock();
+        match g.state {
+            State::Open { .. } | State::HalfOpen { in_flight: 0, .. } => {}
+            _ => return None,
+        }
+        let from = g.state.public();
+        g.state = State::Closed;
+        g.generation += 1;
+        g.trips = 0;
+        g.slow_trips = 0;
+        g.consecutive = 0;
+        g.window.clear();
+        Some(Transition { from, to: BreakerState::Closed, reason: "closed in the fleet: another process's probe succeeded".into(), open_for_ms: None })
+    }
+
     pub fn state(&self, now: Instant) -> BreakerState {
         self.snapshot(now).state
     }

@@ -101,6 +101,7 @@ pub(crate) async fn run<T: Send + 'static>(
     let now = router.inner.clock.now();
     let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
     let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, sel.matched.clone(), &req, stream);
+    super::fleet_sync::ensure_started(router);
     if let Some(d) = resume.deadline {
         ctx.deadline = ctx.deadline.min(d);
     }
@@ -119,7 +120,10 @@ pub(crate) async fn run<T: Send + 'static>(
         ctx.attempts = walk.attempts;
         match outcome {
             Some(Ok(served)) => return Ok((served, ctx)),
-            Some(Err(e)) => return Err(ctx.fail(e)),
+            Some(Err(e)) => {
+                ctx.settled().await;
+                return Err(ctx.fail(e));
+            }
             // Every candidate was open: wait for the earliest to admit a probe if that is
             // soon enough, then walk again.
             None => match walk.reopen_wait(&mut ctx) {
@@ -170,7 +174,7 @@ impl<T: Send + 'static> Pass<'_, T> {
                     if let Err(e) = walk.within_limits(ctx) {
                         return Some(Err(e));
                     }
-                    let mut attempt = match Attempt::open(ctx, self.req, &dep, ti) {
+                    let mut attempt = match Attempt::open(ctx, self.req, &dep, ti).await {
                         Ok(a) => a,
                         Err(refused) => match walk.refused(refused, &dep, ctx) {
                             Ok(()) => break,
@@ -339,7 +343,9 @@ impl Walk {
             }
             Refused::Budget(e) => {
                 ctx.note(e.message.clone());
-                let fall_on = e.kind == ErrorKind::RateLimited || ctx.route.on_budget_exceeded == OnBudgetExceeded::Fallback;
+                // The store is every deployment's: no other one would be admitted.
+                let fall_on = e.kind != ErrorKind::StateUnavailable
+                    && (e.kind == ErrorKind::RateLimited || ctx.route.on_budget_exceeded == OnBudgetExceeded::Fallback);
                 if !fall_on {
                     return Err(e);
                 }
@@ -527,7 +533,7 @@ async fn hedged<T: Send + 'static>(
         Err(_) if delay >= limit => return (timed_out(), primary),
         Err(_) => {}
     }
-    let Ok(mut backup) = Attempt::open(ctx, req, &backup_dep, primary.trace.tier) else {
+    let Ok(mut backup) = Attempt::open(ctx, req, &backup_dep, primary.trace.tier).await else {
         // The backup's breaker or a budget refuses: no hedge, wait for the primary.
         let r = tokio::time::timeout_at(deadline, a).await.unwrap_or_else(|_| timed_out());
         return (r, primary);
@@ -587,6 +593,7 @@ async fn chat_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Gu
         })
     });
     let (served, mut ctx) = run(router, req.clone(), false, start, Resume { guarded, ..Resume::default() }).await?;
+    ctx.settled().await;
     ctx.finish_trace();
     let mut resp = match served {
         Served::By { value, .. } => {

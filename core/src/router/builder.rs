@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::{Compiled, Router, RouterInner};
 use crate::budget::{MemoryStore, StateStore};
+use crate::state::redis::{RedisOptions, RedisStore};
+use crate::state::State;
 use crate::clock::{Chance, Clock, SystemClock};
 use crate::error::Result;
 use crate::policy::Policy;
@@ -57,7 +59,9 @@ impl RouterBuilder {
         self
     }
 
-    /// Keep budgets and rate-limit counters in `store` (default: a new in-memory store).
+    /// Keep budgets and rate-limit counters in `store` (default: the policy's `state:`, or a
+    /// new in-memory store). A shared store given here uses the policy's `state.redis`
+    /// timeout and `on_error` when it has them, else 50 ms and `local`.
     pub fn store(mut self, store: Arc<dyn StateStore>) -> Self {
         self.store = Some(store);
         self
@@ -81,13 +85,15 @@ impl RouterBuilder {
             Some(t) => t,
             None => Arc::new(HttpTransport::new(&self.transport_options)?),
         };
+        let telemetry = Arc::new(Telemetry::default());
         let inner = RouterInner {
             state: RwLock::new(Arc::new(Compiled::placeholder())),
             health: Mutex::new(HashMap::new()),
             transport,
             seq: std::sync::atomic::AtomicU64::new(0),
-            telemetry: Arc::new(Telemetry::default()),
-            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            telemetry: telemetry.clone(),
+            store: Arc::new(state(&self.policy, self.store, telemetry)?),
+            fleet_sync: std::sync::OnceLock::new(),
             clock: self.clock,
             chance: Arc::new(self.chance.unwrap_or_default()),
             cache: crate::cache::ResponseCache::new(self.policy.spec.cache.max_bytes.0),
@@ -102,4 +108,20 @@ impl RouterBuilder {
         }
         Ok(Router { inner: Arc::new(inner) })
     }
+}
+
+/// The store budgets, limits and health live in: the one given, else the policy's.
+fn state(policy: &Policy, given: Option<Arc<dyn StateStore>>, telemetry: Arc<Telemetry>) -> Result<State> {
+    let spec = policy.spec.state.redis.as_ref();
+    let (on_error, timeout) = spec.map(|r| (r.on_error, r.timeout.0)).unwrap_or((crate::policy::OnStoreError::Local, std::time::Duration::from_millis(50)));
+    let store: Arc<dyn StateStore> = match (given, spec) {
+        (Some(s), _) => s,
+        (None, None) => Arc::new(MemoryStore::new()),
+        (None, Some(r)) => {
+            let urls = r.urls().map_err(|e| crate::error::Error::new(crate::error::ErrorKind::Config, format!("state.redis: {e}")))?;
+            let opts = RedisOptions { urls, cluster: r.cluster, key_prefix: r.key_prefix.clone(), timeout: r.timeout.0 };
+            Arc::new(RedisStore::new(opts).map_err(|e| crate::error::Error::new(crate::error::ErrorKind::Config, format!("state.redis: {e}")))?)
+        }
+    };
+    Ok(State::new(store, on_error, timeout, telemetry))
 }

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 use super::{Capabilities, Compiled, Deployment, DeploymentHealth, Route, RouterInner, TierRt};
-use crate::budget::{Budgets, MemoryStore};
+use crate::budget::Budgets;
 use crate::catalog::{Catalog, ModelInfo, Pricing};
 use crate::error::{Error, Result};
 use crate::guard::Guards;
@@ -28,7 +28,7 @@ impl Compiled {
             routes: Vec::new(),
             default_route: None,
             retry_budget: Arc::new(RetryBudget::new(Default::default(), Instant::now())),
-            budgets: Arc::new(Budgets::new(Vec::new(), Arc::new(MemoryStore::new()))),
+            budgets: Arc::new(Budgets::new(Vec::new(), Arc::new(crate::state::State::memory()))),
             guards: Arc::new(Guards::default()),
             caches: false,
         }

@@ -26,11 +26,16 @@ pub struct LatencyStats {
     ewma_ms: Option<f64>,
     samples: VecDeque<f64>,
     outcomes: Window,
+    /// The fleet's figures (EWMA, p95) and when they were read; preferred while fresh.
+    fleet: Option<(f64, Option<f64>, Instant)>,
 }
+
+/// Fleet figures older than this (the store went away) give way to this process's own.
+const FLEET_FRESH: Duration = Duration::from_secs(5);
 
 impl LatencyStats {
     fn new(now: Instant) -> Self {
-        LatencyStats { ewma_ms: None, samples: VecDeque::with_capacity(SAMPLES), outcomes: Window::new(Duration::from_secs(300), now) }
+        LatencyStats { ewma_ms: None, samples: VecDeque::with_capacity(SAMPLES), outcomes: Window::new(Duration::from_secs(300), now), fleet: None }
     }
 
     pub fn observe_ttft(&mut self, ttft: Duration) {
@@ -49,11 +54,37 @@ impl LatencyStats {
         self.outcomes.add(now, !ok, false);
     }
 
+    /// The fleet's EWMA while fresh, else this process's.
     pub fn ewma_ms(&self) -> Option<f64> {
+        match self.fleet {
+            Some((e, _, at)) if at.elapsed() < FLEET_FRESH => Some(e),
+            _ => self.ewma_ms,
+        }
+    }
+
+    pub fn local_ewma_ms(&self) -> Option<f64> {
         self.ewma_ms
     }
 
+    /// What the fleet reported (`None` forgets it).
+    pub fn set_fleet(&mut self, ewma_ms: Option<f64>, p95_ms: Option<f64>, now: Instant) {
+        self.fleet = ewma_ms.map(|e| (e, p95_ms, now));
+    }
+
+    /// Calls over the last five minutes.
+    pub fn calls(&mut self, now: Instant) -> u64 {
+        self.outcomes.counts(now).calls
+    }
+
+    /// The fleet's p95 while fresh, else this process's.
     pub fn p95_ms(&self) -> Option<f64> {
+        match self.fleet {
+            Some((_, Some(p), at)) if at.elapsed() < FLEET_FRESH => Some(p),
+            _ => self.local_p95_ms(),
+        }
+    }
+
+    pub fn local_p95_ms(&self) -> Option<f64> {
         if self.samples.is_empty() {
             return None;
         }
@@ -82,6 +113,10 @@ pub struct DeploymentHealth {
     pub identity: String,
     /// The provider's last word on remaining requests/tokens, and when it was said.
     limits: Mutex<Option<(ProviderLimits, Instant)>>,
+    /// Exhaustion another process of the fleet saw: what, and until when.
+    fleet_exhausted: Mutex<Option<(String, Instant)>>,
+    /// When the limits last published to the fleet were said (publish each word once).
+    published: Mutex<Option<Instant>>,
 }
 
 impl LimitSink for DeploymentHealth {
@@ -101,12 +136,23 @@ impl DeploymentHealth {
             latency: Mutex::new(LatencyStats::new(now)),
             identity,
             limits: Mutex::new(None),
+            fleet_exhausted: Mutex::new(None),
+            published: Mutex::new(None),
         })
     }
 
     /// If the provider said this deployment cannot take a request needing `tokens` right
     /// now: why, and how long until its reset.
     pub fn exhausted(&self, now: Instant, tokens: u64) -> Option<(String, Duration)> {
+        if let Some((why, until)) = &*self.fleet_exhausted.lock().unwrap_or_else(|p| p.into_inner()) {
+            if *until > now {
+                return Some((format!("{why} (seen by another process of the fleet)"), *until - now));
+            }
+        }
+        self.own_exhausted(now, tokens)
+    }
+
+    fn own_exhausted(&self, now: Instant, tokens: u64) -> Option<(String, Duration)> {
         let g = self.limits.lock().unwrap_or_else(|p| p.into_inner());
         let (l, at) = g.as_ref()?;
         let left = |reset: Option<Duration>| reset.map(|r| (*at + r).saturating_duration_since(now)).filter(|d| !d.is_zero());
@@ -123,6 +169,23 @@ impl DeploymentHealth {
             }
         }
         None
+    }
+
+    /// What the fleet says about exhaustion (`None`: nothing).
+    pub fn set_fleet_exhausted(&self, v: Option<(String, Instant)>) {
+        *self.fleet_exhausted.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// This process's own exhaustion (no requests or no tokens left), once per provider word.
+    pub fn unpublished_exhaustion(&self, now: Instant) -> Option<(String, Duration)> {
+        let at = self.limits.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, at)| *at)?;
+        let mut p = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        if *p == Some(at) {
+            return None;
+        }
+        let found = self.own_exhausted(now, 1)?;
+        *p = Some(at);
+        Some(found)
     }
 
     pub fn stats(&self) -> std::sync::MutexGuard<'_, LatencyStats> {

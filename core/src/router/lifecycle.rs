@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Compiled, Deployment, Router};
-use crate::budget::{BudgetInfo, Budgets, Reservation, Scope};
+use crate::budget::{BudgetInfo, Budgets, Denied, Reservation, Scope, Settling};
 use crate::clock::{Chance, Clock};
 use crate::error::{Error, ErrorKind};
 use crate::guard::Guarded;
@@ -51,6 +51,9 @@ pub(crate) struct RequestCtx {
     pub chance: Arc<Chance>,
     /// The budgets of the policy the request started with (a reload does not move them).
     pub budgets: Arc<Budgets>,
+    /// Settles a shared store has not confirmed yet; a chat waits for them before it
+    /// returns, so what it spent is in the fleet's ledger when the caller sees the answer.
+    pub settles: Vec<Settling>,
 }
 
 impl RequestCtx {
@@ -78,6 +81,14 @@ impl RequestCtx {
             clock: inner.clock.clone(),
             chance: inner.chance.clone(),
             budgets: compiled.budgets.clone(),
+            settles: Vec::new(),
+        }
+    }
+
+    /// Wait for this request's settles (bounded by the store timeout each).
+    pub(crate) async fn settled(&mut self) {
+        for s in std::mem::take(&mut self.settles) {
+            s.wait().await;
         }
     }
 
@@ -144,6 +155,7 @@ impl RequestCtx {
 
     pub(crate) fn emit_transition(&self, deployment: &str, tr: Option<Transition>) {
         if let Some(tr) = tr {
+            super::fleet_sync::publish(self.budgets.state(), deployment, &tr);
             self.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
         }
     }
@@ -170,9 +182,10 @@ impl RequestCtx {
         });
     }
 
-    /// After spend was recorded: report budgets that crossed 80 %, 90 % or 100 %.
+    /// After spend was recorded: report budgets that crossed 80 %, 90 % or 100 %. With a
+    /// shared store the fleet sync reports them from the fleet's figures instead.
     fn emit_budget_thresholds(&self) {
-        if self.budgets.is_empty() {
+        if self.budgets.is_empty() || self.budgets.state().is_shared() {
             return;
         }
         for (st, threshold) in self.budgets.crossed(self.clock.unix_now()) {
@@ -217,7 +230,7 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     /// Ask the deployment's breaker, then every budget and rate limit that applies.
-    pub(crate) fn open(ctx: &mut RequestCtx, req: &ChatRequest, dep: &Arc<Deployment>, tier: usize) -> Result<Attempt, Refused> {
+    pub(crate) async fn open(ctx: &mut RequestCtx, req: &ChatRequest, dep: &Arc<Deployment>, tier: usize) -> Result<Attempt, Refused> {
         let now = ctx.now();
         let permit = match dep.health.breaker.acquire(now) {
             Ok((p, transition)) => {
@@ -226,10 +239,22 @@ impl Attempt {
             }
             Err(rej) => return Err(Refused::Breaker { why: rej.describe(now), until: rej.until }),
         };
+        // Half-open admits one probe per process; a fleet admits one in all.
+        if permit.is_probe() && !super::fleet_sync::claim_probe(ctx.budgets.state(), &dep.name, ctx.deadline.saturating_duration_since(now)).await {
+            return Err(Refused::Breaker { why: "breaker half-open, another process is probing".into(), until: None });
+        }
         // On refusal the permit is dropped unreported, which frees a probe slot.
-        let reservation = reserve(ctx, req, dep).map_err(|info| Refused::Budget(budget_error(info, dep, ctx.clock.unix_now())))?;
+        let reservation = reserve(ctx, req, dep).await.map_err(|d| match d {
+            Denied::Budget(info) => Refused::Budget(budget_error(info, dep, ctx.clock.unix_now())),
+            Denied::Store(e) => Refused::Budget(e.at(&dep.provider, &dep.model)),
+        })?;
         for name in reservation.iter().flat_map(|r| r.shadow_exceeded()) {
             ctx.note(format!("`{name}` would refuse `{}` (shadow mode, enforce: false): not enforced", dep.name));
+        }
+        if let Some(n) = reservation.as_ref().and_then(|r| r.note()) {
+            if !ctx.trace.notes.contains(&n.0) {
+                ctx.note(n.0.clone());
+            }
         }
         let trace =
             AttemptTrace { deployment: dep.name.clone(), provider: dep.provider.clone(), model: dep.model.clone(), tier, ..Default::default() };
@@ -294,7 +319,7 @@ impl Attempt {
         };
         let cost = t.cost_usd.unwrap_or(0.0);
         if let Some(r) = self.reservation.take() {
-            r.settle(cost, tokens);
+            ctx.settles.push(r.settle(cost, tokens));
             ctx.emit_budget_thresholds();
         }
         ctx.emit_attempt(&self.trace, d.endpoint.provider.kind().as_str(), response_model);
@@ -331,8 +356,11 @@ fn observe(d: &Deployment, now: Instant, ok: bool, ttft: Option<Duration>) {
     }
 }
 
+/// A dead process's holds come back this long after its request's deadline.
+const LEASE_SLACK: Duration = Duration::from_secs(2);
+
 /// Reserve an attempt's worst case against every budget and rate limit that applies.
-fn reserve(ctx: &RequestCtx, req: &ChatRequest, d: &Deployment) -> Result<Option<Reservation>, BudgetInfo> {
+async fn reserve(ctx: &RequestCtx, req: &ChatRequest, d: &Deployment) -> Result<Option<Reservation>, Denied> {
     if ctx.budgets.is_empty() && d.rate_limit.is_none() {
         return Ok(None);
     }
@@ -340,7 +368,8 @@ fn reserve(ctx: &RequestCtx, req: &ChatRequest, d: &Deployment) -> Result<Option
     let usd = d.expected_cost(ctx.est_input, out);
     let md = &req.metadata;
     let scope = Scope { tenant: md.tenant.as_deref(), feature: md.feature.as_deref(), route: &ctx.route.name, deployment: &d.name };
-    ctx.budgets.reserve(&scope, usd, ctx.est_input + out, d.rate_limit.as_ref(), ctx.clock.unix_now()).map(Some)
+    let lease = ctx.deadline.saturating_duration_since(ctx.now()) + LEASE_SLACK;
+    ctx.budgets.reserve(&scope, usd, ctx.est_input + out, d.rate_limit.as_ref(), ctx.clock.unix_now(), lease).await.map(Some)
 }
 
 fn budget_error(info: BudgetInfo, d: &Deployment, unix_now: f64) -> Error {

@@ -18,6 +18,7 @@ mod builder;
 mod cached;
 mod compile;
 mod explain;
+mod fleet_sync;
 pub mod health;
 mod lifecycle;
 mod select;
@@ -128,8 +129,11 @@ pub(crate) struct RouterInner {
     pub transport: Arc<dyn Transport>,
     pub seq: std::sync::atomic::AtomicU64,
     pub telemetry: Arc<Telemetry>,
-    /// Budgets and rate-limit counters; shared with other routers when given one store.
-    pub store: Arc<dyn StateStore>,
+    /// Budgets, rate-limit counters and (shared) fleet health; shared with other routers
+    /// when given one store, with other processes through Redis.
+    pub store: Arc<crate::state::State>,
+    /// The fleet sync task, started by the first request when the store is shared.
+    pub fleet_sync: std::sync::OnceLock<()>,
     pub clock: Arc<dyn Clock>,
     pub chance: Arc<Chance>,
     /// The response cache: one store for the router's life, emptied only when a reload

@@ -91,6 +91,14 @@ pub enum RouterEvent {
         action: String,
         findings: std::collections::BTreeMap<String, u64>,
     },
+    /// The shared state store went down (`up: false`, with the error) or came back.
+    StateStoreChanged {
+        up: bool,
+        /// What requests do meanwhile: `local`, `fail_closed` or `fail_open`.
+        on_error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     PolicyReloaded {
         ok: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -53,6 +53,10 @@ struct Families {
     events_dropped: f64,
     /// route, result (`hit`, `miss`, `fallback`)
     cache_lookups: BTreeMap<Labels, f64>,
+    /// on_error (`local`, `fail_open`, `fail_closed`, `dropped_settle`)
+    state_fallbacks: BTreeMap<Labels, f64>,
+    /// Shared state store up (1) or down (0); absent without a shared store.
+    state_up: Option<bool>,
     /// route → (requests, successes, cost of every attempt)
     route_costs: BTreeMap<String, (u64, u64, f64)>,
 }
@@ -200,6 +204,17 @@ impl Metrics {
         inc(&mut f.cache_lookups, vec![("route", route.to_string()), ("result", result.to_string())], 1.0);
     }
 
+    /// A reservation or settle served without the shared store, as `on_error` says.
+    pub fn state_fallback(&self, on_error: &str) {
+        let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        inc(&mut f.state_fallbacks, vec![("on_error", on_error.to_string())], 1.0);
+    }
+
+    /// The shared state store answered (`true`) or failed (`false`).
+    pub fn state_store(&self, up: bool) {
+        self.f.lock().unwrap_or_else(|p| p.into_inner()).state_up = Some(up);
+    }
+
     pub fn dropped_event(&self) {
         self.f.lock().unwrap_or_else(|p| p.into_inner()).events_dropped += 1.0;
     }
@@ -290,6 +305,17 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} gauge");
             let _ = writeln!(out, "{name} {v}");
+        }
+        if let Some(up) = f.state_up {
+            let _ = writeln!(out, "# HELP polyroute_state_store_up Whether the shared state store (Redis/Valkey) answered its last call.");
+            let _ = writeln!(out, "# TYPE polyroute_state_store_up gauge");
+            let _ = writeln!(out, "polyroute_state_store_up {}", u8::from(up));
+            counter(
+                &mut out,
+                "polyroute_state_store_fallbacks_total",
+                "Reservations and settles served without the shared state store, by what `state.on_error` did.",
+                &f.state_fallbacks,
+            );
         }
         let _ = writeln!(out, "# HELP polyroute_events_dropped_total Events not delivered to a slow host callback (its queue was full).");
         let _ = writeln!(out, "# TYPE polyroute_events_dropped_total counter");

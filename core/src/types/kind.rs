@@ -54,11 +54,14 @@ pub enum ErrorKind {
     Config,
     /// A guard of the policy found data it must not send (action `reject`); nothing was sent.
     GuardRejected,
+    /// The shared state store (Redis/Valkey) did not answer and `state.on_error` is
+    /// `fail_closed`: nothing was sent.
+    StateUnavailable,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order; bindings use it to build one class/case per kind.
-    pub const ALL: [ErrorKind; 21] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::RateLimited,
         ErrorKind::QuotaExhausted,
         ErrorKind::Overloaded,
@@ -80,6 +83,7 @@ impl ErrorKind {
         ErrorKind::Cancelled,
         ErrorKind::Config,
         ErrorKind::GuardRejected,
+        ErrorKind::StateUnavailable,
     ];
 
     /// The stable snake_case code.
@@ -106,6 +110,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Config => "config",
             ErrorKind::GuardRejected => "guard_rejected",
+            ErrorKind::StateUnavailable => "state_unavailable",
         }
     }
 

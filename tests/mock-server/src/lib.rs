@@ -27,6 +27,7 @@
 mod conn;
 mod control;
 mod state;
+pub mod redis;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

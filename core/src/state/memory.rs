@@ -1,0 +1,114 @@
+//! The default store: process memory. Its futures complete at once, so the router's
+//! bookkeeping with it is as synchronous as it was before the store went async.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{Actual, Charge, Counter, Refusal, StateStore, StoreFuture};
+
+/// Float sums drift by ulps; a charge that lands within this of the limit still fits.
+pub(crate) const EPS: f64 = 1e-9;
+/// Settled ids remembered for idempotency: far more than are ever settled twice in flight.
+const SETTLED_MEMORY: usize = 65_536;
+
+#[derive(Debug, Default)]
+struct Inner {
+    counters: HashMap<String, Counter>,
+    /// What each open reservation holds. No lease here: a hold dies with its process.
+    holds: HashMap<String, Vec<(String, f64)>>,
+    settled: HashSet<String>,
+    settled_order: VecDeque<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn reserve_now(&self, id: &str, charges: &[Charge]) -> Result<Vec<f64>, Refusal> {
+        let mut g = self.lock();
+        let mut used = Vec::with_capacity(charges.len());
+        for (i, c) in charges.iter().enumerate() {
+            let u: f64 = c.window.iter().filter_map(|k| g.counters.get(k)).map(|x| x.spent + x.reserved).sum();
+            if u + c.amount > c.limit + EPS {
+                return Err(Refusal { index: i, remaining: (c.limit - u).max(0.0) });
+            }
+            used.push(u + c.amount);
+        }
+        for c in charges {
+            g.counters.entry(c.add_to.clone()).or_default().reserved += c.amount;
+        }
+        g.holds.insert(id.to_string(), charges.iter().map(|c| (c.add_to.clone(), c.amount)).collect());
+        Ok(used)
+    }
+
+    pub(crate) fn settle_now(&self, id: &str, actual: &[Actual]) {
+        let mut g = self.lock();
+        if !g.settled.insert(id.to_string()) {
+            return;
+        }
+        g.settled_order.push_back(id.to_string());
+        if g.settled_order.len() > SETTLED_MEMORY {
+            if let Some(old) = g.settled_order.pop_front() {
+                g.settled.remove(&old);
+            }
+        }
+        for (k, amount) in g.holds.remove(id).unwrap_or_default() {
+            let e = g.counters.entry(k).or_default();
+            e.reserved -= amount;
+            // Adding and removing the same floats leaves ulp-sized residue; zero it.
+            if e.reserved < 1e-12 {
+                e.reserved = 0.0;
+            }
+        }
+        for (k, a) in actual {
+            if *a != 0.0 {
+                g.counters.entry(k.clone()).or_default().spent += a;
+            }
+        }
+    }
+
+    /// Take the fleet's last known figures as spent (its reservations too: they may become
+    /// spend), so a process falling back to itself does not start again from zero.
+    pub(crate) fn seed(&self, fleet: &HashMap<String, Counter>) {
+        let mut g = self.lock();
+        for (k, c) in fleet {
+            let e = g.counters.entry(k.clone()).or_default();
+            e.spent = e.spent.max(c.spent + c.reserved);
+        }
+    }
+
+    pub(crate) fn get_now(&self, keys: &[String]) -> Vec<Counter> {
+        let g = self.lock();
+        keys.iter().map(|k| g.counters.get(k).copied().unwrap_or_default()).collect()
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn reserve<'a>(&'a self, id: &'a str, charges: &'a [Charge], _lease: Duration) -> StoreFuture<'a, Result<Vec<f64>, Refusal>> {
+        Box::pin(std::future::ready(Ok(self.reserve_now(id, charges))))
+    }
+
+    fn settle<'a>(&'a self, id: &'a str, actual: &'a [Actual]) -> StoreFuture<'a, ()> {
+        self.settle_now(id, actual);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn get<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Counter>> {
+        Box::pin(std::future::ready(Ok(self.get_now(keys))))
+    }
+
+    fn peek(&self, keys: &[String]) -> Option<Vec<Counter>> {
+        Some(self.get_now(keys))
+    }
+}
