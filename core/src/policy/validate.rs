@@ -53,6 +53,7 @@ const TOP_KEYS: &[&str] = &[
     "telemetry",
     "guards",
     "cache",
+    "state",
     "keys",
 ];
 
@@ -141,6 +142,12 @@ pub(super) fn parse_and_validate(v: &Value) -> (Option<PolicySpec>, Vec<PolicyIs
     if let Some(c) = root.get("cache") {
         match parse_entry::<CacheSpec>(c, "cache", &mut issues) {
             Some(c) => spec.cache = c,
+            None => complete = false,
+        }
+    }
+    if let Some(c) = root.get("state") {
+        match parse_entry::<super::StateSpec>(c, "state", &mut issues) {
+            Some(c) => spec.state = c,
             None => complete = false,
         }
     }

@@ -158,7 +158,7 @@ mod tests {
             ["rate_limited", "overloaded", "server_error", "timeout", "connection", "stream_interrupted", "malformed_response", "invalid_output"]
         );
         let stopping: Vec<_> = ErrorKind::ALL.into_iter().filter(|k| stops(*k)).map(|k| k.code()).collect();
-        assert_eq!(stopping, ["invalid_request", "cancelled", "config", "guard_rejected"]);
+        assert_eq!(stopping, ["invalid_request", "cancelled", "config", "guard_rejected", "state_unavailable"]);
     }
 
     #[test]

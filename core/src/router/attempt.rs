@@ -101,7 +101,7 @@ pub(crate) async fn run<T: Send + 'static>(
     let now = router.inner.clock.now();
     let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
     let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, sel.matched.clone(), &req, stream);
-    super::fleet_sync::ensure_started(router);
+    super::fleet_sync::ensure_started(router).await;
     if let Some(d) = resume.deadline {
         ctx.deadline = ctx.deadline.min(d);
     }

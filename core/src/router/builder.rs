@@ -93,7 +93,7 @@ impl RouterBuilder {
             seq: std::sync::atomic::AtomicU64::new(0),
             telemetry: telemetry.clone(),
             store: Arc::new(state(&self.policy, self.store, telemetry)?),
-            fleet_sync: std::sync::OnceLock::new(),
+            fleet_sync: tokio::sync::OnceCell::new(),
             clock: self.clock,
             chance: Arc::new(self.chance.unwrap_or_default()),
             cache: crate::cache::ResponseCache::new(self.policy.spec.cache.max_bytes.0),

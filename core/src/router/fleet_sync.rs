@@ -22,28 +22,32 @@ use crate::telemetry::RouterEvent;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Start the sync the first time a request runs (a runtime exists by then).
-pub(crate) fn ensure_started(router: &Router) {
+/// Start the sync with the first request (a runtime exists by then). That request waits
+/// for the first sync (bounded by the store timeout), so a process that just started does
+/// not send to a deployment the fleet already knows is open.
+pub(crate) async fn ensure_started(router: &Router) {
     let inner = &router.inner;
-    if !inner.store.is_shared() || inner.fleet_sync.get().is_some() {
+    if !inner.store.is_shared() || inner.fleet_sync.initialized() {
         return;
     }
-    inner.fleet_sync.get_or_init(|| {
-        if let Ok(h) = tokio::runtime::Handle::try_current() {
-            h.spawn(run(Arc::downgrade(&router.inner)));
-        }
-    });
+    inner
+        .fleet_sync
+        .get_or_init(|| async {
+            // Who this process is in the fleet's latency reports.
+            let me = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+            tick(inner, &me).await;
+            tokio::spawn(run(Arc::downgrade(&router.inner), me));
+        })
+        .await;
 }
 
-async fn run(weak: Weak<RouterInner>) {
-    // Who this process is in the fleet's latency reports.
-    let me = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+async fn run(weak: Weak<RouterInner>, me: String) {
     loop {
+        let Some(interval) = weak.upgrade().map(|i| i.snapshot_interval()) else { return };
+        tokio::time::sleep(interval).await;
         let Some(inner) = weak.upgrade() else { return };
-        let interval = inner.snapshot_interval();
         tick(&inner, &me).await;
         drop(inner); // a router dropped between ticks ends the task
-        tokio::time::sleep(interval).await;
     }
 }
 

@@ -133,7 +133,7 @@ pub(crate) struct RouterInner {
     /// when given one store, with other processes through Redis.
     pub store: Arc<crate::state::State>,
     /// The fleet sync task, started by the first request when the store is shared.
-    pub fleet_sync: std::sync::OnceLock<()>,
+    pub fleet_sync: tokio::sync::OnceCell<()>,
     pub clock: Arc<dyn Clock>,
     pub chance: Arc<Chance>,
     /// The response cache: one store for the router's life, emptied only when a reload

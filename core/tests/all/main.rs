@@ -39,4 +39,5 @@ mod parsing_regressions;
 mod router_http;
 mod router_inproc;
 mod scenarios;
+mod state_redis;
 mod telemetry;
