@@ -11,6 +11,9 @@ need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
 # curl is one of the gateway's clients in server/test.sh
 command -v curl >/dev/null || need_apt+=(curl)
+# a real Redis for the shared-state tests (issue 14): they start and stop their own servers
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 # a C compiler for Windows, so the Python binding (and ring under it) type-checks for Windows
 command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(gcc-mingw-w64-x86-64)
 if [ ${#need_apt[@]} -gt 0 ]; then
