@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{BudgetSpec, Period, RateLimitSpec};
-pub use crate::state::{Charge, Counter, MemoryStore, Refusal, StateStore};
 use crate::state::{shared::Held, State, StateNote};
+pub use crate::state::{Charge, Counter, MemoryStore, Refusal, StateStore};
 // Moved down so `error` (which carries it) and `resilience` need not import `budget`.
 pub use crate::error::BudgetInfo;
 use crate::time::civil;
@@ -280,7 +280,7 @@ impl Budgets {
     ) -> Result<Reservation, Denied> {
         let mut charges = Vec::new();
         let mut meta: Vec<(String, Unit, f64)> = Vec::new(); // (name, unit, resets_at)
-        // (charge index, real limit) of shadow-mode ceilings, charged against no limit.
+                                                             // (charge index, real limit) of shadow-mode ceilings, charged against no limit.
         let mut shadow: Vec<(usize, f64)> = Vec::new();
         for (i, b) in self.specs.iter().enumerate() {
             let Some(inst) = Self::instance(b, s) else { continue };

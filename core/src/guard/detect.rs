@@ -154,7 +154,7 @@ fn luhn(s: &str) -> Option<usize> {
             }
         })
         .sum();
-    (sum % 10 == 0).then_some(s.len())
+    sum.is_multiple_of(10).then_some(s.len())
 }
 
 /// International numbers (`+` prefix) or national ones with an area code in parentheses or

@@ -11,6 +11,7 @@ mod keys;
 mod schema;
 mod state_spec;
 mod validate;
+mod values;
 
 use std::path::Path;
 

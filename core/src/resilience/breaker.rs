@@ -415,7 +415,12 @@ impl Breaker {
         g.slow_trips = 0;
         g.consecutive = 0;
         g.window.clear();
-        Some(Transition { from, to: BreakerState::Closed, reason: "closed in the fleet: another process's probe succeeded".into(), open_for_ms: None })
+        Some(Transition {
+            from,
+            to: BreakerState::Closed,
+            reason: "closed in the fleet: another process's probe succeeded".into(),
+            open_for_ms: None,
+        })
     }
 
     pub fn state(&self, now: Instant) -> BreakerState {

@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::{Compiled, Router, RouterInner};
 use crate::budget::{MemoryStore, StateStore};
-use crate::state::redis::{RedisOptions, RedisStore};
-use crate::state::State;
 use crate::clock::{Chance, Clock, SystemClock};
 use crate::error::Result;
 use crate::policy::Policy;
 use crate::provider::{HttpTransport, Transport, TransportOptions};
+use crate::state::redis::{RedisOptions, RedisStore};
+use crate::state::State;
 use crate::telemetry::{RouterEvent, Telemetry};
 
 #[must_use = "call .build() to get a Router"]
@@ -113,7 +113,8 @@ impl RouterBuilder {
 /// The store budgets, limits and health live in: the one given, else the policy's.
 fn state(policy: &Policy, given: Option<Arc<dyn StateStore>>, telemetry: Arc<Telemetry>) -> Result<State> {
     let spec = policy.spec.state.redis.as_ref();
-    let (on_error, timeout) = spec.map(|r| (r.on_error, r.timeout.0)).unwrap_or((crate::policy::OnStoreError::Local, std::time::Duration::from_millis(50)));
+    let (on_error, timeout) =
+        spec.map(|r| (r.on_error, r.timeout.0)).unwrap_or((crate::policy::OnStoreError::Local, std::time::Duration::from_millis(50)));
     let store: Arc<dyn StateStore> = match (given, spec) {
         (Some(s), _) => s,
         (None, None) => Arc::new(MemoryStore::new()),

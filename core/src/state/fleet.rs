@@ -9,10 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::Script;
-
-use super::redis::{err, RedisStore};
-use super::{StoreError, StoreFuture};
+use super::StoreFuture;
 
 /// One process's latency figures for one deployment, as pushed to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,105 +49,19 @@ pub trait FleetStore: Send + Sync {
     fn sync<'a>(&'a self, me: &'a str, reports: &'a [(String, LatencyReport)], deps: &'a [String]) -> StoreFuture<'a, Vec<DeploymentView>>;
 }
 
-pub(crate) struct HealthScripts {
-    open: Script,
-}
-
-impl HealthScripts {
-    pub(crate) fn new() -> Self {
-        HealthScripts {
-            open: Script::new(
-                "local ttl = redis.call('PTTL', KEYS[1])\n\
-                 if ttl < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1]) end\n\
-                 redis.call('DEL', KEYS[2], KEYS[3])\nreturn 1",
-            ),
-        }
-    }
-}
-
 /// Reports older than this are a process that stopped (or lost the store): not averaged.
-const REPORT_TTL_MS: u64 = 60_000;
+pub(crate) const REPORT_TTL_MS: u64 = 60_000;
 /// How long "closed by a probe" is visible to processes that still hold it open.
-const CLOSED_MARK_MS: u64 = 10_000;
+pub(crate) const CLOSED_MARK_MS: u64 = 10_000;
 
-fn ms(d: Duration) -> u64 {
+pub(crate) fn ms(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
 }
 
-impl FleetStore for RedisStore {
-    fn publish_open<'a>(&'a self, dep: &'a str, open_for: Duration, reason: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let conn = self.conn().await?;
-            let mut inv = self.health.open.prepare_invoke();
-            inv.key(self.fleet_key(dep, "open")).key(self.fleet_key(dep, "closed")).key(self.fleet_key(dep, "probe"));
-            inv.arg(ms(open_for)).arg(reason);
-            let _: i64 = conn.script(&inv).await.map_err(err)?;
-            Ok(())
-        })
-    }
-
-    fn publish_closed<'a>(&'a self, dep: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let conn = self.conn().await?;
-            let mut p = redis::pipe();
-            p.del(self.fleet_key(dep, "open")).ignore().del(self.fleet_key(dep, "probe")).ignore();
-            p.cmd("SET").arg(self.fleet_key(dep, "closed")).arg(1).arg("PX").arg(CLOSED_MARK_MS).ignore();
-            let () = conn.pipe(&p).await.map_err(err)?;
-            Ok(())
-        })
-    }
-
-    fn claim_probe<'a>(&'a self, dep: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let conn = self.conn().await?;
-            let mut p = redis::pipe();
-            p.cmd("SET").arg(self.fleet_key(dep, "probe")).arg(std::process::id()).arg("NX").arg("PX").arg(ms(ttl));
-            let (r,): (Option<String>,) = conn.pipe(&p).await.map_err(err)?;
-            Ok(r.is_some())
-        })
-    }
-
-    fn publish_exhausted<'a>(&'a self, dep: &'a str, for_: Duration, why: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let conn = self.conn().await?;
-            let mut p = redis::pipe();
-            p.cmd("SET").arg(self.fleet_key(dep, "exhausted")).arg(why).arg("PX").arg(ms(for_)).ignore();
-            let () = conn.pipe(&p).await.map_err(err)?;
-            Ok(())
-        })
-    }
-
-    fn sync<'a>(&'a self, me: &'a str, reports: &'a [(String, LatencyReport)], deps: &'a [String]) -> StoreFuture<'a, Vec<DeploymentView>> {
-        Box::pin(async move {
-            let conn = self.conn().await?;
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-            let mut p = redis::pipe();
-            for (dep, r) in reports {
-                let k = self.fleet_key(dep, "latency");
-                p.hset(&k, me, format!("{}:{}:{now_ms}:{}", r.ewma_ms, r.calls, r.p95_ms.unwrap_or(f64::NAN))).ignore();
-                p.pexpire(&k, REPORT_TTL_MS as i64).ignore();
-            }
-            for dep in deps {
-                p.pttl(self.fleet_key(dep, "open")).get(self.fleet_key(dep, "open")).exists(self.fleet_key(dep, "closed"));
-                p.pttl(self.fleet_key(dep, "exhausted")).get(self.fleet_key(dep, "exhausted"));
-                p.hgetall(self.fleet_key(dep, "latency"));
-            }
-            type Row = (i64, Option<String>, bool, i64, Option<String>, HashMap<String, String>);
-            let rows: Vec<redis::Value> = conn.pipe(&p).await.map_err(err)?;
-            let mut out = Vec::with_capacity(deps.len());
-            for chunk in rows.chunks(6) {
-                let row: Row = redis::FromRedisValue::from_redis_value(redis::Value::Array(chunk.to_vec())).map_err(err)?;
-                out.push(view(row, now_ms));
-            }
-            if out.len() != deps.len() {
-                return Err(StoreError(format!("redis: sync got {} rows for {} deployments", out.len(), deps.len())));
-            }
-            Ok(out)
-        })
-    }
-}
-
-fn view((open_ttl, open_why, closed, ex_ttl, ex_why, lat): (i64, Option<String>, bool, i64, Option<String>, HashMap<String, String>), now_ms: u64) -> DeploymentView {
+pub(crate) fn view(
+    (open_ttl, open_why, closed, ex_ttl, ex_why, lat): (i64, Option<String>, bool, i64, Option<String>, HashMap<String, String>),
+    now_ms: u64,
+) -> DeploymentView {
     let (mut weighted, mut calls, mut p95w, mut p95n) = (0.0, 0u64, 0.0, 0u64);
     for v in lat.values() {
         let mut it = v.split(':');

@@ -15,7 +15,7 @@
 //! `..|holds` reservation id → JSON of what it holds, `..|leases` id → lease end,
 //! `..|settled` ids already settled; `polyroute:{fleet|gpt}|open` etc. for health (fleet.rs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -23,6 +23,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, Script};
 use tokio::sync::OnceCell;
 
+use super::fleet::{ms, view, DeploymentView, FleetStore, LatencyReport, CLOSED_MARK_MS, REPORT_TTL_MS};
 use super::{Actual, Charge, Counter, Refusal, StateStore, StoreError, StoreFuture};
 
 const SWEEP: &str = include_str!("lua/sweep.lua");
@@ -41,7 +42,10 @@ pub struct RedisOptions {
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // URLs may carry a password.
-        f.debug_struct("RedisOptions").field("nodes", &self.urls.iter().map(|u| redacted(u)).collect::<Vec<_>>()).field("cluster", &self.cluster).finish()
+        f.debug_struct("RedisOptions")
+            .field("nodes", &self.urls.iter().map(|u| redacted(u)).collect::<Vec<_>>())
+            .field("cluster", &self.cluster)
+            .finish()
     }
 }
 
@@ -81,7 +85,8 @@ pub struct RedisStore {
     reserve: Script,
     settle: Script,
     get: Script,
-    pub(crate) health: super::fleet::HealthScripts,
+    /// Open a deployment fleet-wide without shortening a longer open (fleet.rs).
+    pub(crate) open_script: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -111,7 +116,11 @@ impl RedisStore {
             reserve: with(include_str!("lua/reserve.lua")),
             settle: with(include_str!("lua/settle.lua")),
             get: with(include_str!("lua/get.lua")),
-            health: super::fleet::HealthScripts::new(),
+            open_script: Script::new(
+                "local ttl = redis.call('PTTL', KEYS[1])\n\
+                 if ttl < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1]) end\n\
+                 redis.call('DEL', KEYS[2], KEYS[3])\nreturn 1",
+            ),
         })
     }
 
@@ -211,10 +220,13 @@ impl RedisStore {
                 _ => f64::NAN,
             }
         };
-        match reply.first().map(num) {
-            Some(x) if x == 1.0 => Ok(Ok(reply[1..].iter().map(num).collect())),
-            Some(x) if x == 0.0 && reply.len() == 3 => Ok(Err(Refusal { index: num(&reply[1]) as usize - 1, remaining: num(&reply[2]) })),
-            _ => Err(StoreError(format!("redis: unexpected reply to reserve: {reply:?}"))),
+        let tag = reply.first().map(num).unwrap_or(f64::NAN);
+        if tag == 1.0 {
+            Ok(Ok(reply[1..].iter().map(num).collect()))
+        } else if tag == 0.0 && reply.len() == 3 {
+            Ok(Err(Refusal { index: num(&reply[1]) as usize - 1, remaining: num(&reply[2]) }))
+        } else {
+            Err(StoreError(format!("redis: unexpected reply to reserve: {reply:?}")))
         }
     }
 
@@ -322,5 +334,79 @@ impl StateStore for RedisStore {
 
     fn fleet(&self) -> Option<&dyn super::fleet::FleetStore> {
         Some(self)
+    }
+}
+
+// The fleet's health view (what it means: fleet.rs), on the same connection.
+impl FleetStore for RedisStore {
+    fn publish_open<'a>(&'a self, dep: &'a str, open_for: Duration, reason: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let mut inv = self.open_script.prepare_invoke();
+            inv.key(self.fleet_key(dep, "open")).key(self.fleet_key(dep, "closed")).key(self.fleet_key(dep, "probe"));
+            inv.arg(ms(open_for)).arg(reason);
+            let _: i64 = conn.script(&inv).await.map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn publish_closed<'a>(&'a self, dep: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let mut p = redis::pipe();
+            p.del(self.fleet_key(dep, "open")).ignore().del(self.fleet_key(dep, "probe")).ignore();
+            p.cmd("SET").arg(self.fleet_key(dep, "closed")).arg(1).arg("PX").arg(CLOSED_MARK_MS).ignore();
+            let () = conn.pipe(&p).await.map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn claim_probe<'a>(&'a self, dep: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let mut p = redis::pipe();
+            p.cmd("SET").arg(self.fleet_key(dep, "probe")).arg(std::process::id()).arg("NX").arg("PX").arg(ms(ttl));
+            let (r,): (Option<String>,) = conn.pipe(&p).await.map_err(err)?;
+            Ok(r.is_some())
+        })
+    }
+
+    fn publish_exhausted<'a>(&'a self, dep: &'a str, for_: Duration, why: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let mut p = redis::pipe();
+            p.cmd("SET").arg(self.fleet_key(dep, "exhausted")).arg(why).arg("PX").arg(ms(for_)).ignore();
+            let () = conn.pipe(&p).await.map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn sync<'a>(&'a self, me: &'a str, reports: &'a [(String, LatencyReport)], deps: &'a [String]) -> StoreFuture<'a, Vec<DeploymentView>> {
+        Box::pin(async move {
+            let conn = self.conn().await?;
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+            let mut p = redis::pipe();
+            for (dep, r) in reports {
+                let k = self.fleet_key(dep, "latency");
+                p.hset(&k, me, format!("{}:{}:{now_ms}:{}", r.ewma_ms, r.calls, r.p95_ms.unwrap_or(f64::NAN))).ignore();
+                p.pexpire(&k, REPORT_TTL_MS as i64).ignore();
+            }
+            for dep in deps {
+                p.pttl(self.fleet_key(dep, "open")).get(self.fleet_key(dep, "open")).exists(self.fleet_key(dep, "closed"));
+                p.pttl(self.fleet_key(dep, "exhausted")).get(self.fleet_key(dep, "exhausted"));
+                p.hgetall(self.fleet_key(dep, "latency"));
+            }
+            type Row = (i64, Option<String>, bool, i64, Option<String>, HashMap<String, String>);
+            let rows: Vec<redis::Value> = conn.pipe(&p).await.map_err(err)?;
+            let mut out = Vec::with_capacity(deps.len());
+            for chunk in rows.chunks(6) {
+                let row: Row = redis::FromRedisValue::from_redis_value(redis::Value::Array(chunk.to_vec())).map_err(err)?;
+                out.push(view(row, now_ms));
+            }
+            if out.len() != deps.len() {
+                return Err(StoreError(format!("redis: sync got {} rows for {} deployments", out.len(), deps.len())));
+            }
+            Ok(out)
+        })
     }
 }

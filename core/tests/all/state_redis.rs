@@ -36,8 +36,13 @@ fn charge(key: &str, limit: f64, amount: f64) -> Charge {
 }
 
 fn store(url: String, cluster: bool) -> RedisStore {
-    RedisStore::new(RedisOptions { urls: url.split(',').map(String::from).collect(), cluster, key_prefix: "t:".into(), timeout: Duration::from_secs(2) })
-        .unwrap()
+    RedisStore::new(RedisOptions {
+        urls: url.split(',').map(String::from).collect(),
+        cluster,
+        key_prefix: "t:".into(),
+        timeout: Duration::from_secs(2),
+    })
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,10 +160,14 @@ async fn a_three_master_cluster_holds_budgets_in_different_slots() {
     srv.set_script("m", script(json!({"then": {"text": "a b c d", "latency_ms": 5}}))).unwrap();
     let state = format!("{{redis: {{url: \"{}\", cluster: true, timeout: 2s}}}}", cluster.urls());
     // Two budgets whose keys hash to different slots: one reservation spans two nodes.
-    let y = budget_policy(&srv, &state, "  - {name: global, limit_usd: 5.0, period: day}\n  - {name: per-tenant, limit_usd: 0.3, period: day, scope: {tenant: \"*\"}}");
+    let y = budget_policy(
+        &srv,
+        &state,
+        "  - {name: global, limit_usd: 5.0, period: day}\n  - {name: per-tenant, limit_usd: 0.3, period: day, scope: {tenant: \"*\"}}",
+    );
     let routers: Vec<Router> = (0..2).map(|_| Router::new(Policy::from_str(&y).unwrap()).unwrap()).collect();
     let (ok, cost) = drain(&routers, 16, Some("acme")).await;
-    assert!(cost <= 0.3 + 1e-9 && cost >= 0.3 * 0.95, "tenant spent {cost} of 0.3");
+    assert!((0.3 * 0.95..=0.3 + 1e-9).contains(&cost), "tenant spent {cost} of 0.3");
     assert_eq!(hits(&srv, "m"), ok);
     // Keys really are spread: more than one master holds some.
     let holding = cluster.nodes.iter().filter(|n| n.cli(&["dbsize"]).parse::<u64>().unwrap_or(0) > 0).count();

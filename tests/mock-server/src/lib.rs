@@ -26,8 +26,8 @@
 
 mod conn;
 mod control;
-mod state;
 pub mod redis;
+mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -23,7 +23,11 @@ fn free_port() -> u16 {
 
 /// `redis-cli -p PORT args...`, its stdout.
 pub fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli (Debian package redis-tools) must be installed");
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (Debian package redis-tools) must be installed");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -108,7 +112,16 @@ pub struct RedisCluster {
 impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..3)
-            .map(|i| RedisServer::with_args(&["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{i}.conf"), "--cluster-node-timeout", "2000"]))
+            .map(|i| {
+                RedisServer::with_args(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{i}.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new("redis-cli")
