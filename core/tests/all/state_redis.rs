@@ -304,3 +304,28 @@ state: {{redis: {{url: "{}", timeout: 2s, sync_interval: 50ms}}}}
         assert_eq!(st.breaker.state, BreakerState::Closed);
     }
 }
+
+/// Redis answering OOM (maxmemory reached, nothing evictable) is a store failure like any
+/// other: served locally, and re-joined when memory is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_memory_store_falls_back_and_recovers() {
+    let redis = RedisServer::start();
+    let srv = server().await;
+    srv.set_script("m", script(json!({"then": {"text": "ok"}}))).unwrap();
+    let state = format!("{{redis: {{url: \"{}\", timeout: 1s, sync_interval: 50ms}}}}", redis.url());
+    let r = Router::new(Policy::from_str(&budget_policy(&srv, &state, "  - {name: b, limit_usd: 10.0, period: day}")).unwrap()).unwrap();
+    r.chat(req("fine")).await.unwrap();
+    assert_eq!(redis.cli(&["config", "set", "maxmemory-policy", "noeviction"]), "OK");
+    assert_eq!(redis.cli(&["config", "set", "maxmemory", "1"]), "OK");
+    let resp = r.chat(req("full")).await.unwrap();
+    assert!(resp.trace.unwrap().notes.join("\n").contains("on_error: local"));
+    assert!(r.metrics_text().contains("polyroute_state_store_up 0"));
+    assert_eq!(redis.cli(&["config", "set", "maxmemory", "0"]), "OK");
+    let t0 = Instant::now();
+    while !r.metrics_text().contains("polyroute_state_store_up 1") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never re-joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = r.chat(req("back")).await.unwrap();
+    assert!(resp.trace.unwrap().notes.is_empty());
+}
