@@ -4,16 +4,13 @@
 //! `Authorization: Bearer <key>`, `api-key: <key>` or `x-api-key: <key>`. The presented key is
 //! hashed and compared digest to digest in constant time by the core; it is never stored,
 //! logged, put in a metric or echoed in an error (errors name the key by its `name` at most).
-//! The key table is the router's current policy, so a reload changes it.
-
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! The key table is the router's current policy, so a reload changes it. A key's
+//! `rate_limit` is counted in the router's state store (`Router::admit`): per process by
+//! default, shared by every gateway replica with `state.redis`.
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use polyroute::policy::{find_key, KeySpec};
-use polyroute::{Error, ErrorKind};
 use serde_json::json;
 
 /// The key presented with a request, if any (first of `Authorization: Bearer`, `api-key`,
@@ -69,38 +66,4 @@ pub fn authenticate(keys: &[KeySpec], headers: &HeaderMap) -> Result<Option<KeyS
 /// The 403 for a route the key may not use.
 pub fn forbidden(key: &KeySpec, route: &str) -> Response {
     refusal(StatusCode::FORBIDDEN, "route_not_allowed", format!("key `{}` may not use route `{route}`", key.name))
-}
-
-/// Per-key request rates: a sliding window of the last minute's admissions, per key name, in
-/// this process (N gateway replicas admit up to N times the rate; the tenant's budgets in the
-/// core's budget engine are the shared ceiling).
-#[derive(Default)]
-pub struct KeyLimits {
-    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-const WINDOW: Duration = Duration::from_secs(60);
-
-impl KeyLimits {
-    /// Admit one request for `key`, or the `rate_limited` error with the wait.
-    pub fn admit(&self, key: &KeySpec) -> Result<(), Error> {
-        let Some(rl) = key.rate_limit else { return Ok(()) };
-        let now = Instant::now();
-        let mut all = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let w = all.entry(key.name.clone()).or_default();
-        while w.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
-            w.pop_front();
-        }
-        if (w.len() as u64) < rl.requests_per_minute {
-            w.push_back(now);
-            return Ok(());
-        }
-        let wait = w.front().map(|t| WINDOW.saturating_sub(now.duration_since(*t))).unwrap_or(WINDOW);
-        let mut e = Error::new(
-            ErrorKind::RateLimited,
-            format!("key `{}` is over its rate limit of {} requests per minute", key.name, rl.requests_per_minute),
-        );
-        e.retry_after = Some(wait.max(Duration::from_secs(1)));
-        Err(e)
-    }
 }

@@ -24,7 +24,7 @@ use polyroute::{ChatRequest, Error, ErrorKind, Router};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::access::{self, KeyLimits};
+use crate::access;
 
 pub struct Options {
     pub policy: PathBuf,
@@ -41,7 +41,6 @@ struct App {
     /// Set on SIGTERM/SIGINT: new requests get 503, `/readyz` says not ready.
     draining: AtomicBool,
     /// Per-key request rates (`keys[].rate_limit`).
-    limits: KeyLimits,
     /// Chat requests in flight (streams until their last byte), at most `max_concurrent`.
     slots: Arc<Semaphore>,
     max_concurrent: usize,
@@ -54,7 +53,6 @@ pub async fn run(opts: Options) -> Result<(), String> {
         router,
         policy: opts.policy.clone(),
         draining: AtomicBool::new(false),
-        limits: KeyLimits::default(),
         slots: Arc::new(Semaphore::new(opts.max_concurrent)),
         max_concurrent: opts.max_concurrent,
         body_timeout: opts.limits.idle_timeout,
@@ -268,6 +266,12 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request)
         if let Err(r) = admit(&app, k, &mut parsed.request, parsed.stream) {
             return r;
         }
+        if let Some(rl) = k.rate_limit {
+            // Counted in the router's state store: shared by every replica with `state.redis`.
+            if let Err(e) = app.router.admit(&format!("key `{}`", k.name), rl.requests_per_minute).await {
+                return error_response(&e);
+            }
+        }
     }
     // The slot goes with a stream's body; a non-streamed answer is complete here.
     let stream = parsed.stream;
@@ -275,8 +279,8 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request)
     to_response(reply, stream.then_some(slot))
 }
 
-/// A keyed request: the route it would take must be one of the key's (403), then the key's
-/// rate (429). The allowed route is then named in the request, so a reload between this
+/// A keyed request: the route it would take must be one of the key's (403); the key's rate
+/// (429) is checked after. The allowed route is then named in the request, so a reload between this
 /// check and the routing cannot send it elsewhere.
 fn admit(app: &App, key: &polyroute::policy::KeySpec, req: &mut ChatRequest, stream: bool) -> Result<(), Response> {
     if !key.routes.is_empty() {
@@ -286,5 +290,5 @@ fn admit(app: &App, key: &polyroute::policy::KeySpec, req: &mut ChatRequest, str
         }
         req.metadata.route = Some(route);
     }
-    app.limits.admit(key).map_err(|e| error_response(&e))
+    Ok(())
 }

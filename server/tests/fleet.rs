@@ -189,3 +189,30 @@ async fn a_trip_in_one_process_stops_the_others_sending() {
     }
     assert_eq!(f.srv.log_for("bad").len(), 1, "process B sent nothing to the deployment A tripped");
 }
+
+/// A gateway key's rate limit is counted in the shared store: two replicas admit its
+/// requests-per-minute once between them, not once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rate_limit_holds_across_gateway_replicas() {
+    let f = fleet().await;
+    let text = policy(&f.srv, &f.redis.url(), "keys: [{name: shared-key, key_env: PR_FLEET_KEY, tenant: t, rate_limit: {requests_per_minute: 6}}]");
+    let env = [("PR_FLEET_KEY", "pk-fleet-test-key-0123456789")];
+    let a = Gateway::start("fleet-key-a", &text, &[], &env);
+    let b = Gateway::start("fleet-key-b", &text, &[], &env);
+    let client = reqwest::Client::new();
+    let body = json!({"model": "main", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    let (mut ok, mut limited) = (0, 0);
+    for i in 0..12 {
+        let g = if i % 2 == 0 { &a } else { &b };
+        let r = client.post(format!("{}/v1/chat/completions", g.url)).bearer_auth(env[0].1).json(&body).send().await.unwrap();
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                assert!(r.headers().contains_key("retry-after"));
+                limited += 1
+            }
+            s => panic!("status {s}"),
+        }
+    }
+    assert_eq!((ok, limited), (6, 6), "6 a minute across both replicas");
+}

@@ -366,6 +366,31 @@ impl Budgets {
         }
     }
 
+    /// Count one request against `per_minute` requests over the last minute of counter
+    /// `name` (a gateway key's rate limit), in the same store as every budget, so gateway
+    /// replicas sharing a store share the limit. One round trip; the settle that records the
+    /// request goes on in the background.
+    pub async fn admit(&self, name: &str, per_minute: u64, now: f64) -> Result<(), Denied> {
+        let (add_to, window, resets_at) = Self::keys(name, "", Period::Minute, true, now);
+        let expires_at = Self::expires_at(Period::Minute, true, resets_at);
+        let c = [Charge { add_to: add_to.clone(), window, limit: per_minute as f64, amount: 1.0, expires_at }];
+        let id = crate::state::new_id();
+        match self.state.reserve(&id, &c, Duration::from_secs(60)).await.map_err(Denied::Store)? {
+            Ok(g) => {
+                drop(settle_future(self.state.clone(), id, g.held, vec![(add_to, 1.0)]));
+                Ok(())
+            }
+            Err(r) => Err(Denied::Budget(BudgetInfo {
+                budget: name.to_string(),
+                unit: Unit::Requests,
+                limit: per_minute as f64,
+                remaining: r.remaining,
+                resets_at,
+                needed: 1.0,
+            })),
+        }
+    }
+
     /// Every counter `status()` reads now (the fleet sync refreshes them from a shared store).
     pub fn status_keys(&self, now: f64) -> Vec<String> {
         self.instances().into_iter().flat_map(|(b, inst)| Self::keys(&b.name, &inst, b.period, b.rolling, now).1).collect()

@@ -250,6 +250,25 @@ impl Router {
         crate::telemetry::http::MetricsServer::start(addr, move || me.metrics_text())
     }
 
+    /// Admit one request of a caller-side limit `name` (e.g. "key `alice`") allowed
+    /// `per_minute` requests over any minute, counted in the router's state store (shared by
+    /// a fleet with `state.redis`). `rate_limited` with the wait when over.
+    pub async fn admit(&self, name: &str, per_minute: u64) -> Result<()> {
+        let budgets = self.snapshot().budgets.clone();
+        let now = self.inner.clock.unix_now();
+        match budgets.admit(&format!("caller_rate_limit:{name}"), per_minute, now).await {
+            Ok(()) => Ok(()),
+            Err(crate::budget::Denied::Store(e)) => Err(e),
+            Err(crate::budget::Denied::Budget(info)) => {
+                let wait = (info.resets_at - now).max(1.0);
+                let mut e = Error::new(crate::ErrorKind::RateLimited, format!("{name} is over its rate limit of {per_minute} requests per minute"));
+                e.retry_after = std::time::Duration::try_from_secs_f64(wait).ok();
+                e.budget = Some(Box::new(info));
+                Err(e)
+            }
+        }
+    }
+
     /// Spent, reserved and remaining per budget in its current period.
     pub fn budgets(&self) -> Vec<BudgetStatus> {
         self.snapshot().budgets.status(self.inner.clock.unix_now())
