@@ -26,6 +26,7 @@ export type ErrorKind =
   | 'cancelled'
   | 'config'
   | 'guard_rejected'
+  | 'state_unavailable'
 
 export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool'
 
@@ -334,6 +335,7 @@ export class NoRouteError extends PolyrouteError { readonly code: 'no_route' }
 export class CancelledError extends PolyrouteError { readonly code: 'cancelled' }
 export class ConfigError extends PolyrouteError { readonly code: 'config' }
 export class GuardRejectedError extends PolyrouteError { readonly code: 'guard_rejected' }
+export class StateUnavailableError extends PolyrouteError { readonly code: 'state_unavailable' }
 
 /** ErrorKind code → its error class. */
 export declare const errorClasses: Readonly<Record<ErrorKind, typeof PolyrouteError>>

@@ -71,6 +71,7 @@ class NoRouteError extends PolyrouteError {}
 class CancelledError extends PolyrouteError {}
 class ConfigError extends PolyrouteError {}
 class GuardRejectedError extends PolyrouteError {}
+class StateUnavailableError extends PolyrouteError {}
 
 const errorClasses = Object.freeze({
   rate_limited: RateLimitedError,
@@ -94,6 +95,7 @@ const errorClasses = Object.freeze({
   cancelled: CancelledError,
   config: ConfigError,
   guard_rejected: GuardRejectedError,
+  state_unavailable: StateUnavailableError,
 })
 
 function errorFromData(data) {
@@ -527,6 +529,7 @@ exports.NoRouteError = NoRouteError
 exports.CancelledError = CancelledError
 exports.ConfigError = ConfigError
 exports.GuardRejectedError = GuardRejectedError
+exports.StateUnavailableError = StateUnavailableError
 exports.errorClasses = errorClasses
 exports.errorKinds = errorKinds
 

@@ -34,6 +34,11 @@ npm_ci "$ROOT/examples/node"
 step "mock server"
 cargo build -q -p polyroute-mock-server
 
+step "redis-server (test/fleet.test.mjs starts its own on a random loopback port)"
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
 step "native addon (napi build --platform, debug)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,5 +54,5 @@ for f in index.js index.d.ts; do
 done
 [ "$stale" = 0 ]
 
-step "node --test (binding tests against the mock server, examples, README example)"
+step "node --test (binding tests against the mock server and redis-server, examples, README example)"
 node --test test/*.test.mjs

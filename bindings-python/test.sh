@@ -54,6 +54,11 @@ if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "${TOOLS[*]} ${SDKS[*]}" ]]; t
 fi
 "$VENV/bin/python" --version
 
+log "redis-server (the fleet tests start their own on a random loopback port)"
+if ! command -v redis-server >/dev/null 2>&1 && [[ ! -x /usr/bin/redis-server ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
 log "build: mock server and native module (debug)"
 (cd "$REPO" && cargo build -q -p polyroute-mock-server)
 export POLYROUTE_MOCK_SERVER="$CARGO_TARGET_DIR/debug/polyroute-mock-server"

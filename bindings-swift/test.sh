@@ -6,8 +6,9 @@
 #    stage lib/libpolyroute_ffi.a for SwiftPM.
 # 3. Swift toolchain: Debian trixie's swiftlang in a chroot (scripts/swift-env.sh, idempotent;
 #    the first run downloads it, later runs reuse it).
-# 4. Start the mock server on the host (the chroot shares the network namespace), pass its URL
-#    in POLYROUTE_MOCK_URL, run `swift test` inside the chroot.
+# 4. Start the mock server and a throwaway redis-server (random port, no persistence) on the
+#    host (the chroot shares the network namespace), pass their URLs in POLYROUTE_MOCK_URL and
+#    POLYROUTE_TEST_REDIS_URL, run `swift test` inside the chroot.
 # 5. The consumer test (scripts/consumer-test.sh): a separate package depends on the root
 #    Package.swift by URL, as a remote source-control package, builds with `swift build` and
 #    runs a failover (20-30 s).
@@ -43,6 +44,46 @@ if ! read -r -t 30 line <&"${MOCK[0]}" || [[ $line != LISTENING* ]]; then
 fi
 export POLYROUTE_MOCK_URL=${line#LISTENING }
 echo "mock server at $POLYROUTE_MOCK_URL"
+
+step "redis-server (FleetTests)"
+# On the host like the mock server: random loopback port, no persistence, killed on exit.
+REDIS_BIN=$(command -v redis-server || echo /usr/bin/redis-server)
+if [ ! -x "$REDIS_BIN" ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  REDIS_BIN=/usr/bin/redis-server
+fi
+REDIS_PID=
+REDIS_OUT=$(mktemp)
+trap 'kill "$MOCK_PID" 2>/dev/null || true; [ -z "$REDIS_PID" ] || kill "$REDIS_PID" 2>/dev/null || true; rm -f "$MOCK_OUT" "$REDIS_OUT"' EXIT
+redis_ping() { # PING over bash's /dev/tcp, so no redis-cli is needed
+  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+  printf 'PING\r\n' >&3
+  local reply=
+  read -r -t 1 reply <&3 || true
+  exec 3<&- 3>&-
+  [[ $reply == +PONG* ]]
+}
+for attempt in 1 2 3 4 5; do
+  REDIS_PORT=$((20000 + RANDOM % 40000)) # a taken port makes redis exit: the next attempt picks another
+  "$REDIS_BIN" --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >"$REDIS_OUT" 2>&1 </dev/null &
+  REDIS_PID=$!
+  disown "$REDIS_PID" # no "Killed" job notice when the trap stops it
+  for _ in $(seq 100); do
+    redis_ping "$REDIS_PORT" && break
+    kill -0 "$REDIS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if redis_ping "$REDIS_PORT"; then break; fi
+  kill -9 "$REDIS_PID" 2>/dev/null || true
+  REDIS_PID=
+done
+if [ -z "$REDIS_PID" ]; then
+  echo "redis-server did not start:" >&2
+  tail -5 "$REDIS_OUT" >&2
+  exit 1
+fi
+export POLYROUTE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+echo "redis-server at $POLYROUTE_TEST_REDIS_URL"
 
 step "swift test"
 # Swift Testing is off: the suite is XCTest, and its empty "0 tests passed" line would only confuse.

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import * as pr from '../polyroute.js'
-import { startMockServer, mockPolicy, fast, hello } from './harness.mjs'
+import { startMockServer, mockPolicy, fast, hello, freePort } from './harness.mjs'
 
 const { Router, PolyrouteError } = pr
 let mock
@@ -191,6 +191,26 @@ test('guard_rejected: a reject guard finds a card number; nothing is sent', asyn
   assert.equal((await mock.log('guarded')).length, 0, 'nothing was sent')
 })
 
+test('state_unavailable: a budget held in a Redis where nothing listens, on_error: fail_closed; nothing is sent', async () => {
+  await mock.script('state_unavailable', {})
+  const policy = mockPolicy(mock.url, {
+    deployments: { state_unavailable: { pricing: { input_per_mtok: 1, output_per_mtok: 2 } } },
+    routes: [{ name: 'state_unavailable', deployments: ['state_unavailable'], ...fast }],
+  })
+  policy.budgets = [{ name: 'b', limit_usd: 10, period: 'day' }]
+  policy.state = { redis: { url: `redis://127.0.0.1:${await freePort()}`, on_error: 'fail_closed', timeout: '50ms' } }
+  const r = new Router(policy)
+  // The first call finds the store down; the second already knows.
+  for (let i = 0; i < 2; i++) {
+    const t0 = Date.now()
+    const e = await expectKind('state_unavailable', r.chat(hello))
+    assert.ok(Date.now() - t0 < 2000, `refused promptly, not after ${Date.now() - t0} ms`)
+    assert.ok(e instanceof pr.StateUnavailableError)
+    assert.match(e.detail, /fail_closed/)
+  }
+  assert.equal((await mock.log('state_unavailable')).length, 0, 'nothing was sent')
+})
+
 test('config: invalid policies throw ConfigError listing every problem', () => {
   assert.throws(() => new Router('providers: [unclosed'), pr.ConfigError)
   let err
@@ -225,6 +245,6 @@ test('the error classes match the core ErrorKind list exactly', () => {
     assert.equal(pr[Cls.name], Cls, `${Cls.name} is exported`)
   }
   // every kind is exercised by a test in this file
-  const covered = new Set([...Object.keys(cases), 'no_route', 'cancelled', 'config', 'invalid_request', 'guard_rejected'])
+  const covered = new Set([...Object.keys(cases), 'no_route', 'cancelled', 'config', 'invalid_request', 'guard_rejected', 'state_unavailable'])
   assert.deepEqual([...pr.errorKinds].filter((k) => !covered.has(k)), [])
 })

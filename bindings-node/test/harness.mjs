@@ -1,7 +1,10 @@
 // Test harness: runs the real loopback mock server (tests/mock-server) and builds policies
-// that point the router at it over HTTP. One server per test file (node --test runs files in
+// that point the router at it over HTTP; for the fleet tests, a real redis-server (Debian
+// package `redis-server`) on a random loopback port with no persistence. One server per test file (node --test runs files in
 // parallel processes); scripts are keyed by model name, so each test uses its own names.
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import net from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -79,3 +82,67 @@ export const fast = {
 }
 
 export const hello = { messages: [{ role: 'user', content: 'hello there' }] }
+
+/** A loopback TCP port nothing listens on (the kernel's pick, released again). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+function redisPing(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port })
+    const done = (ok) => {
+      sock.destroy()
+      resolve(ok)
+    }
+    sock.setTimeout(1000, () => done(false))
+    sock.once('error', () => done(false))
+    sock.once('connect', () => sock.write('PING\r\n'))
+    sock.once('data', (d) => done(d.toString().startsWith('+PONG')))
+  })
+}
+
+/**
+ * Start a throwaway redis-server on 127.0.0.1 (random free port, no RDB, no AOF); resolves
+ * once it answers PING. `close()` kills it.
+ */
+export async function startRedis() {
+  const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((b) => existsSync(b)) || 'redis-server'
+  let last = ''
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort()
+    const child = spawn(binary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let exited = false
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    child.once('exit', () => (exited = true))
+    child.once('error', (e) => {
+      exited = true
+      out += String(e)
+    })
+    const deadline = Date.now() + 10_000
+    while (!exited && Date.now() < deadline) {
+      if (await redisPing(port)) {
+        return {
+          port,
+          url: `redis://127.0.0.1:${port}`,
+          close: () => child.kill('SIGKILL'),
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    child.kill('SIGKILL')
+    last = out.slice(-500)
+  }
+  throw new Error(`redis-server did not start (install the Debian package redis-server): ${last}`)
+}

@@ -1,8 +1,11 @@
-"""Test harness: the real loopback mock server (tests/mock-server) and policy builders.
+"""Test harness: the real loopback mock server (tests/mock-server), a real redis-server for
+the fleet tests, and policy builders.
 
 One server per test session, started with a piped stdin so it exits if pytest dies. Tests
 never share script names (each gets a unique prefix), so they need no reset between them and
-read only their own attempts from ``/_mock/log?script=...``.
+read only their own attempts from ``/_mock/log?script=...``. The redis-server (Debian package
+``redis-server``) is started on demand, once per session, on 127.0.0.1 with a random free
+port and no persistence, and killed at the end; tests share it through distinct key prefixes.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -74,6 +80,60 @@ class MockServer:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (the kernel's pick, released again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on 127.0.0.1 (random port, no RDB, no AOF)."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(binary):
+            raise RuntimeError("redis-server not found: install the Debian package `redis-server` (test.sh does)")
+        last = ""
+        for _ in range(5):  # another process may take the free port before redis binds it
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if self.ping():
+                    self.url = f"redis://127.0.0.1:{self.port}"
+                    return
+                time.sleep(0.05)
+            self.proc.kill()
+            out = self.proc.communicate()[0] or b""
+            last = out.decode(errors="replace")[-500:]
+        raise RuntimeError(f"redis-server did not start: {last}")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                c.sendall(b"PING\r\n")
+                return c.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    r = RedisServer()
+    yield r
+    r.close()
 
 
 @pytest.fixture(scope="session")

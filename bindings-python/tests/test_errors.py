@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import polyroute
 import pytest
-from conftest import USER, MockServer, policy
+from conftest import USER, MockServer, free_port, policy
 from polyroute import _native
 
 ONE_SHOT = {"attempts_per_deployment": 1, "max_attempts": 1}
@@ -147,6 +147,25 @@ def test_guard_rejected(server: MockServer, name: str) -> None:
     check_common(e, "guard_rejected")
     assert "no-cards" in e.message and "credit_card" in e.message
     assert "4111" not in e.message and "4111" not in str(e) and "4111" not in repr(e.to_dict())
+    assert server.log(name) == []
+
+
+def test_state_unavailable(server: MockServer, name: str) -> None:
+    # A shared state store (Redis) where nothing listens, `on_error: fail_closed`, and a budget
+    # that needs the store: refused with state_unavailable within the store timeout, and
+    # nothing reaches the provider.
+    p = policy(server, [name], retry=ONE_SHOT, pricing={"input_per_mtok": 1.0, "output_per_mtok": 2.0})
+    p["budgets"] = [{"name": "b", "limit_usd": 10, "period": "day"}]
+    p["state"] = {"redis": {"url": f"redis://127.0.0.1:{free_port()}", "on_error": "fail_closed", "timeout": "50ms"}}
+    router = polyroute.Router(p)
+    for _ in range(2):  # the first call finds the store down, the second knows it already
+        start = time.monotonic()
+        with pytest.raises(polyroute.StateUnavailableError) as info:
+            router.chat(USER)
+        assert time.monotonic() - start < 2.0
+        e = info.value
+        check_common(e, "state_unavailable")
+        assert "fail_closed" in e.message
     assert server.log(name) == []
 
 

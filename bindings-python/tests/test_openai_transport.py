@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import polyroute
-from conftest import FAKE_KEY, USER, MockServer, policy
+from conftest import FAKE_KEY, USER, MockServer, free_port, policy
 from polyroute import _httpx
 from sdk_helpers import cut_after_content, failover
 
@@ -139,6 +139,7 @@ ERROR_CASES: List[Any] = [
     ("no_route", {}, {"extra_headers": {"x-polyroute-route": "nope"}}, openai.NotFoundError, 404),
     ("overloaded", {"status": 503}, {}, openai.InternalServerError, 503),
     ("circuit_open", {}, {}, openai.InternalServerError, 503),
+    ("state_unavailable", {}, {}, openai.InternalServerError, 503),
     ("server_error", {"status": 500}, {}, openai.InternalServerError, 502),
     ("auth", {"status": 401}, {}, openai.InternalServerError, 502),
     ("permission_denied", {"status": 403}, {}, openai.InternalServerError, 502),
@@ -159,6 +160,11 @@ def error_router(server: MockServer, name: str, kind: str, step: Dict[str, Any])
     p = policy(server, [name], retry=ONE_SHOT, timeouts={"first_token": "300ms"})
     if kind == "budget_exceeded":
         p = policy(server, [name], retry={**ONE_SHOT, "max_request_cost_usd": 0}, pricing={"input_per_mtok": 1.0, "output_per_mtok": 2.0})
+    if kind == "state_unavailable":
+        # A budget held in a Redis where nothing listens, fail_closed.
+        p = policy(server, [name], retry=ONE_SHOT, pricing={"input_per_mtok": 1.0, "output_per_mtok": 2.0})
+        p["budgets"] = [{"name": "b", "limit_usd": 10, "period": "day"}]
+        p["state"] = {"redis": {"url": f"redis://127.0.0.1:{free_port()}", "on_error": "fail_closed", "timeout": "50ms"}}
     if kind == "guard_rejected":
         p["guards"] = [{"name": "no-cards", "detect": ["credit_card"], "action": "reject"}]
     router = polyroute.Router(p)

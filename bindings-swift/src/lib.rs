@@ -57,6 +57,7 @@ pub enum ErrorKind {
     Cancelled,
     Config,
     GuardRejected,
+    StateUnavailable,
 }
 
 #[uniffi::remote(Enum)]

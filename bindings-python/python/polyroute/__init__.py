@@ -42,6 +42,7 @@ from ._errors import (
     RequestCancelledError,
     RequestTimeoutError,
     ServerError,
+    StateUnavailableError,
     StreamInterruptedError,
     error_class,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "RequestCancelledError",
     "ConfigError",
     "GuardRejectedError",
+    "StateUnavailableError",
     "ERROR_CLASSES",
     "ERROR_KINDS",
     "error_class",

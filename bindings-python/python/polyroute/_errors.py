@@ -40,6 +40,7 @@ __all__ = [
     "RequestCancelledError",
     "ConfigError",
     "GuardRejectedError",
+    "StateUnavailableError",
     "ERROR_CLASSES",
     "error_class",
 ]
@@ -288,6 +289,14 @@ class GuardRejectedError(PolyrouteError):
     kind = "guard_rejected"
 
 
+class StateUnavailableError(PolyrouteError):
+    """The shared state store of the policy (``state.redis``: Redis or Valkey) did not
+    answer in time and the policy says ``on_error: fail_closed``: nothing was sent. With
+    ``on_error: local`` (the default) or ``fail_open`` the request is served instead."""
+
+    kind = "state_unavailable"
+
+
 ERROR_CLASSES: Dict[str, Type[PolyrouteError]] = {
     c.kind: c
     for c in (
@@ -312,6 +321,7 @@ ERROR_CLASSES: Dict[str, Type[PolyrouteError]] = {
         RequestCancelledError,
         ConfigError,
         GuardRejectedError,
+        StateUnavailableError,
     )
 }
 

@@ -12,7 +12,7 @@ extension PolyrouteError: CustomStringConvertible {
              .ContentFilter(let d), .ContextLengthExceeded(let d), .InvalidRequest(let d),
              .NotFound(let d), .StreamInterrupted(let d), .MalformedResponse(let d),
              .InvalidOutput(let d), .BudgetExceeded(let d), .CircuitOpen(let d), .NoRoute(let d),
-             .Cancelled(let d), .Config(let d), .GuardRejected(let d):
+             .Cancelled(let d), .Config(let d), .GuardRejected(let d), .StateUnavailable(let d):
             return d
         }
     }

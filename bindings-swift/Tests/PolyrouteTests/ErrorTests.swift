@@ -168,6 +168,28 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(sent.count, 0)
     }
 
+    func testStateUnavailableWhenTheSharedStoreIsDownAndFailClosed() async throws {
+        // A budget held in a Redis where nothing listens, `on_error: fail_closed`: refused
+        // within the store timeout, and nothing reaches the provider.
+        let m = uniqueModel("state")
+        let extra: [String: JSONValue] = [
+            "budgets": [["name": "b", "limit_usd": 10, "period": "day"]],
+            "state": ["redis": ["url": .string("redis://127.0.0.1:\(try freeLoopbackPort())"), "on_error": "fail_closed", "timeout": "50ms"]],
+        ]
+        let router = try Router(policyObject: try mockPolicy(primary: [m], priced: true, extra: extra))
+        for _ in 0..<2 { // the first call finds the store down, the second knows it already
+            let start = Date()
+            let e = await expectPolyrouteError { try await router.chat(.user("hi")) }
+            XCTAssertLessThan(Date().timeIntervalSince(start), 2)
+            guard case .StateUnavailable(let d)? = e else { return XCTFail("\(String(describing: e))") }
+            XCTAssertEqual(d.kind, .stateUnavailable)
+            XCTAssertEqual(d.code, "state_unavailable")
+            XCTAssertTrue(d.message.contains("fail_closed"), d.message)
+        }
+        let sent = try await Mock.log(m)
+        XCTAssertEqual(sent.count, 0)
+    }
+
     func testCancelledWhenTheCallingTaskIsCancelled() async throws {
         let m = uniqueModel("slow")
         try await Mock.script(m, ["then": ["latency_ms": 5000]])
@@ -205,10 +227,11 @@ final class ErrorTests: XCTestCase {
 
     func testEveryCoreKindHasItsOwnCase() {
         let kinds = allErrorKinds()
-        XCTAssertEqual(kinds.count, 21)
+        XCTAssertEqual(kinds.count, 22)
         XCTAssertEqual(Set(kinds.map(\.code)).count, kinds.count)
         XCTAssertEqual(ErrorKind(code: "context_length_exceeded"), .contextLengthExceeded)
         XCTAssertEqual(ErrorKind(code: "guard_rejected"), .guardRejected)
+        XCTAssertEqual(ErrorKind(code: "state_unavailable"), .stateUnavailable)
         XCTAssertNil(ErrorKind(code: "nope"))
     }
 }

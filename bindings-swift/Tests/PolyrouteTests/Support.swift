@@ -1,11 +1,17 @@
 // Test support: the loopback mock server's control API and policy helpers.
 //
 // test.sh starts `polyroute-mock-server` on the host and passes its URL in POLYROUTE_MOCK_URL
-// (the Swift chroot shares the host's network namespace). Every test scripts its own uniquely
+// (the Swift chroot shares the host's network namespace), and likewise a throwaway
+// redis-server (random loopback port, no persistence) in POLYROUTE_TEST_REDIS_URL. Every test scripts its own uniquely
 // named models, so tests never see each other's attempts in the mock's log.
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import XCTest
 @testable import Polyroute
@@ -127,4 +133,44 @@ func collect(_ stream: AsyncThrowingStream<StreamEvent, Error>) async -> (events
 
 func text(of events: [StreamEvent]) -> String {
     events.compactMap(\.text).joined()
+}
+
+struct RedisMissing: Error, CustomStringConvertible {
+    var description: String { "POLYROUTE_TEST_REDIS_URL is not set: run bindings-swift/test.sh, which starts a redis-server" }
+}
+
+/// The URL of test.sh's redis-server.
+func testRedisURL() throws -> String {
+    guard let url = ProcessInfo.processInfo.environment["POLYROUTE_TEST_REDIS_URL"], !url.isEmpty else { throw RedisMissing() }
+    return url
+}
+
+struct SocketError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A loopback TCP port nothing listens on (the kernel's pick, released again).
+func freeLoopbackPort() throws -> Int {
+    #if os(Linux)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { throw SocketError(description: "socket() failed") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    #if !os(Linux)
+    addr.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
+    #endif
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+            bind(fd, sa, len) == 0 && getsockname(fd, sa, &len) == 0
+        }
+    }
+    guard ok else { throw SocketError(description: "bind() failed") }
+    return Int(UInt16(bigEndian: addr.sin_port))
 }

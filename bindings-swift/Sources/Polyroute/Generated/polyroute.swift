@@ -1766,6 +1766,7 @@ public enum ErrorKind: Equatable, Hashable {
     case cancelled
     case config
     case guardRejected
+    case stateUnavailable
 
 
 
@@ -1828,6 +1829,8 @@ public struct FfiConverterTypeErrorKind: FfiConverterRustBuffer {
         case 20: return .config
         
         case 21: return .guardRejected
+        
+        case 22: return .stateUnavailable
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -1920,6 +1923,10 @@ public struct FfiConverterTypeErrorKind: FfiConverterRustBuffer {
         case .guardRejected:
             writeInt(&buf, Int32(21))
         
+        
+        case .stateUnavailable:
+            writeInt(&buf, Int32(22))
+        
         }
     }
 }
@@ -1990,6 +1997,8 @@ enum PolyrouteError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError
     case Config(details: ErrorDetails
     )
     case GuardRejected(details: ErrorDetails
+    )
+    case StateUnavailable(details: ErrorDetails
     )
 
     
@@ -2081,6 +2090,9 @@ public struct FfiConverterTypePolyrouteError: FfiConverterRustBuffer {
             details: try FfiConverterTypeErrorDetails.read(from: &buf)
             )
         case 21: return .GuardRejected(
+            details: try FfiConverterTypeErrorDetails.read(from: &buf)
+            )
+        case 22: return .StateUnavailable(
             details: try FfiConverterTypeErrorDetails.read(from: &buf)
             )
 
@@ -2197,6 +2209,11 @@ public struct FfiConverterTypePolyrouteError: FfiConverterRustBuffer {
         
         case let .GuardRejected(details):
             writeInt(&buf, Int32(21))
+            FfiConverterTypeErrorDetails.write(details, into: &buf)
+            
+        
+        case let .StateUnavailable(details):
+            writeInt(&buf, Int32(22))
             FfiConverterTypeErrorDetails.write(details, into: &buf)
             
         }
