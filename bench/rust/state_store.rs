@@ -68,11 +68,12 @@ async fn main() {
     let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3000);
     let srv = start(ServerOptions { port: 0, log_capacity: 0 }).await.unwrap();
     let redis = RedisServer::start();
+    // BENCH_NO_RPM=1 leaves out the deployment's rate limit (a rolling window of 60 counters).
+    let rpm = if std::env::var_os("BENCH_NO_RPM").is_some() { "" } else { ", rate_limit: {requests_per_minute: 100000000}" };
     let policy = |state: &str| {
         format!(
             "providers: {{m: {{kind: openai, base_url: \"{}\", api_key: \"sk-test-not-a-real-key\"}}}}\n\
-             deployments: {{a: {{provider: m, model: bench-a, pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}, \
-             rate_limit: {{requests_per_minute: 100000000}}}}}}\n\
+             deployments: {{a: {{provider: m, model: bench-a, pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}{rpm}}}}}\n\
              routes: [{{name: main, deployments: [a]}}]\n\
              budgets: [{{name: global, limit_usd: 1000000.0, period: month}}, {{name: per-tenant, limit_usd: 1000.0, period: day, scope: {{tenant: \"*\"}}}}]\n{state}\n",
             srv.base_url()

@@ -106,7 +106,17 @@ impl RouterBuilder {
             let exporter = crate::telemetry::otlp::Exporter::new(cfg)?;
             inner.telemetry.subscribe(Arc::new(move |e: &RouterEvent| exporter.on_event(e)));
         }
-        Ok(Router { inner: Arc::new(inner) })
+        let router = Router { inner: Arc::new(inner) };
+        // Built inside a runtime (the gateway, an async app): sync with the fleet now, so
+        // `budgets()` and the metrics show the fleet's figures before the first request.
+        // Elsewhere (a binding's constructor) the first request starts it.
+        if router.inner.store.is_shared() {
+            if let Ok(h) = tokio::runtime::Handle::try_current() {
+                let r = router.clone();
+                h.spawn(async move { super::fleet_sync::ensure_started(&r).await });
+            }
+        }
+        Ok(router)
     }
 }
 

@@ -11,7 +11,8 @@
 //! against everything held); it only means a refused request briefly held the others.
 //!
 //! Key layout (prefix `polyroute:`; `{..}` only in Cluster mode):
-//! `polyroute:{budget|daily|tenant:acme}|c20791` a counter hash (`s` spent, `r` reserved),
+//! `polyroute:{budget|daily|tenant:acme}|c20791` a calendar counter (hash: `s` spent, `r`
+//! reserved), `..|r` a rolling window (hash: `s<i>`/`r<i>` per bucket i),
 //! `..|holds` reservation id → JSON of what it holds, `..|leases` id → lease end,
 //! `..|settled` ids already settled; `polyroute:{fleet|gpt}|open` etc. for health (fleet.rs).
 
@@ -184,25 +185,51 @@ impl RedisStore {
         }
     }
 
+    /// Where counter `name` lives: (hash key, field suffix, rolling bucket). A rolling
+    /// window's buckets `base|r<i>` are the field pairs `s<i>`/`r<i>` of one hash `base|r`, so
+    /// a script reads a minute of 60 buckets with one HGETALL instead of 60 reads; any other
+    /// counter is the `s`/`r` pair of its own hash.
+    fn cref(&self, name: &str) -> (String, String, Option<i64>) {
+        if let Some((base, last)) = name.rsplit_once('|') {
+            if let Some(i) = last.strip_prefix('r').and_then(|d| d.parse::<i64>().ok()) {
+                return (self.key(&format!("{base}|r")), i.to_string(), Some(i));
+            }
+        }
+        (self.key(name), String::new(), None)
+    }
+
     /// One group's reservation: `Ok(Ok(used))` or the refused charge (group-local index).
     async fn reserve_group(&self, id: &str, charges: &[&Charge], lease: Duration) -> Result<Result<Vec<f64>, Refusal>, StoreError> {
         let conn = self.conn().await?;
         let [holds, leases, _] = self.books(self.group(&charges[0].add_to));
         let mut keys: Vec<String> = vec![holds, leases];
-        let mut index = BTreeMap::new();
-        let mut slot = |name: &str, keys: &mut Vec<String>| -> usize {
-            *index.entry(name.to_string()).or_insert_with(|| {
-                keys.push(self.key(name));
-                keys.len()
-            })
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut slot = |key: String, keys: &mut Vec<String>| -> String {
+            index
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    keys.push(key);
+                    keys.len()
+                })
+                .to_string()
         };
         let mut args: Vec<String> = vec![id.to_string(), lease.as_millis().to_string(), charges.len().to_string()];
         for c in charges {
-            let add = slot(&c.add_to, &mut keys);
+            let (ak, asfx, _) = self.cref(&c.add_to);
             let limit = if c.limit.is_finite() { c.limit } else { 1e300 };
-            args.extend([add.to_string(), fmt(limit), fmt(c.amount), ((c.expires_at * 1000.0) as i64).to_string(), c.window.len().to_string()]);
-            for w in &c.window {
-                args.push(slot(w, &mut keys).to_string());
+            args.extend([slot(ak, &mut keys), asfx, fmt(limit), fmt(c.amount), ((c.expires_at * 1000.0) as i64).to_string()]);
+            let window: Vec<_> = c.window.iter().map(|w| self.cref(w)).collect();
+            let first = window.iter().map(|w| w.2).collect::<Option<Vec<i64>>>().and_then(|b| b.into_iter().min());
+            match first {
+                Some(first) if window.iter().all(|w| w.0 == window[0].0) => {
+                    args.extend(["w".into(), slot(window[0].0.clone(), &mut keys), first.to_string()]);
+                }
+                _ => {
+                    args.extend(["l".into(), window.len().to_string()]);
+                    for (k, sfx, _) in window {
+                        args.extend([slot(k, &mut keys), sfx]);
+                    }
+                }
             }
         }
         let mut inv = self.reserve.prepare_invoke();
@@ -236,7 +263,8 @@ impl RedisStore {
         let mut inv = self.settle.prepare_invoke();
         inv.key(holds).key(leases).key(settled).arg(id).arg(actual.len());
         for (k, a) in actual {
-            inv.key(self.key(k)).arg(fmt(*a));
+            let (key, sfx, _) = self.cref(k);
+            inv.key(key).arg(sfx).arg(fmt(*a));
         }
         let _: i64 = conn.script(&inv).await.map_err(err)?;
         Ok(())
@@ -248,7 +276,8 @@ impl RedisStore {
         let mut inv = self.get.prepare_invoke();
         inv.key(holds).key(leases);
         for n in names {
-            inv.key(self.key(n));
+            let (key, sfx, _) = self.cref(n);
+            inv.key(key).arg(sfx);
         }
         let v: Vec<String> = conn.script(&inv).await.map_err(err)?;
         let f = |s: &String| s.parse::<f64>().unwrap_or(0.0);

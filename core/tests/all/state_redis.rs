@@ -71,6 +71,21 @@ async fn reservations_are_atomic_settles_idempotent_and_leases_return_holds() {
     let got = s.get(std::slice::from_ref(&k)).await.unwrap()[0];
     assert!((got.spent - 0.30).abs() < 1e-9 && (got.reserved - 0.7).abs() < 1e-9, "{got:?}");
 
+    // A rolling window (60 buckets of one hash): full at bucket 100, free again once bucket
+    // 100 has left the window, and the bucket that left is deleted on the way.
+    let roll = |at: i64, amount: f64| Charge {
+        add_to: format!("budget|roll||r{at}"),
+        window: (at - 59..=at).map(|i| format!("budget|roll||r{i}")).collect(),
+        limit: 1.0,
+        amount,
+        expires_at: 4e9,
+    };
+    assert!(s.reserve("r1", &[roll(100, 1.0)], lease).await.unwrap().is_ok());
+    s.settle("r1", &[("budget|roll||r100".into(), 1.0)]).await.unwrap();
+    assert!(s.reserve("r2", &[roll(159, 0.1)], lease).await.unwrap().is_err(), "bucket 100 still in the window");
+    assert!(s.reserve("r3", &[roll(160, 1.0)], lease).await.unwrap().is_ok(), "bucket 100 left the window");
+    assert_eq!(redis.cli(&["hexists", "t:budget|roll||r", "s100"]), "0", "the old bucket was deleted");
+
     // Scripts flushed (as after a restart or failover): EVALSHA's NOSCRIPT reloads them.
     assert_eq!(redis.cli(&["script", "flush"]), "OK");
     s.settle("y", &[(k.clone(), 0.0)]).await.unwrap();

@@ -1,7 +1,9 @@
--- Counters after returning expired holds: KEYS[3..]; returns {spent, reserved, ...}.
+-- Counters after returning expired holds: KEYS[3..] their hashes, ARGV[i] their field
+-- suffixes; returns {spent, reserved, ...}.
 local out = {}
 for i = 3, #KEYS do
-  local v = redis.call('HMGET', KEYS[i], 's', 'r')
+  local s = ARGV[i - 2]
+  local v = redis.call('HMGET', KEYS[i], 's' .. s, 'r' .. s)
   out[#out + 1] = v[1] or '0'
   out[#out + 1] = v[2] or '0'
 end
