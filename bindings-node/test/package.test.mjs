@@ -20,7 +20,7 @@ test('npm pack → main + platform package installed offline → require and cha
     const pack = (cwd) => JSON.parse(execFileSync(npm, ['pack', '--json', '--pack-destination', dir], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))[0]
     const main = pack(pkgDir)
     const files = main.files.map((f) => f.path).sort()
-    for (const f of ['index.js', 'index.d.ts', 'polyroute.js', 'polyroute.d.ts', 'package.json', 'LICENSE']) {
+    for (const f of ['index.js', 'index.d.ts', 'polyroute.js', 'polyroute.d.ts', 'ai-sdk.mjs', 'ai-sdk.d.mts', 'package.json', 'LICENSE']) {
       assert.ok(files.includes(f), `${f} is packed`)
     }
     // binaries live in the platform packages; no install script (blocked by default in npm 11)
