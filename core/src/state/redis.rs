@@ -88,6 +88,9 @@ pub struct RedisStore {
     get: Script,
     /// Open a deployment fleet-wide without shortening a longer open (fleet.rs).
     pub(crate) open_script: Script,
+    probe_script: Script,
+    /// This store's (process's) name as a probe holder.
+    me: String,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -117,6 +120,12 @@ impl RedisStore {
             reserve: with(include_str!("lua/reserve.lua")),
             settle: with(include_str!("lua/settle.lua")),
             get: with(include_str!("lua/get.lua")),
+            probe_script: Script::new(
+                "local v = redis.call('GET', KEYS[1])\n\
+                 if v and v ~= ARGV[1] then return 0 end\n\
+                 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\nreturn 1",
+            ),
+            me: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
             open_script: Script::new(
                 "local ttl = redis.call('PTTL', KEYS[1])\n\
                  if ttl < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1]) end\n\
@@ -393,10 +402,12 @@ impl FleetStore for RedisStore {
     fn claim_probe<'a>(&'a self, dep: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let conn = self.conn().await?;
-            let mut p = redis::pipe();
-            p.cmd("SET").arg(self.fleet_key(dep, "probe")).arg(std::process::id()).arg("NX").arg("PX").arg(ms(ttl));
-            let (r,): (Option<String>,) = conn.pipe(&p).await.map_err(err)?;
-            Ok(r.is_some())
+            // Free, or already this process's (its probe was cancelled before it could report:
+            // the slot must not stay taken until the TTL).
+            let mut inv = self.probe_script.prepare_invoke();
+            inv.key(self.fleet_key(dep, "probe")).arg(&self.me).arg(ms(ttl));
+            let got: i64 = conn.script(&inv).await.map_err(err)?;
+            Ok(got == 1)
         })
     }
 
