@@ -216,3 +216,55 @@ async fn a_key_rate_limit_holds_across_gateway_replicas() {
     }
     assert_eq!((ok, limited), (6, 6), "6 a minute across both replicas");
 }
+
+/// redis-server killed and started again while two gateways serve a steady stream of
+/// requests (`on_error: local`): every request is answered in time, no process dies, and
+/// both re-join the store when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_rides_through_a_store_restart() {
+    let mut f = fleet().await;
+    let text = policy(&f.srv, &f.redis.url(), "budgets: [{name: fleet, limit_usd: 1000.0, period: day}]");
+    let gws: Vec<Gateway> = (0..2).map(|i| Gateway::start(&format!("fleet-restart-{i}"), &text, &[], &[])).collect();
+    let client = reqwest::Client::new();
+    let body = json!({"model": "main", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    let stop = Instant::now() + Duration::from_millis(3000);
+    let mut tasks = Vec::new();
+    for g in &gws {
+        for _ in 0..8 {
+            let (c, u, b) = (client.clone(), format!("{}/v1/chat/completions", g.url), body.clone());
+            tasks.push(tokio::spawn(async move {
+                let (mut n, mut slowest) = (0, Duration::ZERO);
+                while Instant::now() < stop {
+                    let t = Instant::now();
+                    let r = c.post(&u).json(&b).send().await.unwrap();
+                    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+                    slowest = slowest.max(t.elapsed());
+                    n += 1;
+                }
+                (n, slowest)
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    f.redis.kill();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    f.redis.restart();
+    for t in tasks {
+        let (n, slowest) = t.await.unwrap();
+        assert!(n > 0);
+        // The store timeout (1 s) plus the route's total deadline (3 s) bounds any request.
+        assert!(slowest < Duration::from_secs(4), "a request took {slowest:?}");
+    }
+    let t0 = Instant::now();
+    for g in &gws {
+        loop {
+            let m = client.get(format!("{}/metrics", g.url)).send().await.unwrap().text().await.unwrap();
+            if m.contains("polyroute_state_store_up 1") {
+                assert!(m.contains("polyroute_state_store_fallbacks_total{on_error=\"local\"}"), "the outage was served locally");
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "a gateway never re-joined the store");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
