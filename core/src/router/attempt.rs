@@ -99,9 +99,10 @@ pub(crate) async fn run<T: Send + 'static>(
 ) -> Result<(Served<T>, RequestCtx)> {
     let compiled = router.snapshot();
     let now = router.inner.clock.now();
+    // Before selection: a process's first request already sees what the fleet knows.
+    super::fleet_sync::ensure_started(router).await;
     let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
     let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, sel.matched.clone(), &req, stream);
-    super::fleet_sync::ensure_started(router).await;
     if let Some(d) = resume.deadline {
         ctx.deadline = ctx.deadline.min(d);
     }

@@ -344,3 +344,46 @@ async fn an_out_of_memory_store_falls_back_and_recovers() {
     let resp = r.chat(req("back")).await.unwrap();
     assert!(resp.trace.unwrap().notes.is_empty());
 }
+
+/// What one router learns about a deployment reaches the others through the store: the
+/// provider's "0 requests left" (they skip it until the reset) and its latency figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_exhaustion_and_latency_are_shared() {
+    let redis = RedisServer::start();
+    let srv = server().await;
+    srv.set_script(
+        "warn",
+        script(json!({"then": {"latency_ms": 60, "headers": {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s"}}})),
+    )
+    .unwrap();
+    srv.set_script("other", script(json!({"then": {"text": "fine"}}))).unwrap();
+    let y = format!(
+        r#"
+providers:
+  mock: {{kind: openai, base_url: "{}", api_key: "{KEY}"}}
+deployments:
+  a: {{provider: mock, model: warn}}
+  b: {{provider: mock, model: other}}
+routes:
+  - {{name: main, deployments: [a, b]}}
+state: {{redis: {{url: "{}", timeout: 2s, sync_interval: 50ms}}}}
+"#,
+        srv.base_url(),
+        redis.url()
+    );
+    let a = Router::new(Policy::from_str(&y).unwrap()).unwrap();
+    assert_eq!(a.chat(req("1")).await.unwrap().model, "warn");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A router that never called `a` skips it on its very first request.
+    let b = Router::new(Policy::from_str(&y).unwrap()).unwrap();
+    let resp = b.chat(req("2")).await.unwrap();
+    assert_eq!(resp.model, "other");
+    let t = resp.trace.unwrap();
+    let skipped = t.candidates.iter().find(|c| c.deployment == "a").and_then(|c| c.skipped.clone()).unwrap_or_default();
+    assert!(skipped.contains("seen by another process of the fleet"), "{skipped}");
+    assert_eq!(hits(&srv, "warn"), 1);
+    // ...and reports the latency `a`'s callers measured, without having measured any.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let st = b.deployments().into_iter().find(|d| d.deployment == "a").unwrap();
+    assert!(st.ttft_ewma_ms.is_some_and(|e| e >= 50.0), "{st:?}");
+}
