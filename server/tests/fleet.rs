@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use polyroute::provider::mock::MockScript;
-use polyroute_mock_server::redis::RedisServer;
+use polyroute_mock_server::redis::{RedisCluster, RedisServer};
 use polyroute_mock_server::{start, MockServerHandle, ServerOptions};
 use serde_json::json;
 
@@ -95,6 +95,27 @@ async fn four_processes_never_overspend_one_dollar() {
     assert!(cost <= 1.0 + 1e-9, "the fleet spent ${cost} of $1.00");
     assert!(cost >= 0.95, "only ${cost} of $1.00 used");
     assert_eq!(f.srv.log_for("m").len(), ok, "refused requests never reached the provider");
+}
+
+/// The same against a 3-master Redis Cluster, with a per-tenant budget beside the global one
+/// so one reservation spans two slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_on_a_cluster_never_overspend() {
+    let f = fleet().await;
+    let cluster = RedisCluster::start();
+    let text = policy(
+        &f.srv,
+        &cluster.urls(),
+        "budgets: [{name: fleet, limit_usd: 5.0, period: day}, {name: per-key, limit_usd: 1.0, period: day, scope: {route: main}}]",
+    )
+    .replace("sync_interval: 100ms", "sync_interval: 100ms, cluster: true");
+    let gws: Vec<Gateway> = (0..PROCESSES).map(|i| Gateway::start(&format!("fleet-cluster-{i}"), &text, &[], &[])).collect();
+    let (ok, cost, _) = drive(&gws).await;
+    assert!(cost <= 1.0 + 1e-9, "the fleet spent ${cost} of $1.00");
+    assert!(cost >= 0.95, "only ${cost} of $1.00 used");
+    assert_eq!(f.srv.log_for("m").len(), ok);
+    let holding = cluster.nodes.iter().filter(|n| n.cli(&["dbsize"]).parse::<u64>().unwrap_or(0) > 0).count();
+    assert!(holding >= 2, "keys on {holding} node(s)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
