@@ -184,7 +184,7 @@ mod tests {
         let policy = r#"{"providers": {"p": {"kind": "mock", "script": {"then": {"text": "a b c d e f", "chunk_delay_ms": 3000}}}},
             "deployments": {"d": {"provider": "p", "model": "m"}},
             "routes": [{"name": "r", "deployments": ["d"]}], "default_route": "r"}"#;
-        let router = crate::Router::new(policy.into()).unwrap();
+        let router = crate::Router::new(policy.into(), None).unwrap();
         let stream = router.stream_json(r#"{"messages": [{"role": "user", "content": "hi"}]}"#.into(), None).await.unwrap();
         // Read up to the first content (a `start` event comes first).
         while !stream.next().await.unwrap().unwrap().contains("content_delta") {}
@@ -199,7 +199,7 @@ mod tests {
         let policy = r#"{"providers": {"p": {"kind": "mock", "script": {"then": {"text": "done"}}}},
             "deployments": {"d": {"provider": "p", "model": "m"}},
             "routes": [{"name": "r", "deployments": ["d"]}], "default_route": "r"}"#;
-        let router = crate::Router::new(policy.into()).unwrap();
+        let router = crate::Router::new(policy.into(), None).unwrap();
         let stream = router.stream_json(r#"{"messages": [{"role": "user", "content": "hi"}]}"#.into(), None).await.unwrap();
         while stream.next().await.unwrap().is_some() {}
         let trace: serde_json::Value = serde_json::from_str(&stream.trace_json().unwrap().unwrap()).unwrap();

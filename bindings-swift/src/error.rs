@@ -117,6 +117,15 @@ impl std::fmt::Display for PolyrouteError {
 
 impl std::error::Error for PolyrouteError {}
 
+/// What a Swift callback threw that is not a `PolyrouteError` (an app's own `KeychainError`):
+/// `auth`, since the one throwing callback is the key provider; the message is the error's
+/// description.
+impl From<uniffi::UnexpectedUniFFICallbackError> for PolyrouteError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        polyroute::Error::new(ErrorKind::Auth, e.reason).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

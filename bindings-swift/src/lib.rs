@@ -13,8 +13,8 @@
 //!
 //! Layout: `lib.rs` the router handle and free functions, `error.rs` the error mapping,
 //! `bridge.rs` the runtime, the cancel token and stream handle objects. Host callbacks
-//! (`EventListener`) are a foreign trait: Swift implements it, the core's telemetry thread
-//! calls it.
+//! (`EventListener`, `APIKeyProvider`) are foreign traits: Swift implements them; the core's
+//! telemetry thread calls the first, each request attempt the second.
 
 // `PolyrouteError` is the uniffi error every export returns by value (each case carries the
 // ~260-byte `ErrorDetails`); boxing it would change the FFI shape for no gain at this boundary.
@@ -84,16 +84,17 @@ pub struct Router {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl Router {
-    /// Build from policy text, YAML or JSON.
-    #[uniffi::constructor]
-    pub fn new(policy: String) -> Result<Arc<Self>> {
-        guard(|| Ok(Arc::new(Router { inner: polyroute::Router::from_policy_str(&policy)? })))
+    /// Build from policy text, YAML or JSON. With `api_keys`, providers whose policy entry
+    /// has no `api_key`/`api_key_env` get their key from it at each request.
+    #[uniffi::constructor(default(api_keys = None))]
+    pub fn new(policy: String, api_keys: Option<Arc<dyn APIKeyProvider>>) -> Result<Arc<Self>> {
+        guard(|| build(Policy::from_str(&policy)?, api_keys))
     }
 
-    /// Build from a policy file (YAML or JSON).
-    #[uniffi::constructor]
-    pub fn from_policy_file(path: String) -> Result<Arc<Self>> {
-        guard(|| Ok(Arc::new(Router { inner: polyroute::Router::from_policy_file(path)? })))
+    /// Build from a policy file (YAML or JSON); `api_keys` as for `new`.
+    #[uniffi::constructor(default(api_keys = None))]
+    pub fn from_policy_file(path: String, api_keys: Option<Arc<dyn APIKeyProvider>>) -> Result<Arc<Self>> {
+        guard(|| build(Policy::from_file(path)?, api_keys))
     }
 
     /// Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
@@ -195,6 +196,37 @@ impl Router {
     /// Stop delivering to a listener; returns whether the id was subscribed.
     pub fn unsubscribe(&self, id: u64) -> Result<bool> {
         guard(|| Ok(self.inner.unsubscribe(id)))
+    }
+}
+
+fn build(policy: Policy, api_keys: Option<Arc<dyn APIKeyProvider>>) -> Result<Arc<Router>> {
+    let mut builder = polyroute::Router::builder(policy);
+    if let Some(keys) = api_keys {
+        builder = builder.api_keys(Arc::new(AppKeys(keys)));
+    }
+    Ok(Arc::new(Router { inner: builder.build()? }))
+}
+
+/// Supplies API keys at request time, implemented in Swift (e.g. read from the Keychain):
+/// iOS apps have no environment variables to put keys in. `provider` is the provider's name
+/// in the policy. Return `nil` when there is no key: the attempt fails with `auth` and
+/// nothing is sent. A thrown error fails it the same way, its description in the message.
+/// Called once per attempt, on a router thread: keep it cheap and thread-safe.
+#[uniffi::export(with_foreign)]
+pub trait APIKeyProvider: Send + Sync {
+    fn api_key(&self, provider: String) -> Result<Option<String>>;
+}
+
+/// The Swift provider as the core's hook: the key is wrapped the moment it crosses, and a
+/// thrown error becomes the reason of the core's `auth` error.
+struct AppKeys(Arc<dyn APIKeyProvider>);
+
+impl polyroute::ApiKeyProvider for AppKeys {
+    fn api_key(&self, provider: &str) -> Result<Option<polyroute::SecretString>, polyroute::KeyError> {
+        match self.0.api_key(provider.to_string()) {
+            Ok(key) => Ok(key.map(polyroute::SecretString::from)),
+            Err(e) => Err(e.details().message.clone().into()),
+        }
     }
 }
 

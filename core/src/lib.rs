@@ -42,5 +42,8 @@ pub mod types;
 pub use error::{BudgetInfo, BudgetUnit, Error, ErrorKind, PartialOutput, Result};
 pub use health_types::BreakerState;
 pub use policy::Policy;
+pub use provider::credentials::{ApiKeyProvider, KeyError};
 pub use router::{ChatStream, RoutePlan, Router};
+/// The wrapper an [`ApiKeyProvider`] returns keys in (never printed by `Debug`).
+pub use secrecy::SecretString;
 pub use types::*;

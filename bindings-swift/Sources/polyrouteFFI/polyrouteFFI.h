@@ -243,11 +243,27 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_API_KEY_PROVIDER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_API_KEY_PROVIDER_METHOD0
+typedef void (*UniffiCallbackInterfaceApiKeyProviderMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceEventListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_API_KEY_PROVIDER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_API_KEY_PROVIDER
+typedef struct UniffiVTableCallbackInterfaceApiKeyProvider {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceApiKeyProviderMethod0 _Nonnull apiKey;
+} UniffiVTableCallbackInterfaceApiKeyProvider;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
@@ -258,6 +274,26 @@ typedef struct UniffiVTableCallbackInterfaceEventListener {
     UniffiCallbackInterfaceEventListenerMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceEventListener;
 
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_APIKEYPROVIDER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_APIKEYPROVIDER
+uint64_t uniffi_polyroute_ffi_fn_clone_apikeyprovider(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FREE_APIKEYPROVIDER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FREE_APIKEYPROVIDER
+void uniffi_polyroute_ffi_fn_free_apikeyprovider(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_INIT_CALLBACK_VTABLE_APIKEYPROVIDER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_INIT_CALLBACK_VTABLE_APIKEYPROVIDER
+void uniffi_polyroute_ffi_fn_init_callback_vtable_apikeyprovider(const UniffiVTableCallbackInterfaceApiKeyProvider* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_APIKEYPROVIDER_API_KEY
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_APIKEYPROVIDER_API_KEY
+RustBuffer uniffi_polyroute_ffi_fn_method_apikeyprovider_api_key(uint64_t ptr, RustBuffer provider, RustCallStatus *_Nonnull out_status
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_EVENTLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_EVENTLISTENER
@@ -291,12 +327,12 @@ void uniffi_polyroute_ffi_fn_free_router(uint64_t handle, RustCallStatus *_Nonnu
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CONSTRUCTOR_ROUTER_FROM_POLICY_FILE
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CONSTRUCTOR_ROUTER_FROM_POLICY_FILE
-uint64_t uniffi_polyroute_ffi_fn_constructor_router_from_policy_file(RustBuffer path, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_polyroute_ffi_fn_constructor_router_from_policy_file(RustBuffer path, RustBuffer api_keys, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CONSTRUCTOR_ROUTER_NEW
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CONSTRUCTOR_ROUTER_NEW
-uint64_t uniffi_polyroute_ffi_fn_constructor_router_new(RustBuffer policy, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_polyroute_ffi_fn_constructor_router_new(RustBuffer policy, RustBuffer api_keys, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_BUDGETS_JSON
@@ -736,6 +772,12 @@ uint16_t uniffi_polyroute_ffi_checksum_func_debug_panic_async(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_ERROR_KIND_CODE
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_FUNC_ERROR_KIND_CODE
 uint16_t uniffi_polyroute_ffi_checksum_func_error_kind_code(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_APIKEYPROVIDER_API_KEY
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_APIKEYPROVIDER_API_KEY
+uint16_t uniffi_polyroute_ffi_checksum_method_apikeyprovider_api_key(void
     
 );
 #endif

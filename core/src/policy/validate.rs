@@ -252,12 +252,9 @@ fn check_providers(spec: &PolicySpec, issues: &mut Issues) {
                 issues.push(format!("{at}.api_key_env"), format!("environment variable `{env}` is not set"));
             }
         }
-        // A hosted provider without a key would only collect 401s (and its breaker would ban it
-        // for an hour); say so now. OpenAI-compatible servers are often local and keyless.
-        let needs_key = matches!(p.kind, ProviderKind::Openai | ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Azure);
-        if needs_key && p.api_key.is_none() && p.api_key_env.is_none() {
-            issues.push(&at, format!("kind `{}` needs `api_key_env` (or `api_key`)", kind_name(p.kind)));
-        }
+        // A hosted provider with neither `api_key` nor `api_key_env` is checked when a router
+        // is built (`RouterInner::compile`): only the router knows whether the host gives keys
+        // (`RouterBuilder::api_keys`).
         let needs_url = matches!(p.kind, ProviderKind::OpenaiCompatible | ProviderKind::Azure);
         match &p.base_url {
             None if needs_url => issues.push(format!("{at}.base_url"), format!("required for kind `{}`", kind_name(p.kind))),

@@ -69,7 +69,7 @@ impl super::Provider for AzureProvider {
             o.remove("model");
         }
         let mut headers = self.cfg.base_headers();
-        if let Some(v) = self.cfg.secret_header("") {
+        if let Some(v) = self.cfg.secret_header("")? {
             headers.insert("api-key", v);
         }
         if stream {

@@ -10,6 +10,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod compat;
+pub mod credentials;
 pub mod endpoint;
 pub mod gemini;
 pub mod mock;
@@ -109,6 +110,12 @@ impl ProviderKind {
             ProviderKind::Mock => "mock",
         }
     }
+
+    /// Hosted APIs that answer nothing without a key. OpenAI-compatible servers are often
+    /// local and keyless.
+    pub fn needs_key(self) -> bool {
+        matches!(self, ProviderKind::Openai | ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Azure)
+    }
 }
 
 /// Connection settings for one provider. `api_key` is a secret: it is never printed by
@@ -119,6 +126,8 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub base_url: String,
     pub api_key: Option<SecretString>,
+    /// Where the key comes from when `api_key` is `None`: the host's hook, asked per attempt.
+    pub host_keys: Option<credentials::HostKeys>,
     /// Extra headers sent on every request (e.g. `OpenAI-Organization`, OpenRouter's `HTTP-Referer`).
     pub headers: BTreeMap<String, String>,
     /// Azure `api-version`, Anthropic `anthropic-version` override.
@@ -132,6 +141,7 @@ impl fmt::Debug for ProviderConfig {
             .field("kind", &self.kind)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("host_keys", &self.host_keys.is_some())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("api_version", &self.api_version)
             .finish()
@@ -140,7 +150,15 @@ impl fmt::Debug for ProviderConfig {
 
 impl ProviderConfig {
     pub fn new(name: impl Into<String>, kind: ProviderKind, base_url: impl Into<String>) -> Self {
-        ProviderConfig { name: name.into(), kind, base_url: base_url.into(), api_key: None, headers: BTreeMap::new(), api_version: None }
+        ProviderConfig {
+            name: name.into(),
+            kind,
+            base_url: base_url.into(),
+            api_key: None,
+            host_keys: None,
+            headers: BTreeMap::new(),
+            api_version: None,
+        }
     }
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(SecretString::from(key.into()));
@@ -152,12 +170,19 @@ impl ProviderConfig {
         format!("{}/{}", self.base_url.trim_end_matches('/'), path.trim_start_matches('/'))
     }
 
-    /// Build a header value from the secret, marked sensitive so `Debug` hides it.
-    pub(crate) fn secret_header(&self, prefix: &str) -> Option<http::HeaderValue> {
-        let key = self.api_key.as_ref()?;
-        let mut v = http::HeaderValue::from_str(&format!("{prefix}{}", key.expose_secret())).ok()?;
+    /// Build a header value from the secret, marked sensitive so `Debug` hides it: the
+    /// configured key, else the host's (asked now; `auth` error if it has none for a kind
+    /// that needs one), else none.
+    pub(crate) fn secret_header(&self, prefix: &str) -> Result<Option<http::HeaderValue>> {
+        let Some(key) = self.api_key.as_ref() else {
+            return match &self.host_keys {
+                Some(keys) => credentials::host_header(keys, &self.name, prefix, self.kind.needs_key()),
+                None => Ok(None),
+            };
+        };
+        let Ok(mut v) = http::HeaderValue::from_str(&format!("{prefix}{}", key.expose_secret())) else { return Ok(None) };
         v.set_sensitive(true);
-        Some(v)
+        Ok(Some(v))
     }
 
     /// Common headers: JSON content type plus the configured extras. Invalid extras are a

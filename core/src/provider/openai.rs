@@ -81,7 +81,7 @@ impl super::Provider for OpenAiProvider {
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {
         let body = request_body(model, req, stream, self.compat);
         let mut headers = self.cfg.base_headers();
-        if let Some(v) = self.cfg.secret_header("Bearer ") {
+        if let Some(v) = self.cfg.secret_header("Bearer ")? {
             headers.insert(http::header::AUTHORIZATION, v);
         }
         if stream {

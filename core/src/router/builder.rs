@@ -13,6 +13,7 @@ use crate::budget::{MemoryStore, StateStore};
 use crate::clock::{Chance, Clock, SystemClock};
 use crate::error::Result;
 use crate::policy::Policy;
+use crate::provider::credentials::{ApiKeyProvider, HostKeys};
 use crate::provider::{HttpTransport, Transport, TransportOptions};
 use crate::state::redis::{RedisOptions, RedisStore};
 use crate::state::State;
@@ -26,11 +27,12 @@ pub struct RouterBuilder {
     store: Option<Arc<dyn StateStore>>,
     clock: Arc<dyn Clock>,
     chance: Option<Chance>,
+    api_keys: Option<HostKeys>,
 }
 
 impl std::fmt::Debug for RouterBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouterBuilder").field("clock", &self.clock).finish_non_exhaustive()
+        f.debug_struct("RouterBuilder").field("clock", &self.clock).field("api_keys", &self.api_keys).finish_non_exhaustive()
     }
 }
 
@@ -43,6 +45,7 @@ impl RouterBuilder {
             store: None,
             clock: Arc::new(SystemClock),
             chance: None,
+            api_keys: None,
         }
     }
 
@@ -80,6 +83,15 @@ impl RouterBuilder {
         self
     }
 
+    /// Ask `keys` for the API key of every provider whose policy entry has neither `api_key`
+    /// nor `api_key_env`, at each attempt (so a rotated key is used by the next request).
+    /// Such providers are then valid in the policy; a `None` from `keys` fails that attempt
+    /// with `auth` (nothing is sent) and the router falls over.
+    pub fn api_keys(mut self, keys: Arc<dyn ApiKeyProvider>) -> Self {
+        self.api_keys = Some(HostKeys(keys));
+        self
+    }
+
     pub fn build(self) -> Result<Router> {
         let transport = match self.transport {
             Some(t) => t,
@@ -97,6 +109,7 @@ impl RouterBuilder {
             clock: self.clock,
             chance: Arc::new(self.chance.unwrap_or_default()),
             cache: crate::cache::ResponseCache::new(self.policy.spec.cache.max_bytes.0),
+            api_keys: self.api_keys,
         };
         let otlp = self.policy.spec.telemetry.otlp.clone();
         let compiled = inner.compile(self.policy)?;

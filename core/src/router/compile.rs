@@ -97,8 +97,10 @@ impl RouterInner {
         Ok(Compiled { spec, deployments, routes, default_route, retry_budget, budgets, guards, caches })
     }
 
-    /// One endpoint per configured provider (keys resolved from the environment here, once).
+    /// One endpoint per configured provider (keys resolved from the environment here, once;
+    /// the host's key provider, if any, is asked per attempt).
     fn endpoints(&self, spec: &PolicySpec) -> Result<HashMap<String, Built>> {
+        self.check_keys(spec)?;
         let mut endpoints = HashMap::new();
         for (name, p) in &spec.providers {
             let base_url = p.base_url.clone().unwrap_or_else(|| default_base_url(p.kind).to_string());
@@ -112,6 +114,9 @@ impl RouterInner {
                 (None, Some(k)) => Some(SecretString::from(k.expose().to_string())),
                 (None, None) => None,
             };
+            if cfg.api_key.is_none() {
+                cfg.host_keys = self.api_keys.clone();
+            }
             let endpoint = if p.kind == ProviderKind::Mock {
                 let script =
                     crate::policy::mock_script(p.script.as_ref()).map_err(|e| Error::config(format!("providers.{name}.script: {}", e.message)))?;
@@ -122,6 +127,28 @@ impl RouterInner {
             endpoints.insert(name.clone(), (endpoint, p.kind, base_url));
         }
         Ok(endpoints)
+    }
+}
+
+impl RouterInner {
+    /// A hosted provider without a key would only collect 401s (and its breaker would ban it
+    /// for an hour): refuse the policy now, unless the host supplies keys at request time.
+    fn check_keys(&self, spec: &PolicySpec) -> Result<()> {
+        if self.api_keys.is_some() {
+            return Ok(());
+        }
+        let missing: Vec<String> = spec
+            .providers
+            .iter()
+            .filter(|(_, p)| p.kind.needs_key() && p.api_key.is_none() && p.api_key_env.is_none())
+            .map(|(name, p)| {
+                format!("providers.{name}: kind `{}` needs `api_key_env` (or `api_key`, or an API key provider from the app)", p.kind.as_str())
+            })
+            .collect();
+        match missing.len() {
+            0 => Ok(()),
+            n => Err(Error::config(format!("invalid policy ({n} problem{})\n- {}", if n == 1 { "" } else { "s" }, missing.join("\n- ")))),
+        }
     }
 }
 

@@ -340,7 +340,12 @@ impl Attempt {
 
 /// A failure's breaker outcome and statistics; billing is the caller's.
 fn failed(d: &Deployment, now: Instant, e: &Error, usage: Option<Usage>, committed: bool) -> (BreakerOutcome, Option<Usage>, u64, Option<String>) {
-    let outcome = BreakerOutcome::from_error(e.kind, e.retry_after);
+    let outcome = match (e.kind, e.status) {
+        // No key to send (the app's key provider had none): the provider never saw the
+        // request, so this says nothing about the deployment, and must not ban it for an hour.
+        (ErrorKind::Auth, None) => BreakerOutcome::Ignored,
+        (kind, _) => BreakerOutcome::from_error(kind, e.retry_after),
+    };
     // A committed stream counted as a success at commit; its failure counts too.
     if !matches!(outcome, BreakerOutcome::Ignored) || committed {
         observe(d, now, false, None);

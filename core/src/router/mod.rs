@@ -139,6 +139,9 @@ pub(crate) struct RouterInner {
     /// The response cache: one store for the router's life, emptied only when a reload
     /// changes `cache.max_bytes`.
     pub cache: crate::cache::ResponseCache,
+    /// The host's key provider (`RouterBuilder::api_keys`), handed to every compiled provider
+    /// without a key of its own, on build and on reload.
+    pub api_keys: Option<crate::provider::credentials::HostKeys>,
 }
 
 /// The public entry point. Cheap to clone; clones share state.

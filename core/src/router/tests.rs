@@ -146,7 +146,7 @@ routes:
     let shown = serde_json::to_string(&r.policy()).unwrap();
     assert!(!shown.contains("gw-secret-value-123") && shown.contains("x-gateway-key"), "{shown}");
     assert!(!format!("{:?}", r.policy()).contains("gw-secret-value-123"));
-    let e = Policy::from_str(&yaml.replace("kind: openai_compatible", "kind: openai")).unwrap_err();
+    let e = Router::from_policy_str(&yaml.replace("kind: openai_compatible", "kind: openai")).unwrap_err();
     assert!(e.message.contains("providers.gw") && e.message.contains("needs `api_key_env`"), "{}", e.message);
 }
 

@@ -30,6 +30,7 @@ mod gemini_fixtures;
 mod gemini_http;
 mod gemini_mock_server;
 mod guards;
+mod host_keys;
 mod mock_server_parity;
 mod mock_wire_shapes;
 mod openai_fixtures;

@@ -602,6 +602,220 @@ fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
 
 
 /**
+ * Supplies API keys at request time, implemented in Swift (e.g. read from the Keychain):
+ * iOS apps have no environment variables to put keys in. `provider` is the provider's name
+ * in the policy. Return `nil` when there is no key: the attempt fails with `auth` and
+ * nothing is sent. A thrown error fails it the same way, its description in the message.
+ * Called once per attempt, on a router thread: keep it cheap and thread-safe.
+ */
+public protocol ApiKeyProvider: AnyObject, Sendable {
+    
+    func apiKey(provider: String) throws  -> String?
+    
+}
+/**
+ * Supplies API keys at request time, implemented in Swift (e.g. read from the Keychain):
+ * iOS apps have no environment variables to put keys in. `provider` is the provider's name
+ * in the policy. Return `nil` when there is no key: the attempt fails with `auth` and
+ * nothing is sent. A thrown error fails it the same way, its description in the message.
+ * Called once per attempt, on a router thread: keep it cheap and thread-safe.
+ */
+open class ApiKeyProviderImpl: ApiKeyProvider, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_polyroute_ffi_fn_clone_apikeyprovider(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_polyroute_ffi_fn_free_apikeyprovider(handle, $0) }
+    }
+
+    
+
+    
+open func apiKey(provider: String)throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_apikeyprovider_api_key(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(provider),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceAPIKeyProvider {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceApiKeyProvider = UniffiVTableCallbackInterfaceApiKeyProvider(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeAPIKeyProvider.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface APIKeyProvider: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeAPIKeyProvider.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface APIKeyProvider: handle missing in uniffiClone")
+            }
+        },
+        apiKey: { (
+            uniffiHandle: UInt64,
+            provider: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> String? in
+                guard let uniffiObj = try? FfiConverterTypeAPIKeyProvider.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.apiKey(
+                     provider: try FfiConverterString.lift(provider)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionString.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypePolyrouteError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceApiKeyProvider> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceApiKeyProvider>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitAPIKeyProvider() {
+    uniffi_polyroute_ffi_fn_init_callback_vtable_apikeyprovider(UniffiCallbackInterfaceAPIKeyProvider.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAPIKeyProvider: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<ApiKeyProvider>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = ApiKeyProvider
+
+    public static func lift(_ handle: UInt64) throws -> ApiKeyProvider {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ApiKeyProviderImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: ApiKeyProvider) -> UInt64 {
+         if let rustImpl = value as? ApiKeyProviderImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApiKeyProvider {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ApiKeyProvider, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAPIKeyProvider_lift(_ handle: UInt64) throws -> ApiKeyProvider {
+    return try FfiConverterTypeAPIKeyProvider.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAPIKeyProvider_lower(_ value: ApiKeyProvider) -> UInt64 {
+    return FfiConverterTypeAPIKeyProvider.lower(value)
+}
+
+
+
+
+
+
+/**
  * A cancellation signal shared between Swift and the Rust task it started. Cancelling is
  * idempotent and sticky: a token fired before the call starts cancels it at once.
  */
@@ -1242,14 +1456,16 @@ open class Router: RouterProtocol, @unchecked Sendable {
         return try! rustCall { uniffi_polyroute_ffi_fn_clone_router(self.handle, $0) }
     }
     /**
-     * Build from policy text, YAML or JSON.
+     * Build from policy text, YAML or JSON. With `api_keys`, providers whose policy entry
+     * has no `api_key`/`api_key_env` get their key from it at each request.
      */
-public convenience init(policy: String)throws  {
+public convenience init(policy: String, apiKeys: ApiKeyProvider? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_constructor_router_new(
-        FfiConverterString.lower(policy),uniffiCallStatus
+        FfiConverterString.lower(policy),
+        FfiConverterOptionTypeAPIKeyProvider.lower(apiKeys),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -1266,13 +1482,14 @@ public convenience init(policy: String)throws  {
 
     
     /**
-     * Build from a policy file (YAML or JSON).
+     * Build from a policy file (YAML or JSON); `api_keys` as for `new`.
      */
-public static func fromPolicyFile(path: String)throws  -> Router  {
+public static func fromPolicyFile(path: String, apiKeys: ApiKeyProvider? = nil)throws  -> Router  {
     return try  FfiConverterTypeRouter_lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_constructor_router_from_policy_file(
-        FfiConverterString.lower(path),uniffiCallStatus
+        FfiConverterString.lower(path),
+        FfiConverterOptionTypeAPIKeyProvider.lower(apiKeys),uniffiCallStatus
     )
 })
 }
@@ -2310,6 +2527,30 @@ fileprivate struct FfiConverterOptionDuration: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAPIKeyProvider: FfiConverterRustBuffer {
+    typealias SwiftType = ApiKeyProvider?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAPIKeyProvider.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAPIKeyProvider.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeCancelToken: FfiConverterRustBuffer {
     typealias SwiftType = CancelToken?
 
@@ -2493,6 +2734,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_func_error_kind_code() != 65056) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_polyroute_ffi_checksum_method_apikeyprovider_api_key() != 10990) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_polyroute_ffi_checksum_method_eventlistener_on_event() != 8566) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -2553,16 +2797,17 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_method_chateventstream_trace_json() != 19676) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyroute_ffi_checksum_constructor_router_from_policy_file() != 5966) {
+    if (uniffi_polyroute_ffi_checksum_constructor_router_from_policy_file() != 5785) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_polyroute_ffi_checksum_constructor_router_new() != 1676) {
+    if (uniffi_polyroute_ffi_checksum_constructor_router_new() != 31742) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_constructor_canceltoken_new() != 45151) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitAPIKeyProvider()
     uniffiCallbackInitEventListener()
     return InitializationResult.ok
 }()

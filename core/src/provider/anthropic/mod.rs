@@ -73,7 +73,7 @@ impl super::Provider for AnthropicProvider {
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {
         let body = request::request_body(model, req, stream)?;
         let mut headers = self.cfg.base_headers();
-        if let Some(v) = self.cfg.secret_header("") {
+        if let Some(v) = self.cfg.secret_header("")? {
             headers.insert("x-api-key", v);
         }
         let version = self.cfg.api_version.as_deref().unwrap_or(DEFAULT_ANTHROPIC_VERSION);

@@ -75,7 +75,7 @@ impl super::Provider for GeminiProvider {
         let url = self.url(model, stream)?;
         let body = request::request_body(req)?;
         let mut headers = self.cfg.base_headers();
-        if let Some(v) = self.cfg.secret_header("") {
+        if let Some(v) = self.cfg.secret_header("")? {
             headers.insert("x-goog-api-key", v);
         }
         if stream {
