@@ -122,7 +122,22 @@ fn check(path: &PathBuf, format: Format) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&format!("cannot read {}: {e}", path.display())),
     };
-    let issues = Policy::check(&text);
+    let mut issues = Policy::check(&text);
+    if issues.is_empty() {
+        // What only building a router finds: a hosted provider without a key (the gateway has
+        // no app to ask for one), catalog files, endpoints.
+        if let Err(e) = Router::from_policy_str(&text) {
+            let at = |l: &str| l.split_once(": ").map(|(p, m)| (p.to_string(), m.to_string())).unwrap_or_default();
+            let lines: Vec<&str> = e.message.lines().filter_map(|l| l.strip_prefix("- ")).collect();
+            if lines.is_empty() {
+                issues.push(polyroute::policy::PolicyIssue { path: String::new(), message: e.message.clone() });
+            }
+            for l in lines {
+                let (path, message) = at(l);
+                issues.push(polyroute::policy::PolicyIssue { path, message });
+            }
+        }
+    }
     match format {
         Format::Json => println!("{}", serde_json::json!({"ok": issues.is_empty(), "problems": issues})),
         Format::Text if issues.is_empty() => println!("{}: ok", path.display()),
