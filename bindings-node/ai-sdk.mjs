@@ -40,6 +40,7 @@ const STATUS = Object.freeze({
   invalid_output: 502,
   overloaded: 503,
   circuit_open: 503,
+  state_unavailable: 503,
   timeout: 504,
 })
 
