@@ -254,12 +254,7 @@ impl Breaker {
                 }
                 let successes = successes + 1;
                 if successes >= cfg.half_open_probes {
-                    g.state = State::Closed;
-                    g.generation += 1;
-                    g.trips = 0;
-                    g.slow_trips = 0;
-                    g.consecutive = 0;
-                    g.window.clear();
+                    close(&mut g);
                     Some(Transition { from: BreakerState::HalfOpen, to: BreakerState::Closed, reason: "probe succeeded".into(), open_for_ms: None })
                 } else {
                     g.state = State::HalfOpen { in_flight: in_flight.saturating_sub(1), successes };
@@ -409,12 +404,7 @@ impl Breaker {
             _ => return None,
         }
         let from = g.state.public();
-        g.state = State::Closed;
-        g.generation += 1;
-        g.trips = 0;
-        g.slow_trips = 0;
-        g.consecutive = 0;
-        g.window.clear();
+        close(&mut g);
         Some(Transition {
             from,
             to: BreakerState::Closed,
@@ -426,6 +416,17 @@ impl Breaker {
     pub fn state(&self, now: Instant) -> BreakerState {
         self.snapshot(now).state
     }
+}
+
+/// Closed after a successful probe (here or, adopted, elsewhere in the fleet): a new
+/// generation and a clean slate, so the next trip starts from `open_for` again.
+fn close(g: &mut Inner) {
+    g.state = State::Closed;
+    g.generation += 1;
+    g.trips = 0;
+    g.slow_trips = 0;
+    g.consecutive = 0;
+    g.window.clear();
 }
 
 /// Rounded up, so that waiting the reported time always reaches the deadline.
