@@ -21,7 +21,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn on(route: &str, text: &str) -> ChatRequest {
     let mut r = ChatRequest::new(vec![Message::user(text)]);
-    r.metadata.route = Some(route.into());
+    r.routing.route = Some(route.into());
     r
 }
 

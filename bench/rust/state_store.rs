@@ -82,7 +82,7 @@ async fn main() {
     let mem = Router::from_policy_str(&policy("")).unwrap();
     let shared = Router::from_policy_str(&policy(&format!("state: {{redis: {{url: \"{}\", timeout: 1s}}}}", redis.url()))).unwrap();
     let mut req = ChatRequest::new(vec![Message::user("hello there")]);
-    req.metadata.tenant = Some("acme".into());
+    req.routing.tenant = Some("acme".into());
     for _ in 0..300 {
         mem.chat(req.clone()).await.unwrap();
         shared.chat(req.clone()).await.unwrap();

@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\nA streamed request tagged `pii` (only EU regions may see it):");
     let mut req = ask("Summarise my medical record.");
-    req.metadata.data_class = Some("pii".into());
+    req.routing.data_class = Some("pii".into());
     let mut stream = router.stream(req).await?;
     print!("  ");
     while let Some(ev) = stream.next().await {

@@ -257,7 +257,7 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request)
     };
     // Routing metadata from headers, `extra_body` and `model`: the core's, shared with the
     // in-process transports.
-    let parsed = match parse_request(&body, &headers, &app.router.route_names(), key.as_ref().map(|k| k.tenant.as_str())) {
+    let parsed = match parse_request(&body, &headers, key.as_ref().map(|k| k.tenant.as_str())) {
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
@@ -288,7 +288,7 @@ fn admit(app: &App, key: &polyroute::policy::KeySpec, req: &mut ChatRequest, str
         if !key.allows(&route) {
             return Err(access::forbidden(key, &route));
         }
-        req.metadata.route = Some(route);
+        req.routing.route = Some(route);
     }
     Ok(())
 }

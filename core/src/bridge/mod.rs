@@ -55,8 +55,9 @@ pub const REQUEST_FIELDS: &[&str] = &[
     "stop",
     "seed",
     "stream",
-    "metadata",
+    "polyroute",
     // OpenAI parameters forwarded verbatim to OpenAI-shaped providers.
+    "metadata",
     "n",
     "presence_penalty",
     "frequency_penalty",
@@ -88,7 +89,7 @@ pub fn request_from_json(text: &str) -> Result<ChatRequest> {
 
 /// Parse an OpenAI-shaped request body (validated by [`ChatRequest::from_openai_json`]),
 /// after applying the `route` shortcut: a top-level `"route": "name"` asks for that route, as
-/// `"metadata": {"route": "name"}` does (and wins over it). It is taken out of the body, so it
+/// `"polyroute": {"route": "name"}` does (and wins over it). It is taken out of the body, so it
 /// is never forwarded to a provider. `"route": null` means "not given".
 pub fn request_from_value(mut v: Value) -> Result<ChatRequest> {
     apply_route_shortcut(&mut v)?;
@@ -107,16 +108,16 @@ fn apply_route_shortcut(v: &mut Value) -> Result<()> {
             )))
         }
     };
-    let metadata = body.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
-    if metadata.is_null() {
-        *metadata = Value::Object(Default::default());
+    let routing = body.entry("polyroute").or_insert_with(|| Value::Object(Default::default()));
+    if routing.is_null() {
+        *routing = Value::Object(Default::default());
     }
-    match metadata.as_object_mut() {
+    match routing.as_object_mut() {
         Some(m) => {
             m.insert("route".into(), Value::String(route));
             Ok(())
         }
-        None => Err(Error::invalid_request(format!("invalid chat request: metadata: expected an object, got {}", json_type(metadata)))),
+        None => Err(Error::invalid_request(format!("invalid chat request: polyroute: expected an object, got {}", json_type(routing)))),
     }
 }
 

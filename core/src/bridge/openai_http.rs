@@ -88,7 +88,7 @@ pub fn not_found_reply(message: &str) -> OpenAiReply {
 /// invisibly) or has failed (then an error reply, like a non-streamed failure). Never fails:
 /// every error is a reply.
 pub async fn handle(router: &Router, body: &[u8], headers: &HeaderMap) -> OpenAiReply {
-    match parse_request(body, headers, &router.route_names(), None) {
+    match parse_request(body, headers, None) {
         Ok(req) => reply(router, req).await,
         Err(e) => error_reply(&e),
     }

@@ -11,6 +11,10 @@
 //! After `close()` reads end quietly (`None`); a read in flight when it happens fails with
 //! `cancelled`. A token tripped by other means (an `AbortSignal`, Swift's `cancel()`) fails
 //! every read with `cancelled`.
+//!
+//! The handle also folds what it hands out into the complete answer (`final_response`, what
+//! the openai SDKs call `get_final_completion()`), and can hand out OpenAI
+//! `chat.completion.chunk` objects instead of events (`next_chunk_value`), so hosts do neither.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +24,10 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::cancel::{cancelled_error, CancelGuard, CancelToken};
-use crate::error::Result;
+use super::wire::ChunkWriter;
+use crate::error::{Error, ErrorKind, Result};
 use crate::router::ChatStream;
-use crate::types::{RouteTrace, StreamEvent};
+use crate::types::{ChatResponse, RouteTrace, StreamAccumulator, StreamEvent};
 
 struct Shared {
     /// `None` once ended, failed, cancelled or closed.
@@ -31,13 +36,23 @@ struct Shared {
     token: CancelToken,
     /// Kept when the stream goes (the trace lives in the stream).
     trace: Mutex<Option<RouteTrace>>,
+    /// Everything handed out so far, folded (a `reset` starts it over, as for the caller).
+    acc: Mutex<StreamAccumulator>,
+    /// How the stream ended: `Ok(())` at its natural end, the error it failed with.
+    end: Mutex<Option<std::result::Result<(), Error>>>,
+    /// Turns events into OpenAI chunks for `next_chunk_value` (made on first use).
+    chunks: Mutex<Option<ChunkWriter>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
     fn finish(&self, stream: Option<ChatStream>, err_trace: Option<RouteTrace>) {
         let t = stream.as_ref().and_then(ChatStream::trace).or(err_trace);
         if t.is_some() {
-            *self.trace.lock().unwrap_or_else(|p| p.into_inner()) = t;
+            *lock(&self.trace) = t;
         }
         drop(stream);
     }
@@ -59,13 +74,18 @@ impl Shared {
             item = stream.next() => item,
         };
         match item {
-            Some(Ok(ev)) => Ok(Some(ev)),
+            Some(Ok(ev)) => {
+                lock(&self.acc).push(&ev);
+                Ok(Some(ev))
+            }
             Some(Err(e)) => {
                 self.finish(slot.take(), e.trace.as_deref().cloned());
+                *lock(&self.end) = Some(Err(e.clone()));
                 Err(e)
             }
             None => {
                 self.finish(slot.take(), None);
+                lock(&self.end).get_or_insert(Ok(()));
                 Ok(None)
             }
         }
@@ -94,6 +114,9 @@ impl StreamHandle {
                 closed: AtomicBool::new(false),
                 token,
                 trace: Mutex::new(None),
+                acc: Mutex::new(StreamAccumulator::new()),
+                end: Mutex::new(None),
+                chunks: Mutex::new(None),
             }),
             _guard,
         }
@@ -114,6 +137,61 @@ impl StreamHandle {
     pub fn next_value(&self) -> impl Future<Output = Result<Option<Value>>> + Send + 'static {
         let next = self.next_event();
         async move { next.await?.map(|ev| super::to_value(&ev)).transpose() }
+    }
+
+    /// The next OpenAI `chat.completion.chunk` (as the openai SDKs stream them, with a usage
+    /// chunk before the end), `None` at the end. Events with no chunk form are skipped; a
+    /// `reset` (restart recovery) has none either, so it is an error here, as it is on the
+    /// OpenAI wire. Use either this or [`Self::next_event`] on one stream, not both.
+    pub fn next_chunk_value(&self) -> impl Future<Output = Result<Option<Value>>> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                let Some(ev) = shared.clone().next().await? else { return Ok(None) };
+                if let StreamEvent::Reset { reason } = &ev {
+                    return Err(Error::new(
+                        ErrorKind::StreamInterrupted,
+                        format!("the stream restarted on another deployment ({reason}); OpenAI chunks cannot take back what was sent"),
+                    ));
+                }
+                let mut w = lock(&shared.chunks);
+                let w = w.get_or_insert_with(|| ChunkWriter::new(super::wire::unix_now(), true));
+                if let Some(c) = w.chunk(&ev) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+    }
+
+    /// The whole answer, as `chat()` would have returned it (usage, cost, trace): reads what
+    /// is left of the stream first. Fails with the error the stream failed with, or
+    /// `cancelled` if it was closed before its end.
+    pub fn final_response(&self) -> impl Future<Output = Result<ChatResponse>> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                let ended = lock(&shared.end).clone();
+                match ended {
+                    Some(Ok(())) => break,
+                    Some(Err(e)) => return Err(e),
+                    None if shared.closed.load(Ordering::Acquire) => {
+                        return Err(Error::new(ErrorKind::Cancelled, "the stream was closed before its end: there is no final response"))
+                    }
+                    None => {
+                        shared.clone().next().await?;
+                    }
+                }
+            }
+            let mut resp = lock(&shared.acc).clone().into_response();
+            resp.created = super::wire::unix_now() as i64;
+            let trace = lock(&shared.trace).clone();
+            if let Some(t) = trace {
+                resp.cost_usd = t.total_cost_usd;
+                resp.provider = t.attempts.iter().rev().find(|a| Some(&a.deployment) == t.served_by.as_ref()).map(|a| a.provider.clone());
+                resp.trace = Some(Box::new(t));
+            }
+            Ok(resp)
+        }
     }
 
     /// Stop the stream and cancel its request. Idempotent. Drops the core stream here unless
@@ -146,7 +224,7 @@ impl StreamHandle {
 
     /// The route trace, once the stream is over (ended or failed); `None` before.
     pub fn trace(&self) -> Option<RouteTrace> {
-        self.shared.trace.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.shared.trace).clone()
     }
 
     /// A reader for futures that read more than once (the handle keeps the request's lifetime).

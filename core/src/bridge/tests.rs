@@ -49,22 +49,22 @@ fn unknown_fields_ride_along_in_extra() {
 }
 
 #[test]
-fn the_route_shortcut_becomes_metadata_route_and_wins() {
+fn the_route_shortcut_becomes_polyroute_route_and_wins() {
     let r = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "fast"})).unwrap();
-    assert_eq!(r.metadata.route.as_deref(), Some("fast"));
+    assert_eq!(r.routing.route.as_deref(), Some("fast"));
     assert!(!r.extra.contains_key("route"), "never forwarded to a provider");
     let r = request_from_value(json!({
         "messages": [{"role": "user", "content": "x"}],
         "route": "fast",
-        "metadata": {"route": "slow", "tenant": "acme"},
+        "polyroute": {"route": "slow", "tenant": "acme"},
     }))
     .unwrap();
-    assert_eq!(r.metadata.route.as_deref(), Some("fast"));
-    assert_eq!(r.metadata.tenant.as_deref(), Some("acme"));
+    assert_eq!(r.routing.route.as_deref(), Some("fast"));
+    assert_eq!(r.routing.tenant.as_deref(), Some("acme"));
     let r = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": null})).unwrap();
-    assert_eq!(r.metadata.route, None);
-    let r = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "fast", "metadata": null})).unwrap();
-    assert_eq!(r.metadata.route.as_deref(), Some("fast"));
+    assert_eq!(r.routing.route, None);
+    let r = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "fast", "polyroute": null})).unwrap();
+    assert_eq!(r.routing.route.as_deref(), Some("fast"));
 }
 
 #[test]
@@ -72,9 +72,9 @@ fn a_bad_route_shortcut_is_invalid_request() {
     let e = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": 3})).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidRequest);
     assert!(e.message.contains("route") && e.message.contains("a number"), "{}", e.message);
-    let e = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "r", "metadata": "m"})).unwrap_err();
+    let e = request_from_value(json!({"messages": [{"role": "user", "content": "x"}], "route": "r", "polyroute": "m"})).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidRequest);
-    assert!(e.message.contains("metadata"), "{}", e.message);
+    assert!(e.message.contains("polyroute"), "{}", e.message);
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn every_field_the_core_models_is_a_known_request_field() {
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         "tool_choice": "auto", "parallel_tool_calls": true, "response_format": {"type": "json_object"},
         "temperature": 0.5, "top_p": 0.5, "max_tokens": 5, "max_completion_tokens": 5, "stop": "x",
-        "seed": 1, "stream": true, "metadata": {"tenant": "t"},
+        "seed": 1, "stream": true, "polyroute": {"tenant": "t"},
     }))
     .unwrap();
     assert!(full.extra.is_empty());
@@ -290,6 +290,58 @@ async fn a_stream_that_fails_keeps_the_trace_of_its_error() {
     let trace = h.trace().expect("trace kept on error");
     assert_eq!(trace.attempts.len(), 1);
     assert!(h.is_closed());
+}
+
+#[tokio::test]
+async fn chunks_are_openai_shaped_and_the_final_response_is_what_chat_returns() {
+    let router = router(json!({"then": {"text": "one two three"}}));
+    let h = open(&router, HI).await;
+    let first = h.next_chunk_value().await.unwrap().unwrap();
+    assert_eq!(first["object"], "chat.completion.chunk");
+    assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+    let mut text = String::new();
+    let mut finish = None;
+    let mut usage = None;
+    while let Some(c) = h.next_chunk_value().await.unwrap() {
+        if let Some(t) = c.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+            text.push_str(t);
+        }
+        if let Some(f) = c.pointer("/choices/0/finish_reason").and_then(Value::as_str) {
+            finish = Some(f.to_string());
+        }
+        if !c["usage"].is_null() {
+            usage = Some(c["usage"].clone());
+        }
+    }
+    assert_eq!(text, "one two three");
+    assert_eq!(finish.as_deref(), Some("stop"));
+    assert!(usage.unwrap()["completion_tokens"].as_u64().unwrap() > 0, "a usage chunk before the end");
+    let whole = router.chat(request_from_json(HI).unwrap()).await.unwrap();
+    let fin = h.final_response().await.unwrap();
+    assert_eq!(fin.content(), whole.content());
+    assert_eq!(fin.usage, whole.usage);
+    assert_eq!(fin.cost_usd, whole.cost_usd);
+    assert_eq!(fin.provider.as_deref(), Some("p"));
+    assert_eq!(fin.trace.as_ref().unwrap().served_by.as_deref(), Some("d"));
+    assert_eq!(h.final_response().await.unwrap().content(), whole.content(), "asked again: the same answer");
+}
+
+#[tokio::test]
+async fn the_final_response_reads_the_rest_and_fails_as_the_stream_did() {
+    let router = router(json!({"then": {"text": "one two three"}}));
+    let h = open(&router, HI).await;
+    assert_eq!(h.final_response().await.unwrap().content(), "one two three", "read the whole stream itself");
+    assert_eq!(h.next_event().await.unwrap(), None);
+
+    let cut = self::router(json!({"then": {"text": "one two three four", "fault": {"cut_after": {"chunks": 1}}}}));
+    let h = open(&cut, HI).await;
+    assert_eq!(h.final_response().await.unwrap_err().kind, ErrorKind::StreamInterrupted);
+    assert_eq!(h.final_response().await.unwrap_err().kind, ErrorKind::StreamInterrupted, "and keeps failing so");
+
+    let router = slow();
+    let h = stalled(&router).await;
+    h.close();
+    assert_eq!(h.final_response().await.unwrap_err().kind, ErrorKind::Cancelled);
 }
 
 #[test]

@@ -11,6 +11,11 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::{ChatResponse, FinishReason, StreamEvent, StreamHead};
 
+/// Seconds since the epoch, what OpenAI stamps as `created`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
 /// The HTTP status an OpenAI client should see for a failure of this kind.
 ///
 /// Failures of the providers behind the router are the gateway's upstream failures (502, 503,

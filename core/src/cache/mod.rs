@@ -45,11 +45,12 @@ impl CacheKey {
     pub fn of(req: &ChatRequest, route: &str) -> CacheKey {
         let mut body = req.to_openai_json();
         if let Value::Object(m) = &mut body {
-            for k in ["metadata", "stream", "stream_options"] {
+            // Neither routing metadata nor OpenAI's `metadata` (labels for stored completions) changes the answer.
+            for k in ["polyroute", "metadata", "stream", "stream_options"] {
                 m.remove(k);
             }
         }
-        let ns = serde_json::json!({"route": route, "tenant": req.metadata.tenant, "data_class": req.metadata.data_class});
+        let ns = serde_json::json!({"route": route, "tenant": req.routing.tenant, "data_class": req.routing.data_class});
         let mut text = String::from("polyroute-cache-v1\n");
         canonical(&ns, &mut text);
         text.push('\n');

@@ -31,7 +31,7 @@ fn answer(text: &str) -> ChatResponse {
 fn metadata_other_than_tenant_and_data_class_is_not_part_of_the_key() {
     let k = CacheKey::of(&req(base()), "r");
     let other = with(|m| {
-        m.insert("metadata".into(), json!({"feature": "f", "tier": "pro", "tags": ["a"], "order": ["x"], "route": "r", "note": "n"}));
+        m.insert("polyroute".into(), json!({"feature": "f", "tier": "pro", "tags": ["a"], "order": ["x"], "route": "r", "note": "n"}));
         m.insert("stream".into(), json!(true));
         m.insert("stream_options".into(), json!({"include_usage": true}));
     });
@@ -51,13 +51,13 @@ fn tenant_route_sampling_tools_and_format_change_the_key() {
     let k = CacheKey::of(&req(base()), "r");
     let variants = [
         with(|m| {
-            m.insert("metadata".into(), json!({"tenant": "acme"}));
+            m.insert("polyroute".into(), json!({"tenant": "acme"}));
         }),
         with(|m| {
-            m.insert("metadata".into(), json!({"tenant": ""}));
+            m.insert("polyroute".into(), json!({"tenant": ""}));
         }),
         with(|m| {
-            m.insert("metadata".into(), json!({"data_class": "pii"}));
+            m.insert("polyroute".into(), json!({"data_class": "pii"}));
         }),
         with(|m| {
             m.insert("temperature".into(), json!(0.7));
@@ -90,10 +90,10 @@ fn tenant_route_sampling_tools_and_format_change_the_key() {
     }
     assert_ne!(CacheKey::of(&req(base()), "other-route"), k);
     let t1 = with(|m| {
-        m.insert("metadata".into(), json!({"tenant": "t1"}));
+        m.insert("polyroute".into(), json!({"tenant": "t1"}));
     });
     let t2 = with(|m| {
-        m.insert("metadata".into(), json!({"tenant": "t2"}));
+        m.insert("polyroute".into(), json!({"tenant": "t2"}));
     });
     assert_ne!(CacheKey::of(&t1, "r"), CacheKey::of(&t2, "r"));
     assert_eq!(k.hex().len(), 64);

@@ -127,7 +127,7 @@ impl Guards {
 
     /// One guard; `false` when it rejected the request.
     fn run_one(&self, g: &Guard, req: &mut ChatRequest, masks: &mut Masks, out: &mut Guarded) -> bool {
-        if !g.data_class.is_empty() && !req.metadata.data_class.as_ref().is_some_and(|c| g.data_class.contains(c)) {
+        if !g.data_class.is_empty() && !req.routing.data_class.as_ref().is_some_and(|c| g.data_class.contains(c)) {
             return true;
         }
         let mut findings: BTreeMap<String, u64> = BTreeMap::new();
@@ -150,10 +150,10 @@ impl Guards {
         }
         let hit = Hit { guard: g.name.clone(), action: g.action, findings };
         if let Some(class) = &g.set_data_class {
-            if req.metadata.data_class.as_deref() != Some(class.as_str()) {
-                let was = req.metadata.data_class.as_deref().map(|c| format!(" (was `{c}`)")).unwrap_or_default();
+            if req.routing.data_class.as_deref() != Some(class.as_str()) {
+                let was = req.routing.data_class.as_deref().map(|c| format!(" (was `{c}`)")).unwrap_or_default();
                 out.class_note = Some(format!("guard `{}` set the data class to `{class}`{was}", g.name));
-                req.metadata.data_class = Some(class.clone());
+                req.routing.data_class = Some(class.clone());
             }
         }
         if g.action == GuardAction::Reject {

@@ -71,11 +71,11 @@ fn data_class_filters_and_sets() {
     let g = guards("[{name: classify, detect: [us_ssn], action: audit, set_data_class: pii}, {name: pii-only, detect: [email], action: redact, data_class: [pii]}]");
     let mut plain = req(vec![Message::user("reach bob@example.com")]);
     let out = g.apply(&mut plain, no_route);
-    assert!(out.hits.is_empty() && plain.metadata.data_class.is_none());
+    assert!(out.hits.is_empty() && plain.routing.data_class.is_none());
     let mut r = req(vec![Message::user("ssn 123-45-6789, reach bob@example.com")]);
-    r.metadata.data_class = Some("public".into());
+    r.routing.data_class = Some("public".into());
     let out = g.apply(&mut r, no_route);
-    assert_eq!(r.metadata.data_class.as_deref(), Some("pii"));
+    assert_eq!(r.routing.data_class.as_deref(), Some("pii"));
     assert_eq!(out.class_note.as_deref(), Some("guard `classify` set the data class to `pii` (was `public`)"));
     assert_eq!(r.messages[0].text(), "ssn 123-45-6789, reach [EMAIL]");
 }

@@ -1,8 +1,8 @@
 //! OpenAI Chat Completions adapter, also the base of every OpenAI-compatible server.
 //!
-//! Requests are our own serde shape (which is OpenAI's) minus routing metadata. Errors are
-//! classified from the `error.code` / `error.type` pair first and the HTTP status second,
-//! because OpenAI uses 429 for both "slow down" and "out of money" and only the code tells
+//! Requests are our own serde shape (which is OpenAI's) minus routing metadata (`polyroute`;
+//! OpenAI's own `metadata` is sent, as every unmodelled field is). Errors are classified
+//! from the `error.code` / `error.type` pair first and the HTTP status second, because OpenAI uses 429 for both "slow down" and "out of money" and only the code tells
 //! them apart. Streams are complete only with a finish reason: `[DONE]` alone (or EOF) after
 //! a cut is `stream_interrupted`.
 
@@ -33,7 +33,7 @@ impl OpenAiProvider {
 pub(crate) fn request_body(model: &str, req: &ChatRequest, stream: bool, compat: bool) -> Value {
     let mut body = req.to_openai_json();
     let obj = body.as_object_mut().expect("request serialises to an object");
-    obj.remove("metadata");
+    obj.remove("polyroute");
     obj.insert("model".into(), Value::String(model.to_string()));
     if compat {
         // Many compatible servers predate `max_completion_tokens`; all know `max_tokens`.

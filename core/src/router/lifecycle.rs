@@ -60,7 +60,12 @@ impl RequestCtx {
     pub(crate) fn new(router: &Router, compiled: &Compiled, route: &RouteSpec, matched: String, req: &ChatRequest, stream: bool) -> RequestCtx {
         let inner = &router.inner;
         let started = inner.clock.now();
-        let total = route.timeouts.total.map(|t| t.0).unwrap_or(super::DEFAULT_TOTAL);
+        let mut total = route.timeouts.total.map(|t| t.0).unwrap_or(super::DEFAULT_TOTAL);
+        // The caller's `timeout` can only shorten the route's deadline: a policy's cap on how
+        // long a request may hold budget and connections is the operator's, not the caller's.
+        if let Some(t) = req.routing.timeout.and_then(|t| std::time::Duration::try_from_secs_f64(t).ok()) {
+            total = total.min(t);
+        }
         let n = inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         RequestCtx {
             trace: RouteTrace {
@@ -371,7 +376,7 @@ async fn reserve(ctx: &RequestCtx, req: &ChatRequest, d: &Deployment) -> Result<
     }
     let out = req.max_output_tokens().map(u64::from).or(d.max_output_tokens).unwrap_or(DEFAULT_OUTPUT_RESERVE);
     let usd = d.expected_cost(ctx.est_input, out);
-    let md = &req.metadata;
+    let md = &req.routing;
     let scope = Scope { tenant: md.tenant.as_deref(), feature: md.feature.as_deref(), route: &ctx.route.name, deployment: &d.name };
     let lease = ctx.deadline.saturating_duration_since(ctx.now()) + LEASE_SLACK;
     ctx.budgets.reserve(&scope, usd, ctx.est_input + out, d.rate_limit.as_ref(), ctx.clock.unix_now(), lease).await.map(Some)

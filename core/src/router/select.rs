@@ -45,7 +45,7 @@ pub(crate) struct Selection<'a> {
 }
 
 fn matches(m: &MatchSpec, req: &ChatRequest, stream: bool) -> Option<String> {
-    let md = &req.metadata;
+    let md = &req.routing;
     let mut why = Vec::new();
     let one = |list: &[String], v: &Option<String>, field: &str, why: &mut Vec<String>| -> bool {
         if list.is_empty() {
@@ -85,10 +85,59 @@ fn matches(m: &MatchSpec, req: &ChatRequest, stream: bool) -> Option<String> {
     Some(if why.is_empty() { "catch-all rule".into() } else { why.join(", ") })
 }
 
-/// Pick the route: by name if the request asks for one, else the first rule that matches,
-/// else the default route.
+/// What the request's `model` names, looked up in this order: a route, a deployment, a provider
+/// model id that deployments serve (all of them, in the order the routes list them).
+enum Named<'a> {
+    Nothing,
+    Route(&'a Route),
+    Deployments(Vec<&'a str>),
+}
+
+fn named_by_model<'a>(c: &'a Compiled, req: &ChatRequest) -> Result<Named<'a>> {
+    let Some(m) = req.model.as_deref().filter(|m| !m.is_empty()) else { return Ok(Named::Nothing) };
+    if let Some(r) = c.routes.iter().find(|r| r.spec.name == m) {
+        return Ok(Named::Route(r));
+    }
+    if let Some((name, _)) = c.deployments.get_key_value(m) {
+        return Ok(Named::Deployments(vec![name.as_str()]));
+    }
+    let mut serving: Vec<&str> = Vec::new();
+    for d in c.routes.iter().flat_map(|r| r.tiers.iter().flat_map(|t| t.deployments.iter())) {
+        if d.model == m && !serving.contains(&d.name.as_str()) {
+            serving.push(d.name.as_str());
+        }
+    }
+    if !serving.is_empty() {
+        return Ok(Named::Deployments(serving));
+    }
+    // With an explicit route the caller has said where the request goes; SDKs insist on some
+    // `model`, so an unrelated one is let through there (documented precedence).
+    if req.routing.route.is_some() {
+        return Ok(Named::Nothing);
+    }
+    let routes: Vec<&str> = c.routes.iter().map(|r| r.spec.name.as_str()).collect();
+    let mut deps: Vec<&str> = c.deployments.keys().map(String::as_str).collect();
+    deps.sort_unstable();
+    Err(Error::new(
+        ErrorKind::NoRoute,
+        format!(
+            "model `{m}` names no route, deployment or served model of this policy (routes: {}; deployments: {}); \
+             leave `model` out to route by the policy's rules",
+            routes.join(", "),
+            deps.join(", ")
+        ),
+    ))
+}
+
+fn route_has(r: &Route, names: &[&str]) -> bool {
+    r.tiers.iter().any(|t| t.deployments.iter().any(|d| names.contains(&d.name.as_str())))
+}
+
+/// Pick the route: by name if the request asks for one (`polyroute.route`), else the route
+/// `model` names, else by the rules (preferring, when `model` names deployments, the matched
+/// route if it has one of them and otherwise the first route that does).
 pub(crate) fn match_route<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) -> Result<(&'a Route, String)> {
-    if let Some(name) = &req.metadata.route {
+    if let Some(name) = &req.routing.route {
         return c
             .routes
             .iter()
@@ -96,6 +145,28 @@ pub(crate) fn match_route<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) 
             .map(|r| (r, "route requested by name".to_string()))
             .ok_or_else(|| Error::new(ErrorKind::NoRoute, format!("no route named `{name}`")));
     }
+    match named_by_model(c, req)? {
+        Named::Nothing => match_by_rules(c, req, stream),
+        Named::Route(r) => Ok((r, "route named by `model`".into())),
+        Named::Deployments(names) => match match_by_rules(c, req, stream) {
+            Ok((r, why)) if route_has(r, &names) => Ok((r, why)),
+            ruled => match c.routes.iter().find(|r| route_has(r, &names)) {
+                Some(r) => Ok((r, format!("route with deployment `{}` named by `model`", names[0]))),
+                None => ruled,
+            },
+        },
+    }
+}
+
+/// The deployments `model` asks for that `route` has, to be tried first.
+fn preferred_by_model(c: &Compiled, req: &ChatRequest, route: &Route) -> Vec<String> {
+    match named_by_model(c, req) {
+        Ok(Named::Deployments(names)) => names.into_iter().filter(|n| route_has(route, &[n])).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn match_by_rules<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) -> Result<(&'a Route, String)> {
     for r in &c.routes {
         if let Some(m) = &r.spec.match_rule {
             if let Some(why) = matches(m, req, stream) {
@@ -134,7 +205,7 @@ fn static_skip(route: &Route, d: &Deployment, req: &ChatRequest, stream: bool, e
             return Some(format!("context window {ctx} too small for ~{est_input} input + {out} output tokens"));
         }
     }
-    if let Some(class) = &req.metadata.data_class {
+    if let Some(class) = &req.routing.data_class {
         if let Some(rule) = route.spec.data_rules.get(class) {
             if !rule.providers.is_empty() && !rule.providers.contains(&d.provider) {
                 return Some(format!("data class `{class}` may not reach provider `{}`", d.provider));
@@ -183,26 +254,31 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
         let ordered = order(route, eligible, req, est_input, now, chance);
         tiers.push(Tier { name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
     }
-    if !req.metadata.order.is_empty() {
-        tiers = caller_order(route, tiers, &req.metadata.order)?;
+    if !req.routing.order.is_empty() {
+        tiers = caller_order(route, tiers, &req.routing.order, "requested order")?;
+    } else {
+        let preferred = preferred_by_model(c, req, route);
+        if !preferred.is_empty() {
+            tiers = caller_order(route, tiers, &preferred, "requested model")?;
+        }
     }
     Ok(Selection { route, matched, tiers, candidates })
 }
 
-/// The caller's order (`metadata.order`): those deployments first, exactly in that order,
+/// The caller's order (`polyroute.order`, or the deployments `model` names): those deployments first, exactly in that order,
 /// as one tier; the route's tiers follow without them. Deployments the filters removed stay
 /// removed (their skip reason is in the trace).
-fn caller_order(route: &Route, tiers: Vec<Tier>, names: &[String]) -> Result<Vec<Tier>> {
+fn caller_order(route: &Route, tiers: Vec<Tier>, names: &[String], label: &str) -> Result<Vec<Tier>> {
     let all: Vec<&str> = route.tiers.iter().flat_map(|t| t.deployments.iter().map(|d| d.name.as_str())).collect();
     if let Some(bad) = names.iter().find(|n| !all.contains(&n.as_str())) {
         return Err(Error::new(
             ErrorKind::InvalidRequest,
-            format!("metadata.order: `{bad}` is not a deployment of route `{}` (its deployments: {})", route.spec.name, all.join(", ")),
+            format!("polyroute.order: `{bad}` is not a deployment of route `{}` (its deployments: {})", route.spec.name, all.join(", ")),
         ));
     }
     let eligible: Vec<Arc<Deployment>> = tiers.iter().flat_map(|t| t.deployments.iter().cloned()).collect();
     let first: Vec<Arc<Deployment>> = names.iter().filter_map(|n| eligible.iter().find(|d| &d.name == n).cloned()).collect();
-    let mut out = vec![Tier { name: "requested order".into(), deployments: first, on: Vec::new(), static_response: None }];
+    let mut out = vec![Tier { name: label.into(), deployments: first, on: Vec::new(), static_response: None }];
     for mut t in tiers {
         t.deployments.retain(|d| !names.contains(&d.name));
         out.push(t);

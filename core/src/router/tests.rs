@@ -174,9 +174,9 @@ default_route: main
     assert_eq!(r.route_for(&req("hi"), true).unwrap(), "live");
     assert_eq!(r.route_for(&mail, false).unwrap(), "private");
     assert_eq!(r.plan(&mail).unwrap().route, "main", "plan does not run the guards");
-    assert_eq!(mail.metadata.data_class, None, "the caller's request is not changed");
+    assert_eq!(mail.routing.data_class, None, "the caller's request is not changed");
     let mut named = req("hi");
-    named.metadata.route = Some("nowhere".into());
+    named.routing.route = Some("nowhere".into());
     assert_eq!(r.route_for(&named, false).unwrap_err().kind, ErrorKind::NoRoute);
 }
 

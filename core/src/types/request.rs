@@ -182,7 +182,10 @@ impl Stop {
     }
 }
 
-/// What the router reads to pick a route. Sent by the caller, never forwarded to a provider.
+/// What the router reads to pick a route: the body's `polyroute` object (what the openai SDKs
+/// send as `extra_body={"polyroute": {...}}`). Never forwarded to a provider. OpenAI's own
+/// `metadata` is a different thing: it rides in [`ChatRequest::extra`] to the providers that
+/// take it, and the router does not read it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestMetadata {
     /// Ask for a route by name (bypasses match rules).
@@ -205,7 +208,11 @@ pub struct RequestMetadata {
     /// a name that is not one of the route's deployments is an `invalid_request`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub order: Vec<String>,
-    /// Anything else the caller attached (OpenAI-style string metadata included).
+    /// The caller's total deadline for this request in seconds, all attempts included (the
+    /// `timeout=` of the SDKs). The route's `timeouts.total` still applies: the shorter wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// Anything else the caller attached (kept for callbacks and traces, never sent).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -219,8 +226,10 @@ impl RequestMetadata {
 /// A chat request in the unified contract.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
-    /// A model or deployment name. The router may ignore it (routes choose deployments);
-    /// a direct provider call uses it.
+    /// What the caller asked for by name: a route, a deployment, or a provider model id that
+    /// deployments of the policy serve (in that order of precedence; see the router's
+    /// `select`). An unknown name is a `no_route` error unless a route was asked for
+    /// explicitly in [`ChatRequest::routing`]. A direct provider call sends it as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     pub messages: Vec<Message>,
@@ -250,9 +259,10 @@ pub struct ChatRequest {
     /// stream) decides what is actually sent; this is kept for the round trip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
-    #[serde(default, skip_serializing_if = "RequestMetadata::is_empty")]
-    pub metadata: RequestMetadata,
-    /// Top-level fields we do not model (`n`, `logprobs`, `user`, `presence_penalty`, ...),
+    /// Routing metadata, the body's `polyroute` object.
+    #[serde(default, rename = "polyroute", skip_serializing_if = "RequestMetadata::is_empty")]
+    pub routing: RequestMetadata,
+    /// Top-level fields we do not model (`n`, `logprobs`, `user`, `metadata`, ...),
     /// forwarded verbatim to OpenAI-shaped providers.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -306,6 +316,11 @@ impl ChatRequest {
         }
         if self.max_output_tokens() == Some(0) {
             return Err(Error::invalid_request("`max_tokens` must be at least 1"));
+        }
+        if let Some(t) = self.routing.timeout {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(Error::invalid_request(format!("`timeout` must be a positive number of seconds, got {t}")));
+            }
         }
         if let Some(ToolChoice::Named(n)) = &self.tool_choice {
             if !self.tools.iter().any(|t| &t.name == n) {

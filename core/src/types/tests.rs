@@ -231,10 +231,10 @@ fn unknown_message_fields_are_kept() {
 fn routing_metadata_is_read_and_kept() {
     let req = request_roundtrip(json!({
         "messages": [{"role": "user", "content": "x"}],
-        "metadata": {"route": "chat", "tenant": "acme", "feature": "search", "tier": "pro", "tags": ["a"], "data_class": "pii", "trace_id": "t-1"}
+        "polyroute": {"route": "chat", "tenant": "acme", "feature": "search", "tier": "pro", "tags": ["a"], "data_class": "pii", "trace_id": "t-1"}
     }));
-    assert_eq!(req.metadata.tenant.as_deref(), Some("acme"));
-    assert_eq!(req.metadata.extra["trace_id"], json!("t-1"));
+    assert_eq!(req.routing.tenant.as_deref(), Some("acme"));
+    assert_eq!(req.routing.extra["trace_id"], json!("t-1"));
 }
 
 fn full_response() -> Value {
@@ -433,6 +433,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
             "max_completion_tokens",
             "seed",
             "metadata",
+            "polyroute",
             "tags",
             "n",
         ]);

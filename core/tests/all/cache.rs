@@ -132,7 +132,7 @@ async fn errors_carry_a_miss_and_fallback_only_marks_its_rescue() {
     assert_eq!(e.trace.unwrap().cache, Some(CacheUse::Miss));
     // A caller's error never falls back on the cache.
     let mut bad = req("hi");
-    bad.metadata.route = Some("nope".into());
+    bad.routing.route = Some("nope".into());
     assert_eq!(r.chat(bad).await.unwrap_err().kind, ErrorKind::NoRoute);
     assert!(r.metrics_text().contains("polyroute_cache_lookups_total{route=\"main\",result=\"fallback\"} 1"));
 }

@@ -19,7 +19,7 @@ const SSN: &str = "078-05-1120";
 
 fn req(t: &str, route: &str) -> ChatRequest {
     let mut r = ChatRequest::new(vec![Message::system(format!("the customer is {EMAIL}")), Message::user(t)]);
-    r.metadata.route = Some(route.into());
+    r.routing.route = Some(route.into());
     r
 }
 

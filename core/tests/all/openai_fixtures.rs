@@ -753,7 +753,7 @@ fn openapi_cases() -> Vec<(&'static str, ProviderKind, bool, Value)> {
             ProviderKind::Openai,
             false,
             json!({"messages": [user], "n": 2, "logprobs": true, "top_logprobs": 2, "user": "u-1",
-            "presence_penalty": 0.5, "frequency_penalty": 0.1, "metadata": {"tenant": "acme", "route": "chat"}}),
+            "presence_penalty": 0.5, "frequency_penalty": 0.1, "metadata": {"run": "r-1"}, "polyroute": {"tenant": "acme", "route": "chat"}}),
         ),
         ("compat-plain", ProviderKind::OpenaiCompatible, false, json!({"messages": [user], "max_completion_tokens": 32})),
         ("compat-tools-stream", ProviderKind::OpenaiCompatible, true, json!({"messages": [user], "tools": [weather], "tool_choice": "auto"})),
@@ -773,7 +773,10 @@ fn adapter_bodies_for_openapi_check() {
         let wire = provider(kind).build_request("gpt-4o-mini", &req, stream).unwrap();
         let sent: Value = serde_json::from_slice(&wire.body).unwrap();
         assert_eq!(sent["model"], "gpt-4o-mini", "{name}");
-        assert!(sent.get("metadata").is_none(), "{name}: routing metadata never leaves");
+        assert!(sent.get("polyroute").is_none(), "{name}: routing metadata never leaves");
+        if name == "extra-fields" {
+            assert_eq!(sent["metadata"], json!({"run": "r-1"}), "OpenAI's own metadata is forwarded");
+        }
         assert_eq!(sent["stream"] == true, stream, "{name}");
         assert_eq!(sent["stream_options"]["include_usage"] == true, stream, "{name}");
         let no_reasoning = sent["messages"].as_array().unwrap().iter().all(|m| m.get("reasoning_content").is_none());

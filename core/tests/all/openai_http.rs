@@ -323,7 +323,7 @@ default_route: openai-only
     let router = Router::from_policy_str(&policy).expect("policy");
     for route in ["openai-only", "compat-only"] {
         let mut req = ask();
-        req.metadata.route = Some(route.into());
+        req.routing.route = Some(route.into());
         let t0 = Instant::now();
         let e = tokio::time::timeout(PROMPT, router.chat(req.clone())).await.expect("router returns").expect_err("hang");
         assert_eq!(e.kind, ErrorKind::Timeout, "{route}: {e}");

@@ -339,7 +339,7 @@ budgets:
     );
     let r = Router::from_policy_str(&y).unwrap();
     let mut q = req("hello");
-    q.metadata.tenant = Some("acme".into());
+    q.routing.tenant = Some("acme".into());
     let resp = r.chat(q).await.unwrap();
     assert_eq!(resp.model, "local");
     let t = resp.trace.unwrap();

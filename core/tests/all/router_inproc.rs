@@ -478,7 +478,7 @@ routes:
 "#;
     let r = router(y);
     let mut rq = req("x");
-    rq.metadata.data_class = Some("pii".into());
+    rq.routing.data_class = Some("pii".into());
     let t = r.chat(rq.clone()).await.unwrap().trace.unwrap();
     assert_eq!(t.served_by.as_deref(), Some("eu-dep"));
     let skipped: Vec<_> = t.candidates.iter().filter(|c| c.skipped.is_some()).map(|c| c.deployment.as_str()).collect();
@@ -506,15 +506,15 @@ default_route: rest
 "#;
     let r = router(y);
     let mut rq = req("x");
-    rq.metadata.feature = Some("support".into());
-    rq.metadata.tier = Some("pro".into());
+    rq.routing.feature = Some("support".into());
+    rq.routing.tier = Some("pro".into());
     let t = r.chat(rq.clone()).await.unwrap().trace.unwrap();
     assert_eq!((t.route.as_str(), t.matched.as_str()), ("support", "feature=support, tier=pro"));
-    rq.metadata.tier = Some("free".into());
+    rq.routing.tier = Some("free".into());
     assert_eq!(r.chat(rq.clone()).await.unwrap().trace.unwrap().route, "rest");
-    rq.metadata.route = Some("support".into());
+    rq.routing.route = Some("support".into());
     assert_eq!(r.chat(rq.clone()).await.unwrap().trace.unwrap().matched, "route requested by name");
-    rq.metadata.route = Some("nope".into());
+    rq.routing.route = Some("nope".into());
     assert_eq!(r.chat(rq).await.unwrap_err().kind, ErrorKind::NoRoute);
 }
 

@@ -120,7 +120,7 @@ async fn drain(routers: &[Router], workers: usize, tenant: Option<&str>) -> (usi
                 let (mut ok, mut cost, mut refusals) = (0usize, 0.0, 0);
                 while refusals < 3 {
                     let mut q = req(&format!("router {ri} worker {w}"));
-                    q.metadata.tenant = tenant.clone();
+                    q.routing.tenant = tenant.clone();
                     match r.chat(q).await {
                         Ok(resp) => {
                             ok += 1;

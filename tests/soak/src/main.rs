@@ -167,7 +167,7 @@ async fn one(router: &Router, i: u64) -> End {
     let mut req = ChatRequest::new(vec![Message::user(format!("soak request {i}"))]);
     let stream = i % 2 == 1;
     if i % 4 == 3 {
-        req.metadata.feature = Some("restart".into());
+        req.routing.feature = Some("restart".into());
     }
     if !stream {
         return match router.chat(req).await {
