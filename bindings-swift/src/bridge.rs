@@ -123,6 +123,17 @@ impl ChatEventStream {
         guard_async(async { spawned(self.handle.next_json()).await }).await
     }
 
+    /// The whole answer as `chat` returns it (core `ChatResponse` JSON with usage, cost and
+    /// trace), after reading what is left of the stream. Fails as the stream failed, or with
+    /// `cancelled` if it was cancelled before its end.
+    pub async fn final_response_json(&self) -> Result<String, PolyrouteError> {
+        guard_async(async {
+            let fin = self.handle.final_response();
+            spawned(async move { bridge::to_json(&fin.await?) }).await
+        })
+        .await
+    }
+
     /// Stop the request now. Pending and later `next` calls fail with `cancelled`.
     pub fn cancel(&self) {
         // Not throwing (Swift calls it from termination handlers): a panic while tripping the

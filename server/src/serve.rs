@@ -255,7 +255,7 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, request: Request)
             return r;
         }
     };
-    // Routing metadata from headers, `extra_body` and `model`: the core's, shared with the
+    // Routing metadata from headers and `extra_body` (the `polyroute` object): the core's, shared with the
     // in-process transports.
     let parsed = match parse_request(&body, &headers, key.as_ref().map(|k| k.tenant.as_str())) {
         Ok(p) => p,

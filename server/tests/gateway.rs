@@ -57,7 +57,7 @@ fn gateway_with(srv: &MockServerHandle, tag: &str, extra: &[&str]) -> Gateway {
 }
 
 fn body(text: &str) -> Value {
-    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]})
+    json!({"messages": [{"role": "user", "content": text}]})
 }
 
 async fn post(g: &Gateway, v: &Value) -> reqwest::Response {

@@ -63,7 +63,7 @@ fn gateway(srv: &MockServerHandle, tag: &str) -> Gateway {
 }
 
 fn body(text: &str) -> Value {
-    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]})
+    json!({"messages": [{"role": "user", "content": text}]})
 }
 
 /// Everything a response showed: status, headers and body, kept for the leak check.
@@ -145,7 +145,6 @@ async fn keys_are_enforced_bind_the_tenant_reload_and_never_leak() {
 
     // the key's tenant is what routing sees: acme reaches `acme-only` whatever tenant it claims
     let mut claims_other = body("hello mock");
-    claims_other["metadata"] = json!({"tenant": "other"});
     claims_other["polyroute"] = json!({"tenant": "other"});
     let s = c.chat(Some(("authorization", &format!("Bearer {ACME}"))), &claims_other).await;
     assert_eq!((s.status, s.header("x-polyroute-route"), s.header("x-polyroute-deployment")), (200, "acme-only", "t"), "{}", s.body);
@@ -154,7 +153,7 @@ async fn keys_are_enforced_bind_the_tenant_reload_and_never_leak() {
     assert_eq!(s.header("x-polyroute-route"), "acme-only");
     // ... and another key claiming to be acme does not get acme's route
     let mut claims_acme = body("hello mock");
-    claims_acme["metadata"] = json!({"tenant": "acme"});
+    claims_acme["polyroute"] = json!({"tenant": "acme"});
     let s = c
         .send(c.http.post(format!("{}/v1/chat/completions", c.url)).bearer_auth(OTHER).header("x-polyroute-tenant", "acme").json(&claims_acme))
         .await;

@@ -2,7 +2,7 @@
 // is awkward to use from Swift.
 //
 // These types only *build* the body the openai SDK would send (`messages`, `tools`,
-// `tool_choice`, `response_format`, `metadata`, ...). They validate nothing: the core parses
+// `tool_choice`, `response_format`, `metadata`, ...) plus the `polyroute` routing object. They validate nothing: the core parses
 // and validates the body and throws `PolyrouteError.InvalidRequest` naming the bad field, so
 // Swift, Python and Node reject exactly the same requests.
 import Foundation
@@ -126,9 +126,10 @@ public enum ResponseFormat: Sendable, Equatable {
     }
 }
 
-/// What the policy's route rules match on (`metadata` in the request body).
+/// What the policy's route rules match on: the body's `polyroute` object. Never sent to a
+/// provider (OpenAI's own `metadata` is `ChatRequest.metadata`, and is).
 public struct RequestMetadata: Sendable, Equatable {
-    /// Ask for a route by name (otherwise the rules and then the default route decide).
+    /// Ask for a route by name (otherwise `model`, the rules and then the default route decide).
     public var route: String?
     public var tenant: String?
     public var feature: String?
@@ -136,17 +137,20 @@ public struct RequestMetadata: Sendable, Equatable {
     public var tags: [String] = []
     /// Data classification (`pii`, ...) that the policy's data rules restrict.
     public var dataClass: String?
+    /// Deployments of the route to try first, in this order (trusted callers only).
+    public var order: [String] = []
 
-    public init(route: String? = nil, tenant: String? = nil, feature: String? = nil, tier: String? = nil, tags: [String] = [], dataClass: String? = nil) {
+    public init(route: String? = nil, tenant: String? = nil, feature: String? = nil, tier: String? = nil, tags: [String] = [], dataClass: String? = nil, order: [String] = []) {
         self.route = route
         self.tenant = tenant
         self.feature = feature
         self.tier = tier
         self.tags = tags
         self.dataClass = dataClass
+        self.order = order
     }
 
-    var json: JSONValue? {
+    func json(timeout: Double?) -> JSONValue? {
         var m: [String: JSONValue] = [:]
         if let route { m["route"] = .string(route) }
         if let tenant { m["tenant"] = .string(tenant) }
@@ -154,6 +158,8 @@ public struct RequestMetadata: Sendable, Equatable {
         if let tier { m["tier"] = .string(tier) }
         if !tags.isEmpty { m["tags"] = .array(tags.map { .string($0) }) }
         if let dataClass { m["data_class"] = .string(dataClass) }
+        if !order.isEmpty { m["order"] = .array(order.map { .string($0) }) }
+        if let timeout { m["timeout"] = .double(timeout) }
         return m.isEmpty ? nil : .object(m)
     }
 }
@@ -161,6 +167,9 @@ public struct RequestMetadata: Sendable, Equatable {
 /// A chat request in the OpenAI body shape. Unset fields are left out of the body.
 public struct ChatRequest: Sendable, Equatable {
     public var messages: [Message]
+    /// A route, a deployment or a provider model id the policy serves (in that order). An
+    /// unknown name throws `PolyrouteError.NoRoute` unless `routing.route` names a route.
+    /// `nil`: the policy's rules decide.
     public var model: String?
     public var tools: [Tool] = []
     public var toolChoice: ToolChoice?
@@ -170,19 +179,27 @@ public struct ChatRequest: Sendable, Equatable {
     public var topP: Double?
     public var stop: [String] = []
     public var seed: Int?
-    public var metadata = RequestMetadata()
+    /// Routing metadata (the body's `polyroute` object).
+    public var routing = RequestMetadata()
+    /// OpenAI's own `metadata` (labels of a stored completion): forwarded to OpenAI-shaped
+    /// providers, never read for routing.
+    public var metadata: [String: String] = [:]
+    /// The request's total deadline in seconds, all attempts included; it can only shorten
+    /// the route's `timeouts.total`. Past it the call throws `PolyrouteError.Timeout`.
+    public var timeout: Double?
     /// Any other top-level body field, passed through verbatim (`user`, `logprobs`, ...).
     public var extra: [String: JSONValue] = [:]
 
-    public init(messages: [Message], model: String? = nil, metadata: RequestMetadata = RequestMetadata()) {
+    public init(messages: [Message], model: String? = nil, routing: RequestMetadata = RequestMetadata(), timeout: Double? = nil) {
         self.messages = messages
         self.model = model
-        self.metadata = metadata
+        self.routing = routing
+        self.timeout = timeout
     }
 
     /// One user message, optionally to a named route.
     public static func user(_ text: String, route: String? = nil) -> ChatRequest {
-        ChatRequest(messages: [.user(text)], metadata: RequestMetadata(route: route))
+        ChatRequest(messages: [.user(text)], routing: RequestMetadata(route: route))
     }
 
     /// The OpenAI request body this request stands for.
@@ -198,7 +215,8 @@ public struct ChatRequest: Sendable, Equatable {
         if let topP { b["top_p"] = .double(topP) }
         if !stop.isEmpty { b["stop"] = .array(stop.map { .string($0) }) }
         if let seed { b["seed"] = .int(seed) }
-        if let m = metadata.json { b["metadata"] = m }
+        if let r = routing.json(timeout: timeout) { b["polyroute"] = r }
+        if !metadata.isEmpty { b["metadata"] = .object(metadata.mapValues { .string($0) }) }
         return .object(b)
     }
 }

@@ -19,7 +19,7 @@ extension Router {
         try await chat(body: request.body)
     }
 
-    /// Send a raw OpenAI request body (`messages`, `tools`, ..., `metadata`).
+    /// Send a raw OpenAI request body (`messages`, `tools`, ..., `polyroute`).
     public func chat(body: JSONValue) async throws -> ChatResponse {
         let json = try body.jsonString()
         let token = CancelToken()
@@ -112,6 +112,16 @@ extension ChatEventStream {
                 }
             }
         }
+    }
+
+    /// The whole answer, as `chat` would have returned it (content, tool calls, usage, cost,
+    /// trace): reads what is left of the stream first. Throws the error the stream ended with,
+    /// or `PolyrouteError.Cancelled` if it was cancelled before its end.
+    public func finalResponse() async throws -> ChatResponse {
+        let text = try await finalResponseJson()
+        var response = try CoreJSON.decode(ChatResponse.self, text)
+        response.raw = try JSONValue.parse(text)
+        return response
     }
 
     /// The route trace, once the stream has ended.

@@ -45,7 +45,8 @@ final class ChatTests: XCTestCase {
         req.temperature = 0.5
         req.stop = ["\n\n"]
         req.seed = 7
-        req.metadata = RequestMetadata(tenant: "acme", feature: "support", tags: ["beta"])
+        req.routing = RequestMetadata(tenant: "acme-tenant-id", feature: "support", tags: ["beta"])
+        req.metadata = ["run": "run-42"]
 
         let r = try await router.chat(req)
 
@@ -59,6 +60,9 @@ final class ChatTests: XCTestCase {
         XCTAssertEqual(sent["seed"]?.intValue, 7)
         XCTAssertEqual(sent["stop"], ["\n\n"])
         XCTAssertEqual(sent["model"]?.stringValue, m) // the router picks the deployment's model
+        XCTAssertEqual(sent["metadata"], ["run": "run-42"]) // OpenAI's own metadata is forwarded
+        XCTAssertNil(sent["polyroute"]) // routing metadata never is
+        XCTAssertFalse(String(describing: sent).contains("acme-tenant-id"))
     }
 
     func testToolCallsComeBackTyped() async throws {
