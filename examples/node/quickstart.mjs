@@ -28,7 +28,7 @@ console.log('\nBreakers:')
 for (const d of router.deployments()) console.log(`  ${d.deployment.padEnd(14)} ${d.breaker.state}`)
 
 console.log('\nA streamed request tagged `pii` (only EU regions may see it):')
-const stream = router.stream(ask('Summarise my medical record.', { metadata: { data_class: 'pii' } }))
+const stream = router.stream(ask('Summarise my medical record.', { polyroute: { data_class: 'pii' } }))
 let text = ''
 for await (const event of stream) {
   if (event.type === 'content_delta') text += event.text

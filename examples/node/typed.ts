@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       { role: 'user', content: 'Say hello.' },
     ],
     max_tokens: 50,
-    metadata: { tenant: 'acme', feature: 'greeting' },
+    polyroute: { tenant: 'acme', feature: 'greeting' },
   }
   const resp: ChatResponse = await router.chat(request)
   console.log(`chat: ${resp.choices[0].message.content} (served by ${resp.trace?.served_by})`)

@@ -21,11 +21,11 @@ def main() -> None:
     router = polyroute.Router(POLICY)
 
     for i in range(1, 5):
-        # The same arguments you would give openai.chat.completions.create, plus metadata.
+        # The same arguments you would give openai.chat.completions.create, plus routing metadata (`polyroute`).
         resp = router.chat(
             [{"role": "user", "content": "What is the capital of France?"}],
             max_tokens=100,
-            metadata={"tenant": "acme", "feature": "support"},
+            polyroute={"tenant": "acme", "feature": "support"},
         )
         cost = f"${resp.cost_usd:.6f}" if resp.cost_usd is not None else "unknown cost"
         print(f"request {i}: {resp.content!r} from {resp.deployment} ({resp.model}), {cost}")
