@@ -401,20 +401,29 @@ def main() -> None:
     if not args.server:
         if not args.mock_server:
             raise SystemExit("give --server URL or --mock-server PATH")
-        server_proc = subprocess.Popen(
-            [args.mock_server, "--port", "0", "--log-capacity", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert server_proc.stdout is not None
-        line = server_proc.stdout.readline().strip()
-        if not line.startswith("LISTENING "):
-            raise SystemExit(f"mock server did not start: {line!r}")
-        args.server = line.split(" ", 1)[1]
+        server_proc, args.server = start_mock(args.mock_server)
     try:
         run_all(args)
     finally:
-        if server_proc is not None and server_proc.stdin is not None:
-            server_proc.stdin.close()
-            server_proc.wait(timeout=10)
+        if server_proc is not None:
+            stop_mock(server_proc)
+
+
+def start_mock(binary: str) -> "tuple[subprocess.Popen[str], str]":
+    """Start the mock server on a free loopback port; returns the process and its base URL."""
+    proc = subprocess.Popen([binary, "--port", "0", "--log-capacity", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("LISTENING "):
+        raise SystemExit(f"mock server did not start: {line!r}")
+    return proc, line.split(" ", 1)[1]
+
+
+def stop_mock(proc: "subprocess.Popen[str]") -> None:
+    # It exits when its stdin closes.
+    if proc.stdin is not None:
+        proc.stdin.close()
+    proc.wait(timeout=10)
 
 
 MARK_START = "<!-- python-bench:start -->"

@@ -5,6 +5,7 @@
 #
 #   bash bench/python/run.sh           # full run, updates BENCHMARKS.md
 #   bash bench/python/run.sh --quick   # short runs, to check the harness (BENCHMARKS.md untouched)
+#   bash bench/python/run.sh --transport  # the openai-SDK transport's cost (prints a section)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -26,6 +27,9 @@ fi
 (cd "$REPO" && cargo build -q --release -p polyroute-mock-server)
 (cd "$REPO/bindings-python" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop -q --release)
 
+if [[ "${1:-}" == "--transport" ]]; then
+    exec "$VENV/bin/python" "$HERE/transport.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
+fi
 args=(--mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server")
 if [[ "${1:-}" == "--quick" ]]; then
     args+=(--quick)

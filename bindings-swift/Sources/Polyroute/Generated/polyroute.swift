@@ -970,6 +970,13 @@ public protocol ChatEventStreamProtocol: AnyObject, Sendable {
     func cancel() 
     
     /**
+     * The whole answer as `chat` returns it (core `ChatResponse` JSON with usage, cost and
+     * trace), after reading what is left of the stream. Fails as the stream failed, or with
+     * `cancelled` if it was cancelled before its end.
+     */
+    func finalResponseJson() async throws  -> String
+    
+    /**
      * The next event as the core's serde JSON (`{"type": "content_delta", ...}`), `nil` at
      * the end. A failure after the first content ends the stream with its error.
      */
@@ -1047,6 +1054,27 @@ open func cancel()  {try! rustCall() {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * The whole answer as `chat` returns it (core `ChatResponse` JSON with usage, cost and
+     * trace), after reading what is left of the stream. Fails as the stream failed, or with
+     * `cancelled` if it was cancelled before its end.
+     */
+open func finalResponseJson()async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_polyroute_ffi_fn_method_chateventstream_final_response_json(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_polyroute_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_polyroute_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_polyroute_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypePolyrouteError_lift
+        )
 }
     
     /**
@@ -2789,6 +2817,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_chateventstream_cancel() != 56790) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_chateventstream_final_response_json() != 9890) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_chateventstream_next() != 33747) {
