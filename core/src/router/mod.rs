@@ -26,6 +26,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 mod validate_output;
+pub use validate_output::schema_errors;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -34,6 +34,15 @@ pub(crate) fn check(req: &ChatRequest, resp: ChatResponse) -> Result<ChatRespons
     }
 }
 
+/// Where `v` breaks `schema` (empty: it satisfies it), with the same validator and the same
+/// keyword subset the router applies to structured answers, so an offline evaluation
+/// (`polyroute eval`) and live traffic judge an answer alike.
+pub fn schema_errors(v: &Value, schema: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    validate(v, schema, schema, "$", &mut errors, 0);
+    errors
+}
+
 fn type_ok(v: &Value, t: &str) -> bool {
     match t {
         "object" => v.is_object(),
