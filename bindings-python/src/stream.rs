@@ -1,6 +1,6 @@
 //! `NativeStream`: the core's `bridge::StreamHandle` as a Python object, consumable from a sync
-//! iterator (GIL released while waiting) or an async iterator (one awaitable per event), and
-//! closable from anywhere.
+//! iterator (GIL released while waiting) or an async iterator (one awaitable per event), as
+//! events or as OpenAI chunks, foldable into the final response, and closable from anywhere.
 //!
 //! The handle owns the lifetime rules (a read in flight when `close()` happens fails with
 //! `cancelled`, later reads end; the trace is kept once the stream is over; dropping the
@@ -43,6 +43,39 @@ impl NativeStream {
         guarded(py, || {
             let next = self.handle.next_value();
             bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(Json))) })
+        })
+    }
+
+    /// Next OpenAI `chat.completion.chunk` as a dict, or `None` once the stream has ended.
+    /// Blocks without the GIL.
+    fn next_chunk(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        guarded(py, || match block_on(py, self.handle.next_chunk_value())?.py_err(py)? {
+            Some(v) => Ok(Some(to_py(py, &v)?.unbind())),
+            None => Ok(None),
+        })
+    }
+
+    /// Resolve `future` with the next chunk as a dict, or `None` once the stream has ended.
+    fn next_chunk_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        guarded(py, || {
+            let next = self.handle.next_chunk_value();
+            bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(Json))) })
+        })
+    }
+
+    /// The whole answer as `chat()`'s dict (reads the rest of the stream first).
+    fn final_response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guarded(py, || {
+            let resp = block_on(py, self.handle.final_response())?.py_err(py)?;
+            to_py(py, &bridge::to_value(&resp).py_err(py)?)
+        })
+    }
+
+    /// Resolve `future` with [`Self::final_response`]'s dict.
+    fn final_response_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        guarded(py, || {
+            let resp = self.handle.final_response();
+            bridge.spawn(py, future, async move { Out(resp.await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
         })
     }
 

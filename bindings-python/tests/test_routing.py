@@ -103,7 +103,7 @@ def test_breaker_opens_skips_and_resets(server: MockServer, name: str) -> None:
 def test_plan_sends_nothing(server: MockServer, name: str) -> None:
     primary, backup = f"{name}-p", f"{name}-b"
     router = polyroute.Router(policy(server, [primary], [backup]))
-    plan = router.plan(USER, metadata={"tenant": "acme"})
+    plan = router.plan(USER, polyroute={"tenant": "acme"})
     assert plan.route == "chat" and plan.strategy == "priority"
     assert plan.order == [primary, backup]
     assert [c.deployment for c in plan.candidates] == [primary, backup]
@@ -111,7 +111,7 @@ def test_plan_sends_nothing(server: MockServer, name: str) -> None:
     assert server.log(primary) == [] and server.log(backup) == []
 
 
-def test_route_by_name_and_metadata_matching(server: MockServer, name: str) -> None:
+def test_route_by_name_and_routing_matching(server: MockServer, name: str) -> None:
     a, b = f"{name}-a", f"{name}-b"
     p = policy(server, [a])
     p["deployments"][b] = {"provider": "mock", "model": b}
@@ -120,11 +120,29 @@ def test_route_by_name_and_metadata_matching(server: MockServer, name: str) -> N
     p["routes"].append({"name": "named", "deployments": [b]})
     router = polyroute.Router(p)
     assert router.chat(USER).deployment == a
-    assert router.chat(USER, metadata={"feature": "support"}).deployment == b
+    assert router.chat(USER, polyroute={"feature": "support"}).deployment == b
+    assert router.chat(USER, extra_body={"polyroute": {"feature": "support"}}).deployment == b
     resp = router.chat(USER, route="named")
     assert resp.deployment == b and resp.trace is not None and resp.trace.route == "named"
-    # Routing metadata never reaches the provider.
-    assert all("metadata" not in e["body"] for e in server.log(b))
+    # Routing data never reaches the provider.
+    assert all("polyroute" not in e["body"] and "route" not in e["body"] for e in server.log(b))
+
+
+def test_metadata_is_openais_and_is_forwarded_not_routed_on(server: MockServer, name: str) -> None:
+    a, b = f"{name}-a", f"{name}-b"
+    p = policy(server, [a])
+    p["deployments"][b] = {"provider": "mock", "model": b}
+    server.script(b, {})
+    p["routes"].insert(0, {"name": "support", "match": {"feature": ["support"]}, "deployments": [b]})
+    router = polyroute.Router(p)
+    # What used to be routing metadata is OpenAI's `metadata` now: it matches no route ...
+    resp = router.chat(USER, metadata={"feature": "support"})
+    assert resp.deployment == a
+    # ... and reaches the provider as OpenAI's parameter, beside (not mixed with) routing.
+    router.chat(USER, metadata={"session": "s1"}, polyroute={"feature": "support"})
+    assert server.log(a)[-1]["body"]["metadata"] == {"feature": "support"}
+    assert server.log(b)[-1]["body"]["metadata"] == {"session": "s1"}
+    assert router.plan(USER, metadata={"feature": "support"}).route == "chat"
 
 
 def test_reload_swaps_atomically_and_rejects_bad_policies(server: MockServer, name: str, tmp_path: object) -> None:
@@ -193,7 +211,7 @@ def test_keyword_arguments_are_the_cores_request_fields() -> None:
     from polyroute import _native
 
     typed = set(polyroute.ChatParams.__annotations__)
-    assert typed == (set(_native.REQUEST_FIELDS) - {"messages", "stream"}) | {"extra_body"}
+    assert typed == (set(_native.REQUEST_FIELDS) - {"messages", "stream"}) | {"extra_body", "timeout"}
 
 
 def test_literal_api_keys_never_come_back(server: MockServer, name: str) -> None:

@@ -47,7 +47,7 @@ def test_response_attributes_and_openai_shape(server: MockServer, name: str) -> 
     assert attempt.cost_usd == pytest.approx(8e-6) and trace.total_cost_usd == pytest.approx(8e-6)
     assert attempt.latency_ms >= 0 and attempt.usage is not None and attempt.usage.total_tokens == 5
 
-    # What reached the provider: the OpenAI body, parameters intact, routing metadata not.
+    # What reached the provider: the OpenAI body, parameters intact.
     body = server.log(name)[-1]["body"]
     assert body["max_completion_tokens"] == 50 and body["temperature"] == 0.2 and body["seed"] == 7 and body["user"] == "u1"
     assert body["messages"] == USER

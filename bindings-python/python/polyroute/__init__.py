@@ -46,7 +46,9 @@ from ._errors import (
     StreamInterruptedError,
     error_class,
 )
+from ._chunk import ChatCompletionChunk, ChoiceDelta, ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction, ChunkChoice
 from ._httpx import RetryOnTopWarning, async_http_client, http_client
+from ._request import MessageLike, RoutingParams, TimeoutLike
 from ._router import AsyncRouter, AsyncStream, ChatParams, EventCallback, PolicyLike, Router, Stream
 from ._types import (
     AttemptTrace,
@@ -78,6 +80,9 @@ __all__ = [
     "Stream",
     "AsyncStream",
     "ChatParams",
+    "RoutingParams",
+    "MessageLike",
+    "TimeoutLike",
     "PolicyLike",
     "EventCallback",
     "http_client",
@@ -99,6 +104,11 @@ __all__ = [
     "BreakerSnapshot",
     "PartialOutput",
     "StreamEvent",
+    "ChatCompletionChunk",
+    "ChunkChoice",
+    "ChoiceDelta",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
     "PolyrouteError",
     "RateLimitedError",
     "QuotaExhaustedError",

@@ -1,13 +1,17 @@
 """``Router`` (blocking) and ``AsyncRouter`` (asyncio): the public face of the native router.
 
 ``chat()`` takes the arguments of ``openai.chat.completions.create`` so moving from the
-openai SDK is a one-line change, plus ``route=`` (ask for a route by name) and routing
-``metadata`` (``tenant``, ``feature``, ``tier``, ``tags``, ``data_class``). This module only
-assembles the request body from the arguments and wraps results; parsing and validation of
-the body, and the ``route`` shortcut, happen in the core (``polyroute::bridge``), whose
-``invalid_request`` error is raised as :class:`~polyroute.InvalidRequestError`, a
+openai SDK is a one-line change (``timeout=`` included), plus ``polyroute={...}`` (routing:
+``route``, ``tenant``, ``feature``, ``tier``, ``tags``, ``data_class``, ``order``, ``timeout``)
+and its ``route=`` shortcut. ``metadata=`` is OpenAI's own, forwarded like any other
+parameter. This module only wraps results; ``_request.py`` assembles the body, and parsing
+and validation of it, and the ``route`` shortcut, happen in the core (``polyroute::bridge``),
+whose ``invalid_request`` error is raised as :class:`~polyroute.InvalidRequestError`, a
 ``ValueError``, before anything is sent. Which keyword arguments exist is the core's list
 too (``_native.REQUEST_FIELDS``).
+
+Streams read as events (iterate the stream) or as OpenAI chunks (``chunks()``), one or the
+other, and fold into the same ``ChatResponse`` as ``chat()`` (``final_response()``).
 
 A policy is a dict (``Router(policy_dict)``), a file (``Router(path)``, ``Router.from_file``)
 or text (``Router.from_text``): a string given to the constructor is always a path.
@@ -25,16 +29,19 @@ from typing import (
     Callable,
     Dict,
     Iterable,
+    AsyncIterator,
+    Iterator,
     List,
     Mapping,
     Optional,
-    Sequence,
-    TypedDict,
     Union,
     overload,
 )
 
 from . import _native
+from ._chunk import ChatCompletionChunk
+from ._request import ChatParams, MessageLike
+from ._request import body as _body
 from ._types import BudgetStatus, ChatResponse, DeploymentStatus, RouteCost, RoutePlan, RouteTrace, StreamEvent
 
 if TYPE_CHECKING:
@@ -43,7 +50,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self, Unpack
 
-__all__ = ["Router", "AsyncRouter", "Stream", "AsyncStream", "ChatParams", "PolicyLike", "EventCallback"]
+__all__ = ["Router", "AsyncRouter", "Stream", "AsyncStream", "ChatParams", "MessageLike", "PolicyLike", "EventCallback"]
 
 #: A policy: a dict, or the path of a YAML/JSON file (``str`` or ``os.PathLike``). Policy
 #: text goes through ``from_text`` / ``reload_text``.
@@ -56,78 +63,6 @@ BreakerStateName = str
 #: (``request_started``, ``attempt_started``, ``attempt_finished``, ``fallback_taken``,
 #: ``breaker_changed``, ``request_finished``, ``budget_threshold``, ...).
 EventCallback = Callable[[Dict[str, Any]], object]
-
-
-class ChatParams(TypedDict, total=False):
-    """Keyword arguments of ``chat()``/``stream()``/``plan()``: those of
-    ``openai.chat.completions.create`` (forwarded as the OpenAI body) plus ``route``.
-    ``None`` means "not given" (the key is left out of the body). For type checkers only: at
-    run time the accepted names are the core's (``_native.REQUEST_FIELDS``) plus
-    ``extra_body``."""
-
-    model: Optional[str]
-    tools: Optional[Sequence[Mapping[str, Any]]]
-    tool_choice: Optional[Union[str, Mapping[str, Any]]]
-    parallel_tool_calls: Optional[bool]
-    response_format: Optional[Mapping[str, Any]]
-    temperature: Optional[float]
-    top_p: Optional[float]
-    max_tokens: Optional[int]
-    max_completion_tokens: Optional[int]
-    stop: Optional[Union[str, Sequence[str]]]
-    seed: Optional[int]
-    n: Optional[int]
-    presence_penalty: Optional[float]
-    frequency_penalty: Optional[float]
-    logit_bias: Optional[Mapping[str, int]]
-    logprobs: Optional[bool]
-    top_logprobs: Optional[int]
-    user: Optional[str]
-    reasoning_effort: Optional[str]
-    verbosity: Optional[str]
-    service_tier: Optional[str]
-    store: Optional[bool]
-    modalities: Optional[Sequence[str]]
-    audio: Optional[Mapping[str, Any]]
-    prediction: Optional[Mapping[str, Any]]
-    prompt_cache_key: Optional[str]
-    safety_identifier: Optional[str]
-    web_search_options: Optional[Mapping[str, Any]]
-    stream_options: Optional[Mapping[str, Any]]
-    #: Routing metadata: ``route``, ``tenant``, ``feature``, ``tier``, ``tags``,
-    #: ``data_class`` and anything else (kept, never sent to a provider).
-    metadata: Optional[Mapping[str, Any]]
-    #: Ask for a route by name (same as ``metadata={"route": ...}``).
-    route: Optional[str]
-    #: Extra top-level body fields, as with the openai SDK.
-    extra_body: Optional[Mapping[str, Any]]
-
-
-#: Keyword arguments accepted at run time: the request fields the core knows by name, and
-#: ``extra_body`` (the openai SDK's way to add any other top-level field).
-_PARAMS = frozenset(_native.REQUEST_FIELDS) | {"extra_body"}
-
-
-def _body(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any], caller: str) -> Dict[str, Any]:
-    for name in params:
-        if name not in _PARAMS:
-            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")
-    if isinstance(messages, (str, bytes)) or isinstance(messages, Mapping):
-        raise TypeError(f"{caller}(): messages must be a list of message dicts, not {type(messages).__name__}")
-    try:
-        msgs: List[Any] = list(messages)
-    except TypeError:
-        raise TypeError(f"{caller}(): messages must be a list of message dicts, not {type(messages).__name__}") from None
-    body: Dict[str, Any] = {"messages": msgs}
-    for name, value in params.items():
-        # None means "not given", as it would to a reader of the call site. `route` goes in
-        # as it is: the core turns it into `metadata.route`.
-        if value is not None and name != "extra_body":
-            body[name] = value
-    extra = params.get("extra_body")
-    if extra:
-        body.update(extra)
-    return body
 
 
 # One completion bridge per event loop (see src/aio.rs): finished requests wake the loop
@@ -235,7 +170,7 @@ class _RouterBase:
         self._native = _native.NativeRouter.from_dict(dict(policy))
         return self
 
-    def plan(self, messages: Iterable[Mapping[str, Any]], **params: "Unpack[ChatParams]") -> RoutePlan:
+    def plan(self, messages: Iterable[MessageLike], **params: "Unpack[ChatParams]") -> RoutePlan:
         """Where this request would go, and why, without sending anything."""
         return RoutePlan(self._native.plan(_body(messages, params, "plan")))
 
@@ -310,7 +245,7 @@ class Router(_RouterBase):
     @overload
     def chat(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageLike],
         *,
         stream: "Literal[False]" = False,
         **params: "Unpack[ChatParams]",
@@ -319,7 +254,7 @@ class Router(_RouterBase):
     @overload
     def chat(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageLike],
         *,
         stream: "Literal[True]",
         **params: "Unpack[ChatParams]",
@@ -327,7 +262,7 @@ class Router(_RouterBase):
 
     def chat(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageLike],
         *,
         stream: bool = False,
         **params: "Unpack[ChatParams]",
@@ -338,7 +273,7 @@ class Router(_RouterBase):
             return Stream(self._native.stream(_body(messages, params, "chat")))
         return ChatResponse(self._native.chat(_body(messages, params, "chat")))
 
-    def stream(self, messages: Iterable[Mapping[str, Any]], **params: "Unpack[ChatParams]") -> "Stream":
+    def stream(self, messages: Iterable[MessageLike], **params: "Unpack[ChatParams]") -> "Stream":
         """Open a stream. Returns once the answer has started (failures before the first
         content fail over invisibly) or raises if no deployment could start it."""
         return Stream(self._native.stream(_body(messages, params, "stream")))
@@ -352,7 +287,7 @@ class AsyncRouter(_RouterBase):
     @overload
     async def chat(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageLike],
         *,
         stream: "Literal[False]" = False,
         **params: "Unpack[ChatParams]",
@@ -361,7 +296,7 @@ class AsyncRouter(_RouterBase):
     @overload
     async def chat(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageLike],
         *,
         stream: "Literal[True]",
         **params: "Unpack[ChatParams]",
@@ -369,7 +304,7 @@ class AsyncRouter(_RouterBase):
 
     async def chat(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[MessageLike],
         *,
         stream: bool = False,
         **params: "Unpack[ChatParams]",
@@ -384,7 +319,7 @@ class AsyncRouter(_RouterBase):
         self._native.chat_async(bridge, fut, body)
         return ChatResponse(await fut)
 
-    async def stream(self, messages: Iterable[Mapping[str, Any]], **params: "Unpack[ChatParams]") -> "AsyncStream":
+    async def stream(self, messages: Iterable[MessageLike], **params: "Unpack[ChatParams]") -> "AsyncStream":
         """Open a stream (``async for event in await router.stream(...)``)."""
         body = _body(messages, params, "stream")
         bridge, fut = _future()
@@ -393,10 +328,19 @@ class AsyncRouter(_RouterBase):
 
 
 class _StreamBase:
-    __slots__ = ("_native",)
+    __slots__ = ("_native", "_reading")
 
     def __init__(self, native: _native.NativeStream) -> None:
         self._native = native
+        # "events" or "chunks" once read: the core folds one reading into chunks, so a stream
+        # read both ways would hand out chunks that start mid-answer.
+        self._reading: Optional[str] = None
+
+    def _read_as(self, how: str) -> None:
+        if self._reading != how:
+            if self._reading is not None:
+                raise RuntimeError(f"this stream is being read as {self._reading}; read it either as events or as chunks(), not both")
+            self._reading = how
 
     @property
     def closed(self) -> bool:
@@ -416,8 +360,9 @@ class _StreamBase:
 
 
 class Stream(_StreamBase):
-    """Events of one streamed answer (a blocking iterator). Use as a context manager, or
-    ``close()`` it, to cancel the request early."""
+    """One streamed answer, read as events (iterate it) or as OpenAI chunks (:meth:`chunks`),
+    one or the other; :meth:`final_response` folds it into the whole answer. Use as a
+    context manager, or ``close()`` it, to cancel the request early."""
 
     __slots__ = ()
 
@@ -425,10 +370,36 @@ class Stream(_StreamBase):
         return self
 
     def __next__(self) -> StreamEvent:
+        if self._reading != "events":
+            self._read_as("events")
         event = self._native.next()
         if event is None:
             raise StopIteration
         return StreamEvent(event)
+
+    def chunks(self) -> Iterator[ChatCompletionChunk]:
+        """The answer as OpenAI ``chat.completion.chunk`` objects, read like the openai SDK's
+        ``ChatCompletionChunk`` (``chunk.choices[0].delta.content``), the last one carrying
+        ``usage``. A failure after content raises as iterating events does
+        (:class:`~polyroute.StreamInterruptedError`); so does a restart (``stream_recovery:
+        restart``), which chunks cannot express."""
+        self._read_as("chunks")
+        while True:
+            chunk = self._native.next_chunk()
+            if chunk is None:
+                return
+            yield ChatCompletionChunk(chunk)
+
+    def final_response(self) -> ChatResponse:
+        """The whole answer, as :meth:`Router.chat` would have returned it (usage,
+        ``cost_usd``, trace): reads what is left of the stream first. Raises the error the
+        stream failed with, or :class:`~polyroute.RequestCancelledError` if it was closed
+        before its end."""
+        return ChatResponse(self._native.final_response())
+
+    def get_final_completion(self) -> ChatResponse:
+        """Alias of :meth:`final_response` (the openai SDK's name)."""
+        return self.final_response()
 
     def __enter__(self) -> "Stream":
         return self
@@ -443,8 +414,9 @@ class Stream(_StreamBase):
 
 
 class AsyncStream(_StreamBase):
-    """Events of one streamed answer (an async iterator). ``async with`` it, or
-    ``await aclose()``, to cancel the request early."""
+    """One streamed answer, read as events (``async for``) or as OpenAI chunks
+    (:meth:`chunks`), one or the other; ``await`` :meth:`final_response` for the whole answer.
+    ``async with`` it, or ``await aclose()``, to cancel the request early."""
 
     __slots__ = ()
 
@@ -452,12 +424,35 @@ class AsyncStream(_StreamBase):
         return self
 
     async def __anext__(self) -> StreamEvent:
+        if self._reading != "events":
+            self._read_as("events")
         bridge, fut = _future()
         self._native.next_async(bridge, fut)
         event: Optional[Dict[str, Any]] = await fut
         if event is None:
             raise StopAsyncIteration
         return StreamEvent(event)
+
+    async def chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        """:meth:`Stream.chunks` for asyncio (``async for chunk in stream.chunks()``)."""
+        self._read_as("chunks")
+        while True:
+            bridge, fut = _future()
+            self._native.next_chunk_async(bridge, fut)
+            chunk: Optional[Dict[str, Any]] = await fut
+            if chunk is None:
+                return
+            yield ChatCompletionChunk(chunk)
+
+    async def final_response(self) -> ChatResponse:
+        """:meth:`Stream.final_response` for asyncio."""
+        bridge, fut = _future()
+        self._native.final_response_async(bridge, fut)
+        return ChatResponse(await fut)
+
+    async def get_final_completion(self) -> ChatResponse:
+        """Alias of :meth:`final_response` (the openai SDK's name)."""
+        return await self.final_response()
 
     async def aclose(self) -> None:
         self.close()
