@@ -1,13 +1,19 @@
 // Types of `polyroute/ai-sdk` (ai-sdk.mjs): a Vercel AI SDK provider over a polyroute Router.
 import type { LanguageModelV4, ProviderV4 } from '@ai-sdk/provider'
-import type { ErrorKind, RequestMetadata, RouteTrace, Router } from './polyroute.js'
+import type { ErrorKind, RoutingMetadata, RouteTrace, Router } from './polyroute.js'
 
 export interface PolyrouteProviderSettings {
   /**
-   * Routing metadata sent with every call (`tenant`, `feature`, `tier`, `tags`, `data_class`,
-   * `route`); a call's `providerOptions.polyroute` adds to it and wins.
+   * Routing metadata sent with every call as the body's `polyroute` object (`tenant`,
+   * `feature`, `tier`, `tags`, `data_class`, `route`); a call's `providerOptions.polyroute`
+   * adds to it and wins.
    */
-  metadata?: RequestMetadata
+  polyroute?: RoutingMetadata
+  /**
+   * @deprecated The older name of `polyroute` (routing metadata, not OpenAI's `metadata`);
+   * `polyroute` wins where both set a field.
+   */
+  metadata?: RoutingMetadata
 }
 
 /** `providerMetadata.polyroute` of every result and stream `finish`. */
@@ -27,13 +33,18 @@ export interface PolyrouteProviderMetadata {
 }
 
 /** Routing metadata a call can pass as `providerOptions: { polyroute: {...} }`. */
-export type PolyrouteProviderOptions = RequestMetadata
+export type PolyrouteProviderOptions = RoutingMetadata
 
 export interface PolyrouteProvider extends ProviderV4 {
-  /** A language model asking for `route`; without one, the policy's rules choose. */
-  (route?: string): LanguageModelV4
-  languageModel(route?: string): LanguageModelV4
-  chat(route?: string): LanguageModelV4
+  /**
+   * A language model whose id is the request's `model`: a route name, else a deployment name
+   * (tried first, the route's others as fallbacks), else a provider model id the policy's
+   * deployments serve; unknown is `no_route` unless a route is asked for in the routing
+   * metadata. Without an id, the policy's rules choose.
+   */
+  (model?: string): LanguageModelV4
+  languageModel(model?: string): LanguageModelV4
+  chat(model?: string): LanguageModelV4
 }
 
 /**

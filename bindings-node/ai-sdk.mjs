@@ -166,16 +166,18 @@ function toolChoiceOf(choice) {
 }
 
 /**
- * The router request for one call, and the warnings for what it cannot carry. The route is
- * `providerOptions.polyroute.route` if given, else the model id (when the model has one).
+ * The router request for one call, and the warnings for what it cannot carry. The model id
+ * is the request's `model`, which the core resolves (a route, a deployment, a provider model
+ * id); a route asked for in the routing metadata (`providerOptions.polyroute.route`, or the
+ * provider's settings) wins, and the model id is then only a preference within it.
  */
-function requestOf(options, route, baseMetadata, stream) {
+function requestOf(options, modelId, baseRouting, stream) {
   const warnings = []
   const req = { messages: messagesOf(options.prompt) }
+  if (modelId !== undefined) req.model = modelId
   const po = (options.providerOptions && options.providerOptions.polyroute) || {}
-  const metadata = { ...baseMetadata, ...po }
-  if (route !== undefined && metadata.route === undefined) metadata.route = route
-  if (Object.keys(metadata).length) req.metadata = metadata
+  const routing = { ...baseRouting, ...po }
+  if (Object.keys(routing).length) req.polyroute = routing
   if (options.tools && options.tools.length) {
     const tools = []
     for (const t of options.tools) {
@@ -291,19 +293,19 @@ class PolyrouteLanguageModel {
   /** Image URLs go to the provider as they are (the router forwards them). */
   supportedUrls = { 'image/*': [/^https?:\/\/.*$/] }
   #router
-  #route
-  #metadata
+  #model
+  #routing
 
-  constructor(router, route, metadata) {
+  constructor(router, model, routing) {
     this.#router = router
-    this.#route = route
-    this.#metadata = metadata
-    /** The route asked for; `polyroute` when the policy's rules choose. */
-    this.modelId = route ?? 'polyroute'
+    this.#model = model
+    this.#routing = routing
+    /** The route, deployment or provider model asked for; `polyroute` when the rules choose. */
+    this.modelId = model ?? 'polyroute'
   }
 
   async doGenerate(options) {
-    const { req, warnings } = requestOf(options, this.#route, this.#metadata, false)
+    const { req, warnings } = requestOf(options, this.#model, this.#routing, false)
     const signal = options.abortSignal
     let resp
     try {
@@ -324,7 +326,7 @@ class PolyrouteLanguageModel {
   }
 
   async doStream(options) {
-    const { req, warnings } = requestOf(options, this.#route, this.#metadata, true)
+    const { req, warnings } = requestOf(options, this.#model, this.#routing, true)
     const signal = options.abortSignal
     const raw = options.includeRawChunks === true
     const s = this.#router.stream(req, { signal })
@@ -472,22 +474,26 @@ class PolyrouteLanguageModel {
 }
 
 /**
- * A Vercel AI SDK provider over `router`: `polyroute('chat')` is a language model asking for
- * the route `chat`; `polyroute()` leaves the choice to the policy's rules (`default_route`,
- * match rules on the metadata). `settings.metadata` is routing metadata sent with every call
- * (`tenant`, `feature`, `tier`, `tags`, `data_class`); a call's
- * `providerOptions.polyroute` adds to it and wins (`route` included).
+ * A Vercel AI SDK provider over `router`: `polyroute('chat')` is a language model whose id is
+ * the request's `model`, which the core resolves as a route name, else a deployment name
+ * (tried first, the route's others as fallbacks), else a provider model id its deployments
+ * serve (unknown: `no_route`); `polyroute()` leaves the choice to the policy's rules
+ * (`default_route`, match rules on the routing metadata). `settings.polyroute` is routing
+ * metadata sent with every call (`tenant`, `feature`, `tier`, `tags`, `data_class`, `route`)
+ * as the body's `polyroute` object; a call's `providerOptions.polyroute` adds to it and wins.
+ * `settings.metadata` is the older name of `settings.polyroute` (routing metadata as well,
+ * never OpenAI's forwarded `metadata`), kept so existing code keeps routing the same.
  */
 export function createPolyroute(router, settings = {}) {
   if (!router || typeof router.chat !== 'function' || typeof router.stream !== 'function') {
     throw new TypeError('createPolyroute(router): router must be a polyroute Router')
   }
-  const metadata = { ...(settings.metadata || {}) }
-  const languageModel = (route) => {
-    if (route !== undefined && (typeof route !== 'string' || route === '')) {
-      throw new TypeError('polyroute(route): route must be a non-empty string, or omitted to let the policy choose')
+  const routing = { ...(settings.metadata || {}), ...(settings.polyroute || {}) }
+  const languageModel = (model) => {
+    if (model !== undefined && (typeof model !== 'string' || model === '')) {
+      throw new TypeError('polyroute(model): the model id must be a non-empty string (a route, deployment or provider model), or omitted to let the policy choose')
     }
-    return new PolyrouteLanguageModel(router, route, metadata)
+    return new PolyrouteLanguageModel(router, model, routing)
   }
   const provider = (route) => languageModel(route)
   provider.specificationVersion = 'v4'

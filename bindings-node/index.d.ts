@@ -88,10 +88,24 @@ export declare class NativeRouter {
 
 /**
  * One open stream (the core's `bridge::StreamHandle`). `next()` resolves to the next event as
- * JSON text, or `null` at the end; `close()` (or the call's `CancelToken`) cancels it.
+ * JSON text (`nextChunk()`: the next OpenAI chunk), or `null` at the end; `finalResponse()`
+ * to the whole answer; `close()` (or the call's `CancelToken`) cancels it.
  */
 export declare class NativeStream {
   next(): Promise<string | null>
+  /**
+   * The next OpenAI `chat.completion.chunk` as JSON text (a usage chunk comes before the
+   * end), or `null` at the end. A `reset` (restart recovery) rejects with
+   * `stream_interrupted`: a chunk cannot take back what was sent. A stream is read with
+   * either this or `next()`, not both.
+   */
+  nextChunk(): Promise<string | null>
+  /**
+   * The whole answer as `chat()` would have resolved it (`ChatResponse` JSON text: usage,
+   * cost, trace), after reading what is left of the stream. Rejects with the stream's
+   * error, or `cancelled` if it was closed before its end.
+   */
+  finalResponse(): Promise<string>
   /** Cancel the request now. A pending `next()` rejects with `cancelled`; later ones end. */
   close(): void
   /** The `RouteTrace` as JSON text once the stream has ended, else `null`. */

@@ -51,20 +51,39 @@ export interface ChatMessage {
   [key: string]: unknown
 }
 
-/** What the router reads to choose a route; never forwarded to a provider. */
-export interface RequestMetadata {
-  /** Ask for a route by name (bypasses match rules). */
+/**
+ * What the router reads to choose a route: the request's `polyroute` object. Never forwarded
+ * to a provider.
+ */
+export interface RoutingMetadata {
+  /** Ask for a route by name (bypasses match rules; `model` is then only a preference). */
   route?: string
   tenant?: string
   feature?: string
   tier?: string
   tags?: string[]
   data_class?: string
+  /** Deployments of the route to try first, in this order. */
+  order?: string[]
+  /**
+   * The request's total deadline in seconds, all attempts included (the route's
+   * `timeouts.total` still applies: the shorter wins); ends in `TimeoutError`. The call
+   * option `timeout` sets it in milliseconds.
+   */
+  timeout?: number
   [key: string]: unknown
 }
 
+/** @deprecated Renamed `RoutingMetadata` (the `polyroute` object; `metadata` is OpenAI's). */
+export type RequestMetadata = RoutingMetadata
+
 /** The body openai-node's `chat.completions.create` takes, plus routing metadata. */
 export interface ChatRequest {
+  /**
+   * A route name, else a deployment name (tried first, the route's others as fallbacks),
+   * else a provider model id the policy's deployments serve. Unknown is `no_route`, unless a
+   * route is asked for (`route`, `polyroute.route`); absent, the policy's rules choose.
+   */
   model?: string
   messages: ChatMessage[]
   tools?: Array<{ type: 'function'; function: { name: string; description?: string; parameters?: unknown; strict?: boolean | null } }>
@@ -76,8 +95,11 @@ export interface ChatRequest {
   top_p?: number | null
   stop?: string | string[] | null
   seed?: number | null
-  metadata?: RequestMetadata | Record<string, unknown> | null
-  /** Shortcut for `metadata.route`. */
+  /** OpenAI's `metadata`: forwarded to OpenAI-shaped providers, never read for routing. */
+  metadata?: Record<string, string> | null
+  /** Routing metadata (the gateway's `polyroute` body object). */
+  polyroute?: RoutingMetadata | null
+  /** Shortcut for `polyroute.route`. */
   route?: string
   [key: string]: unknown
 }
@@ -85,6 +107,12 @@ export interface ChatRequest {
 export interface RequestOptions {
   /** Aborting rejects the call (or the stream's pending `next()`) with `CancelledError`. */
   signal?: AbortSignal
+  /**
+   * The request's total deadline in milliseconds (openai-node's unit), all attempts and
+   * fallbacks included; sent as `polyroute.timeout` in seconds and never longer than the
+   * route's `timeouts.total`. Expiry rejects with `TimeoutError`.
+   */
+  timeout?: number
 }
 
 export interface Usage {
@@ -172,6 +200,30 @@ export type StreamEvent =
   | { type: 'finish'; reason: FinishReason; native?: string }
   /** `stream_recovery: restart` only: discard what was received; the answer starts again. */
   | { type: 'reset'; reason: string }
+
+/** One OpenAI `chat.completion.chunk`, as openai-node streams them. */
+export interface ChatCompletionChunk {
+  id: string
+  object: 'chat.completion.chunk'
+  created: number
+  model: string
+  choices: Array<{
+    index: number
+    delta: {
+      role?: 'assistant'
+      content?: string | null
+      refusal?: string | null
+      reasoning_content?: string
+      tool_calls?: Array<{ index: number; id?: string; type?: 'function'; function?: { name?: string; arguments?: string } }>
+      [key: string]: unknown
+    }
+    finish_reason: FinishReason | null
+    logprobs?: unknown
+  }>
+  /** On the last chunk (whose `choices` is empty). */
+  usage?: Usage
+  [key: string]: unknown
+}
 
 export interface RoutePlan {
   route: string
@@ -346,11 +398,27 @@ export declare function _debugPanic(): void
 /** @internal Test hook: a deliberate panic in a core future; rejects with `ConfigError`. */
 export declare function _debugPanicAsync(): Promise<void>
 
-/** Events of one streamed answer; `break` or `close()` cancels the request. */
+/**
+ * Events of one streamed answer (or OpenAI chunks, with `chunks()`); `break` or `close()`
+ * cancels the request.
+ */
 export class ChatStream implements AsyncIterableIterator<StreamEvent> {
   [Symbol.asyncIterator](): ChatStream
   next(): Promise<IteratorResult<StreamEvent, undefined>>
   return(): Promise<IteratorResult<StreamEvent, undefined>>
+  /**
+   * The answer as OpenAI `chat.completion.chunk` objects (a usage chunk before the end);
+   * `break` cancels. Read a stream as events or as chunks, not both (mixing throws
+   * `TypeError`). A cut after content, or a `stream_recovery: restart` reset, throws
+   * `StreamInterruptedError`.
+   */
+  chunks(): AsyncIterableIterator<ChatCompletionChunk>
+  /**
+   * The whole answer as `Router.chat()` resolves it (usage, `cost_usd`, `trace`), after
+   * reading what is left of the stream. Rejects with the stream's error, or `CancelledError`
+   * if it was closed before its end.
+   */
+  finalChatCompletion(): Promise<ChatResponse>
   /** Resolves once a deployment committed to the answer; rejects with the open error. */
   ready(): Promise<void>
   /** Cancel now (idempotent); a pending `next()` rejects with `CancelledError`. */

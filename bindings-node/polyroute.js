@@ -5,7 +5,7 @@
 //   `PolyrouteError` subclass whose `code` is the core's stable ErrorKind code;
 // - JavaScript idiom: `AbortSignal` → native `CancelToken`, streams as async iterables
 //   (`return()`/`break` cancels), the openai-node request shape (the core reads it, `route`
-//   shortcut included);
+//   shortcut included) and options (`timeout` in milliseconds);
 // - JSON text in and out of the addon (V8's JSON is faster than N-API object walking).
 // Routing, retries, validation and parsing all live in the Rust core.
 'use strict'
@@ -130,12 +130,32 @@ function policyText(policy) {
   return typeof policy === 'string' ? policy : JSON.stringify(policy === undefined ? null : policy)
 }
 
-/** openai-node body → JSON text for the core (which also reads `route` as `metadata.route`). */
-function requestText(request) {
+function invalid(message) {
+  return new InvalidRequestError({ kind: 'invalid_request', message })
+}
+
+/**
+ * openai-node body → JSON text for the core (which also reads `route` as `polyroute.route`).
+ * `timeout` is openai-node's per-call option, in milliseconds; the core takes the deadline in
+ * seconds as `polyroute.timeout`, and the caller's object is left as it was.
+ */
+function requestText(request, timeout) {
+  let body = request === undefined ? null : request
+  if (timeout !== undefined && timeout !== null) {
+    // NaN and Infinity would serialise as null, i.e. no deadline at all: refuse them here.
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) {
+      throw invalid(`options.timeout must be a positive number of milliseconds, got ${String(timeout)}`)
+    }
+    // Anything else (not an object, a `polyroute` that is not one) the core rejects as it is.
+    const routing = body && typeof body === 'object' ? (body.polyroute ?? {}) : null
+    if (routing && typeof routing === 'object' && !Array.isArray(routing)) {
+      body = { ...body, polyroute: { ...routing, timeout: timeout / 1000 } }
+    }
+  }
   try {
-    return JSON.stringify(request === undefined ? null : request)
+    return JSON.stringify(body)
   } catch (e) {
-    throw new InvalidRequestError({ kind: 'invalid_request', message: `request is not JSON-serialisable: ${e.message}` })
+    throw invalid(`request is not JSON-serialisable: ${e.message}`)
   }
 }
 
@@ -313,13 +333,11 @@ class Router {
   /** Send a request and return the complete answer (OpenAI chat.completion shape + trace). */
   async chat(request, options) {
     if (request && typeof request === 'object' && request.stream === true) {
-      throw new InvalidRequestError({
-        kind: 'invalid_request',
-        message:
-          'router.chat() returns the complete answer and does not stream: use router.stream() for events, or router.fetch under the openai SDK for OpenAI chunks',
-      })
+      throw invalid(
+        'router.chat() returns the complete answer and does not stream: use router.stream() (events, or OpenAI chunks with .chunks()), or router.fetch under the openai SDK',
+      )
     }
-    const text = requestText(request)
+    const text = requestText(request, options && options.timeout)
     const { token, dispose } = cancelFor(options && options.signal, false)
     try {
       return JSON.parse(await this.#native.chat(text, token))
@@ -336,7 +354,7 @@ class Router {
    * could serve is thrown by the first iteration (or by `ready()`).
    */
   stream(request, options) {
-    const text = requestText(request)
+    const text = requestText(request, options && options.timeout)
     const cancel = cancelFor(options && options.signal, true)
     let open
     try {
@@ -414,13 +432,20 @@ class Router {
   }
 }
 
-/** Events of one streamed answer. `for await` over it; `break` or `close()` cancels it. */
+/**
+ * Events of one streamed answer. `for await` over it (or over `chunks()` for OpenAI chunks);
+ * `break` or `close()` cancels it.
+ */
 class ChatStream {
   #open
   #native = null
   #cancel
   #done = false
   #trace = null
+  /** `events` or `chunks` once read: the core hands out one form per stream. */
+  #form = null
+  /** The error a read threw: the stream's end, for `finalChatCompletion()` too. */
+  #failed = null
 
   constructor(open, cancel) {
     // Opening starts immediately; until someone iterates, a rejection is held, not reported
@@ -450,6 +475,52 @@ class ChatStream {
   }
 
   async next() {
+    this.#claim('events')
+    return this.#read((s) => s.next())
+  }
+
+  /**
+   * The answer as OpenAI `chat.completion.chunk` objects (what openai-node streams, with a
+   * usage chunk before the end), as an async iterable; `break` cancels the request like the
+   * events' does. A stream is read either as events or as chunks. A `reset`
+   * (`stream_recovery: restart`) cannot be a chunk: the iteration throws
+   * StreamInterruptedError there.
+   */
+  chunks() {
+    this.#claim('chunks')
+    const iter = {
+      [Symbol.asyncIterator]: () => iter,
+      next: () => this.#read((s) => s.nextChunk()),
+      return: async () => this.return(),
+    }
+    return iter
+  }
+
+  /**
+   * The whole answer as `router.chat()` would have resolved it (usage, `cost_usd`, `trace`),
+   * after reading whatever is left of the stream (openai-node's `finalChatCompletion()`).
+   * Rejects with the stream's error, or CancelledError if it was closed before its end.
+   */
+  async finalChatCompletion() {
+    const s = await this.#open
+    if (this.#failed) throw this.#failed
+    try {
+      return JSON.parse(await s.finalResponse())
+    } catch (e) {
+      throw fromNative(e)
+    } finally {
+      this.#finish()
+    }
+  }
+
+  #claim(form) {
+    if (this.#form === null) this.#form = form
+    else if (this.#form !== form) {
+      throw new TypeError(`this stream is already read as ${this.#form}; read one stream either as events or with chunks(), not both`)
+    }
+  }
+
+  async #read(pull) {
     if (this.#done) return { done: true, value: undefined }
     let s
     try {
@@ -459,15 +530,23 @@ class ChatStream {
       throw e
     }
     try {
-      const text = await s.next()
+      const text = await pull(s)
       if (text === null) {
         this.#finish()
         return { done: true, value: undefined }
       }
       return { done: false, value: JSON.parse(text) }
     } catch (e) {
+      this.#failed = fromNative(e)
       this.#finish()
-      throw fromNative(e)
+      // A chunk reader's `reset` fails the read while the core stream restarts elsewhere:
+      // stop that request too (a no-op for every stream that already ended).
+      try {
+        s.close()
+      } catch {
+        // Only a guarded panic lands here; the read's own error is the one to report.
+      }
+      throw this.#failed
     }
   }
 

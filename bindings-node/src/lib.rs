@@ -264,7 +264,8 @@ impl NativeRouter {
 type EventCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true, 4096>;
 
 /// One open stream (the core's `bridge::StreamHandle`). `next()` resolves to the next event as
-/// JSON text, or `null` at the end; `close()` (or the call's `CancelToken`) cancels it.
+/// JSON text (`nextChunk()`: the next OpenAI chunk), or `null` at the end; `finalResponse()`
+/// to the whole answer; `close()` (or the call's `CancelToken`) cancels it.
 #[napi]
 pub struct NativeStream {
     handle: StreamHandle,
@@ -277,6 +278,35 @@ impl NativeStream {
         guard(|| {
             let next = self.handle.next_json();
             env.spawn_future(guard_future(async move { next.await.map_err(|e| js_error(&e)) }))
+        })
+    }
+
+    /// The next OpenAI `chat.completion.chunk` as JSON text (a usage chunk comes before the
+    /// end), or `null` at the end. A `reset` (restart recovery) rejects with
+    /// `stream_interrupted`: a chunk cannot take back what was sent. A stream is read with
+    /// either this or `next()`, not both.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn next_chunk<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
+        guard(|| {
+            let next = self.handle.next_chunk_value();
+            env.spawn_future(guard_future(async move {
+                let chunk = next.await.map_err(|e| js_error(&e))?;
+                chunk.map(|c| to_json(&c)).transpose()
+            }))
+        })
+    }
+
+    /// The whole answer as `chat()` would have resolved it (`ChatResponse` JSON text: usage,
+    /// cost, trace), after reading what is left of the stream. Rejects with the stream's
+    /// error, or `cancelled` if it was closed before its end.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn final_response<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, String>> {
+        guard(|| {
+            let fin = self.handle.final_response();
+            env.spawn_future(guard_future(async move {
+                let resp = fin.await.map_err(|e| js_error(&e))?;
+                to_json(&resp)
+            }))
         })
     }
 

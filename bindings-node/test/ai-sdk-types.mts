@@ -4,7 +4,7 @@ import { Router } from 'polyroute'
 import { createPolyroute, errorStatus, type PolyrouteProviderMetadata } from 'polyroute/ai-sdk'
 
 const router = new Router({ providers: {}, deployments: {}, routes: [] })
-const polyroute = createPolyroute(router, { metadata: { tenant: 'acme' } })
+const polyroute = createPolyroute(router, { polyroute: { tenant: 'acme', timeout: 30 } })
 const model: LanguageModel = polyroute('chat')
 const byRules: LanguageModel = polyroute()
 

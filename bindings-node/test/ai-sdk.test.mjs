@@ -93,7 +93,52 @@ test('generateText fails over to the fallback; providerMetadata.polyroute names 
   assert.deepEqual([(await mock.log('ai-p503')).length, (await mock.log('ai-pcut')).length, (await mock.log('ai-b')).length], [1, 1, 1])
   const body = (await mock.log('ai-b'))[0].body
   assert.deepEqual(body.messages, [{ role: 'user', content: 'hello there' }])
-  assert.equal(body.metadata, undefined, 'routing metadata never reaches a provider')
+  assert.equal(body.polyroute, undefined, 'routing metadata never reaches a provider')
+  assert.equal(body.model, 'ai-b', "the deployment's model, not the model id")
+})
+
+test('the model id may name a deployment (tried first) or a provider model the policy serves', async () => {
+  await reset()
+  // `ai-b` is no route: the deployment of that name, in the first route that has it (`chat`,
+  // as its fallback), goes first; the route's primaries stay behind it as fallbacks.
+  const r = await generateText({ model: polyroute('ai-b'), prompt: 'hello there' })
+  assert.equal(r.text, 'from the backup')
+  const meta = r.providerMetadata.polyroute
+  assert.deepEqual([meta.route, meta.deployment], ['chat', 'ai-b'])
+  assert.deepEqual(attempts(meta.trace), [['ai-b', 'ok']])
+  assert.equal((await mock.log('ai-p503')).length, 0, 'the primary was not tried first')
+
+  // A provider model id: the deployment serving it (named otherwise) answers, streamed too.
+  const aliased = new Router(
+    mockPolicy(mock.url, { deployments: { backup: { model: 'ai-b' } }, routes: [{ name: 'only', deployments: ['backup'], ...fast }] }),
+  )
+  const s = streamText({ model: createPolyroute(aliased)('ai-b'), prompt: 'hello there' })
+  assert.equal(await s.text, 'from the backup')
+  assert.equal((await s.providerMetadata).polyroute.deployment, 'backup')
+})
+
+test('settings.polyroute is routing metadata for every call; providerOptions.polyroute wins', async () => {
+  await reset()
+  const tenants = new Router(
+    mockPolicy(mock.url, {
+      deployments: { 'ai-b': {}, 'ai-obj': {} },
+      routes: [
+        { name: 'general', deployments: ['ai-b'], ...fast },
+        { name: 'acme', match: { tenant: ['acme'] }, deployments: ['ai-obj'], ...fast },
+      ],
+    }),
+  )
+  const acme = createPolyroute(tenants, { polyroute: { tenant: 'acme' } })
+  const r = await generateText({ model: acme(), prompt: 'hi' })
+  assert.equal(r.providerMetadata.polyroute.route, 'acme')
+  const other = await generateText({ model: acme(), prompt: 'hi', providerOptions: { polyroute: { tenant: 'other' } } })
+  assert.equal(other.providerMetadata.polyroute.route, 'general')
+  // the older name of the setting routes the same
+  const legacy = await generateText({ model: createPolyroute(tenants, { metadata: { tenant: 'acme' } })(), prompt: 'hi' })
+  assert.equal(legacy.providerMetadata.polyroute.route, 'acme')
+  const sent = (await mock.log('ai-obj'))[0].body
+  assert.equal(sent.polyroute, undefined)
+  assert.equal(sent.metadata, undefined)
 })
 
 test('streamText fails over before content, streams the fallback, and carries the trace', async () => {
@@ -346,9 +391,10 @@ test('APICallError statuses equal router.fetch (the OpenAI surface) for every ki
   }
 })
 
-test('the typings: a polyroute model is an AI SDK LanguageModel (tsc --noEmit)', () => {
+test('the typings: a polyroute model is an AI SDK LanguageModel; chunks and timeout type-check (tsc --noEmit)', () => {
   const dir = path.join(repoRoot, 'bindings-node')
   const tsc = path.join(dir, 'node_modules', '.bin', 'tsc')
   const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext']
-  execFileSync(tsc, [...args, '--skipLibCheck', '--types', 'node', path.join('test', 'ai-sdk-types.mts')], { cwd: dir, encoding: 'utf8' })
+  const files = ['ai-sdk-types.mts', 'types.mts'].map((f) => path.join('test', f))
+  execFileSync(tsc, [...args, '--skipLibCheck', '--types', 'node', ...files], { cwd: dir, encoding: 'utf8' })
 })

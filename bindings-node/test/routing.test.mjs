@@ -1,6 +1,6 @@
 // Routing behaviour seen from JavaScript over real HTTP: failover, retries (attempt counts and
 // gaps from the mock server's log), breakers and their reset, plan, reload, policy files,
-// metadata routing, budgets, metrics, event callbacks and concurrent use.
+// routing metadata (`polyroute`) and `model` resolution, budgets, metrics, event callbacks and concurrent use.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync, mkdtempSync } from 'node:fs'
@@ -147,7 +147,7 @@ test('plan: where a request would go, without sending it', async () => {
   assert.equal(p.route, 'general')
   assert.deepEqual(p.order, ['plan-a', 'plan-b'])
   assert.equal(typeof p.explanation, 'string')
-  const q = router.plan({ ...hello, metadata: { feature: 'support' } })
+  const q = router.plan({ ...hello, polyroute: { feature: 'support' } })
   assert.equal(q.route, 'support')
   assert.match(q.matched, /feature=support/)
   assert.equal((await mock.log('plan-a')).length, 0)
@@ -193,7 +193,7 @@ default_route: chat
   assert.equal((await b.chat(hello)).choices[0].message.content, 'from yaml')
 })
 
-test('request shape: openai-node body, route shortcut, metadata never reaches the provider', async () => {
+test('request shape: openai-node body, route shortcut, polyroute routes, metadata is forwarded', async () => {
   await mock.script('shape-a', { then: { text: 'A' } })
   await mock.script('shape-b', { then: { text: 'B' } })
   const router = new Router(
@@ -206,23 +206,53 @@ test('request shape: openai-node body, route shortcut, metadata never reaches th
     }),
   )
   const body = {
-    model: 'gpt-4o',
     messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }],
     max_tokens: 50,
     temperature: 0.2,
     stop: ['\n\n'],
     seed: 7,
   }
-  assert.equal((await router.chat({ ...body, route: 'b' })).choices[0].message.content, 'B')
-  assert.equal((await router.chat({ ...body, metadata: { tenant: 'acme' } })).choices[0].message.content, 'B')
-  assert.equal((await router.chat(body)).choices[0].message.content, 'A')
-  const sent = (await mock.log('shape-b'))[0].body
+  const answer = async (req) => (await router.chat(req)).choices[0].message.content
+  // An explicit route makes an unknown `model` a mere preference (SDKs insist on one).
+  assert.equal(await answer({ ...body, model: 'gpt-4o', route: 'b' }), 'B')
+  assert.equal(await answer({ ...body, polyroute: { tenant: 'acme' } }), 'B')
+  // OpenAI's own `metadata` is the provider's business: forwarded, never read for routing.
+  assert.equal(await answer({ ...body, metadata: { tenant: 'acme' } }), 'A')
+  assert.equal(await answer(body), 'A')
+  const [sent, forwarded] = (await mock.log('shape-b')).map((e) => e.body)
   assert.equal(sent.max_completion_tokens, 50, 'max_tokens, as current OpenAI models want it')
   assert.equal(sent.seed, 7)
   assert.deepEqual(sent.stop, ['\n\n'])
   assert.equal(sent.messages.length, 2)
-  assert.equal(sent.metadata, undefined, 'routing metadata is not forwarded')
+  assert.equal(sent.polyroute, undefined, 'routing metadata is not forwarded')
   assert.equal(sent.route, undefined)
+  assert.equal(sent.model, 'shape-b', "the deployment's model, not the caller's")
+  assert.equal(forwarded.polyroute, undefined)
+  assert.equal((await mock.log('shape-a'))[0].body.metadata.tenant, 'acme')
+})
+
+test('model names a route, else a deployment (tried first), else a served model; unknown is no_route', async () => {
+  for (const n of ['mdl-a', 'mdl-b', 'mdl-served']) await mock.script(n, { then: { text: n } })
+  const router = new Router(
+    mockPolicy(mock.url, {
+      deployments: { 'mdl-a': {}, 'mdl-b': {}, 'mdl-x': { model: 'mdl-served' } },
+      routes: [
+        { name: 'main', deployments: ['mdl-a'], fallbacks: [{ deployments: ['mdl-b'] }], ...fast },
+        { name: 'other', deployments: ['mdl-x'], ...fast },
+      ],
+    }),
+  )
+  const traceFor = async (model) => (await router.chat({ ...hello, model })).trace
+  assert.equal((await traceFor('other')).served_by, 'mdl-x')
+  const dep = await traceFor('mdl-b')
+  assert.equal(dep.route, 'main')
+  assert.deepEqual(dep.attempts.map((a) => a.deployment), ['mdl-b'], 'the named deployment first')
+  assert.deepEqual(router.plan({ ...hello, model: 'mdl-b' }).order, ['mdl-b', 'mdl-a'], "the route's others stay fallbacks")
+  const byModel = await traceFor('mdl-served')
+  assert.deepEqual([byModel.route, byModel.served_by], ['other', 'mdl-x'])
+  const e = await router.chat({ ...hello, model: 'gpt-4o' }).catch((e) => e)
+  assert.equal(e.code, 'no_route')
+  assert.match(e.message, /gpt-4o/)
 })
 
 test('budgets, route costs and Prometheus metrics', async () => {

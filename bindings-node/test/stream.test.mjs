@@ -1,6 +1,7 @@
 // Streaming from JavaScript over real HTTP: events as an async iterable, invisible failover
 // before the first content, stream_interrupted (with partial output) after it, restart mode,
-// cancellation by `break`, `close()` and AbortSignal, and many streams at once.
+// cancellation by `break`, `close()` and AbortSignal, many streams at once, and the openai-node
+// forms: OpenAI chunks (`chunks()`) and the assembled answer (`finalChatCompletion()`).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Router, ChatStream, CancelledError, OverloadedError, StreamInterruptedError } from '../polyroute.js'
@@ -10,14 +11,24 @@ let mock
 let router
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
+const scripts = {
+  's-ok': { then: { text: 'alpha beta gamma delta' } },
+  's-fail-early': { then: { status: 503 } },
+  's-cut': { then: { text: 'one two three four five six', fault: { cut_after: { chunks: 3 } } } },
+  's-slow': { then: { text: Array.from({ length: 100 }, (_, i) => `w${i}`).join(' '), chunk_delay_ms: 50 } },
+  's-stall-first': { then: { fault: { stall_after: { chunks: 0 } } } },
+}
+/** Clear the mock's log (and scripts: some tests replace them), then script every model again. */
+async function rescript() {
+  await mock.reset()
+  for (const [name, script] of Object.entries(scripts)) await mock.script(name, script)
+}
+
 before(async () => {
   mock = await startMockServer()
-  await mock.script('s-ok', { then: { text: 'alpha beta gamma delta' } })
-  await mock.script('s-fail-early', { then: { status: 503 } })
-  await mock.script('s-cut', { then: { text: 'one two three four five six', fault: { cut_after: { chunks: 3 } } } })
-  await mock.script('s-slow', { then: { text: Array.from({ length: 100 }, (_, i) => `w${i}`).join(' '), chunk_delay_ms: 50 } })
-  await mock.script('s-stall-first', { then: { fault: { stall_after: { chunks: 0 } } } })
-  const dep = (...names) => Object.fromEntries(names.map((n) => [n, {}]))
+  await rescript()
+  // Priced, so the assembled answer of a stream has a cost to compare.
+  const dep = (...names) => Object.fromEntries(names.map((n) => [n, { pricing: { input_per_mtok: 1, output_per_mtok: 2 } }]))
   router = new Router(
     mockPolicy(mock.url, {
       deployments: dep('s-ok', 's-fail-early', 's-cut', 's-slow', 's-stall-first'),
@@ -174,4 +185,96 @@ test('50 concurrent streams on one router each get their own answer', async () =
     Array.from({ length: 50 }, async (_, i) => textOf(await collect(r.stream({ messages: [{ role: 'user', content: `stream number ${i}` }] })))),
   )
   texts.forEach((t, i) => assert.equal(t, `echo: stream number ${i}`))
+})
+
+/** Iterates `iterable`; resolves to [collected items, the error thrown or null]. */
+async function drain(iterable) {
+  const items = []
+  try {
+    for await (const x of iterable) items.push(x)
+    return [items, null]
+  } catch (e) {
+    return [items, e]
+  }
+}
+const chunkText = (chunks) => chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')
+
+test('chunks(): OpenAI chunks after an invisible failover, ending like the non-streamed answer', async () => {
+  await rescript()
+  const s = router.stream({ ...hello, route: 'failover' })
+  const [chunks, err] = await drain(s.chunks())
+  assert.equal(err, null)
+  const answer = await router.chat({ ...hello, route: 'failover' })
+  assert.equal(chunkText(chunks), answer.choices[0].message.content)
+  for (const c of chunks) {
+    assert.equal(c.object, 'chat.completion.chunk')
+    assert.equal(c.model, 's-ok')
+    assert.equal(typeof c.id, 'string')
+  }
+  assert.equal(chunks[0].choices[0].delta.role, 'assistant')
+  const last = chunks.at(-1)
+  assert.deepEqual(last.choices, [], 'a usage chunk ends the stream, as with include_usage')
+  assert.ok(last.usage.completion_tokens > 0)
+  assert.equal(chunks.at(-2).choices[0].finish_reason, 'stop')
+  assert.ok(chunks.slice(0, -2).every((c) => c.choices[0].index === 0 && c.choices[0].finish_reason === null))
+
+  const final = await s.finalChatCompletion()
+  assert.equal(final.object, 'chat.completion')
+  assert.equal(final.choices[0].message.content, answer.choices[0].message.content)
+  assert.equal(final.choices[0].finish_reason, 'stop')
+  assert.equal(final.trace.served_by, 's-ok')
+  assert.deepEqual(final.trace.attempts.map((a) => [a.deployment, a.outcome]), [
+    ['s-fail-early', 'overloaded'],
+    ['s-ok', 'ok'],
+  ])
+  assert.deepEqual(final.usage, last.usage)
+  assert.equal(final.provider, 'mock')
+  assert.ok(final.cost_usd > 0 && Math.abs(final.cost_usd - answer.cost_usd) < 1e-12, `${final.cost_usd} vs ${answer.cost_usd}`)
+})
+
+test('finalChatCompletion() alone reads the whole stream; an unservable one rejects with its error', async () => {
+  await rescript()
+  const final = await router.stream({ ...hello, route: 'failover' }).finalChatCompletion()
+  assert.equal(final.choices[0].message.content, 'alpha beta gamma delta')
+  assert.ok(final.usage.total_tokens > 0)
+  await assert.rejects(router.stream({ ...hello, route: 'dead' }).finalChatCompletion(), OverloadedError)
+})
+
+test('a cut after content rejects chunks() and finalChatCompletion() with stream_interrupted', async () => {
+  await rescript()
+  const s = router.stream({ ...hello, route: 'cut' })
+  const [chunks, err] = await drain(s.chunks())
+  assert.ok(err instanceof StreamInterruptedError, String(err))
+  assert.equal(chunkText(chunks), 'one two three')
+  assert.equal(err.partial.text, 'one two three')
+  const fin = await s.finalChatCompletion().catch((e) => e)
+  assert.ok(fin instanceof StreamInterruptedError, String(fin))
+  assert.equal(fin.code, 'stream_interrupted')
+
+  // a restart cannot take back chunks already handed out: the iteration throws at the reset
+  const [restarted, err2] = await drain(router.stream({ ...hello, route: 'restart' }).chunks())
+  assert.equal(err2 && err2.code, 'stream_interrupted', String(err2))
+  assert.equal(chunkText(restarted), 'one two three')
+})
+
+test('closing a stream early: finalChatCompletion() rejects with cancelled', async () => {
+  await rescript()
+  const s = router.stream({ ...hello, route: 'slow' })
+  let n = 0
+  for await (const c of s.chunks()) if (c.choices[0]?.delta.content && ++n === 2) break
+  await assert.rejects(s.finalChatCompletion(), (e) => e instanceof CancelledError && e.code === 'cancelled')
+  await waitDisconnected('s-slow', 1)
+})
+
+test('a stream is read as events or as chunks, not both', async () => {
+  await rescript()
+  const s = router.stream({ ...hello, route: 'ok' })
+  await s.next()
+  assert.throws(() => s.chunks(), TypeError)
+  s.close()
+  const t = router.stream({ ...hello, route: 'ok' })
+  const it = t.chunks()
+  await it.next()
+  await assert.rejects(t.next(), TypeError)
+  t.close()
 })
