@@ -318,6 +318,25 @@ export type RouterEvent =
     }
   | { type: 'budget_threshold'; budget: string; scope: string; threshold: number; spent: number; limit: number }
   | { type: 'policy_reloaded'; ok: boolean; error?: string }
+  | { type: 'guard_triggered'; request_id: string; route: string; guard: string; action: string; findings: Record<string, number> }
+  | { type: 'state_store_changed'; up: boolean; on_error: string; error?: string }
+  /** A route's canary did worse than the route's own deployments; it takes no more traffic until a reload. */
+  | { type: 'canary_withdrawn'; route: string; deployment: string; reason: string }
+  /** A shadow copy finished; comparisons are with the served answer (absent: not applicable). */
+  | {
+      type: 'shadow_finished'
+      request_id: string
+      route: string
+      deployment: string
+      outcome: string
+      latency_ms: number
+      cost_usd?: number
+      same_text?: boolean
+      same_tool_calls?: boolean
+      schema_valid?: boolean
+    }
+  /** A shadow copy was not sent: `concurrency`, `budget` or `not_allowed`. */
+  | { type: 'shadow_dropped'; route: string; deployment: string; reason: string }
 
 /** Why a budget (or a client-side rate limit) refused a request. */
 export interface BudgetInfo {

@@ -8,6 +8,7 @@ mod cache_spec;
 mod guards;
 mod json_schema;
 mod keys;
+mod rollout_spec;
 mod schema;
 mod state_spec;
 mod validate;
@@ -21,6 +22,7 @@ pub use cache_spec::*;
 pub use guards::{Detector, GuardAction, GuardSpec, PATTERN_SIZE_LIMIT};
 pub use json_schema::{policy_json_schema, SCHEMA_ID};
 pub use keys::{find_key, DigestText, KeyDigest, KeyRateLimit, KeySpec};
+pub use rollout_spec::{CanarySpec, ShadowSpec, Sticky};
 pub use schema::*;
 pub use state_spec::{OnStoreError, RedisSpec, StateSpec};
 

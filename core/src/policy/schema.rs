@@ -472,6 +472,12 @@ pub struct RouteSpec {
     /// Exact-match response cache for this route (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<RouteCacheSpec>,
+    /// A slice of traffic tries a new deployment first; withdrawn automatically when worse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::CanarySpec>,
+    /// Copies of requests to deployments whose answers are compared, never served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<super::ShadowSpec>,
 }
 
 fn yes() -> bool {

@@ -355,6 +355,9 @@ fn check_route(spec: &PolicySpec, i: usize, r: &RouteSpec, route_names: &mut BTr
         }
     }
     check_retry(&r.retry, &r.timeouts, &at.to_string(), issues);
+    for (path, message) in super::rollout_spec::check(spec, &at, r) {
+        issues.push(path, message);
+    }
     if let Some(sr) = r.slo.min_success_rate {
         if !(0.0..=1.0).contains(&sr) {
             issues.push(format!("{at}.slo.min_success_rate"), format!("must be between 0 and 1, got {sr}"));

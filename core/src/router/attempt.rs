@@ -113,6 +113,7 @@ pub(crate) async fn run<T: Send + 'static>(
             return Err(ctx.fail(e));
         }
     }
+    rollout(router, &sel, &req, stream, &resume, &mut ctx);
     compiled.retry_budget.on_request(now);
     let mut walk = Walk { attempts: resume.attempts, ..Walk::default() };
     let pass = Pass { tiers: &sel.tiers, req: &req, start: &start, exclude: &resume.exclude, retry_budget: &compiled.retry_budget };
@@ -135,6 +136,32 @@ pub(crate) async fn run<T: Send + 'static>(
     }
     let e = walk.nothing_left(&ctx);
     Err(ctx.fail(e))
+}
+
+/// The route's canary and shadow: the canary hears of every attempt, and a fresh request
+/// (not a stream's restart, which is the same request) may be copied to the shadows.
+fn rollout(router: &Router, sel: &super::select::Selection<'_>, req: &Arc<ChatRequest>, stream: bool, resume: &Resume, ctx: &mut RequestCtx) {
+    let route = sel.route;
+    if let Some(c) = &route.canary {
+        ctx.canary = Some(c.clone());
+        if sel.canary.is_some() {
+            ctx.note(format!("canary `{}` ({} % of the route) tried first", c.deployment.name, c.spec.percent));
+        } else if let Some(why) = c.withdrawn_because() {
+            ctx.note(format!("canary `{}` withdrawn: {why}", c.deployment.name));
+        }
+    }
+    let Some(sh) = &route.shadow else { return };
+    if resume.attempts > 0 || !resume.exclude.is_empty() {
+        return;
+    }
+    let est = req.estimate_input_tokens();
+    let skip = |d: &Deployment| super::select::static_skip(route, d, req, stream, est);
+    let link = sh.launch(req, &ctx.trace.request_id, router.inner.chance.unit(), ctx.clock.unix_now(), &ctx.telemetry, skip);
+    // A stream's answer is not assembled here, so its copies compare nothing; dropping the
+    // link now tells them at once instead of holding their slots until the stream ends.
+    if !stream {
+        ctx.shadow = Some(link);
+    }
 }
 
 /// One walk over the tiers: what does not change between walks of a request.
@@ -599,6 +626,9 @@ async fn chat_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Gu
     let mut resp = match served {
         Served::By { value, .. } => {
             ctx.emit_finished("ok");
+            if let Some(link) = ctx.shadow.take() {
+                link.served(&value);
+            }
             value
         }
         Served::Static(text) => {

@@ -227,5 +227,13 @@ fn route(r: &RouteSpec, deployments: &HashMap<String, Arc<Deployment>>) -> Route
             static_response: fb.static_response.clone(),
         });
     }
-    Route { spec: r.clone(), tiers }
+    let canary = r.canary.as_ref().and_then(|c| {
+        let d = deployments.get(&c.deployment)?.clone();
+        Some(Arc::new(super::canary::CanaryRt::new(&r.name, c.clone(), d)))
+    });
+    let shadow = r.shadow.as_ref().map(|s| {
+        let total = r.timeouts.total.map(|t| t.0).unwrap_or(super::DEFAULT_TOTAL);
+        Arc::new(super::shadow::ShadowRt::new(&r.name, s.clone(), resolve(&s.deployments), total))
+    });
+    Route { spec: r.clone(), tiers, canary, shadow }
 }

@@ -54,6 +54,10 @@ pub(crate) struct RequestCtx {
     /// Settles a shared store has not confirmed yet; a chat waits for them before it
     /// returns, so what it spent is in the fleet's ledger when the caller sees the answer.
     pub settles: Vec<Settling>,
+    /// The route's canary, which hears of every attempt on the route.
+    pub canary: Option<Arc<super::canary::CanaryRt>>,
+    /// Tells this request's shadow copies what it was served.
+    pub shadow: Option<super::shadow::ShadowLink>,
 }
 
 impl RequestCtx {
@@ -87,6 +91,8 @@ impl RequestCtx {
             chance: inner.chance.clone(),
             budgets: compiled.budgets.clone(),
             settles: Vec::new(),
+            canary: None,
+            shadow: None,
         }
     }
 
@@ -328,6 +334,21 @@ impl Attempt {
             ctx.emit_budget_thresholds();
         }
         ctx.emit_attempt(&self.trace, d.endpoint.provider.kind().as_str(), response_model);
+        if let Some(c) = ctx.canary.clone() {
+            let ok = match &breaker {
+                BreakerOutcome::Success { .. } => Some(true),
+                BreakerOutcome::Failure { .. } => Some(false),
+                BreakerOutcome::Ignored => None,
+            };
+            if let Some(why) = c.record(&d.name, ok, self.trace.latency_ms, now) {
+                ctx.note(format!("canary `{}` withdrawn: {why}", c.deployment.name));
+                ctx.telemetry.emit(RouterEvent::CanaryWithdrawn {
+                    route: ctx.trace.route.clone(),
+                    deployment: c.deployment.name.clone(),
+                    reason: why,
+                });
+            }
+        }
         if let Some(p) = self.permit.take() {
             match breaker {
                 // Unreported, the permit frees its probe slot without counting.

@@ -16,12 +16,14 @@
 mod attempt;
 mod builder;
 mod cached;
+mod canary;
 mod compile;
 mod explain;
 mod fleet_sync;
 pub mod health;
 mod lifecycle;
 mod select;
+mod shadow;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -98,6 +100,8 @@ pub(crate) struct Route {
     pub spec: RouteSpec,
     /// Tier 0 is the route's own deployments, then one per fallback.
     pub tiers: Vec<TierRt>,
+    pub canary: Option<Arc<canary::CanaryRt>>,
+    pub shadow: Option<Arc<shadow::ShadowRt>>,
 }
 
 #[derive(Debug)]

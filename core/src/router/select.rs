@@ -42,6 +42,8 @@ pub(crate) struct Selection<'a> {
     pub matched: String,
     pub tiers: Vec<Tier>,
     pub candidates: Vec<CandidateTrace>,
+    /// The route's canary, when this request tries it first.
+    pub canary: Option<String>,
 }
 
 fn matches(m: &MatchSpec, req: &ChatRequest, stream: bool) -> Option<String> {
@@ -185,7 +187,7 @@ fn match_by_rules<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) -> Resul
 }
 
 /// Why a deployment cannot take this request, if it cannot.
-fn static_skip(route: &Route, d: &Deployment, req: &ChatRequest, stream: bool, est_input: u64) -> Option<String> {
+pub(crate) fn static_skip(route: &Route, d: &Deployment, req: &ChatRequest, stream: bool, est_input: u64) -> Option<String> {
     let caps = d.capabilities;
     if req.uses_tools() && !caps.tools {
         return Some("lacks capability `tools`".into());
@@ -254,15 +256,36 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
         let ordered = order(route, eligible, req, est_input, now, chance);
         tiers.push(Tier { name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
     }
+    let mut canary = None;
     if !req.routing.order.is_empty() {
         tiers = caller_order(route, tiers, &req.routing.order, "requested order")?;
     } else {
         let preferred = preferred_by_model(c, req, route);
         if !preferred.is_empty() {
             tiers = caller_order(route, tiers, &preferred, "requested model")?;
+        } else if let Some(cn) = route.canary.as_ref().filter(|cn| cn.picks(req, chance)) {
+            // The caller's own preferences (order, a named deployment) win over a canary draw.
+            let d = &cn.deployment;
+            let skipped = static_skip(route, d, req, stream, est_input);
+            if !candidates.iter().any(|t| t.deployment == d.name) {
+                candidates.push(CandidateTrace {
+                    deployment: d.name.clone(),
+                    provider: d.provider.clone(),
+                    model: d.model.clone(),
+                    tier: 0,
+                    skipped: skipped.clone(),
+                });
+            }
+            if skipped.is_none() {
+                for t in &mut tiers {
+                    t.deployments.retain(|x| x.name != d.name);
+                }
+                tiers.insert(0, Tier { name: "canary".into(), deployments: vec![d.clone()], on: Vec::new(), static_response: None });
+                canary = Some(d.name.clone());
+            }
         }
     }
-    Ok(Selection { route, matched, tiers, candidates })
+    Ok(Selection { route, matched, tiers, candidates, canary })
 }
 
 /// The caller's order (`polyroute.order`, or the deployments `model` names): those deployments first, exactly in that order,

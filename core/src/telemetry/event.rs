@@ -99,6 +99,39 @@ pub enum RouterEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A route's canary did worse than the route's own deployments and takes no more traffic
+    /// (until the policy is reloaded).
+    CanaryWithdrawn {
+        route: String,
+        deployment: String,
+        reason: String,
+    },
+    /// A shadow copy of a request finished. The comparisons are with the answer the caller was
+    /// served (`None`: not applicable, e.g. the caller's request failed or was streamed, or no
+    /// side called a tool); `schema_valid` when the request asked for a JSON schema.
+    ShadowFinished {
+        request_id: String,
+        route: String,
+        deployment: String,
+        /// `ok` or an error kind code.
+        outcome: String,
+        latency_ms: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        same_text: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        same_tool_calls: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema_valid: Option<bool>,
+    },
+    /// A shadow copy was not sent: `concurrency` (max_concurrent copies in flight), `budget`
+    /// (the shadow budget is spent) or `not_allowed` (the request's data class may not reach it).
+    ShadowDropped {
+        route: String,
+        deployment: String,
+        reason: String,
+    },
     PolicyReloaded {
         ok: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]

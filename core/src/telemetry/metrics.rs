@@ -59,6 +59,12 @@ struct Families {
     state_up: Option<bool>,
     /// route → (requests, successes, cost of every attempt)
     route_costs: BTreeMap<String, (u64, u64, f64)>,
+    canary_withdrawals: BTreeMap<Labels, f64>,
+    shadow_requests: BTreeMap<Labels, f64>,
+    shadow_agreement: BTreeMap<Labels, f64>,
+    shadow_dropped: BTreeMap<Labels, f64>,
+    shadow_cost: BTreeMap<Labels, f64>,
+    shadow_duration: BTreeMap<Labels, Histogram>,
 }
 
 /// Cost per successful request of a route: everything spent (failed attempts, hedge losers
@@ -177,6 +183,30 @@ impl Metrics {
             RouterEvent::GuardTriggered { guard, action, findings, .. } => {
                 for (detector, n) in findings {
                     inc(&mut f.guard_findings, vec![("guard", guard.clone()), ("action", action.clone()), ("detector", detector.clone())], *n as f64);
+                }
+            }
+            RouterEvent::CanaryWithdrawn { route, deployment, .. } => {
+                inc(&mut f.canary_withdrawals, vec![("route", route.clone()), ("deployment", deployment.clone())], 1.0);
+            }
+            RouterEvent::ShadowDropped { route, deployment, reason } => {
+                inc(&mut f.shadow_dropped, vec![("route", route.clone()), ("deployment", deployment.clone()), ("reason", reason.clone())], 1.0);
+            }
+            RouterEvent::ShadowFinished { route, deployment, outcome, latency_ms, cost_usd, same_text, same_tool_calls, schema_valid, .. } => {
+                let rd = vec![("route", route.clone()), ("deployment", deployment.clone())];
+                let mut l = rd.clone();
+                l.push(("outcome", outcome.clone()));
+                inc(&mut f.shadow_requests, l, 1.0);
+                f.shadow_duration.entry(rd.clone()).or_default().observe(latency_ms / 1000.0);
+                if let Some(c) = cost_usd {
+                    inc(&mut f.shadow_cost, rd.clone(), *c);
+                }
+                for (check, v) in [("text", same_text), ("tool_calls", same_tool_calls), ("schema", schema_valid)] {
+                    if let Some(v) = v {
+                        let mut l = rd.clone();
+                        l.push(("check", check.into()));
+                        l.push(("result", if *v { "agree" } else { "disagree" }.into()));
+                        inc(&mut f.shadow_agreement, l, 1.0);
+                    }
                 }
             }
             _ => {}
@@ -317,6 +347,37 @@ impl Metrics {
                 &f.state_fallbacks,
             );
         }
+        counter(
+            &mut out,
+            "polyroute_canary_withdrawals_total",
+            "Canaries withdrawn for doing worse than their route's own deployments.",
+            &f.canary_withdrawals,
+        );
+        counter(
+            &mut out,
+            "polyroute_shadow_requests_total",
+            "Shadow copies sent, by route, deployment and outcome (ok or an error kind).",
+            &f.shadow_requests,
+        );
+        counter(
+            &mut out,
+            "polyroute_shadow_agreement_total",
+            "Shadow answers compared with the served answer, by check (text, tool_calls; schema: valid against the request's schema) and result.",
+            &f.shadow_agreement,
+        );
+        counter(
+            &mut out,
+            "polyroute_shadow_dropped_total",
+            "Shadow copies not sent, by reason (concurrency, budget, not_allowed).",
+            &f.shadow_dropped,
+        );
+        counter(
+            &mut out,
+            "polyroute_shadow_cost_usd_total",
+            "Spend of shadow copies in US dollars (outside every budget of the policy).",
+            &f.shadow_cost,
+        );
+        histogram(&mut out, "polyroute_shadow_duration_seconds", "Duration of shadow copies.", &f.shadow_duration);
         let _ = writeln!(out, "# HELP polyroute_events_dropped_total Events not delivered to a slow host callback (its queue was full).");
         let _ = writeln!(out, "# TYPE polyroute_events_dropped_total counter");
         let _ = writeln!(out, "polyroute_events_dropped_total {}", num(f.events_dropped));

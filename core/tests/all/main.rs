@@ -37,6 +37,7 @@ mod openai_fixtures;
 mod openai_http;
 mod otlp;
 mod parsing_regressions;
+mod rollout;
 mod router_http;
 mod router_inproc;
 mod scenarios;
