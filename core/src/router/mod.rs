@@ -8,7 +8,9 @@
 //! - `stream.rs`: streaming on top of the attempt loop (commit point, post-commit failures);
 //! - `cached.rs`: the response cache's hooks around chat and stream (lookup, store, replay);
 //! - `explain.rs`: the one-sentence trace explanation;
-//! - `health.rs`: per-deployment breaker and latency statistics, kept across reloads.
+//! - `health.rs`: per-deployment breaker and latency statistics, kept across reloads;
+//! - `canary.rs`, `shadow.rs`: a route's canary (draw, comparison, withdrawal) and shadow
+//!   copies (sent in the background, compared with the served answer).
 //!
 //! The router never looks at wire formats (that is the provider adapters' job) and is the
 //! only place that retries or sleeps.
