@@ -7,6 +7,8 @@
 //! - `polyroute check policy.yaml [--format json]`: every problem with its path; exit 0 or 1.
 //! - `polyroute plan policy.yaml --request req.json`: where a request would go and why,
 //!   without sending it.
+//! - `polyroute eval policy.yaml dataset.jsonl --deployments a,b`: every case of a dataset
+//!   against every candidate deployment; a Markdown report, JSON and a chart (see `eval/`).
 //! - `polyroute schema`: the policy's JSON Schema (also committed as
 //!   `schema/policy.schema.json`, which editors use through the example policies).
 
@@ -14,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod eval;
 mod listen;
 mod serve;
 
@@ -76,6 +79,33 @@ enum Command {
         #[arg(long)]
         request: PathBuf,
     },
+    /// Run a dataset (JSON Lines of requests and expectations) against candidate deployments
+    /// and report pass rates, latency and cost (report.md, report.json, chart.png in --out).
+    Eval {
+        policy: PathBuf,
+        dataset: PathBuf,
+        /// Comma-separated deployments to compare (default: every deployment of the policy).
+        #[arg(long)]
+        deployments: Option<String>,
+        /// Results directory; a re-run with the same one skips the runs already recorded.
+        #[arg(long, default_value = "polyroute-eval")]
+        out: PathBuf,
+        /// Runs in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Stop starting runs once this much is recorded as spent in --out (USD).
+        #[arg(long, value_name = "USD")]
+        max_spend: Option<f64>,
+        /// Longest one run may take.
+        #[arg(long, default_value = "120", value_name = "SECONDS")]
+        timeout: f64,
+        /// Skip malformed dataset lines (each reported with its line number) instead of failing.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Run again the (case, deployment) pairs whose recorded result is an error.
+        #[arg(long)]
+        retry_errors: bool,
+    },
     /// Print the policy's JSON Schema (generated from the types the loader reads).
     Schema,
 }
@@ -104,6 +134,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { policy, format } => check(&policy, format),
+        Command::Eval { policy, dataset, deployments, out, concurrency, max_spend, timeout, skip_invalid, retry_errors } => {
+            if !(timeout.is_finite() && timeout > 0.0) {
+                return fail("--timeout must be a positive number of seconds");
+            }
+            let timeout = std::time::Duration::from_secs_f64(timeout);
+            match eval::run(eval::Options { policy, dataset, deployments, out, concurrency, max_spend, timeout, skip_invalid, retry_errors }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Plan { policy, request } => plan(&policy, &request),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&polyroute::policy::policy_json_schema()).unwrap_or_default());
