@@ -47,9 +47,12 @@ done
 [ $stale = 0 ] || exit 1
 
 # Stage only the static library (ld would silently prefer a .so found in the same directory).
-# SwiftPM does not track this file, so when it changes touch a source to force the relink.
+# SwiftPM does not track this file, and a touched source is not enough (it skips a source
+# whose content is unchanged, so nothing relinks): when the library changes, remove the linked
+# test bundles so they are linked again against it.
 mkdir -p "$HERE/lib"
 if ! cmp -s "$LIB" "$HERE/lib/libpolyroute_ffi.a"; then
   cp "$LIB" "$HERE/lib/libpolyroute_ffi.a"
   touch "$HERE/Sources/Polyroute/Router+Swift.swift"
+  rm -rf "$HERE"/.build/*/debug/*.xctest "$HERE"/.build/debug/*.xctest
 fi
