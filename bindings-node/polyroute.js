@@ -284,7 +284,8 @@ async function routerFetch(nativeRouter, input, init) {
     warnIfSdkRetries(request.headers)
     const headers = []
     for (const [name, value] of request.headers) {
-      if (name.startsWith('x-polyroute-')) headers.push([name, value])
+      // Routing headers, and the SDK's own timeout, which the core takes as the deadline.
+      if (name.startsWith('x-polyroute-') || name === 'x-stainless-timeout') headers.push([name, value])
     }
     const body = Buffer.from(await request.arrayBuffer())
     const { token, dispose } = cancelFor(signal, false)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import warnings
 from typing import Any, Dict, List, Type
 
@@ -203,6 +204,32 @@ def test_other_paths_are_openai_404s(server: MockServer, name: str) -> None:
     assert info.value.type == "invalid_request_error"
     assert "/embeddings" in info.value.message
     assert server.log(name) == []
+
+
+def test_an_unknown_model_is_no_route_and_a_deployment_name_is_tried_first(server: MockServer, name: str) -> None:
+    other = name + "-other"
+    server.script(other, {"then": {"text": "from the other"}})
+    c = client(polyroute.http_client(polyroute.Router(policy(server, [name, other]))))
+    with pytest.raises(openai.NotFoundError) as info:
+        c.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    assert info.value.code == "no_route" and "gpt-4o-mini" in str(info.value)
+    assert server.log(name) == [] and server.log(other) == [], "nothing sent"
+    raw = c.chat.completions.with_raw_response.create(model=other, messages=USER)  # type: ignore[arg-type]
+    assert raw.headers["x-polyroute-deployment"] == other
+    assert raw.parse().choices[0].message.content == "from the other"
+
+
+def test_the_sdks_timeout_is_the_routed_requests_deadline(server: MockServer, name: str) -> None:
+    # openai-python sends its read timeout as x-stainless-read-timeout; the router stops
+    # there instead of paying for attempts nobody waits for.
+    server.script(name, {"then": {"fault": "hang"}})
+    router = polyroute.Router(policy(server, [name], timeouts={"first_token": "20s", "idle": "20s", "total": "30s"}))
+    c = client(polyroute.http_client(router))
+    started = time.monotonic()
+    with pytest.raises(openai.InternalServerError) as info:
+        c.with_options(timeout=0.5).chat.completions.create(model="chat", messages=USER)  # type: ignore[arg-type]
+    assert info.value.code == "timeout"
+    assert time.monotonic() - started < 5, "the SDK's 0.5 s, not the route's 30 s"
 
 
 def test_retries_on_top_of_the_router_warn_once(server: MockServer, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
