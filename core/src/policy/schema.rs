@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorKind;
 use crate::provider::ProviderKind;
 
-pub use super::values::{Dur, SecretText, MAX_POLICY_DURATION};
+pub use super::values::{Dur, Period, SecretText, MAX_POLICY_DURATION};
 
 /// Root of a policy file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -67,17 +67,6 @@ pub struct TelemetrySpec {
     /// Export OpenTelemetry spans (GenAI semantic conventions) over OTLP/HTTP JSON.
     #[serde(default)]
     pub otlp: Option<crate::telemetry::otlp::OtlpConfig>,
-}
-
-/// Budget periods. Calendar periods are aligned to UTC (a day starts at 00:00 UTC, a month
-/// on the 1st); rolling ones cover the last period's length, sliding in 1/60 steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    Minute,
-    Hour,
-    Day,
-    Month,
 }
 
 /// Which requests a budget counts. Every field given must match; `"*"` means "each value

@@ -355,7 +355,7 @@ fn check_route(spec: &PolicySpec, i: usize, r: &RouteSpec, route_names: &mut BTr
         }
     }
     check_retry(&r.retry, &r.timeouts, &at.to_string(), issues);
-    for (path, message) in super::rollout_spec::check(spec, &at, r) {
+    for (path, message) in check_rollout(spec, &at, r) {
         issues.push(path, message);
     }
     if let Some(sr) = r.slo.min_success_rate {
@@ -555,4 +555,54 @@ fn levenshtein(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// Problems of one route's `canary` and `shadow`, as (path, message).
+fn check_rollout(spec: &PolicySpec, at: &str, r: &RouteSpec) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let percent = |p: f64, path: String, out: &mut Vec<(String, String)>| {
+        if !(0.0..=100.0).contains(&p) {
+            out.push((path, format!("must be between 0 and 100, got {p}")));
+        }
+    };
+    if let Some(c) = &r.canary {
+        let at = format!("{at}.canary");
+        if !spec.deployments.contains_key(&c.deployment) {
+            out.push((format!("{at}.deployment"), format!("unknown deployment `{}`", c.deployment)));
+        }
+        percent(c.percent, format!("{at}.percent"), &mut out);
+        if c.window.0.is_zero() {
+            out.push((format!("{at}.window"), "must be longer than 0".into()));
+        }
+        if c.min_requests == 0 {
+            out.push((format!("{at}.min_requests"), "must be at least 1 (a canary judged on nothing would be withdrawn at random)".into()));
+        }
+        if !(0.0..=1.0).contains(&c.max_error_rate_increase) {
+            out.push((format!("{at}.max_error_rate_increase"), format!("must be between 0 and 1, got {}", c.max_error_rate_increase)));
+        }
+        if !(c.max_latency_ratio.is_finite() && c.max_latency_ratio >= 1.0) {
+            out.push((format!("{at}.max_latency_ratio"), format!("must be at least 1, got {}", c.max_latency_ratio)));
+        }
+    }
+    if let Some(s) = &r.shadow {
+        let at = format!("{at}.shadow");
+        if s.deployments.is_empty() {
+            out.push((format!("{at}.deployments"), "list at least one deployment".into()));
+        }
+        for (i, d) in s.deployments.iter().enumerate() {
+            if !spec.deployments.contains_key(d) {
+                out.push((format!("{at}.deployments[{i}]"), format!("unknown deployment `{d}`")));
+            }
+        }
+        percent(s.percent, format!("{at}.percent"), &mut out);
+        if s.max_concurrent == 0 {
+            out.push((format!("{at}.max_concurrent"), "must be at least 1".into()));
+        }
+        if let Some(b) = s.budget_usd {
+            if !(b.is_finite() && b >= 0.0) {
+                out.push((format!("{at}.budget_usd"), format!("must be 0 or more, got {b}")));
+            }
+        }
+    }
+    out
 }

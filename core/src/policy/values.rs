@@ -80,3 +80,14 @@ impl Serialize for Dur {
         s.serialize_str(&format!("{}ms", self.0.as_millis()))
     }
 }
+
+/// Budget periods. Calendar periods are aligned to UTC (a day starts at 00:00 UTC, a month
+/// on the 1st); rolling ones cover the last period's length, sliding in 1/60 steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Minute,
+    Hour,
+    Day,
+    Month,
+}

@@ -347,42 +347,37 @@ impl Metrics {
                 &f.state_fallbacks,
             );
         }
-        counter(
-            &mut out,
-            "polyroute_canary_withdrawals_total",
-            "Canaries withdrawn for doing worse than their route's own deployments.",
-            &f.canary_withdrawals,
-        );
-        counter(
-            &mut out,
-            "polyroute_shadow_requests_total",
-            "Shadow copies sent, by route, deployment and outcome (ok or an error kind).",
-            &f.shadow_requests,
-        );
-        counter(
-            &mut out,
-            "polyroute_shadow_agreement_total",
-            "Shadow answers compared with the served answer, by check (text, tool_calls; schema: valid against the request's schema) and result.",
-            &f.shadow_agreement,
-        );
-        counter(
-            &mut out,
-            "polyroute_shadow_dropped_total",
-            "Shadow copies not sent, by reason (concurrency, budget, not_allowed).",
-            &f.shadow_dropped,
-        );
-        counter(
-            &mut out,
-            "polyroute_shadow_cost_usd_total",
-            "Spend of shadow copies in US dollars (outside every budget of the policy).",
-            &f.shadow_cost,
-        );
-        histogram(&mut out, "polyroute_shadow_duration_seconds", "Duration of shadow copies.", &f.shadow_duration);
+        rollout(&mut out, &f);
         let _ = writeln!(out, "# HELP polyroute_events_dropped_total Events not delivered to a slow host callback (its queue was full).");
         let _ = writeln!(out, "# TYPE polyroute_events_dropped_total counter");
         let _ = writeln!(out, "polyroute_events_dropped_total {}", num(f.events_dropped));
         out
     }
+}
+
+/// Canary and shadow families (`routes[].canary`, `routes[].shadow`).
+fn rollout(out: &mut String, f: &Families) {
+    counter(
+        out,
+        "polyroute_canary_withdrawals_total",
+        "Canaries withdrawn for doing worse than their route's own deployments.",
+        &f.canary_withdrawals,
+    );
+    counter(
+        out,
+        "polyroute_shadow_requests_total",
+        "Shadow copies sent, by route, deployment and outcome (ok or an error kind).",
+        &f.shadow_requests,
+    );
+    counter(
+        out,
+        "polyroute_shadow_agreement_total",
+        "Shadow answers compared with the served answer, by check (text, tool_calls; schema: valid against the request's schema) and result.",
+        &f.shadow_agreement,
+    );
+    counter(out, "polyroute_shadow_dropped_total", "Shadow copies not sent, by reason (concurrency, budget, not_allowed).", &f.shadow_dropped);
+    counter(out, "polyroute_shadow_cost_usd_total", "Spend of shadow copies in US dollars (outside every budget of the policy).", &f.shadow_cost);
+    histogram(out, "polyroute_shadow_duration_seconds", "Duration of shadow copies.", &f.shadow_duration);
 }
 
 fn dep_labels(d: &DeploymentGauge) -> Labels {
