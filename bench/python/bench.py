@@ -136,8 +136,9 @@ def make_call(client: str, base: str, concurrency: int) -> Callable[[], Awaitabl
     raise SystemExit(f"unknown client {client}")
 
 
-def floor_latency(base: str, n: int) -> Dict[str, Any]:
-    """The loopback floor: one kept-alive socket, pre-encoded request, no HTTP library."""
+def floor_call(base: str) -> Callable[[], str]:
+    """One kept-alive socket sending pre-encoded request bytes and reading exactly
+    Content-Length bytes back: the least Python can do per request (no HTTP library)."""
     import socket
 
     host, port = base.split("//", 1)[1].split(":")
@@ -163,15 +164,12 @@ def floor_latency(base: str, n: int) -> Dict[str, Any]:
                 length = int(v)
         return str(json.loads(f.read(length))["choices"][0]["message"]["content"])
 
-    for _ in range(max(n // 10, 20)):
-        once()
-    samples: List[float] = []
-    for _ in range(n):
-        t = time.perf_counter()
-        text = once()
-        samples.append((time.perf_counter() - t) * 1e6)
-        assert text.startswith("echo:"), text
-    return summarize(samples)
+    return once
+
+
+def floor_latency(base: str, n: int) -> Dict[str, Any]:
+    """The loopback floor: :func:`floor_call`, timed like every other client."""
+    return sync_latency(floor_call(base), n)
 
 
 def summarize(samples: List[float]) -> Dict[str, Any]:

@@ -25,41 +25,13 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import FAKE_KEY, MESSAGES, MODEL, polyroute_policy, start_mock, stop_mock, summarize  # noqa: E402
-
-
-def floor_call(base: str) -> Callable[[], str]:
-    host, port = base.split("//", 1)[1].split(":")
-    body = json.dumps({"model": MODEL, "messages": MESSAGES}).encode()
-    req = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-        f"authorization: Bearer {FAKE_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    sock = socket.create_connection((host, int(port)))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    f = sock.makefile("rb")
-
-    def once() -> str:
-        sock.sendall(req)
-        length = 0
-        f.readline()
-        while True:
-            line = f.readline()
-            if line in (b"\r\n", b""):
-                break
-            k, _, v = line.decode().partition(":")
-            if k.lower() == "content-length":
-                length = int(v)
-        return str(json.loads(f.read(length))["choices"][0]["message"]["content"])
-
-    return once
+from bench import FAKE_KEY, MESSAGES, MODEL, floor_call, polyroute_policy, start_mock, stop_mock, summarize  # noqa: E402
 
 
 def recorded_answer(base: str) -> bytes:
