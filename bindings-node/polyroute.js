@@ -282,11 +282,9 @@ async function routerFetch(nativeRouter, input, init) {
     )
   } else {
     warnIfSdkRetries(request.headers)
-    const headers = []
-    for (const [name, value] of request.headers) {
-      // Routing headers, and the SDK's own timeout, which the core takes as the deadline.
-      if (name.startsWith('x-polyroute-') || name === 'x-stainless-timeout') headers.push([name, value])
-    }
+    // All of them: which headers mean something (routing, the SDK's timeout) is the core's
+    // call, as it is for the gateway.
+    const headers = [...request.headers]
     const body = Buffer.from(await request.arrayBuffer())
     const { token, dispose } = cancelFor(signal, false)
     try {

@@ -104,11 +104,9 @@ def _is_chat(request: Any) -> bool:
 def _request_headers(request: Any) -> List[Tuple[str, str]]:
     headers: List[Tuple[str, str]] = [(k, v) for k, v in request.headers.multi_items()]
     _warn_if_sdk_retries(headers)
-    # Routing headers, and the SDK's own timeout, which the core takes as the deadline.
-    return [(k, v) for k, v in headers if k.lower().startswith("x-polyroute-") or k.lower() in _SDK_TIMEOUT_HEADERS]
-
-
-_SDK_TIMEOUT_HEADERS = ("x-stainless-read-timeout", "x-stainless-timeout")
+    # All of them: which headers mean something (routing, the SDK's timeout) is the core's
+    # call, as it is for the gateway.
+    return headers
 
 
 def _not_found(request: Any) -> "_native._OpenAiReply":

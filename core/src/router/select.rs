@@ -139,33 +139,35 @@ fn route_has(r: &Route, names: &[&str]) -> bool {
 /// `model` names, else by the rules (preferring, when `model` names deployments, the matched
 /// route if it has one of them and otherwise the first route that does).
 pub(crate) fn match_route<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) -> Result<(&'a Route, String)> {
-    if let Some(name) = &req.routing.route {
-        return c
+    resolve(c, req, stream).map(|(route, why, _)| (route, why))
+}
+
+/// [`match_route`], plus the deployments `model` names that the route has (to be tried
+/// first), from one lookup of `model`.
+fn resolve<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) -> Result<(&'a Route, String, Vec<&'a str>)> {
+    let named = named_by_model(c, req)?;
+    let (route, why) = match (&req.routing.route, &named) {
+        (Some(name), _) => c
             .routes
             .iter()
             .find(|r| &r.spec.name == name)
             .map(|r| (r, "route requested by name".to_string()))
-            .ok_or_else(|| Error::new(ErrorKind::NoRoute, format!("no route named `{name}`")));
-    }
-    match named_by_model(c, req)? {
-        Named::Nothing => match_by_rules(c, req, stream),
-        Named::Route(r) => Ok((r, "route named by `model`".into())),
-        Named::Deployments(names) => match match_by_rules(c, req, stream) {
-            Ok((r, why)) if route_has(r, &names) => Ok((r, why)),
-            ruled => match c.routes.iter().find(|r| route_has(r, &names)) {
-                Some(r) => Ok((r, format!("route with deployment `{}` named by `model`", names[0]))),
-                None => ruled,
+            .ok_or_else(|| Error::new(ErrorKind::NoRoute, format!("no route named `{name}`")))?,
+        (None, Named::Nothing) => match_by_rules(c, req, stream)?,
+        (None, Named::Route(r)) => (*r, "route named by `model`".into()),
+        (None, Named::Deployments(names)) => match match_by_rules(c, req, stream) {
+            Ok((r, why)) if route_has(r, names) => (r, why),
+            ruled => match c.routes.iter().find(|r| route_has(r, names)) {
+                Some(r) => (r, format!("route with deployment `{}` named by `model`", names[0])),
+                None => ruled?,
             },
         },
-    }
-}
-
-/// The deployments `model` asks for that `route` has, to be tried first.
-fn preferred_by_model(c: &Compiled, req: &ChatRequest, route: &Route) -> Vec<String> {
-    match named_by_model(c, req) {
-        Ok(Named::Deployments(names)) => names.into_iter().filter(|n| route_has(route, &[n])).map(str::to_string).collect(),
+    };
+    let preferred = match named {
+        Named::Deployments(names) => names.into_iter().filter(|n| route_has(route, &[n])).collect(),
         _ => Vec::new(),
-    }
+    };
+    Ok((route, why, preferred))
 }
 
 fn match_by_rules<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool) -> Result<(&'a Route, String)> {
@@ -229,7 +231,7 @@ fn breaker_skip(d: &Deployment, now: Instant) -> Option<String> {
 }
 
 pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: Instant, chance: &Chance) -> Result<Selection<'a>> {
-    let (route, matched) = match_route(c, req, stream)?;
+    let (route, matched, preferred) = resolve(c, req, stream)?;
     let est_input = req.estimate_input_tokens();
     let mut candidates = Vec::new();
     let mut tiers = Vec::new();
@@ -260,8 +262,8 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
     if !req.routing.order.is_empty() {
         tiers = caller_order(route, tiers, &req.routing.order, "requested order")?;
     } else {
-        let preferred = preferred_by_model(c, req, route);
         if !preferred.is_empty() {
+            let preferred: Vec<String> = preferred.into_iter().map(str::to_string).collect();
             tiers = caller_order(route, tiers, &preferred, "requested model")?;
         } else if let Some(cn) = route.canary.as_ref().filter(|cn| cn.picks(req, chance)) {
             // The caller's own preferences (order, a named deployment) win over a canary draw.

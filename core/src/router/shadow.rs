@@ -137,13 +137,20 @@ impl ShadowRt {
 
     fn budget_allows(&self, expected: f64, unix_now: f64) -> bool {
         let Some(limit) = self.spec.budget_usd else { return true };
-        let (idx, _) = calendar_period(self.spec.period, unix_now);
-        let mut s = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        if s.0 != idx {
-            *s = (idx, 0.0);
-        }
-        s.1 + expected <= limit
+        spent_in_period(&self.spent, self.spec.period, unix_now, 0.0) + expected <= limit
     }
+}
+
+/// What the copies spent in the period containing `unix_now`, after adding `add` (a new
+/// period starts from zero).
+fn spent_in_period(spent: &Mutex<(i64, f64)>, period: Period, unix_now: f64, add: f64) -> f64 {
+    let (idx, _) = calendar_period(period, unix_now);
+    let mut s = spent.lock().unwrap_or_else(|p| p.into_inner());
+    if s.0 != idx {
+        *s = (idx, 0.0);
+    }
+    s.1 += add;
+    s.1
 }
 
 /// One copy to one deployment, run in the background.
@@ -171,12 +178,7 @@ impl Copy {
             Err(e) => (e.kind.code().to_string(), None, None),
         };
         if let Some(c) = cost {
-            let (idx, _) = calendar_period(self.period, unix_now);
-            let mut s = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-            if s.0 != idx {
-                *s = (idx, 0.0);
-            }
-            s.1 += c;
+            spent_in_period(&self.spent, self.period, unix_now, c);
         }
         // The caller's answer, if it succeeded (a failed or streamed request has none).
         let served = served.await.ok();
