@@ -6,6 +6,7 @@
 #   bash bench/python/run.sh           # full run, updates BENCHMARKS.md
 #   bash bench/python/run.sh --quick   # short runs, to check the harness (BENCHMARKS.md untouched)
 #   bash bench/python/run.sh --transport  # the openai-SDK transport's cost (prints a section)
+#   bash bench/python/run.sh --split      # where a call's time goes, layer by layer (issue 18)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -29,6 +30,9 @@ fi
 
 if [[ "${1:-}" == "--transport" ]]; then
     exec "$VENV/bin/python" "$HERE/transport.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
+fi
+if [[ "${1:-}" == "--split" ]]; then
+    cd "$HERE" && exec "$VENV/bin/python" "$HERE/split.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
 fi
 args=(--mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server")
 if [[ "${1:-}" == "--quick" ]]; then

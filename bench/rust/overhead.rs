@@ -1,11 +1,18 @@
 //! Router overhead over the loopback floor, measured side by side in one run.
 //!
-//! `cargo run --release -p polyroute --example bench_overhead` (writes a Markdown table to
-//! stdout). For each round it interleaves: a raw reqwest POST of the same body to the same
-//! mock server (the floor), `Endpoint::chat` (adapter + transport, no routing), and
-//! `Router::chat` with routing, breakers, budgets and telemetry on. Medians and p99 are per
-//! call; the overhead is the difference to the floor. Interleaving keeps machine noise from
-//! favouring one side.
+//! `cargo run --release -p polyroute --example bench_overhead [-- N]` (writes Markdown to
+//! stdout). Three clients of the same mock server: a raw reqwest POST of the same body (the
+//! floor), `Endpoint::chat` (adapter + transport, no routing) and `Router::chat` (routing,
+//! breakers, budget, telemetry on). Three orders, because their gaps are the machine's
+//! hand-off cost (issue 18):
+//! - interleaved: one call of each path per round, so machine noise favours no side;
+//! - back to back: blocks of 100 calls of one path, blocks alternating;
+//! - idle gap: interleaved with a 1 ms sleep before each call, so the runtime's threads park
+//!   and every call pays the wake-ups a service at low traffic pays.
+//!
+//! Beside latency: process CPU time and context switches per call (getrusage, the whole
+//! process, so the in-process mock server's share is in every row alike; the differences
+//! are what a path costs). Throughput at concurrency 64 gives CPU-µs per request too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +24,140 @@ use polyroute_mock_server::{start, ServerOptions};
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
+}
+
+/// Process CPU time (µs) and context switches (voluntary + involuntary) so far.
+fn usage() -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    (us(u.ru_utime) + us(u.ru_stime), (u.ru_nvcsw + u.ru_nivcsw) as f64)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    Raw,
+    Endpoint,
+    Routed,
+}
+const PATHS: [Path; 3] = [Path::Raw, Path::Endpoint, Path::Routed];
+
+struct Clients {
+    client: reqwest::Client,
+    url: String,
+    body: String,
+    ep: Endpoint,
+    router: Router,
+    req: ChatRequest,
+}
+
+impl Clients {
+    async fn call(&self, p: Path) {
+        match p {
+            Path::Raw => raw_call(&self.client, &self.url, &self.body).await,
+            Path::Endpoint => drop(self.ep.chat("bench-a", &self.req).await.unwrap()),
+            Path::Routed => drop(self.router.chat(self.req.clone()).await.unwrap()),
+        }
+    }
+}
+
+async fn raw_call(c: &reqwest::Client, url: &str, body: &str) {
+    let r = c.post(url).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let b = r.bytes().await.unwrap();
+    let _: serde_json::Value = serde_json::from_slice(&b).unwrap();
+}
+
+/// One path's calls in one order: latencies, and CPU/context switches summed around them.
+#[derive(Default)]
+struct Series {
+    lat: Vec<f64>,
+    cpu_us: f64,
+    csw: f64,
+}
+
+impl Series {
+    async fn time(&mut self, cl: &Clients, p: Path) {
+        let (c0, s0) = usage();
+        let t = Instant::now();
+        cl.call(p).await;
+        self.lat.push(t.elapsed().as_secs_f64() * 1e6);
+        let (c1, s1) = usage();
+        self.cpu_us += c1 - c0;
+        self.csw += s1 - s0;
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Order {
+    Interleaved,
+    BackToBack,
+    IdleGap,
+}
+
+async fn measure(cl: &Clients, order: Order, n: usize) -> Vec<Series> {
+    let mut s: Vec<Series> = PATHS.iter().map(|_| Series::default()).collect();
+    match order {
+        Order::Interleaved | Order::IdleGap => {
+            for _ in 0..n {
+                for (i, p) in PATHS.iter().enumerate() {
+                    if matches!(order, Order::IdleGap) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    s[i].time(cl, *p).await;
+                }
+            }
+        }
+        Order::BackToBack => {
+            for _ in 0..n.div_ceil(100) {
+                for (i, p) in PATHS.iter().enumerate() {
+                    for _ in 0..100 {
+                        s[i].time(cl, *p).await;
+                    }
+                }
+            }
+        }
+    }
+    s
+}
+
+fn print_order(name: &str, n: usize, s: &mut [Series]) {
+    println!("| {name} (n={n}) | p50 µs | p99 µs | added p50 µs | added p99 µs | CPU µs/call | context switches/call |");
+    println!("|---|---|---|---|---|---|---|");
+    let labels =
+        ["raw reqwest POST + JSON parse (floor)", "`Endpoint::chat` (adapter + transport)", "`Router::chat` (routing, breaker, budget, telemetry)"];
+    let (f50, f99) = (pct(&mut s[0].lat, 0.5), pct(&mut s[0].lat, 0.99));
+    for (i, x) in s.iter_mut().enumerate() {
+        let (p50, p99) = (pct(&mut x.lat, 0.5), pct(&mut x.lat, 0.99));
+        let k = x.lat.len() as f64;
+        let added = if i == 0 { "– | –".to_string() } else { format!("{:.0} | {:.0}", p50 - f50, p99 - f99) };
+        println!("| {} | {p50:.0} | {p99:.0} | {added} | {:.1} | {:.2} |", labels[i], x.cpu_us / k, x.csw / k);
+    }
+    println!();
+}
+
+/// Requests per second and process CPU-µs per request at `conc` concurrent callers.
+async fn tput(cl: &Arc<Clients>, p: Path, conc: usize, secs: f64) -> (f64, f64) {
+    let stop = Instant::now() + Duration::from_secs_f64(secs);
+    let (c0, _) = usage();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let cl = cl.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut k = 0u64;
+            while Instant::now() < stop {
+                cl.call(p).await;
+                k += 1;
+            }
+            k
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let (c1, _) = usage();
+    (total as f64 / secs, (c1 - c0) / total as f64)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -42,95 +183,58 @@ budgets:
         router.subscribe(|_| {});
     }
     let cfg = ProviderConfig::new("m", ProviderKind::Openai, srv.base_url()).with_api_key("sk-test-not-a-real-key");
-    let ep = Endpoint::new(build_provider(cfg).unwrap(), Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap()));
-    let client = reqwest::Client::new();
-    let url = format!("{}/chat/completions", srv.base_url());
-    let req = ChatRequest::new(vec![Message::user("hello there")]);
-    let body = serde_json::json!({"model": "bench-a", "messages": [{"role": "user", "content": "hello there"}]}).to_string();
+    let cl = Arc::new(Clients {
+        client: reqwest::Client::new(),
+        url: format!("{}/chat/completions", srv.base_url()),
+        body: serde_json::json!({"model": "bench-a", "messages": [{"role": "user", "content": "hello there"}]}).to_string(),
+        ep: Endpoint::new(build_provider(cfg).unwrap(), Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap())),
+        router,
+        req: ChatRequest::new(vec![Message::user("hello there")]),
+    });
 
+    // `BENCH_TICKER=1`: keep a timer always armed, so the per-attempt first-token timeout never
+    // has to wake the parked timer driver (a tokio driver parked without a deadline is
+    // unparked by the first new timer). Measured: -0.5 context switches per call, no change in
+    // latency (BENCHMARKS.md, issue 18).
+    if std::env::var_os("BENCH_TICKER").is_some() {
+        tokio::spawn(async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
     // warm up connections and caches
     for _ in 0..200 {
-        client.post(&url).header("content-type", "application/json").body(body.clone()).send().await.unwrap().bytes().await.unwrap();
-        ep.chat("bench-a", &req).await.unwrap();
-        router.chat(req.clone()).await.unwrap();
+        for p in PATHS {
+            cl.call(p).await;
+        }
     }
-    let (mut raw, mut endpoint, mut routed) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
-        let b = r.bytes().await.unwrap();
-        let _: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        raw.push(t.elapsed().as_secs_f64() * 1e6);
-        let t = Instant::now();
-        ep.chat("bench-a", &req).await.unwrap();
-        endpoint.push(t.elapsed().as_secs_f64() * 1e6);
-        let t = Instant::now();
-        router.chat(req.clone()).await.unwrap();
-        routed.push(t.elapsed().as_secs_f64() * 1e6);
+    // For a profiler: only `Router::chat` at concurrency 64 for 10 s (`BENCH_PROFILE=1`).
+    if std::env::var_os("BENCH_PROFILE").is_some() {
+        let (rps, cpu) = tput(&cl, Path::Routed, 64, 10.0).await;
+        println!("Router::chat alone: {rps:.0} req/s, {cpu:.1} CPU µs/request");
+        return;
     }
-    let (r50, r99) = (pct(&mut raw, 0.5), pct(&mut raw, 0.99));
-    let (e50, e99) = (pct(&mut endpoint, 0.5), pct(&mut endpoint, 0.99));
-    let (p50, p99) = (pct(&mut routed, 0.5), pct(&mut routed, 0.99));
+    let gap_n = (n / 3).max(1);
+    print_order("interleaved", n, &mut measure(&cl, Order::Interleaved, n).await);
+    print_order("back to back, blocks of 100", n, &mut measure(&cl, Order::BackToBack, n).await);
+    print_order("idle gap of 1 ms before each call", gap_n, &mut measure(&cl, Order::IdleGap, gap_n).await);
 
-    // throughput at concurrency 64, same interleaving idea: alternate 2-second windows
-    async fn tput<F, Fut>(conc: usize, secs: f64, f: F) -> f64
-    where
-        F: Fn() -> Fut + Send + Sync + Clone + 'static,
-        Fut: std::future::Future<Output = ()> + Send,
-    {
-        let stop = Instant::now() + Duration::from_secs_f64(secs);
-        let mut tasks = Vec::new();
-        for _ in 0..conc {
-            let f = f.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut k = 0u64;
-                while Instant::now() < stop {
-                    f().await;
-                    k += 1;
-                }
-                k
-            }));
-        }
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.unwrap();
-        }
-        total as f64 / secs
-    }
-    let (mut tr, mut tp) = (Vec::new(), Vec::new());
+    // Throughput at concurrency 64, alternating 2-second windows.
+    let mut t: Vec<Vec<(f64, f64)>> = PATHS.iter().map(|_| Vec::new()).collect();
     for _ in 0..3 {
-        let (c, u, b) = (client.clone(), url.clone(), body.clone());
-        tr.push(
-            tput(64, 2.0, move || {
-                let (c, u, b) = (c.clone(), u.clone(), b.clone());
-                async move {
-                    let r = c.post(&u).header("content-type", "application/json").body(b).send().await.unwrap();
-                    let b = r.bytes().await.unwrap();
-                    let _: serde_json::Value = serde_json::from_slice(&b).unwrap();
-                }
-            })
-            .await,
-        );
-        let (rt, rq) = (router.clone(), req.clone());
-        tp.push(
-            tput(64, 2.0, move || {
-                let (rt, rq) = (rt.clone(), rq.clone());
-                async move {
-                    rt.chat(rq).await.unwrap();
-                }
-            })
-            .await,
-        );
+        for (i, p) in PATHS.iter().enumerate() {
+            t[i].push(tput(&cl, *p, 64, 2.0).await);
+        }
     }
-    let (tr, tp) = (pct(&mut tr, 0.5), pct(&mut tp, 0.5));
-    println!("| path (n={n}, interleaved) | p50 µs | p99 µs | added p50 µs | added p99 µs |");
-    println!("|---|---|---|---|---|");
-    println!("| raw reqwest POST + JSON parse (floor) | {r50:.0} | {r99:.0} | – | – |");
-    println!("| `Endpoint::chat` (adapter + transport) | {e50:.0} | {e99:.0} | {:.0} | {:.0} |", e50 - r50, e99 - r99);
-    println!("| `Router::chat` (routing, breaker, budget, telemetry) | {p50:.0} | {p99:.0} | {:.0} | {:.0} |", p50 - r50, p99 - r99);
-    println!();
-    println!("| throughput at concurrency 64 (median of 3 × 2 s, alternating) | req/s | ratio |");
-    println!("|---|---|---|");
-    println!("| raw reqwest | {tr:.0} | 1.00 |");
-    println!("| `Router::chat` | {tp:.0} | {:.2} |", tp / tr);
+    let med = |v: &mut Vec<(f64, f64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[v.len() / 2]
+    };
+    let m: Vec<(f64, f64)> = t.iter_mut().map(med).collect();
+    println!("| throughput at concurrency 64 (median of 3 × 2 s, alternating) | req/s | ratio | CPU µs/request |");
+    println!("|---|---|---|---|");
+    for (i, name) in ["raw reqwest", "`Endpoint::chat`", "`Router::chat`"].iter().enumerate() {
+        println!("| {name} | {:.0} | {:.2} | {:.1} |", m[i].0, m[i].0 / m[0].0, m[i].1);
+    }
 }

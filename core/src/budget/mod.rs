@@ -110,23 +110,30 @@ impl Reservation {
 /// Starts the settle at once (so the memory store is done before this returns) and hands
 /// back the rest to await or drop (a shared store's settle then finishes in the background).
 fn settle_future(state: Arc<State>, id: String, held: Held, actual: Vec<(String, f64)>) -> Settling {
+    if !state.is_shared() {
+        // Done on the first poll: no channel to wait on (it showed in request-path profiles).
+        crate::state::detach(async move { state.settle(&id, &actual, held).await });
+        return Settling(None);
+    }
     let (tx, rx) = futures::channel::oneshot::channel::<()>();
     crate::state::detach(async move {
         state.settle(&id, &actual, held).await;
         let _ = tx.send(());
     });
-    Settling(rx)
+    Settling(Some(rx))
 }
 
 /// A settle under way (done already with the memory store). Dropping it lets it finish in
 /// the background.
 #[derive(Debug)]
-pub struct Settling(futures::channel::oneshot::Receiver<()>);
+pub struct Settling(Option<futures::channel::oneshot::Receiver<()>>);
 
 impl Settling {
     /// Wait until the store has recorded it (or the settle was given up).
     pub async fn wait(self) {
-        let _ = self.0.await;
+        if let Some(rx) = self.0 {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -412,16 +419,19 @@ impl Budgets {
     }
 
     /// Thresholds newly crossed by spend (reported once per budget, scope and period).
+    /// Called after every settle: below the first threshold (the usual case) it builds no
+    /// labels and takes no lock beyond the counters'.
     pub fn crossed(&self, now: f64) -> Vec<(BudgetStatus, f64)> {
         let mut out = Vec::new();
-        let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
-        for st in self.status(now) {
-            if st.limit <= 0.0 {
-                continue;
-            }
-            let frac = st.spent / st.limit;
+        for (b, inst) in self.instances() {
+            let Some((unit, limit)) = Self::limit(b).filter(|(_, l)| *l > 0.0) else { continue };
+            let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
+            let (spent, reserved) = self.spent(&window);
+            let frac = spent / limit;
             let Some(t) = THRESHOLDS.iter().rev().find(|t| frac >= **t - 1e-12).copied() else { continue };
+            let st = Self::status_of(b, &inst, unit, limit, spent, reserved, resets_at);
             let key = (st.budget.clone(), st.scope.clone(), st.resets_at as i64);
+            let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
             let prev = alerted.get(&key).copied().unwrap_or(0.0);
             if t > prev {
                 alerted.insert(key, t);
@@ -431,28 +441,42 @@ impl Budgets {
         out
     }
 
+    fn limit(b: &BudgetSpec) -> Option<(Unit, f64)> {
+        match (b.limit_usd, b.limit_tokens) {
+            (Some(l), _) => Some((Unit::Usd, l)),
+            (None, Some(l)) => Some((Unit::Tokens, l as f64)),
+            _ => None,
+        }
+    }
+
+    /// Spent and reserved over a window's counters.
+    fn spent(&self, window: &[String]) -> (f64, f64) {
+        self.state.counters(window).iter().fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn status_of(b: &BudgetSpec, inst: &str, unit: Unit, limit: f64, spent: f64, reserved: f64, resets_at: f64) -> BudgetStatus {
+        BudgetStatus {
+            budget: b.name.clone(),
+            scope: Self::scope_label(b, inst),
+            unit,
+            limit,
+            spent,
+            reserved,
+            remaining: (limit - spent - reserved).max(0.0),
+            resets_at,
+        }
+    }
+
     /// Spent/remaining of every budget (and every wildcard instance seen so far): exact with
     /// the memory store, as of the last fleet sync with a shared one.
     pub fn status(&self, now: f64) -> Vec<BudgetStatus> {
         let mut out = Vec::new();
         for (b, inst) in self.instances() {
-            let (unit, limit) = match (b.limit_usd, b.limit_tokens) {
-                (Some(l), _) => (Unit::Usd, l),
-                (None, Some(l)) => (Unit::Tokens, l as f64),
-                _ => continue,
-            };
+            let Some((unit, limit)) = Self::limit(b) else { continue };
             let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
-            let (spent, reserved) = self.state.counters(&window).iter().fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved));
-            out.push(BudgetStatus {
-                budget: b.name.clone(),
-                scope: Self::scope_label(b, &inst),
-                unit,
-                limit,
-                spent,
-                reserved,
-                remaining: (limit - spent - reserved).max(0.0),
-                resets_at,
-            });
+            let (spent, reserved) = self.spent(&window);
+            out.push(Self::status_of(b, &inst, unit, limit, spent, reserved, resets_at));
         }
         out
     }

@@ -218,10 +218,7 @@ impl<T: Send + 'static> Pass<'_, T> {
                         i += 1; // the hedge's backup answered: it was consumed
                     }
                     match result {
-                        Ok(ok) => {
-                            ctx.remaining = remaining_after(tiers, ti, i, &attempt.deployment);
-                            return Some(Ok(serve(attempt, ok, ctx)));
-                        }
+                        Ok(ok) => return Some(Ok(serve(attempt, ok, ctx))),
                         Err(e) => match walk.failed(e, attempt, &dep, tries, others_remain(tiers, ti, i), self.retry_budget, ctx) {
                             Step::Retry(w) => {
                                 tokio::time::sleep(w).await;
@@ -488,19 +485,6 @@ impl Walk {
             Error::new(ErrorKind::NoRoute, format!("no eligible deployment ({})", skipped.join("; ")))
         })
     }
-}
-
-fn remaining_after(tiers: &[Tier], ti: usize, i: usize, served: &Deployment) -> Vec<(usize, Arc<Deployment>)> {
-    let mut v = Vec::new();
-    for (k, t) in tiers.iter().enumerate().skip(ti) {
-        let start = if k == ti { i } else { 0 };
-        for d in t.deployments.iter().skip(start) {
-            if d.name != served.name {
-                v.push((k, d.clone()));
-            }
-        }
-    }
-    v
 }
 
 fn timeout_error(d: &Deployment, limit: Duration, remaining: Duration) -> Error {

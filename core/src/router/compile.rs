@@ -235,5 +235,5 @@ fn route(r: &RouteSpec, deployments: &HashMap<String, Arc<Deployment>>) -> Route
         let total = r.timeouts.total.map(|t| t.0).unwrap_or(super::DEFAULT_TOTAL);
         Arc::new(super::shadow::ShadowRt::new(&r.name, s.clone(), resolve(&s.deployments), total))
     });
-    Route { spec: r.clone(), tiers, canary, shadow }
+    Route { spec: Arc::new(r.clone()), tiers, canary, shadow }
 }

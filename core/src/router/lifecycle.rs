@@ -39,10 +39,8 @@ pub(crate) struct RequestCtx {
     pub trace: RouteTrace,
     pub started: Instant,
     pub deadline: Instant,
-    pub route: RouteSpec,
+    pub route: Arc<RouteSpec>,
     pub est_input: u64,
-    /// Deployments still untried when the loop returned, for stream restarts.
-    pub remaining: Vec<(usize, Arc<Deployment>)>,
     /// Attempts made so far (a stream restart continues counting against `max_attempts`).
     pub attempts: u32,
     pub telemetry: Arc<Telemetry>,
@@ -61,7 +59,7 @@ pub(crate) struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub(crate) fn new(router: &Router, compiled: &Compiled, route: &RouteSpec, matched: String, req: &ChatRequest, stream: bool) -> RequestCtx {
+    pub(crate) fn new(router: &Router, compiled: &Compiled, route: &Arc<RouteSpec>, matched: String, req: &ChatRequest, stream: bool) -> RequestCtx {
         let inner = &router.inner;
         let started = inner.clock.now();
         let mut total = route.timeouts.total.map(|t| t.0).unwrap_or(super::DEFAULT_TOTAL);
@@ -73,7 +71,7 @@ impl RequestCtx {
         let n = inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         RequestCtx {
             trace: RouteTrace {
-                request_id: format!("pr-{:x}-{n}", std::process::id()),
+                request_id: format!("pr-{:x}-{n}", inner.pid),
                 route: route.name.clone(),
                 matched,
                 strategy: super::select::strategy_name(route.strategy).into(),
@@ -81,9 +79,8 @@ impl RequestCtx {
             },
             started,
             deadline: started + total,
-            route: route.clone(),
+            route: Arc::clone(route),
             est_input: req.estimate_input_tokens(),
-            remaining: Vec::new(),
             attempts: 0,
             telemetry: inner.telemetry.clone(),
             stream,

@@ -99,7 +99,9 @@ impl Deployment {
 /// Route, compiled: resolved deployments per tier.
 #[derive(Debug)]
 pub(crate) struct Route {
-    pub spec: RouteSpec,
+    /// Shared with every request on the route (`RequestCtx::route`): a request holds it
+    /// for its whole life, and copying a whole route spec per request showed in profiles.
+    pub spec: Arc<RouteSpec>,
     /// Tier 0 is the route's own deployments, then one per fallback.
     pub tiers: Vec<TierRt>,
     pub canary: Option<Arc<canary::CanaryRt>>,
@@ -135,6 +137,9 @@ pub(crate) struct RouterInner {
     pub health: Mutex<HashMap<String, Arc<DeploymentHealth>>>,
     pub transport: Arc<dyn Transport>,
     pub seq: std::sync::atomic::AtomicU64,
+    /// The process id for request ids, asked of the kernel once per router (a syscall per
+    /// request showed in profiles; a forked child's bindings build their own router).
+    pub pid: u32,
     pub telemetry: Arc<Telemetry>,
     /// Budgets, rate-limit counters and (shared) fleet health; shared with other routers
     /// when given one store, with other processes through Redis.

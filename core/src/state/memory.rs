@@ -46,7 +46,7 @@ impl MemoryStore {
             used.push(u + c.amount);
         }
         for c in charges {
-            g.counters.entry(c.add_to.clone()).or_default().reserved += c.amount;
+            counter(&mut g.counters, &c.add_to).reserved += c.amount;
         }
         g.holds.insert(id.to_string(), charges.iter().map(|c| (c.add_to.clone(), c.amount)).collect());
         Ok(used)
@@ -73,7 +73,7 @@ impl MemoryStore {
         }
         for (k, a) in actual {
             if *a != 0.0 {
-                g.counters.entry(k.clone()).or_default().spent += a;
+                counter(&mut g.counters, k).spent += a;
             }
         }
     }
@@ -92,6 +92,15 @@ impl MemoryStore {
         let g = self.lock();
         keys.iter().map(|k| g.counters.get(k).copied().unwrap_or_default()).collect()
     }
+}
+
+/// The counter for `key`, created on first use; an existing one (the usual case) is found
+/// without allocating a key.
+fn counter<'m>(counters: &'m mut HashMap<String, Counter>, key: &str) -> &'m mut Counter {
+    if !counters.contains_key(key) {
+        counters.insert(key.to_string(), Counter::default());
+    }
+    counters.get_mut(key).expect("inserted above")
 }
 
 impl StateStore for MemoryStore {

@@ -111,8 +111,77 @@ pub struct BudgetGauge {
     pub unit: &'static str,
 }
 
-fn inc(m: &mut BTreeMap<Labels, f64>, l: Labels, by: f64) {
-    *m.entry(l).or_insert(0.0) += by;
+/// Label pairs looked up without owning them: an observation on an existing series builds no
+/// `String` (owned keys per observation were most of the metrics' cost per request). The
+/// order must be `Labels`'s own (`Vec`'s lexicographic order over `(name, value)`), which
+/// `Ord for dyn LabelView` reproduces; `BTreeMap` relies on the two agreeing.
+trait LabelView {
+    fn len(&self) -> usize;
+    fn pair(&self, i: usize) -> (&str, &str);
+}
+
+impl LabelView for Labels {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn pair(&self, i: usize) -> (&str, &str) {
+        (self[i].0, &self[i].1)
+    }
+}
+
+/// Borrowed label pairs (a slice cannot be a trait object itself).
+struct Borrowed<'a, 'b>(&'a [(&'static str, &'b str)]);
+
+impl LabelView for Borrowed<'_, '_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn pair(&self, i: usize) -> (&str, &str) {
+        self.0[i]
+    }
+}
+
+impl Ord for dyn LabelView + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        for i in 0..self.len().min(other.len()) {
+            match self.pair(i).cmp(&other.pair(i)) {
+                std::cmp::Ordering::Equal => {}
+                o => return o,
+            }
+        }
+        self.len().cmp(&other.len())
+    }
+}
+impl PartialOrd for dyn LabelView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for dyn LabelView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for dyn LabelView + '_ {}
+
+impl<'a> std::borrow::Borrow<dyn LabelView + 'a> for Labels {
+    fn borrow(&self) -> &(dyn LabelView + 'a) {
+        self
+    }
+}
+
+/// The series for `l`, created on first use.
+fn slot<'m, V: Default>(m: &'m mut BTreeMap<Labels, V>, l: &[(&'static str, &str)]) -> &'m mut V {
+    let b = Borrowed(l);
+    let view: &dyn LabelView = &b;
+    if !m.contains_key(view) {
+        m.insert(l.iter().map(|(k, v)| (*k, v.to_string())).collect(), V::default());
+    }
+    m.get_mut(view).expect("inserted above")
+}
+
+fn inc(m: &mut BTreeMap<Labels, f64>, l: &[(&'static str, &str)], by: f64) {
+    *slot(m, l) += by;
 }
 
 impl Metrics {
@@ -134,13 +203,9 @@ impl Metrics {
                 cost_usd,
                 ..
             } => {
-                inc(
-                    &mut f.attempts,
-                    vec![("deployment", deployment.clone()), ("provider", provider.clone()), ("model", model.clone()), ("outcome", outcome.clone())],
-                    1.0,
-                );
+                inc(&mut f.attempts, &[("deployment", deployment), ("provider", provider), ("model", model), ("outcome", outcome)], 1.0);
                 if let Some(t) = ttft_ms {
-                    f.ttft.entry(vec![("provider", provider.clone()), ("model", model.clone())]).or_default().observe(t / 1000.0);
+                    slot(&mut f.ttft, &[("provider", provider.as_str()), ("model", model.as_str())]).observe(t / 1000.0);
                 }
                 for (dir, n) in [
                     ("input", input_tokens),
@@ -150,11 +215,11 @@ impl Metrics {
                     ("reasoning", reasoning_tokens),
                 ] {
                     if *n > 0 {
-                        inc(&mut f.tokens, vec![("provider", provider.clone()), ("model", model.clone()), ("direction", dir.into())], *n as f64);
+                        inc(&mut f.tokens, &[("provider", provider.as_str()), ("model", model.as_str()), ("direction", dir)], *n as f64);
                     }
                 }
                 if let Some(c) = cost_usd {
-                    inc(&mut f.cost, vec![("route", route.clone()), ("provider", provider.clone()), ("model", model.clone())], *c);
+                    inc(&mut f.cost, &[("route", route.as_str()), ("provider", provider.as_str()), ("model", model.as_str())], *c);
                 }
             }
             RouterEvent::RequestFinished { route, outcome, provider, model, duration_ms, cost_usd, .. } => {
@@ -164,48 +229,44 @@ impl Metrics {
                 rc.2 += cost_usd.unwrap_or(0.0);
                 inc(
                     &mut f.requests,
-                    vec![
-                        ("route", route.clone()),
-                        ("provider", provider.clone().unwrap_or_default()),
-                        ("model", model.clone().unwrap_or_default()),
-                        ("outcome", outcome.clone()),
+                    &[
+                        ("route", route),
+                        ("provider", provider.as_deref().unwrap_or_default()),
+                        ("model", model.as_deref().unwrap_or_default()),
+                        ("outcome", outcome),
                     ],
                     1.0,
                 );
-                f.request_duration.entry(vec![("route", route.clone()), ("outcome", outcome.clone())]).or_default().observe(duration_ms / 1000.0);
+                slot(&mut f.request_duration, &[("route", route.as_str()), ("outcome", outcome.as_str())]).observe(duration_ms / 1000.0);
             }
             RouterEvent::FallbackTaken { route, from, to, reason, .. } => {
-                inc(&mut f.fallbacks, vec![("route", route.clone()), ("from", from.clone()), ("to", to.clone()), ("reason", reason.clone())], 1.0);
+                inc(&mut f.fallbacks, &[("route", route.as_str()), ("from", from.as_str()), ("to", to.as_str()), ("reason", reason.as_str())], 1.0);
             }
             RouterEvent::BreakerChanged { deployment, to, .. } => {
-                inc(&mut f.breaker_transitions, vec![("deployment", deployment.clone()), ("to", to.as_str().into())], 1.0);
+                inc(&mut f.breaker_transitions, &[("deployment", deployment.as_str()), ("to", to.as_str())], 1.0);
             }
             RouterEvent::GuardTriggered { guard, action, findings, .. } => {
                 for (detector, n) in findings {
-                    inc(&mut f.guard_findings, vec![("guard", guard.clone()), ("action", action.clone()), ("detector", detector.clone())], *n as f64);
+                    inc(&mut f.guard_findings, &[("guard", guard.as_str()), ("action", action.as_str()), ("detector", detector.as_str())], *n as f64);
                 }
             }
             RouterEvent::CanaryWithdrawn { route, deployment, .. } => {
-                inc(&mut f.canary_withdrawals, vec![("route", route.clone()), ("deployment", deployment.clone())], 1.0);
+                inc(&mut f.canary_withdrawals, &[("route", route.as_str()), ("deployment", deployment.as_str())], 1.0);
             }
             RouterEvent::ShadowDropped { route, deployment, reason } => {
-                inc(&mut f.shadow_dropped, vec![("route", route.clone()), ("deployment", deployment.clone()), ("reason", reason.clone())], 1.0);
+                inc(&mut f.shadow_dropped, &[("route", route.as_str()), ("deployment", deployment.as_str()), ("reason", reason.as_str())], 1.0);
             }
             RouterEvent::ShadowFinished { route, deployment, outcome, latency_ms, cost_usd, same_text, same_tool_calls, schema_valid, .. } => {
-                let rd = vec![("route", route.clone()), ("deployment", deployment.clone())];
-                let mut l = rd.clone();
-                l.push(("outcome", outcome.clone()));
-                inc(&mut f.shadow_requests, l, 1.0);
-                f.shadow_duration.entry(rd.clone()).or_default().observe(latency_ms / 1000.0);
+                let (r, d) = (route.as_str(), deployment.as_str());
+                inc(&mut f.shadow_requests, &[("route", r), ("deployment", d), ("outcome", outcome)], 1.0);
+                slot(&mut f.shadow_duration, &[("route", r), ("deployment", d)]).observe(latency_ms / 1000.0);
                 if let Some(c) = cost_usd {
-                    inc(&mut f.shadow_cost, rd.clone(), *c);
+                    inc(&mut f.shadow_cost, &[("route", r), ("deployment", d)], *c);
                 }
                 for (check, v) in [("text", same_text), ("tool_calls", same_tool_calls), ("schema", schema_valid)] {
                     if let Some(v) = v {
-                        let mut l = rd.clone();
-                        l.push(("check", check.into()));
-                        l.push(("result", if *v { "agree" } else { "disagree" }.into()));
-                        inc(&mut f.shadow_agreement, l, 1.0);
+                        let result = if *v { "agree" } else { "disagree" };
+                        inc(&mut f.shadow_agreement, &[("route", r), ("deployment", d), ("check", check), ("result", result)], 1.0);
                     }
                 }
             }
@@ -231,13 +292,13 @@ impl Metrics {
     /// degraded tier).
     pub fn cache_lookup(&self, route: &str, result: &str) {
         let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
-        inc(&mut f.cache_lookups, vec![("route", route.to_string()), ("result", result.to_string())], 1.0);
+        inc(&mut f.cache_lookups, &[("route", route), ("result", result)], 1.0);
     }
 
     /// A reservation or settle served without the shared store, as `on_error` says.
     pub fn state_fallback(&self, on_error: &str) {
         let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
-        inc(&mut f.state_fallbacks, vec![("on_error", on_error.to_string())], 1.0);
+        inc(&mut f.state_fallbacks, &[("on_error", on_error)], 1.0);
     }
 
     /// The shared state store answered (`true`) or failed (`false`).
@@ -420,5 +481,46 @@ fn histogram(out: &mut String, name: &str, help: &str, m: &BTreeMap<Labels, Hist
         let _ = writeln!(out, "{name}_bucket{{{base}{sep}le=\"+Inf\"}} {}", h.count);
         let _ = writeln!(out, "{name}_sum{{{base}}} {}", num(h.sum));
         let _ = writeln!(out, "{name}_count{{{base}}} {}", h.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(l: &[(&'static str, &str)]) -> Labels {
+        l.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_series_is_found_again_by_borrowed_labels() {
+        let mut m = BTreeMap::new();
+        let obs: [(&[(&'static str, &str)], f64); 6] = [
+            (&[("d", "a"), ("o", "x")], 1.0),
+            (&[("d", "a"), ("o", "y")], 2.0),
+            (&[("d", "a"), ("o", "x")], 4.0),
+            (&[("d", "ab"), ("o", "")], 8.0),
+            (&[("d", "a")], 32.0),
+            (&[("d", "a"), ("o", "x")], 16.0),
+        ];
+        for (l, by) in obs {
+            inc(&mut m, l, by);
+        }
+        assert_eq!(m.len(), 4, "{m:?}");
+        assert_eq!(m[&owned(&[("d", "a"), ("o", "x")])], 21.0);
+        assert_eq!(m[&owned(&[("d", "a")])], 32.0);
+    }
+
+    #[test]
+    fn borrowed_labels_order_like_owned_ones() {
+        // BTreeMap finds a borrowed key only if both orders agree on every pair.
+        let sets: [&[(&'static str, &str)]; 6] = [&[], &[("a", "")], &[("a", "x")], &[("a", "x"), ("b", "")], &[("a", "xy")], &[("b", "a")]];
+        for x in sets {
+            for y in sets {
+                let (bx, by) = (Borrowed(x), Borrowed(y));
+                let (vx, vy): (&dyn LabelView, &dyn LabelView) = (&bx, &by);
+                assert_eq!(vx.cmp(vy), owned(x).cmp(&owned(y)), "{x:?} vs {y:?}");
+            }
+        }
     }
 }

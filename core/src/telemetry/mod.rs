@@ -33,7 +33,9 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Subscriber {
     id: u64,
-    tx: SyncSender<RouterEvent>,
+    /// Shared, not cloned per subscriber: a deep copy of every event's strings showed in
+    /// request-path profiles.
+    tx: SyncSender<Arc<RouterEvent>>,
     /// Events queued for this subscriber (dropped ones are not counted). Only written under
     /// the `subs` lock, so a flush that reads it there sees every earlier `emit`.
     queued: u64,
@@ -73,6 +75,7 @@ impl Telemetry {
         if subs.is_empty() {
             return;
         }
+        let ev = Arc::new(ev);
         subs.retain_mut(|s| match s.tx.try_send(ev.clone()) {
             Ok(()) => {
                 s.queued += 1;
@@ -90,7 +93,7 @@ impl Telemetry {
     /// on a dedicated thread, in event order.
     pub fn subscribe(&self, cb: Callback) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = sync_channel::<RouterEvent>(QUEUE);
+        let (tx, rx) = sync_channel::<Arc<RouterEvent>>(QUEUE);
         let progress = Arc::new(Progress::default());
         let seen = progress.clone();
         std::thread::Builder::new()
@@ -98,7 +101,7 @@ impl Telemetry {
             .spawn(move || {
                 DELIVERING_FOR.with(|c| c.set(id));
                 // A failing callback must not take the others, or the process, with it.
-                let deliver = |ev: RouterEvent| {
+                let deliver = |ev: Arc<RouterEvent>| {
                     let _ = std::panic::catch_unwind(AssertUnwindSafe(|| cb(&ev)));
                 };
                 while let Ok(ev) = rx.recv() {

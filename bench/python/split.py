@@ -1,0 +1,104 @@
+"""Where a Python call's time goes: the same request through layers that each add one cost.
+
+    bash bench/python/run.sh --split        # prints a Markdown table (BENCHMARKS.md, issue 18)
+
+Interleaved call by call, one process, one mock server (release build), one kept-alive
+connection per client:
+
+- floor: a blocking socket sending pre-encoded bytes (bench.py's `floor_call`);
+- `Router.chat` / `AsyncRouter.chat` served from the response cache: the binding's whole cost
+  (arguments in, the core's ~6 µs cache hit, the response object out, the GIL released and
+  taken back, for async the hand-off to the event loop) with no HTTP and no thread hop;
+- the same calls to the provider: the above plus the core's HTTP and routing, and the
+  hand-offs between the calling thread and the runtime's workers.
+
+The differences between rows are the per-layer costs. Each order is measured twice: back to
+back, and with an idle gap of 1 ms before each call (threads park, so every call pays its
+wake-ups). CPU µs per call is the process's (`resource.getrusage`), mock server excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import time
+from typing import Any, Callable, Dict, List
+
+import polyroute
+from bench import FAKE_KEY, MESSAGES, MODEL, floor_call, start_mock, stop_mock, summarize
+
+
+def policy(base: str) -> Dict[str, Any]:
+    dep = {"provider": "mock", "model": MODEL}
+    return {
+        "providers": {"mock": {"kind": "openai", "base_url": base + "/v1", "api_key": FAKE_KEY}},
+        "deployments": {"d": dep},
+        "routes": [
+            {"name": "chat", "deployments": ["d"]},
+            {"name": "cached", "deployments": ["d"], "cache": {"mode": "read_write"}},
+        ],
+        "default_route": "chat",
+    }
+
+
+def cpu() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return (u.ru_utime + u.ru_stime) * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mock-server", required=True)
+    ap.add_argument("--n", type=int, default=3000)
+    args = ap.parse_args()
+    proc, base = start_mock(args.mock_server)
+    try:
+        run(base, args.n)
+    finally:
+        stop_mock(proc)
+
+
+def run(base: str, n: int) -> None:
+    router = polyroute.Router(policy(base))
+    arouter = polyroute.AsyncRouter(policy(base))
+    loop = asyncio.new_event_loop()
+    floor = floor_call(base)
+    calls: Dict[str, Callable[[], Any]] = {
+        "floor (raw blocking socket)": floor,
+        "`Router.chat`, cache hit (no HTTP)": lambda: router.chat(MESSAGES, route="cached").content,
+        "`Router.chat`": lambda: router.chat(MESSAGES).content,
+        "`AsyncRouter.chat`, cache hit (no HTTP)": lambda: loop.run_until_complete(arouter.chat(MESSAGES, route="cached")).content,
+        "`AsyncRouter.chat`": lambda: loop.run_until_complete(arouter.chat(MESSAGES)).content,
+    }
+    for c in calls.values():
+        for _ in range(200):
+            c()
+    print(f"n={n} per row, interleaved, Python {'.'.join(map(str, __import__('sys').version_info[:3]))}, polyroute {polyroute.__version__}")
+    print()
+    for gap in (0.0, 0.001):
+        lat: Dict[str, List[float]] = {k: [] for k in calls}
+        used = {k: 0.0 for k in calls}
+        rounds = n if gap == 0 else n // 3
+        for _ in range(rounds):
+            for k, c in calls.items():
+                if gap:
+                    time.sleep(gap)
+                c0 = cpu()
+                t = time.perf_counter()
+                c()
+                lat[k].append((time.perf_counter() - t) * 1e6)
+                used[k] += cpu() - c0
+        title = "back to back" if gap == 0 else "idle gap of 1 ms before each call"
+        print(f"| {title} (n={rounds}) | p50 µs | p99 µs | added p50 over the floor µs | CPU µs/call |")
+        print("|---|---|---|---|---|")
+        f50 = summarize(lat[next(iter(calls))])["p50_us"]
+        for k in calls:
+            s = summarize(lat[k])
+            added = "–" if s["p50_us"] == f50 else f"{s['p50_us'] - f50:.0f}"
+            print(f"| {k} | {s['p50_us']:.0f} | {s['p99_us']:.0f} | {added} | {used[k] / rounds:.1f} |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
