@@ -1,4 +1,5 @@
-// polyroute (Node binding) vs the official `openai` package vs raw `fetch`, against the same
+// polyroute (Node binding) vs the official `openai` package vs raw `fetch` and undici's
+// `request` (the fastest HTTP client Node has; issue 18's reference), against the same
 // loopback mock server (tests/mock-server, release build). Run through run.sh.
 //
 // What is measured, for each client, doing the same work (send an OpenAI chat request,
@@ -7,7 +8,8 @@
 //   spent on it (its log's received → finished), i.e. everything the client stack and the
 //   loopback add. p50 and p99.
 // - throughput: completed requests per second with 1, 64 and 512 requests in flight
-//   (median of 3 runs of 2 s per client, the clients alternating).
+//   (median of 3 runs of 2 s per client, the clients alternating), with the process's CPU
+//   time per request beside it (`process.cpuUsage`: the JS thread and the addon's threads).
 // - streaming TTFT: call → first content delta of a streamed answer, p50 and p99.
 // Latency and TTFT samples are interleaved call by call across the clients.
 // Every loop is bounded in count and time; the server listens on 127.0.0.1 only.
@@ -19,6 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { loadavg } from 'node:os'
 import OpenAI from 'openai'
+import { request as undiciRequest, Agent } from 'undici'
 import { Router } from 'polyroute'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -33,9 +36,11 @@ const DURATION_MS = Number(arg('duration-ms', 2000))
 const CONCURRENCY = arg('concurrency', '1,64,512').split(',').map(Number)
 const ROUNDS = Number(arg('rounds', 3))
 // `interleaved`: latency/TTFT samples alternate client by client (each call finds the stack
-// idle since the other clients' calls); `sequential`: each client's calls back to back (hot).
+// idle since the other clients' calls); `sequential`: each client's calls back to back (hot);
+// `gap`: interleaved with a 1 ms idle pause before each call, so every thread parks and each
+// call pays its wake-ups (the difference to `sequential` is the hand-off cost).
 const ORDER = arg('order', 'interleaved')
-const ONLY = arg('clients', 'fetch,openai,polyroute').split(',')
+const ONLY = arg('clients', 'fetch,undici,openai,polyroute').split(',')
 const KEY = 'sk-test-not-a-real-key'
 
 async function startServer() {
@@ -69,6 +74,8 @@ await server.control('PUT', '/_mock/scripts/bench-stream', { then: { text: STREA
 
 const body = (model) => ({ model, messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 64 })
 
+// Enough connections for 512 in flight, as polyroute's pool has.
+const undiciAgent = new Agent({ connections: 1024 })
 const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 })
 const router = new Router({
   providers: { mock: { kind: 'openai', base_url: `${server.url}/v1`, api_key: KEY } },
@@ -91,6 +98,17 @@ const clients = {
     if (!r.ok) throw new Error(`HTTP ${r.status}`)
     return j.choices[0].message.content
   },
+  async undici(model) {
+    const r = await undiciRequest(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      dispatcher: undiciAgent,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: JSON.stringify(body(model)),
+    })
+    const j = await r.body.json()
+    if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}`)
+    return j.choices[0].message.content
+  },
   async openai(model) {
     return (await openai.chat.completions.create(body(model))).choices[0].message.content
   },
@@ -104,6 +122,30 @@ const streamers = {
   async fetch(t0) {
     const r = await fetch(`${server.url}/v1/chat/completions`, {
       method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ ...body('bench-stream'), stream: true }),
+    })
+    const decoder = new TextDecoder()
+    let buf = ''
+    let ttft = null
+    for await (const chunk of r.body) {
+      if (ttft !== null) continue
+      buf += decoder.decode(chunk, { stream: true })
+      let nl
+      while (ttft === null && (nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim()
+        buf = buf.slice(nl + 1)
+        if (!line.startsWith('data: ') || line === 'data: [DONE]') continue
+        const delta = JSON.parse(line.slice(6)).choices?.[0]?.delta
+        if (delta && delta.content) ttft = performance.now() - t0
+      }
+    }
+    return ttft
+  },
+  async undici(t0) {
+    const r = await undiciRequest(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      dispatcher: undiciAgent,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
       body: JSON.stringify({ ...body('bench-stream'), stream: true }),
     })
@@ -163,6 +205,7 @@ async function addedLatency(names) {
   for (const [i, k] of schedule(LAT_N, names.length)) {
     {
       const name = names[(i + k) % names.length]
+      if (ORDER === 'gap') await new Promise((r) => setTimeout(r, 1))
       const t0 = performance.now()
       const out = await clients[name]('bench')
       total[name].push(performance.now() - t0)
@@ -186,6 +229,7 @@ async function throughput(name, concurrency, ms) {
   const deadline = performance.now() + ms
   let done = 0
   let errors = 0
+  const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -199,7 +243,8 @@ async function throughput(name, concurrency, ms) {
       }
     }),
   )
-  return { rps: done / ((performance.now() - t0) / 1000), errors }
+  const cpu = process.cpuUsage(cpu0)
+  return { rps: done / ((performance.now() - t0) / 1000), errors, cpu_us: (cpu.user + cpu.system) / Math.max(done, 1) }
 }
 
 /** Median of ROUNDS runs per client, the clients alternating run by run. */
@@ -209,8 +254,9 @@ async function throughputAt(names, concurrency) {
   for (let r = 0; r < ROUNDS; r++) for (const n of names) runs[n].push(await throughput(n, concurrency, DURATION_MS))
   return Object.fromEntries(
     names.map((n) => {
-      const sorted = runs[n].map((x) => x.rps).sort((a, b) => a - b)
-      return [n, { rps: sorted[Math.floor(sorted.length / 2)], runs: sorted, errors: runs[n].reduce((a, x) => a + x.errors, 0) }]
+      const byRps = [...runs[n]].sort((a, b) => a.rps - b.rps)
+      const mid = byRps[Math.floor(byRps.length / 2)]
+      return [n, { rps: mid.rps, cpu_us: mid.cpu_us, runs: byRps.map((x) => x.rps), errors: runs[n].reduce((a, x) => a + x.errors, 0) }]
     }),
   )
 }
@@ -221,6 +267,7 @@ async function ttft(names) {
   for (const [i, k] of schedule(TTFT_N, names.length)) {
     {
       const name = names[(i + k) % names.length]
+      if (ORDER === 'gap') await new Promise((r) => setTimeout(r, 1))
       const t = await streamers[name](performance.now())
       if (t === null) throw new Error(`${name}: a stream had no content`)
       xs[name].push(t)
@@ -260,7 +307,7 @@ lines.push(`|---|${CONCURRENCY.map(() => '---:').join('|')}|`)
 for (const name of ONLY) {
   const cells = CONCURRENCY.map((c) => {
     const r = results.throughput[`${name}@${c}`]
-    return `${Math.round(r.rps)}${r.errors ? ` (${r.errors} errors)` : ''}`
+    return `${Math.round(r.rps)} (${Math.round(r.cpu_us)} CPU-µs)${r.errors ? ` (${r.errors} errors)` : ''}`
   })
   lines.push(`| ${name} | ${cells.join(' | ')} |`)
 }
@@ -269,6 +316,13 @@ if (results.latency.openai && results.latency.polyroute) {
   const tp = results.throughput['polyroute@64'] && results.throughput['openai@64'] && results.throughput['polyroute@64'].rps / results.throughput['openai@64'].rps
   lines.push('')
   lines.push(`polyroute added latency p50 = ${ratio.toFixed(2)} x openai-node's (target <= 0.33); throughput @64 = ${tp ? tp.toFixed(2) : '?'} x openai-node's (target >= 2).`)
+}
+if (results.latency.undici && results.latency.polyroute) {
+  const u = results.throughput['undici@64']
+  const p = results.throughput['polyroute@64']
+  lines.push(
+    `issue 18: polyroute added latency p50 = ${f(results.latency.polyroute.added.p50)} ms (target <= 0.050); throughput @64 = ${u && p ? (p.rps / u.rps).toFixed(2) : '?'} x undici request's (target >= 1).`,
+  )
 }
 const md = lines.join('\n')
 console.log(md)
