@@ -117,6 +117,26 @@ const clients = {
   },
 }
 
+/** Time from `t0` to the first content delta of an SSE body, reading it to the end. */
+async function firstDelta(sse, t0) {
+  const decoder = new TextDecoder()
+  let buf = ''
+  let ttft = null
+  for await (const chunk of sse) {
+    if (ttft !== null) continue
+    buf += decoder.decode(chunk, { stream: true })
+    let nl
+    while (ttft === null && (nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim()
+      buf = buf.slice(nl + 1)
+      if (!line.startsWith('data: ') || line === 'data: [DONE]') continue
+      const delta = JSON.parse(line.slice(6)).choices?.[0]?.delta
+      if (delta && delta.content) ttft = performance.now() - t0
+    }
+  }
+  return ttft
+}
+
 /** Time to the first content delta; the rest of the stream is consumed (connection reuse). */
 const streamers = {
   async fetch(t0) {
@@ -125,22 +145,7 @@ const streamers = {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
       body: JSON.stringify({ ...body('bench-stream'), stream: true }),
     })
-    const decoder = new TextDecoder()
-    let buf = ''
-    let ttft = null
-    for await (const chunk of r.body) {
-      if (ttft !== null) continue
-      buf += decoder.decode(chunk, { stream: true })
-      let nl
-      while (ttft === null && (nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim()
-        buf = buf.slice(nl + 1)
-        if (!line.startsWith('data: ') || line === 'data: [DONE]') continue
-        const delta = JSON.parse(line.slice(6)).choices?.[0]?.delta
-        if (delta && delta.content) ttft = performance.now() - t0
-      }
-    }
-    return ttft
+    return firstDelta(r.body, t0)
   },
   async undici(t0) {
     const r = await undiciRequest(`${server.url}/v1/chat/completions`, {
@@ -149,22 +154,7 @@ const streamers = {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
       body: JSON.stringify({ ...body('bench-stream'), stream: true }),
     })
-    const decoder = new TextDecoder()
-    let buf = ''
-    let ttft = null
-    for await (const chunk of r.body) {
-      if (ttft !== null) continue
-      buf += decoder.decode(chunk, { stream: true })
-      let nl
-      while (ttft === null && (nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim()
-        buf = buf.slice(nl + 1)
-        if (!line.startsWith('data: ') || line === 'data: [DONE]') continue
-        const delta = JSON.parse(line.slice(6)).choices?.[0]?.delta
-        if (delta && delta.content) ttft = performance.now() - t0
-      }
-    }
-    return ttft
+    return firstDelta(r.body, t0)
   },
   async openai(t0) {
     const s = await openai.chat.completions.create({ ...body('bench-stream'), stream: true })
