@@ -420,7 +420,7 @@ impl Budgets {
 
     /// Thresholds newly crossed by spend (reported once per budget, scope and period).
     /// Called after every settle: below the first threshold (the usual case) it builds no
-    /// labels and takes no lock beyond the counters'.
+    /// labels and does not touch the alerted set.
     pub fn crossed(&self, now: f64) -> Vec<(BudgetStatus, f64)> {
         let mut out = Vec::new();
         for (b, inst) in self.instances() {
@@ -454,7 +454,6 @@ impl Budgets {
         self.state.counters(window).iter().fold((0.0, 0.0), |a, c| (a.0 + c.spent, a.1 + c.reserved))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn status_of(b: &BudgetSpec, inst: &str, unit: Unit, limit: f64, spent: f64, reserved: f64, resets_at: f64) -> BudgetStatus {
         BudgetStatus {
             budget: b.name.clone(),
