@@ -14,13 +14,15 @@
 //!
 //! Waiting: the sync API uses [`block_on`], which drives the future on the calling thread
 //! with the GIL released, waking every [`SIGNAL_POLL`] to let Python run signal handlers (a
-//! `KeyboardInterrupt` drops the future, which cancels the request). asyncio goes through
+//! `KeyboardInterrupt` drops the future, which cancels the request); its requests to
+//! plain-http providers run on the calling thread (`polyroute::provider::inline`). asyncio goes through
 //! `aio.rs`. Neither ever takes the GIL on a runtime thread.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use polyroute::provider::inline;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use tokio::runtime::{Builder, Handle, Runtime};
@@ -69,11 +71,35 @@ where
     }
     let rt = runtime(py)?;
     let mut fut = std::pin::pin!(fut);
+    // Where a request running inline on this thread (see below) leaves the signal
+    // handler's exception when it stops for it.
+    let raised: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
     loop {
-        match py.detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_POLL, fut.as_mut()).await })) {
+        let hook = raised.clone();
+        // Inside `inline::scope` the call's requests to plain-http providers run on this
+        // thread (no hand-off to the runtime's workers); one waiting there asks `hook`
+        // between short waits, since this loop's timer cannot interrupt it.
+        let r =
+            py.detach(|| inline::scope(move || signalled(&hook), || rt.block_on(async { tokio::time::timeout(SIGNAL_POLL, fut.as_mut()).await })));
+        if let Some(e) = raised.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        match r {
             Ok(v) => return Ok(v),
             // Dropping `fut` on the way out of `?` cancels the request.
             Err(_elapsed) => py.check_signals()?,
         }
     }
+}
+
+/// Run Python's signal handlers from a thread that released the GIL; `true` (and the
+/// exception kept in `raised`) if one raised.
+fn signalled(raised: &Mutex<Option<PyErr>>) -> bool {
+    Python::attach(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(e) => {
+            *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            true
+        }
+    })
 }

@@ -95,7 +95,7 @@ impl Endpoint {
     pub async fn stream(&self, model: &str, req: &ChatRequest) -> Result<EventStream> {
         let p = self.provider.clone();
         let wire = p.build_request(model, req, true).map_err(|e| e.at(p.name(), model))?;
-        let resp = self.transport.send(wire).await.map_err(|e| e.at(p.name(), model))?;
+        let resp = super::inline::outside(|| self.transport.send(wire)).await.map_err(|e| e.at(p.name(), model))?;
         self.observe(&resp.headers);
         if !(200..300).contains(&resp.status) {
             let body = read_error_body(resp.body).await;

@@ -13,6 +13,7 @@ pub mod compat;
 pub mod credentials;
 pub mod endpoint;
 pub mod gemini;
+pub mod inline;
 pub mod mock;
 pub mod openai;
 pub mod ratelimit;

@@ -53,6 +53,9 @@ impl Default for TransportOptions {
 pub struct HttpTransport {
     client: reqwest::Client,
     urls: UrlCache,
+    /// Sync callers' requests to plain-`http` providers (`inline`); `None` when the
+    /// environment turns that off.
+    inline: Option<std::sync::Arc<super::inline::Pool>>,
 }
 
 /// Parsed URLs by their text: a router sends to a handful of URLs, and parsing one per request
@@ -96,7 +99,9 @@ impl HttpTransport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::config(format!("cannot build HTTP client: {e}")))?;
-        Ok(HttpTransport { client, urls: UrlCache::default() })
+        let inline = super::inline::allowed_by_env()
+            .then(|| std::sync::Arc::new(super::inline::Pool::new(opts.pool_max_idle_per_host, opts.pool_idle_timeout, opts.connect_timeout)));
+        Ok(HttpTransport { client, urls: UrlCache::default(), inline })
     }
 }
 
@@ -125,6 +130,11 @@ impl Transport for HttpTransport {
             // deployment may well have a good URL).
             Err(msg) => return Box::pin(async move { Err(Error::new(ErrorKind::Connection, msg)) }),
         };
+        if let (Some(deadline), Some(pool)) = (super::inline::here(), &self.inline) {
+            if url.scheme() == "http" {
+                return Box::pin(std::future::ready(pool.send(&url, req, deadline)));
+            }
+        }
         let rb = self.client.request(req.method, url).headers(req.headers).body(req.body);
         Box::pin(async move {
             let resp = rb.send().await.map_err(|e| map_reqwest_error(e, false))?;

@@ -25,6 +25,7 @@ use super::{Deployment, Router};
 use crate::error::{Error, ErrorKind, Result};
 use crate::guard::Guarded;
 use crate::policy::{OnBudgetExceeded, RouteSpec, Strategy};
+use crate::provider::inline;
 use crate::resilience::decide::{decide, enters_tier, Because, Decision, Failed, Next};
 use crate::resilience::retry::RetryBudget;
 use crate::telemetry::RouterEvent;
@@ -508,7 +509,11 @@ async fn send<T: Send + 'static>(
     if let Some(backup) = backup {
         return hedged(start, req, attempt, backup, limit, ctx, walk).await;
     }
-    let r = match tokio::time::timeout(limit, start(dep.clone(), req.clone())).await {
+    // A sync caller's request may run inline on its thread (`provider::inline`), where this
+    // timer cannot interrupt it: it gets the deadline too, and its expiry reads the same.
+    let inline_deadline = std::time::Instant::now() + limit;
+    let r = match tokio::time::timeout(limit, inline::within(inline_deadline, start(dep.clone(), req.clone()))).await {
+        Ok(Err(e)) if inline::is_deadline(&e) => Err(timeout_error(&dep, limit, remaining)),
         Ok(r) => r,
         Err(_) => Err(timeout_error(&dep, limit, remaining)),
     };

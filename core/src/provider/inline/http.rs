@@ -1,0 +1,394 @@
+//! HTTP/1.1 on a blocking socket, for one request on the calling thread, with idle
+//! connections pooled across threads. Deliberately small: plain `http`, requests with a known
+//! length, responses framed by `content-length`, chunked encoding or the connection's end.
+//! Its errors are classified like reqwest's on the other path (connection problems are
+//! `connection`, an elapsed deadline `timeout`), and they never name the URL.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind as IoKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::provider::endpoint::MAX_BODY_BYTES;
+use crate::provider::transport::WireResponse;
+use crate::provider::WireRequest;
+
+pub(super) static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// The longest one blocking read waits before the caller's interrupt check runs.
+const SLICE: Duration = Duration::from_millis(50);
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+const MAX_LINE_BYTES: usize = 4096;
+
+/// Idle kept-alive connections by `host:port`, shared by every thread of the process.
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<String, Vec<(TcpStream, Instant)>>>,
+    max_idle_per_host: usize,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("inline::Pool")
+    }
+}
+
+fn connection(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Connection, msg)
+}
+
+fn io_error(during_body: bool, e: std::io::Error) -> Error {
+    let what = if during_body { "body read failed" } else { "request failed" };
+    connection(format!("{what}: {e}"))
+}
+
+impl Pool {
+    pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, connect_timeout: Duration) -> Self {
+        Pool { idle: Mutex::new(HashMap::new()), max_idle_per_host, idle_timeout, connect_timeout }
+    }
+
+    /// Send `req` to `url` (plain `http`) and read the whole answer, by `deadline`.
+    pub(crate) fn send(&self, url: &reqwest::Url, req: WireRequest, deadline: Instant) -> Result<WireResponse> {
+        if super::interrupted() {
+            return Err(super::cancelled());
+        }
+        let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let key = format!("{host}:{port}");
+        let head = request_head(url, host, &req);
+        SENT.fetch_add(1, Ordering::Relaxed);
+        let (mut stream, reused) = match self.checkout(&key) {
+            Some(s) => (s, true),
+            None => (self.connect(url, deadline)?, false),
+        };
+        if let Err(e) = write_request(&mut stream, &head, &req.body, deadline) {
+            if !reused {
+                return Err(e);
+            }
+            // A pooled connection the server closed just now: the request did not get through
+            // whole, so it cannot have been served. Once more on a new one.
+            stream = self.connect(url, deadline)?;
+            write_request(&mut stream, &head, &req.body, deadline)?;
+        }
+        let mut conn = Conn { stream, buf: Vec::with_capacity(16 * 1024), pos: 0, deadline, timeout: None };
+        let (status, headers, framing, keep_alive) = conn.read_head()?;
+        let body = conn.read_body(framing)?;
+        if keep_alive && framing != Framing::UntilClose && conn.pos == conn.buf.len() {
+            self.checkin(key, conn.stream);
+        }
+        let body = futures::stream::once(std::future::ready(Ok(Bytes::from(body))));
+        Ok(WireResponse { status, headers, body: Box::pin(body) })
+    }
+
+    /// The most recently used idle connection that is still open.
+    fn checkout(&self, key: &str) -> Option<TcpStream> {
+        loop {
+            let (s, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()?;
+            if since.elapsed() < self.idle_timeout && still_open(&s) {
+                return Some(s);
+            }
+        }
+    }
+
+    fn checkin(&self, key: String, s: TcpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(key).or_default();
+        if list.len() < self.max_idle_per_host {
+            list.push((s, Instant::now()));
+        }
+    }
+
+    fn connect(&self, url: &reqwest::Url, deadline: Instant) -> Result<TcpStream> {
+        // Name resolution blocks this thread, as it would any sync client's.
+        let addrs = url.socket_addrs(|| Some(80)).map_err(|e| connection(format!("cannot resolve the provider's host: {e}")))?;
+        let mut last = connection("the provider's host resolved to no address");
+        for a in addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(super::deadline_passed());
+            }
+            match TcpStream::connect_timeout(&a, self.connect_timeout.min(left)) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) if e.kind() == IoKind::TimedOut => last = Error::new(ErrorKind::Timeout, format!("connect timed out: {e}")),
+                Err(e) => last = connection(format!("connect failed: {e}")),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Whether a pooled connection is still usable: nothing to read yet (the server would only
+/// send unasked bytes to close it) and not closed. Cheaper than finding out by a failed
+/// request, which the server may already have half read.
+fn still_open(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let open = matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == IoKind::WouldBlock);
+    open && s.set_nonblocking(false).is_ok()
+}
+
+fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest) -> Vec<u8> {
+    let mut h = Vec::with_capacity(512);
+    h.extend_from_slice(req.method.as_str().as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(url.path().as_bytes());
+    if let Some(q) = url.query() {
+        h.push(b'?');
+        h.extend_from_slice(q.as_bytes());
+    }
+    h.extend_from_slice(b" HTTP/1.1\r\n");
+    if !req.headers.contains_key(http::header::HOST) {
+        h.extend_from_slice(b"host: ");
+        h.extend_from_slice(host.as_bytes());
+        if let Some(p) = url.port() {
+            h.extend_from_slice(format!(":{p}").as_bytes());
+        }
+        h.extend_from_slice(b"\r\n");
+    }
+    if !req.headers.contains_key(http::header::ACCEPT) {
+        h.extend_from_slice(b"accept: */*\r\n");
+    }
+    for (k, v) in &req.headers {
+        if k == http::header::CONTENT_LENGTH || k == http::header::TRANSFER_ENCODING || k == http::header::CONNECTION {
+            continue;
+        }
+        h.extend_from_slice(k.as_str().as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(v.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    }
+    h.extend_from_slice(format!("content-length: {}\r\n\r\n", req.body.len()).as_bytes());
+    h
+}
+
+fn write_request(s: &mut TcpStream, head: &[u8], body: &[u8], deadline: Instant) -> Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(super::deadline_passed());
+    }
+    s.set_write_timeout(Some(left)).map_err(|e| io_error(false, e))?;
+    let r = if body.len() <= 64 * 1024 {
+        // One segment for the usual small request.
+        let mut all = Vec::with_capacity(head.len() + body.len());
+        all.extend_from_slice(head);
+        all.extend_from_slice(body);
+        s.write_all(&all)
+    } else {
+        s.write_all(head).and_then(|()| s.write_all(body))
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => Err(super::deadline_passed()),
+        Err(e) => Err(io_error(false, e)),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed.
+    pos: usize,
+    deadline: Instant,
+    /// The read timeout set on the socket now (a syscall to change).
+    timeout: Option<Duration>,
+}
+
+impl Conn {
+    /// Read more into the buffer: the number of bytes read, 0 at the end of the connection.
+    fn fill(&mut self, during_body: bool) -> Result<usize> {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(super::deadline_passed());
+            }
+            let wait = left.min(SLICE);
+            // Re-arm only when the slice shrinks near the deadline: one syscall per call.
+            if self.timeout.is_none_or(|t| wait < t) {
+                self.stream.set_read_timeout(Some(wait)).map_err(|e| io_error(during_body, e))?;
+                self.timeout = Some(wait);
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => {
+                    if super::interrupted() {
+                        return Err(super::cancelled());
+                    }
+                }
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(e) => return Err(io_error(during_body, e)),
+            }
+        }
+    }
+
+    /// Status, headers, how the body is framed, and whether the connection may be reused.
+    /// Interim (1xx) answers are skipped.
+    fn read_head(&mut self) -> Result<(u16, HeaderMap, Framing, bool)> {
+        loop {
+            if self.pos < self.buf.len() {
+                let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut r = httparse::Response::new(&mut hs);
+                match r.parse(&self.buf[self.pos..]) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        self.pos += n;
+                        let status = r.code.unwrap_or(0);
+                        if (100..200).contains(&status) && status != 101 {
+                            continue;
+                        }
+                        let mut headers = HeaderMap::with_capacity(r.headers.len());
+                        for h in r.headers.iter() {
+                            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| connection("invalid HTTP response: bad header name"))?;
+                            let value = HeaderValue::from_bytes(h.value).map_err(|_| connection("invalid HTTP response: bad header value"))?;
+                            headers.append(name, value);
+                        }
+                        let (framing, reusable) = framing(status, r.version == Some(1), &headers)?;
+                        return Ok((status, headers, framing, reusable));
+                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() - self.pos > MAX_HEAD_BYTES => {
+                        return Err(connection("invalid HTTP response: head too large"));
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(e) => return Err(connection(format!("invalid HTTP response: {e}"))),
+                }
+            }
+            if self.fill(false)? == 0 {
+                let what = if self.buf.is_empty() { "before a response" } else { "in the middle of the response head" };
+                return Err(connection(format!("connection closed by the server {what}")));
+            }
+        }
+    }
+
+    fn read_body(&mut self, framing: Framing) -> Result<Vec<u8>> {
+        match framing {
+            Framing::Empty => Ok(Vec::new()),
+            Framing::Length(n) if n > MAX_BODY_BYTES => Err(too_large()),
+            Framing::Length(n) => {
+                while self.buf.len() - self.pos < n {
+                    if self.fill(true)? == 0 {
+                        return Err(truncated());
+                    }
+                }
+                let body = self.buf[self.pos..self.pos + n].to_vec();
+                self.pos += n;
+                Ok(body)
+            }
+            Framing::Chunked => self.read_chunked(),
+            Framing::UntilClose => {
+                while self.fill(true)? > 0 {
+                    if self.buf.len() - self.pos > MAX_BODY_BYTES {
+                        return Err(too_large());
+                    }
+                }
+                let body = self.buf[self.pos..].to_vec();
+                self.pos = self.buf.len();
+                Ok(body)
+            }
+        }
+    }
+
+    fn read_chunked(&mut self) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line()?;
+            let size = line.split(|b| *b == b';').next().map(|s| s.trim_ascii()).unwrap_or_default();
+            let size = std::str::from_utf8(size)
+                .ok()
+                .and_then(|s| usize::from_str_radix(s, 16).ok())
+                .ok_or_else(|| connection("body read failed: invalid chunk size"))?;
+            if size == 0 {
+                // Trailers, up to the blank line that ends the message.
+                while !self.read_line()?.is_empty() {}
+                return Ok(body);
+            }
+            if body.len() + size > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            while self.buf.len() - self.pos < size + 2 {
+                if self.fill(true)? == 0 {
+                    return Err(truncated());
+                }
+            }
+            body.extend_from_slice(&self.buf[self.pos..self.pos + size]);
+            if &self.buf[self.pos + size..self.pos + size + 2] != b"\r\n" {
+                return Err(connection("body read failed: chunk not followed by CRLF"));
+            }
+            self.pos += size + 2;
+        }
+    }
+
+    /// One line of the body's framing, without its line end.
+    fn read_line(&mut self) -> Result<Vec<u8>> {
+        loop {
+            if let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                let line = self.buf[self.pos..self.pos + i].strip_suffix(b"\r").unwrap_or(&self.buf[self.pos..self.pos + i]).to_vec();
+                self.pos += i + 1;
+                return Ok(line);
+            }
+            if self.buf.len() - self.pos > MAX_LINE_BYTES {
+                return Err(connection("body read failed: chunk line too long"));
+            }
+            if self.fill(true)? == 0 {
+                return Err(truncated());
+            }
+        }
+    }
+}
+
+fn truncated() -> Error {
+    connection("body read failed: connection closed before the end of the body")
+}
+
+fn too_large() -> Error {
+    // The same words as `read_body`'s limit on the other path.
+    Error::malformed(format!("response body larger than {MAX_BODY_BYTES} bytes"))
+}
+
+/// How the body after this head is delimited (RFC 9112 §6.3), and whether the connection
+/// can carry another request afterwards.
+fn framing(status: u16, http11: bool, h: &HeaderMap) -> Result<(Framing, bool)> {
+    let close =
+        h.get_all(http::header::CONNECTION).iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))));
+    let reusable = http11 && !close;
+    if status == 204 || status == 304 {
+        return Ok((Framing::Empty, reusable));
+    }
+    if let Some(te) = h.get_all(http::header::TRANSFER_ENCODING).iter().last() {
+        let chunked = te.to_str().is_ok_and(|v| v.rsplit(',').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked")));
+        return Ok(if chunked { (Framing::Chunked, reusable) } else { (Framing::UntilClose, false) });
+    }
+    let mut lengths = h.get_all(http::header::CONTENT_LENGTH).iter();
+    match lengths.next() {
+        None => Ok((Framing::UntilClose, false)),
+        Some(first) => {
+            let n: usize =
+                first.to_str().ok().and_then(|v| v.trim().parse().ok()).ok_or_else(|| connection("invalid HTTP response: bad content-length"))?;
+            if lengths.any(|v| v != first) {
+                return Err(connection("invalid HTTP response: conflicting content-length"));
+            }
+            Ok((if n == 0 { Framing::Empty } else { Framing::Length(n) }, reusable))
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Sync callers' HTTP on their own thread.
+//!
+//! A sync call (`Router.chat` in Python, [`block_on`] in Rust) already runs the router's
+//! future on the calling thread, but reqwest hands every request to a connection task and
+//! an IO driver on the runtime's workers, so each call crossed threads at least twice each
+//! way, and woke a parked worker first when the process had been idle: on a 2-core VM that
+//! was 50–100 µs per call, more than the routing itself (issue 18). Here, inside a scope
+//! that a sync entry point opens, an attempt's request to a plain-`http` provider is written
+//! and its answer read on the calling thread over a blocking socket from a pool shared by
+//! every thread (`http.rs`).
+//!
+//! What stays on reqwest, by design: `https` (network latency dwarfs the hop there), streams
+//! (their chunks are consumed later, maybe elsewhere), hedged attempts (they race two
+//! requests, which one blocked thread cannot), anything spawned (shadow traffic), every async
+//! caller, and all calls when a proxy is configured in the environment or
+//! `POLYROUTE_INLINE_HTTP=0` is set.
+//!
+//! How the pieces meet without new parameters through the provider interface: the attempt
+//! loop wraps an attempt in [`within`] (its deadline), which is visible to the transport only
+//! while that attempt is being polled, on this thread, inside a [`scope`]. A blocking read
+//! waits in slices so the scope's interrupt check (Python's Ctrl-C) runs between them.
+
+mod http;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+
+pub(crate) use http::Pool;
+
+struct Scope {
+    interrupted: Box<dyn Fn() -> bool>,
+    /// Sticky: once the caller asked to stop, every later inline request of this call stops.
+    cancelled: Cell<bool>,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Run `f` with inline HTTP allowed on this thread. `interrupted` is asked every few tens of
+/// milliseconds while a request waits; `true` ends it as `cancelled` (and the call's later
+/// inline requests too).
+pub fn scope<R>(interrupted: impl Fn() -> bool + 'static, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Scope>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            SCOPE.with(|s| *s.borrow_mut() = prev);
+        }
+    }
+    let prev = SCOPE.with(|s| s.borrow_mut().replace(Scope { interrupted: Box::new(interrupted), cancelled: Cell::new(false) }));
+    let _restore = Restore(prev);
+    f()
+}
+
+/// `rt.block_on(fut)` for a sync Rust caller, with this thread doing its plain-`http`
+/// providers' requests itself. Use a multi-thread runtime: anything the future spawns runs
+/// on its workers as usual.
+pub fn block_on<F: Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
+    scope(|| false, || rt.block_on(fut))
+}
+
+/// An attempt whose requests may run inline until `deadline`.
+pub(crate) fn within<F: Future + Unpin>(deadline: Instant, inner: F) -> Within<F> {
+    Within { deadline, inner }
+}
+
+pub(crate) struct Within<F> {
+    deadline: Instant,
+    inner: F,
+}
+
+impl<F: Future + Unpin> Future for Within<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _restore = SetDeadline::new(Some(self.deadline));
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+/// Sets the thread's deadline and puts the previous one back when dropped (a panicking poll
+/// included).
+struct SetDeadline(Option<Instant>);
+
+impl SetDeadline {
+    fn new(d: Option<Instant>) -> Self {
+        SetDeadline(DEADLINE.with(|c| c.replace(d)))
+    }
+}
+
+impl Drop for SetDeadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|c| c.set(self.0));
+    }
+}
+
+/// Run `f` (which starts a request) with inline HTTP off: a stream's body is read after the
+/// attempt returns, so it must come from a connection the runtime drives.
+pub(crate) fn outside<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = SetDeadline::new(None);
+    f()
+}
+
+/// The deadline of the attempt being polled on this thread, if its request may run inline.
+pub(crate) fn here() -> Option<Instant> {
+    let d = DEADLINE.with(Cell::get)?;
+    SCOPE.with(|s| s.borrow().is_some()).then_some(d)
+}
+
+/// Whether the scope's caller asked to stop (asks it now; remembers a yes).
+pub(crate) fn interrupted() -> bool {
+    SCOPE.with(|s| match s.borrow().as_ref() {
+        Some(sc) if sc.cancelled.get() => true,
+        Some(sc) if (sc.interrupted)() => {
+            sc.cancelled.set(true);
+            true
+        }
+        _ => false,
+    })
+}
+
+pub(crate) fn cancelled() -> Error {
+    Error::new(ErrorKind::Cancelled, "cancelled by the caller")
+}
+
+const DEADLINE_MSG: &str = "inline request reached its attempt deadline";
+
+/// The attempt's deadline passed while its request ran inline. The attempt loop replaces it
+/// with the same error its own timer gives, so callers see one wording whichever path ran.
+pub(crate) fn deadline_passed() -> Error {
+    Error::new(ErrorKind::Timeout, DEADLINE_MSG)
+}
+
+pub(crate) fn is_deadline(e: &Error) -> bool {
+    e.kind == ErrorKind::Timeout && e.message == DEADLINE_MSG
+}
+
+/// Requests sent inline since the process started (tests check that the path was taken).
+#[doc(hidden)]
+pub fn sent() -> u64 {
+    http::SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether inline HTTP may be used by a transport built now: not with a proxy configured in
+/// the environment (reqwest honours those; this path does not speak to proxies), nor when
+/// `POLYROUTE_INLINE_HTTP=0`.
+pub(crate) fn allowed_by_env() -> bool {
+    let off = std::env::var("POLYROUTE_INLINE_HTTP").is_ok_and(|v| v.trim() == "0" || v.trim().eq_ignore_ascii_case("false"));
+    let proxied = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"].iter().any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    !off && !proxied
+}

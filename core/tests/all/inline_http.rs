@@ -1,0 +1,241 @@
+//! Sync callers' inline HTTP (`polyroute::provider::inline`) against real loopback servers:
+//! every framing and failure gives what the reqwest path gives for the same bytes, pooled
+//! connections are reused and dropped when the server closed them, deadlines and the
+//! caller's interrupt end a waiting request with the usual typed errors.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use polyroute::provider::inline;
+use polyroute::{ChatRequest, ErrorKind, Message, Router};
+
+const KEY: &str = "sk-test-fake-canary-7f3a9c";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn completion(text: &str) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    })
+    .to_string()
+}
+
+fn ok(body: &str, extra: &str) -> Vec<u8> {
+    status(200, body, extra)
+}
+
+fn status(code: u16, body: &str, extra: &str) -> Vec<u8> {
+    format!("HTTP/1.1 {code} X\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+/// How the scripted server ends a connection after answering.
+#[derive(Clone, Copy, PartialEq)]
+enum After {
+    KeepOpen,
+    Close,
+}
+
+/// A loopback HTTP/1.1 server answering every request with `answer`; counts connections.
+/// `None` as the answer: read the request and never reply.
+struct Scripted {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+fn scripted(answer: Option<Vec<u8>>, after: After) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                while read_request(&mut conn) {
+                    let Some(a) = &answer else {
+                        std::thread::sleep(Duration::from_secs(30));
+                        return;
+                    };
+                    if conn.write_all(a).is_err() || after == After::Close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Scripted { port, connections }
+}
+
+/// Read one request (head and `content-length` body); false when the client closed.
+fn read_request(conn: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse().unwrap()).unwrap_or(0);
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).is_ok()
+}
+
+fn router(port: u16, route_extra: &str) -> Router {
+    Router::from_policy_str(&format!(
+        r#"
+providers:
+  p: {{kind: openai, base_url: "http://127.0.0.1:{port}/v1", api_key: "{KEY}"}}
+deployments:
+  d: {{provider: p, model: "m"}}
+routes:
+  - name: main
+    deployments: [d]
+    retry: {{attempts_per_deployment: 1}}
+{route_extra}
+"#
+    ))
+    .unwrap()
+}
+
+fn req() -> ChatRequest {
+    ChatRequest::new(vec![Message::user("hi")])
+}
+
+/// The outcome as a test compares it: the answer's text, or the error's kind.
+fn outcome(r: polyroute::Result<polyroute::ChatResponse>) -> Result<String, ErrorKind> {
+    r.map(|c| c.choices[0].message.text()).map_err(|e| e.kind)
+}
+
+#[test]
+fn every_framing_and_failure_matches_the_reqwest_path() {
+    let body = completion("hello");
+    let chunked = {
+        let (a, b) = body.split_at(10);
+        format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x};ext=1\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\ntrailer: x\r\n\r\n", a.len(), b.len())
+    };
+    let cases: Vec<(&str, Vec<u8>, Result<String, ErrorKind>)> = vec![
+        ("content-length", ok(&body, ""), Ok("hello".into())),
+        ("chunked with an extension and a trailer", chunked.into_bytes(), Ok("hello".into())),
+        ("HTTP/1.0 until close", format!("HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n{body}").into_bytes(), Ok("hello".into())),
+        ("interim 100 first", [b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), ok(&body, "")].concat(), Ok("hello".into())),
+        ("truncated body", format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len() + 50).into_bytes(), Err(ErrorKind::Connection)),
+        ("garbage status line", b"HTTP/1.1 abc\r\n\r\n".to_vec(), Err(ErrorKind::Connection)),
+        ("not HTTP", b"hello there\r\n\r\n".to_vec(), Err(ErrorKind::Connection)),
+        ("bad content-length", b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n{}".to_vec(), Err(ErrorKind::Connection)),
+        ("not JSON", ok("{not json", ""), Err(ErrorKind::MalformedResponse)),
+        ("server error", status(500, r#"{"error":{"message":"it broke"}}"#, ""), Err(ErrorKind::ServerError)),
+        ("unauthorised, closing", status(401, "{}", "connection: close\r\n"), Err(ErrorKind::Auth)),
+    ];
+    let rt = runtime();
+    for (name, answer, want) in cases {
+        let after = if answer.starts_with(b"HTTP/1.0") || name.contains("truncated") { After::Close } else { After::KeepOpen };
+        let srv = scripted(Some(answer), after);
+        // A router each: some failures open the deployment's breaker.
+        let before = inline::sent();
+        let inline_got = outcome(inline::block_on(&rt, router(srv.port, "").chat(req())));
+        assert!(inline::sent() > before, "{name}: the request did not run inline");
+        let reqwest_got = outcome(rt.block_on(router(srv.port, "").chat(req())));
+        assert_eq!(inline_got, want, "{name}: inline");
+        assert_eq!(reqwest_got, want, "{name}: reqwest");
+    }
+}
+
+#[test]
+fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
+    let rt = runtime();
+    let open = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
+    let r = router(open.port, "");
+    for _ in 0..5 {
+        assert_eq!(outcome(inline::block_on(&rt, r.chat(req()))), Ok("hi".to_string()));
+    }
+    assert_eq!(open.connections.load(Ordering::SeqCst), 1, "one connection for five sequential calls");
+
+    // The server closes after every answer without saying so: each next call must notice
+    // the pooled connection is gone and open another, not fail.
+    let closing = scripted(Some(ok(&completion("hi"), "")), After::Close);
+    let r = router(closing.port, "");
+    for _ in 0..3 {
+        assert_eq!(outcome(inline::block_on(&rt, r.chat(req()))), Ok("hi".to_string()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(closing.connections.load(Ordering::SeqCst), 3);
+
+    // It says so: not pooled either.
+    let says = scripted(Some(ok(&completion("hi"), "connection: close\r\n")), After::Close);
+    let r = router(says.port, "");
+    for _ in 0..2 {
+        assert_eq!(outcome(inline::block_on(&rt, r.chat(req()))), Ok("hi".to_string()));
+    }
+    assert_eq!(says.connections.load(Ordering::SeqCst), 2);
+
+    // Threads share the pool: calls from many threads in turn need no more connections than
+    // were ever in use at once.
+    let shared = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
+    let r = Arc::new(router(shared.port, ""));
+    let rt = Arc::new(rt);
+    for _ in 0..4 {
+        let (r, rt) = (r.clone(), rt.clone());
+        std::thread::spawn(move || outcome(inline::block_on(&rt, r.chat(req())))).join().unwrap().unwrap();
+    }
+    assert_eq!(shared.connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_unanswered_request_times_out_like_on_the_other_path() {
+    let rt = runtime();
+    let srv = scripted(None, After::KeepOpen);
+    let r = router(srv.port, "    timeouts: {first_token: 300ms}");
+    for (path, got) in [("inline", inline::block_on(&rt, r.chat(req()))), ("reqwest", rt.block_on(r.chat(req())))] {
+        let e = got.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "{path}: {e}");
+        assert!(e.message.contains("first-token timeout"), "{path}: {}", e.message);
+    }
+}
+
+#[test]
+fn the_callers_interrupt_ends_a_waiting_request_as_cancelled() {
+    let rt = runtime();
+    let srv = scripted(None, After::KeepOpen);
+    let r = router(srv.port, "    timeouts: {first_token: 20s, total: 30s}");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let seen = asked.clone();
+    // Says "stop" the third time it is asked, i.e. after ~100 ms of waiting.
+    let e = inline::scope(move || seen.fetch_add(1, Ordering::SeqCst) >= 2, || rt.block_on(r.chat(req()))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Cancelled, "{e}");
+    assert_eq!(asked.load(Ordering::SeqCst), 3, "asked between waits, and not again after it said stop");
+    assert_eq!(srv.connections.load(Ordering::SeqCst), 1, "a cancelled request is not retried");
+}
+
+#[test]
+fn streams_in_a_sync_scope_still_stream() {
+    let rt = runtime();
+    let sse = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hel\"},\"finish_reason\":null}]}\n\n\
+               data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n\
+               data: [DONE]\n\n";
+    let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{sse}", sse.len());
+    let srv = scripted(Some(answer.into_bytes()), After::KeepOpen);
+    let r = router(srv.port, "");
+    let text = inline::block_on(&rt, async {
+        let mut s = r.stream(req()).await.unwrap();
+        let mut text = String::new();
+        while let Some(ev) = s.next().await {
+            if let polyroute::StreamEvent::ContentDelta { text: t } = ev.unwrap() {
+                text.push_str(&t);
+            }
+        }
+        text
+    });
+    assert_eq!(text, "hello");
+}
