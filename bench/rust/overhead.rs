@@ -13,10 +13,18 @@
 //! Beside latency: process CPU time and context switches per call (getrusage, the whole
 //! process, so the in-process mock server's share is in every row alike; the differences
 //! are what a path costs). Throughput at concurrency 64 gives CPU-µs per request too.
+//!
+//! Then sync callers, from a plain thread outside the runtime: a raw blocking socket (the
+//! floor the "sync call" target is measured against), `Router::chat` under
+//! `Handle::block_on` (reqwest on the runtime's workers, how sync callers ran before) and
+//! under `polyroute::provider::inline::block_on` (the request on the calling thread).
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use polyroute::provider::inline;
 use polyroute::provider::{build_provider, Endpoint, HttpTransport, ProviderConfig, ProviderKind, TransportOptions};
 use polyroute::{ChatRequest, Message, Router};
 use polyroute_mock_server::{start, ServerOptions};
@@ -160,6 +168,88 @@ async fn tput(cl: &Arc<Clients>, p: Path, conc: usize, secs: f64) -> (f64, f64) 
     (total as f64 / secs, (c1 - c0) / total as f64)
 }
 
+/// HTTP/1.1 by hand on one kept-alive blocking socket: the least a sync caller can do.
+struct RawSocket {
+    s: TcpStream,
+    request: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl RawSocket {
+    fn new(addr: &str, path: &str, body: &str) -> Self {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        let request =
+            format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+                .into_bytes();
+        RawSocket { s, request, buf: Vec::with_capacity(16384) }
+    }
+
+    fn call(&mut self) {
+        self.s.write_all(&self.request).unwrap();
+        self.buf.clear();
+        let mut chunk = [0u8; 16384];
+        let (head_end, len) = loop {
+            let n = self.s.read(&mut chunk).unwrap();
+            assert!(n > 0, "server closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..i]).to_ascii_lowercase();
+                let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).expect("content-length").trim().parse().unwrap();
+                break (i + 4, len);
+            }
+        };
+        while self.buf.len() < head_end + len {
+            let n = self.s.read(&mut chunk).unwrap();
+            assert!(n > 0, "server closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        let _: serde_json::Value = serde_json::from_slice(&self.buf[head_end..head_end + len]).unwrap();
+    }
+}
+
+/// Sync callers, interleaved, from this (non-runtime) thread; `gap` sleeps 1 ms before each.
+fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, n: usize, gap: bool) -> Vec<Series> {
+    let mut s: Vec<Series> = (0..3).map(|_| Series::default()).collect();
+    for _ in 0..n {
+        for (i, x) in s.iter_mut().enumerate() {
+            if gap {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let (c0, s0) = usage();
+            let t = Instant::now();
+            match i {
+                0 => raw.call(),
+                1 => drop(rt.block_on(cl.router.chat(cl.req.clone())).unwrap()),
+                _ => drop(inline::block_on(rt, cl.router.chat(cl.req.clone())).unwrap()),
+            }
+            x.lat.push(t.elapsed().as_secs_f64() * 1e6);
+            let (c1, s1) = usage();
+            x.cpu_us += c1 - c0;
+            x.csw += s1 - s0;
+        }
+    }
+    s
+}
+
+fn print_sync(name: &str, n: usize, s: &mut [Series]) {
+    println!("| sync callers, {name} (n={n}) | p50 µs | p99 µs | added p50 µs | added p99 µs | CPU µs/call | context switches/call |");
+    println!("|---|---|---|---|---|---|---|");
+    let labels = [
+        "raw blocking socket + JSON parse (floor)",
+        "`Router::chat` under `Handle::block_on` (reqwest)",
+        "`Router::chat` under `inline::block_on` (calling thread)",
+    ];
+    let (f50, f99) = (pct(&mut s[0].lat, 0.5), pct(&mut s[0].lat, 0.99));
+    for (i, x) in s.iter_mut().enumerate() {
+        let (p50, p99) = (pct(&mut x.lat, 0.5), pct(&mut x.lat, 0.99));
+        let k = x.lat.len() as f64;
+        let added = if i == 0 { "– | –".to_string() } else { format!("{:.0} | {:.0}", p50 - f50, p99 - f99) };
+        println!("| {} | {p50:.0} | {p99:.0} | {added} | {:.1} | {:.2} |", labels[i], x.cpu_us / k, x.csw / k);
+    }
+    println!();
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3000);
@@ -209,7 +299,23 @@ budgets:
             cl.call(p).await;
         }
     }
-    // For a profiler: only `Router::chat` at concurrency 64 for 10 s (`BENCH_PROFILE=1`).
+    // For a profiler: only `Router::chat` for 10 s, from one sync caller under
+    // `inline::block_on` (`BENCH_PROFILE=sync`) or at concurrency 64 (`BENCH_PROFILE=1`).
+    if std::env::var("BENCH_PROFILE").is_ok_and(|v| v == "sync") {
+        let (cl, rt) = (cl.clone(), tokio::runtime::Handle::current());
+        let t = std::thread::spawn(move || {
+            let (stop, mut k) = (Instant::now() + Duration::from_secs(10), 0u64);
+            let (c0, _) = usage();
+            while Instant::now() < stop {
+                inline::block_on(&rt, cl.router.chat(cl.req.clone())).unwrap();
+                k += 1;
+            }
+            (k, (usage().0 - c0) / k as f64)
+        });
+        let (k, cpu) = tokio::task::spawn_blocking(move || t.join().unwrap()).await.unwrap();
+        println!("sync Router::chat alone: {:.0} calls/s, {cpu:.1} CPU µs/call", k as f64 / 10.0);
+        return;
+    }
     if std::env::var_os("BENCH_PROFILE").is_some() {
         let (rps, cpu) = tput(&cl, Path::Routed, 64, 10.0).await;
         println!("Router::chat alone: {rps:.0} req/s, {cpu:.1} CPU µs/request");
@@ -219,6 +325,24 @@ budgets:
     print_order("interleaved", n, &mut measure(&cl, Order::Interleaved, n).await);
     print_order("back to back, blocks of 100", n, &mut measure(&cl, Order::BackToBack, n).await);
     print_order("idle gap of 1 ms before each call", gap_n, &mut measure(&cl, Order::IdleGap, gap_n).await);
+
+    // Sync callers, from a thread of their own (a runtime thread may not block).
+    let (cl2, rt, addr) =
+        (cl.clone(), tokio::runtime::Handle::current(), srv.base_url().trim_start_matches("http://").split('/').next().unwrap().to_string());
+    let url_path = format!("/{}", cl.url.trim_start_matches("http://").split_once('/').unwrap().1);
+    let sync = std::thread::spawn(move || {
+        let mut raw = RawSocket::new(&addr, &url_path, &cl2.body);
+        for _ in 0..200 {
+            raw.call();
+            inline::block_on(&rt, cl2.router.chat(cl2.req.clone())).unwrap();
+        }
+        let a = measure_sync(&rt, &cl2, &mut raw, n, false);
+        let b = measure_sync(&rt, &cl2, &mut raw, gap_n, true);
+        (a, b)
+    });
+    let (mut a, mut b) = tokio::task::spawn_blocking(move || sync.join().unwrap()).await.unwrap();
+    print_sync("interleaved", n, &mut a);
+    print_sync("idle gap of 1 ms before each call", gap_n, &mut b);
 
     // Throughput at concurrency 64, alternating 2-second windows.
     let mut t: Vec<Vec<(f64, f64)>> = PATHS.iter().map(|_| Vec::new()).collect();

@@ -96,6 +96,13 @@ impl super::Provider for OpenAiProvider {
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
+        // A complete, well-typed completion (nearly every one) goes straight from bytes into
+        // the response; anything irregular takes the lenient path through a `Value` below.
+        if let Ok(r) = serde_json::from_slice::<ChatResponse>(body) {
+            if !r.extra.get("error").is_some_and(|e| !e.is_null()) {
+                return Ok(normalise(r, self.compat));
+            }
+        }
         let v: Value = serde_json::from_slice(body).map_err(|e| Error::malformed(format!("response is not JSON: {e}")).with_status(status))?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.parse_error(model, status, headers, body));
@@ -133,7 +140,11 @@ pub(crate) fn parse_completion(mut v: Value, model: &str, compat: bool) -> Resul
     if obj.get("usage").is_some_and(Value::is_null) {
         obj.remove("usage");
     }
-    let mut r: ChatResponse = serde_json::from_value(v).map_err(|e| Error::malformed(format!("unexpected completion shape: {e}")))?;
+    let r: ChatResponse = serde_json::from_value(v).map_err(|e| Error::malformed(format!("unexpected completion shape: {e}")))?;
+    Ok(normalise(r, compat))
+}
+
+fn normalise(mut r: ChatResponse, compat: bool) -> ChatResponse {
     for c in &mut r.choices {
         if compat && !c.message.tool_calls.is_empty() && c.finish_reason == Some(FinishReason::Stop) {
             // Some servers say `stop` while returning tool calls; the calls are what matters.
@@ -141,7 +152,7 @@ pub(crate) fn parse_completion(mut v: Value, model: &str, compat: bool) -> Resul
         }
         lift_reasoning(&mut c.message);
     }
-    Ok(r)
+    r
 }
 
 /// Put reasoning where the unified contract (and the stream path) puts it:

@@ -59,22 +59,26 @@ pub struct Choice {
     pub logprobs: Option<Value>,
 }
 
+// Both directions go field by field, not through a `Value` of the whole choice: a
+// `Value` in between cost a second pass (and a deep copy of the message) per response.
 impl Serialize for Choice {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = Map::new();
-        m.insert("index".into(), self.index.into());
-        m.insert("message".into(), serde_json::to_value(&self.message).map_err(serde::ser::Error::custom)?);
+        use serde::ser::SerializeMap;
         // Prefer the provider's own string when it is an OpenAI value, so an OpenAI response
         // round-trips exactly; otherwise the normalised one.
         let fr = match (&self.native_finish_reason, self.finish_reason) {
-            (Some(n), Some(f)) if FinishReason::from_openai(n) == f && is_openai_finish(n) => Value::String(n.clone()),
-            (_, Some(f)) => Value::String(f.as_str().into()),
-            (Some(n), None) => Value::String(n.clone()),
-            (None, None) => Value::Null,
+            (Some(n), Some(f)) if FinishReason::from_openai(n) == f && is_openai_finish(n) => Some(n.as_str()),
+            (_, Some(f)) => Some(f.as_str()),
+            (Some(n), None) => Some(n.as_str()),
+            (None, None) => None,
         };
-        m.insert("finish_reason".into(), fr);
-        m.insert("logprobs".into(), self.logprobs.clone().unwrap_or(Value::Null));
-        Value::Object(m).serialize(s)
+        // Keys in sorted order, as the `Map` this used to build wrote them.
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("finish_reason", &fr)?;
+        m.serialize_entry("index", &self.index)?;
+        m.serialize_entry("logprobs", &self.logprobs)?;
+        m.serialize_entry("message", &self.message)?;
+        m.end()
     }
 }
 
@@ -84,16 +88,30 @@ fn is_openai_finish(s: &str) -> bool {
 
 impl<'de> Deserialize<'de> for Choice {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let message = v.get("message").cloned().ok_or_else(|| D::Error::custom("choice needs `message`"))?;
-        let message: Message = serde_json::from_value(message).map_err(D::Error::custom)?;
-        let native = v.get("finish_reason").and_then(Value::as_str).map(str::to_string);
+        // Lenient where providers are: an index or finish reason of another type reads as
+        // absent; unknown keys are ignored.
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            index: Value,
+            message: Option<Message>,
+            #[serde(default)]
+            finish_reason: Value,
+            #[serde(default)]
+            logprobs: Value,
+        }
+        let r = Raw::deserialize(d)?;
+        let message = r.message.ok_or_else(|| D::Error::custom("choice needs `message`"))?;
+        let native = match r.finish_reason {
+            Value::String(s) => Some(s),
+            _ => None,
+        };
         Ok(Choice {
-            index: v.get("index").and_then(Value::as_u64).unwrap_or(0) as u32,
+            index: r.index.as_u64().unwrap_or(0) as u32,
             message,
             finish_reason: native.as_deref().map(FinishReason::from_openai),
             native_finish_reason: native,
-            logprobs: v.get("logprobs").filter(|l| !l.is_null()).cloned(),
+            logprobs: (!r.logprobs.is_null()).then_some(r.logprobs),
         })
     }
 }

@@ -144,7 +144,7 @@ fn every_framing_and_failure_matches_the_reqwest_path() {
         let srv = scripted(Some(answer), after);
         // A router each: some failures open the deployment's breaker.
         let before = inline::sent();
-        let inline_got = outcome(inline::block_on(&rt, router(srv.port, "").chat(req())));
+        let inline_got = outcome(inline::block_on(rt.handle(), router(srv.port, "").chat(req())));
         assert!(inline::sent() > before, "{name}: the request did not run inline");
         let reqwest_got = outcome(rt.block_on(router(srv.port, "").chat(req())));
         assert_eq!(inline_got, want, "{name}: inline");
@@ -158,7 +158,7 @@ fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
     let open = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
     let r = router(open.port, "");
     for _ in 0..5 {
-        assert_eq!(outcome(inline::block_on(&rt, r.chat(req()))), Ok("hi".to_string()));
+        assert_eq!(outcome(inline::block_on(rt.handle(), r.chat(req()))), Ok("hi".to_string()));
     }
     assert_eq!(open.connections.load(Ordering::SeqCst), 1, "one connection for five sequential calls");
 
@@ -167,7 +167,7 @@ fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
     let closing = scripted(Some(ok(&completion("hi"), "")), After::Close);
     let r = router(closing.port, "");
     for _ in 0..3 {
-        assert_eq!(outcome(inline::block_on(&rt, r.chat(req()))), Ok("hi".to_string()));
+        assert_eq!(outcome(inline::block_on(rt.handle(), r.chat(req()))), Ok("hi".to_string()));
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(closing.connections.load(Ordering::SeqCst), 3);
@@ -176,7 +176,7 @@ fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
     let says = scripted(Some(ok(&completion("hi"), "connection: close\r\n")), After::Close);
     let r = router(says.port, "");
     for _ in 0..2 {
-        assert_eq!(outcome(inline::block_on(&rt, r.chat(req()))), Ok("hi".to_string()));
+        assert_eq!(outcome(inline::block_on(rt.handle(), r.chat(req()))), Ok("hi".to_string()));
     }
     assert_eq!(says.connections.load(Ordering::SeqCst), 2);
 
@@ -187,7 +187,7 @@ fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
     let rt = Arc::new(rt);
     for _ in 0..4 {
         let (r, rt) = (r.clone(), rt.clone());
-        std::thread::spawn(move || outcome(inline::block_on(&rt, r.chat(req())))).join().unwrap().unwrap();
+        std::thread::spawn(move || outcome(inline::block_on(rt.handle(), r.chat(req())))).join().unwrap().unwrap();
     }
     assert_eq!(shared.connections.load(Ordering::SeqCst), 1);
 }
@@ -197,7 +197,7 @@ fn an_unanswered_request_times_out_like_on_the_other_path() {
     let rt = runtime();
     let srv = scripted(None, After::KeepOpen);
     let r = router(srv.port, "    timeouts: {first_token: 300ms}");
-    for (path, got) in [("inline", inline::block_on(&rt, r.chat(req()))), ("reqwest", rt.block_on(r.chat(req())))] {
+    for (path, got) in [("inline", inline::block_on(rt.handle(), r.chat(req()))), ("reqwest", rt.block_on(r.chat(req())))] {
         let e = got.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Timeout, "{path}: {e}");
         assert!(e.message.contains("first-token timeout"), "{path}: {}", e.message);
@@ -227,7 +227,7 @@ fn streams_in_a_sync_scope_still_stream() {
     let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{sse}", sse.len());
     let srv = scripted(Some(answer.into_bytes()), After::KeepOpen);
     let r = router(srv.port, "");
-    let text = inline::block_on(&rt, async {
+    let text = inline::block_on(rt.handle(), async {
         let mut s = r.stream(req()).await.unwrap();
         let mut text = String::new();
         while let Some(ev) = s.next().await {

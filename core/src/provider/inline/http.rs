@@ -29,7 +29,7 @@ const MAX_LINE_BYTES: usize = 4096;
 
 /// Idle kept-alive connections by `host:port`, shared by every thread of the process.
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<String, Vec<(TcpStream, Instant)>>>,
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -39,6 +39,19 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("inline::Pool")
     }
+}
+
+/// A connection, with the socket timeouts it has now (each change is a syscall, and the
+/// same values usually serve the next request too).
+struct Socket {
+    stream: TcpStream,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+struct Idle {
+    socket: Socket,
+    since: Instant,
 }
 
 fn connection(msg: impl Into<String>) -> Error {
@@ -65,48 +78,48 @@ impl Pool {
         let key = format!("{host}:{port}");
         let head = request_head(url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
-        let (mut stream, reused) = match self.checkout(&key) {
+        let (mut socket, reused) = match self.checkout(&key) {
             Some(s) => (s, true),
             None => (self.connect(url, deadline)?, false),
         };
-        if let Err(e) = write_request(&mut stream, &head, &req.body, deadline) {
+        if let Err(e) = write_request(&mut socket, &head, &req.body, deadline) {
             if !reused {
                 return Err(e);
             }
             // A pooled connection the server closed just now: the request did not get through
             // whole, so it cannot have been served. Once more on a new one.
-            stream = self.connect(url, deadline)?;
-            write_request(&mut stream, &head, &req.body, deadline)?;
+            socket = self.connect(url, deadline)?;
+            write_request(&mut socket, &head, &req.body, deadline)?;
         }
-        let mut conn = Conn { stream, buf: Vec::with_capacity(16 * 1024), pos: 0, deadline, timeout: None };
+        let mut conn = Conn { socket, buf: Vec::with_capacity(16 * 1024), pos: 0, deadline };
         let (status, headers, framing, keep_alive) = conn.read_head()?;
         let body = conn.read_body(framing)?;
         if keep_alive && framing != Framing::UntilClose && conn.pos == conn.buf.len() {
-            self.checkin(key, conn.stream);
+            self.checkin(key, conn.socket);
         }
         let body = futures::stream::once(std::future::ready(Ok(Bytes::from(body))));
         Ok(WireResponse { status, headers, body: Box::pin(body) })
     }
 
     /// The most recently used idle connection that is still open.
-    fn checkout(&self, key: &str) -> Option<TcpStream> {
+    fn checkout(&self, key: &str) -> Option<Socket> {
         loop {
-            let (s, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()?;
-            if since.elapsed() < self.idle_timeout && still_open(&s) {
-                return Some(s);
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()?;
+            if idle.since.elapsed() < self.idle_timeout && still_open(&idle.socket.stream) {
+                return Some(idle.socket);
             }
         }
     }
 
-    fn checkin(&self, key: String, s: TcpStream) {
+    fn checkin(&self, key: String, socket: Socket) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.entry(key).or_default();
         if list.len() < self.max_idle_per_host {
-            list.push((s, Instant::now()));
+            list.push(Idle { socket, since: Instant::now() });
         }
     }
 
-    fn connect(&self, url: &reqwest::Url, deadline: Instant) -> Result<TcpStream> {
+    fn connect(&self, url: &reqwest::Url, deadline: Instant) -> Result<Socket> {
         // Name resolution blocks this thread, as it would any sync client's.
         let addrs = url.socket_addrs(|| Some(80)).map_err(|e| connection(format!("cannot resolve the provider's host: {e}")))?;
         let mut last = connection("the provider's host resolved to no address");
@@ -118,7 +131,7 @@ impl Pool {
             match TcpStream::connect_timeout(&a, self.connect_timeout.min(left)) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(s);
+                    return Ok(Socket { stream: s, read_timeout: None, write_timeout: None });
                 }
                 Err(e) if e.kind() == IoKind::TimedOut => last = Error::new(ErrorKind::Timeout, format!("connect timed out: {e}")),
                 Err(e) => last = connection(format!("connect failed: {e}")),
@@ -131,6 +144,16 @@ impl Pool {
 /// Whether a pooled connection is still usable: nothing to read yet (the server would only
 /// send unasked bytes to close it) and not closed. Cheaper than finding out by a failed
 /// request, which the server may already have half read.
+#[cfg(unix)]
+fn still_open(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = 0u8;
+    // SAFETY: a one-byte peek into a local byte on a socket this function borrows.
+    let n = unsafe { libc::recv(s.as_raw_fd(), (&raw mut b).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n < 0 && std::io::Error::last_os_error().kind() == IoKind::WouldBlock
+}
+
+#[cfg(not(unix))]
 fn still_open(s: &TcpStream) -> bool {
     if s.set_nonblocking(true).is_err() {
         return false;
@@ -173,26 +196,43 @@ fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest) -> Vec<u8> {
     h
 }
 
-fn write_request(s: &mut TcpStream, head: &[u8], body: &[u8], deadline: Instant) -> Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(super::deadline_passed());
+fn write_request(socket: &mut Socket, head: &[u8], body: &[u8], deadline: Instant) -> Result<()> {
+    // Sliced like reads, so a server that stops reading cannot hold the caller past the
+    // deadline or an interrupt. Set once per connection.
+    if socket.write_timeout != Some(SLICE) {
+        socket.stream.set_write_timeout(Some(SLICE)).map_err(|e| io_error(false, e))?;
+        socket.write_timeout = Some(SLICE);
     }
-    s.set_write_timeout(Some(left)).map_err(|e| io_error(false, e))?;
-    let r = if body.len() <= 64 * 1024 {
+    if body.len() <= 64 * 1024 {
         // One segment for the usual small request.
         let mut all = Vec::with_capacity(head.len() + body.len());
         all.extend_from_slice(head);
         all.extend_from_slice(body);
-        s.write_all(&all)
+        write_all(&mut socket.stream, &all, deadline)
     } else {
-        s.write_all(head).and_then(|()| s.write_all(body))
-    };
-    match r {
-        Ok(()) => Ok(()),
-        Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => Err(super::deadline_passed()),
-        Err(e) => Err(io_error(false, e)),
+        write_all(&mut socket.stream, head, deadline)?;
+        write_all(&mut socket.stream, body, deadline)
     }
+}
+
+fn write_all(s: &mut TcpStream, mut data: &[u8], deadline: Instant) -> Result<()> {
+    while !data.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(super::deadline_passed());
+        }
+        match s.write(data) {
+            Ok(0) => return Err(connection("request failed: the connection accepts no more data")),
+            Ok(n) => data = &data[n..],
+            Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => {
+                if super::interrupted() {
+                    return Err(super::cancelled());
+                }
+            }
+            Err(e) if e.kind() == IoKind::Interrupted => {}
+            Err(e) => return Err(io_error(false, e)),
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,13 +244,11 @@ enum Framing {
 }
 
 struct Conn {
-    stream: TcpStream,
+    socket: Socket,
     buf: Vec<u8>,
     /// Bytes of `buf` already consumed.
     pos: usize,
     deadline: Instant,
-    /// The read timeout set on the socket now (a syscall to change).
-    timeout: Option<Duration>,
 }
 
 impl Conn {
@@ -221,14 +259,15 @@ impl Conn {
             if left.is_zero() {
                 return Err(super::deadline_passed());
             }
+            // Waits are sliced for the interrupt check; the slice is re-armed only when the
+            // deadline is nearer than a slice (or the connection is new).
             let wait = left.min(SLICE);
-            // Re-arm only when the slice shrinks near the deadline: one syscall per call.
-            if self.timeout.is_none_or(|t| wait < t) {
-                self.stream.set_read_timeout(Some(wait)).map_err(|e| io_error(during_body, e))?;
-                self.timeout = Some(wait);
+            if self.socket.read_timeout != Some(wait) && (wait < SLICE || self.socket.read_timeout.is_none_or(|t| t < SLICE)) {
+                self.socket.stream.set_read_timeout(Some(wait)).map_err(|e| io_error(during_body, e))?;
+                self.socket.read_timeout = Some(wait);
             }
             let mut chunk = [0u8; 16 * 1024];
-            match self.stream.read(&mut chunk) {
+            match self.socket.stream.read(&mut chunk) {
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     return Ok(n);

@@ -59,10 +59,11 @@ pub fn scope<R>(interrupted: impl Fn() -> bool + 'static, f: impl FnOnce() -> R)
     f()
 }
 
-/// `rt.block_on(fut)` for a sync Rust caller, with this thread doing its plain-`http`
-/// providers' requests itself. Use a multi-thread runtime: anything the future spawns runs
-/// on its workers as usual.
-pub fn block_on<F: Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
+/// `rt.block_on(fut)` for a sync Rust caller (`rt.handle()` of a multi-thread runtime), with
+/// this thread doing its plain-`http` providers' requests itself; anything the future spawns
+/// runs on the runtime's workers as usual. Panics where `Handle::block_on` does (inside the
+/// runtime).
+pub fn block_on<F: Future>(rt: &tokio::runtime::Handle, fut: F) -> F::Output {
     scope(|| false, || rt.block_on(fut))
 }
 
