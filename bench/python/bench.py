@@ -296,6 +296,11 @@ def import_time(client: str) -> float:
     times = []
     code = f"import time; t = time.perf_counter(); {IMPORTS[client]}; print(time.perf_counter() - t)"
     env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    # As an installed package imports: from bytecode (pip compiles it at install; an editable
+    # install writes it on first import unless PYTHONDONTWRITEBYTECODE, set on some CI
+    # machines, forbids it, and then every import compiles the sources again).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-c", IMPORTS[client]], capture_output=True, env=env, check=True)
     for _ in range(5):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         times.append(float(out.stdout.strip().splitlines()[-1]))

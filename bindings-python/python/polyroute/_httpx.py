@@ -29,7 +29,6 @@ retrying on top of the router) this module warns once per process.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Union
@@ -80,9 +79,12 @@ def _library(library: Optional[str]) -> ModuleType:
             raise ValueError(f"library must be 'httpx' or 'httpx2', not {library!r}")
         names = [library]
     else:
+        # Here, not at module level: it is a large part of a cold `import polyroute`.
+        from importlib import metadata
+
         try:
-            requires = importlib.metadata.requires("openai") or []
-        except importlib.metadata.PackageNotFoundError:
+            requires = metadata.requires("openai") or []
+        except metadata.PackageNotFoundError:
             requires = []
         uses_httpx2 = any(r.replace(" ", "").lower().startswith("httpx2") for r in requires)
         names = ["httpx2", "httpx"] if uses_httpx2 or not requires else ["httpx", "httpx2"]

@@ -10,7 +10,6 @@ cannot disagree about what a field means.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, TypedDict, Union
 
 from . import _native
@@ -170,7 +169,11 @@ def _plain(value: Any, depth: int = 0) -> Any:
         except TypeError:
             dumped = _drop_none(dump())
         return _plain(dumped, depth + 1)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    # A dataclass instance (what `dataclasses.is_dataclass` checks, without importing
+    # dataclasses, and with it inspect, into every program that never passes one).
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        import dataclasses
+
         return _plain(_drop_none(dataclasses.asdict(value)), depth + 1)
     if isinstance(value, Mapping):
         return _plain(dict(value), depth + 1)

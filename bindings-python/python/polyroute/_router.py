@@ -19,9 +19,7 @@ or text (``Router.from_text``): a string given to the constructor is always a pa
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import weakref
 from typing import (
     TYPE_CHECKING,
@@ -45,6 +43,8 @@ from ._request import body as _body
 from ._types import BudgetStatus, ChatResponse, DeploymentStatus, RouteCost, RoutePlan, RouteTrace, StreamEvent
 
 if TYPE_CHECKING:
+    # Imported when first needed at run time (asyncio alone is most of a cold import).
+    import asyncio
     from types import TracebackType
     from typing import Literal, Type
 
@@ -78,6 +78,8 @@ class _Bridge:
     __slots__ = ("native", "_sock", "_pump")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, use_reader: bool = True) -> None:
+        import socket
+
         rsock, wsock = socket.socketpair()
         rsock.setblocking(False)
         self._sock = rsock
@@ -111,6 +113,9 @@ class _Bridge:
 
 
 def _future() -> "tuple[_native.LoopBridge, asyncio.Future[Any]]":
+    # Not at module level: a sync-only program never pays for importing asyncio.
+    import asyncio
+
     loop = asyncio.get_running_loop()
     bridge = _BRIDGES.get(loop)
     if bridge is None:
