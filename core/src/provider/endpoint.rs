@@ -26,8 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sse::SseDecoder;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, StreamAccumulator, StreamEvent, ToolCall};
 
-/// Largest non-streamed body or error body we will read.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+pub use super::transport::MAX_BODY_BYTES;
 /// Error bodies are small; a huge one is read only this far for classification.
 const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
 

@@ -99,7 +99,7 @@ impl super::Provider for OpenAiProvider {
         // A complete, well-typed completion (nearly every one) goes straight from bytes into
         // the response; anything irregular takes the lenient path through a `Value` below.
         if let Ok(r) = serde_json::from_slice::<ChatResponse>(body) {
-            if !r.extra.get("error").is_some_and(|e| !e.is_null()) {
+            if r.extra.get("error").is_none_or(|e| e.is_null()) {
                 return Ok(normalise(r, self.compat));
             }
         }

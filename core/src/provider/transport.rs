@@ -13,6 +13,9 @@ use http::HeaderMap;
 use super::WireRequest;
 use crate::error::{Error, ErrorKind, Result};
 
+/// Largest non-streamed body or error body we will read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Response body as a stream of chunks. An `Err` item means the connection broke mid-body.
 pub type BodyStream = BoxStream<'static, Result<Bytes>>;
 
@@ -99,8 +102,9 @@ impl HttpTransport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::config(format!("cannot build HTTP client: {e}")))?;
-        let inline = super::inline::allowed_by_env()
-            .then(|| std::sync::Arc::new(super::inline::Pool::new(opts.pool_max_idle_per_host, opts.pool_idle_timeout, opts.connect_timeout)));
+        let inline = super::inline::allowed_by_env().then(|| {
+            std::sync::Arc::new(super::inline::Pool::new(opts.pool_max_idle_per_host, opts.pool_idle_timeout, opts.connect_timeout, MAX_BODY_BYTES))
+        });
         Ok(HttpTransport { client, urls: UrlCache::default(), inline })
     }
 }
@@ -132,7 +136,11 @@ impl Transport for HttpTransport {
         };
         if let (Some(deadline), Some(pool)) = (super::inline::here(), &self.inline) {
             if url.scheme() == "http" {
-                return Box::pin(std::future::ready(pool.send(&url, req, deadline)));
+                let r = pool.send(&url, req, deadline).map(|(status, headers, body)| {
+                    let body = futures::stream::once(std::future::ready(Ok(Bytes::from(body)))).boxed();
+                    WireResponse { status, headers, body }
+                });
+                return Box::pin(std::future::ready(r));
             }
         }
         let rb = self.client.request(req.method, url).headers(req.headers).body(req.body);

@@ -11,12 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::provider::endpoint::MAX_BODY_BYTES;
-use crate::provider::transport::WireResponse;
 use crate::provider::WireRequest;
 
 pub(super) static SENT: AtomicU64 = AtomicU64::new(0);
@@ -33,6 +30,8 @@ pub(crate) struct Pool {
     max_idle_per_host: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
+    /// Longer bodies are refused (`malformed_response`), as the reqwest path's reader does.
+    max_body: usize,
 }
 
 impl std::fmt::Debug for Pool {
@@ -64,12 +63,13 @@ fn io_error(during_body: bool, e: std::io::Error) -> Error {
 }
 
 impl Pool {
-    pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, connect_timeout: Duration) -> Self {
-        Pool { idle: Mutex::new(HashMap::new()), max_idle_per_host, idle_timeout, connect_timeout }
+    pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, connect_timeout: Duration, max_body: usize) -> Self {
+        Pool { idle: Mutex::new(HashMap::new()), max_idle_per_host, idle_timeout, connect_timeout, max_body }
     }
 
-    /// Send `req` to `url` (plain `http`) and read the whole answer, by `deadline`.
-    pub(crate) fn send(&self, url: &reqwest::Url, req: WireRequest, deadline: Instant) -> Result<WireResponse> {
+    /// Send `req` to `url` (plain `http`) and read the whole answer by `deadline`: status,
+    /// headers and body.
+    pub(crate) fn send(&self, url: &reqwest::Url, req: WireRequest, deadline: Instant) -> Result<(u16, HeaderMap, Vec<u8>)> {
         if super::interrupted() {
             return Err(super::cancelled());
         }
@@ -91,14 +91,13 @@ impl Pool {
             socket = self.connect(url, deadline)?;
             write_request(&mut socket, &head, &req.body, deadline)?;
         }
-        let mut conn = Conn { socket, buf: Vec::with_capacity(16 * 1024), pos: 0, deadline };
+        let mut conn = Conn { socket, buf: Vec::with_capacity(16 * 1024), pos: 0, deadline, max_body: self.max_body };
         let (status, headers, framing, keep_alive) = conn.read_head()?;
         let body = conn.read_body(framing)?;
         if keep_alive && framing != Framing::UntilClose && conn.pos == conn.buf.len() {
             self.checkin(key, conn.socket);
         }
-        let body = futures::stream::once(std::future::ready(Ok(Bytes::from(body))));
-        Ok(WireResponse { status, headers, body: Box::pin(body) })
+        Ok((status, headers, body))
     }
 
     /// The most recently used idle connection that is still open.
@@ -249,6 +248,7 @@ struct Conn {
     /// Bytes of `buf` already consumed.
     pos: usize,
     deadline: Instant,
+    max_body: usize,
 }
 
 impl Conn {
@@ -323,7 +323,7 @@ impl Conn {
     fn read_body(&mut self, framing: Framing) -> Result<Vec<u8>> {
         match framing {
             Framing::Empty => Ok(Vec::new()),
-            Framing::Length(n) if n > MAX_BODY_BYTES => Err(too_large()),
+            Framing::Length(n) if n > self.max_body => Err(too_large(self.max_body)),
             Framing::Length(n) => {
                 while self.buf.len() - self.pos < n {
                     if self.fill(true)? == 0 {
@@ -337,8 +337,8 @@ impl Conn {
             Framing::Chunked => self.read_chunked(),
             Framing::UntilClose => {
                 while self.fill(true)? > 0 {
-                    if self.buf.len() - self.pos > MAX_BODY_BYTES {
-                        return Err(too_large());
+                    if self.buf.len() - self.pos > self.max_body {
+                        return Err(too_large(self.max_body));
                     }
                 }
                 let body = self.buf[self.pos..].to_vec();
@@ -362,8 +362,8 @@ impl Conn {
                 while !self.read_line()?.is_empty() {}
                 return Ok(body);
             }
-            if body.len() + size > MAX_BODY_BYTES {
-                return Err(too_large());
+            if body.len() + size > self.max_body {
+                return Err(too_large(self.max_body));
             }
             while self.buf.len() - self.pos < size + 2 {
                 if self.fill(true)? == 0 {
@@ -400,9 +400,9 @@ fn truncated() -> Error {
     connection("body read failed: connection closed before the end of the body")
 }
 
-fn too_large() -> Error {
+fn too_large(limit: usize) -> Error {
     // The same words as `read_body`'s limit on the other path.
-    Error::malformed(format!("response body larger than {MAX_BODY_BYTES} bytes"))
+    Error::malformed(format!("response body larger than {limit} bytes"))
 }
 
 /// How the body after this head is delimited (RFC 9112 §6.3), and whether the connection
@@ -414,7 +414,7 @@ fn framing(status: u16, http11: bool, h: &HeaderMap) -> Result<(Framing, bool)> 
     if status == 204 || status == 304 {
         return Ok((Framing::Empty, reusable));
     }
-    if let Some(te) = h.get_all(http::header::TRANSFER_ENCODING).iter().last() {
+    if let Some(te) = h.get_all(http::header::TRANSFER_ENCODING).iter().next_back() {
         let chunked = te.to_str().is_ok_and(|v| v.rsplit(',').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked")));
         return Ok(if chunked { (Framing::Chunked, reusable) } else { (Framing::UntilClose, false) });
     }
@@ -429,5 +429,56 @@ fn framing(status: u16, http11: bool, h: &HeaderMap) -> Result<(Framing, bool)> 
             }
             Ok((if n == 0 { Framing::Empty } else { Framing::Length(n) }, reusable))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bodies_are_framed_as_rfc_9112_says() {
+        let f = |status, http11, pairs: &[(&str, &str)]| framing(status, http11, &headers(pairs));
+        assert_eq!(f(200, true, &[("content-length", "12")]).unwrap(), (Framing::Length(12), true));
+        assert_eq!(f(200, true, &[("content-length", "0")]).unwrap(), (Framing::Empty, true));
+        assert_eq!(f(204, true, &[]).unwrap(), (Framing::Empty, true));
+        assert_eq!(f(200, true, &[("transfer-encoding", "gzip, chunked"), ("content-length", "5")]).unwrap(), (Framing::Chunked, true));
+        // Not ending in chunked: the body runs to the close, and the connection is spent.
+        assert_eq!(f(200, true, &[("transfer-encoding", "gzip")]).unwrap(), (Framing::UntilClose, false));
+        assert_eq!(f(200, true, &[]).unwrap(), (Framing::UntilClose, false));
+        assert_eq!(f(200, true, &[("connection", "keep-alive, Close"), ("content-length", "1")]).unwrap(), (Framing::Length(1), false));
+        assert_eq!(f(200, false, &[("content-length", "1")]).unwrap(), (Framing::Length(1), false));
+        assert_eq!(f(200, true, &[("content-length", "1"), ("content-length", "1")]).unwrap(), (Framing::Length(1), true));
+        for bad in [&[("content-length", "1"), ("content-length", "2")][..], &[("content-length", "-1")], &[("content-length", "x")]] {
+            assert_eq!(f(200, true, bad).unwrap_err().kind, ErrorKind::Connection, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_without_reading_it_all() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n{}");
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        let pool = Pool::new(4, Duration::from_secs(60), Duration::from_secs(5), 1000);
+        let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/v1/chat/completions")).unwrap();
+        let req = WireRequest { method: http::Method::POST, url: url.to_string(), headers: HeaderMap::new(), body: "{}".into() };
+        let e = pool.send(&url, req, Instant::now() + Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MalformedResponse, "{e}");
+        assert!(e.message.contains("larger than 1000 bytes"), "{}", e.message);
     }
 }
