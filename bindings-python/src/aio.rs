@@ -38,6 +38,7 @@ use tokio::task::AbortHandle;
 
 use crate::errors::{guarded, to_pyerr};
 use crate::runtime::runtime;
+use crate::workers::{self, Stop};
 
 type Outcome = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
 
@@ -148,10 +149,12 @@ impl LoopBridge {
     }
 }
 
-/// Done-callback of a bridged future: aborts the tokio task if the future was cancelled.
+/// Done-callback of a bridged future: stops its work (aborts the tokio task, or stops the
+/// worker's job) if the future was cancelled.
 #[pyclass(frozen, module = "polyroute._native")]
 struct Canceller {
-    abort: AbortHandle,
+    abort: Option<AbortHandle>,
+    stop: Option<Arc<Stop>>,
 }
 
 #[pymethods]
@@ -159,7 +162,12 @@ impl Canceller {
     fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(fut.py(), || {
             if fut.call_method0("cancelled")?.is_truthy()? {
-                self.abort.abort();
+                if let Some(a) = &self.abort {
+                    a.abort();
+                }
+                if let Some(s) = &self.stop {
+                    s.stop();
+                }
             }
             Ok(())
         })
@@ -167,6 +175,25 @@ impl Canceller {
 }
 
 impl LoopBridge {
+    /// `work`, then its output (or its panic, as `ConfigError`: never a future left pending)
+    /// handed to the loop for `future`.
+    fn delivering<F, T>(&self, future: &Bound<'_, PyAny>, work: F) -> impl Future<Output = ()> + Send + 'static
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: for<'py> IntoPyObject<'py> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let target = future.clone().unbind();
+        async move {
+            let out = polyroute::bridge::catch_future(work).await;
+            let outcome: Outcome = Box::new(move |py| match out {
+                Ok(v) => v.into_bound_py_any(py),
+                Err(e) => Err(to_pyerr(py, &e)),
+            });
+            shared.complete(Done { future: target, outcome });
+        }
+    }
+
     /// Run `work` on the runtime and resolve `future` (an `asyncio.Future` of the bridge's
     /// loop) with its output.
     pub fn spawn<F, T>(&self, py: Python<'_>, future: &Bound<'_, PyAny>, work: F) -> PyResult<()>
@@ -174,20 +201,24 @@ impl LoopBridge {
         F: Future<Output = T> + Send + 'static,
         T: for<'py> IntoPyObject<'py> + Send + 'static,
     {
+        let task = runtime(py)?.spawn(self.delivering(future, work));
+        future.call_method1("add_done_callback", (Canceller { abort: Some(task.abort_handle()), stop: None },))?;
+        Ok(())
+    }
+
+    /// [`LoopBridge::spawn`] for a whole call (`chat`): on an idle call worker when there is
+    /// one, where its requests run inline (`workers.rs`), else on the runtime.
+    pub fn spawn_call<F, T>(&self, py: Python<'_>, future: &Bound<'_, PyAny>, work: F) -> PyResult<()>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: for<'py> IntoPyObject<'py> + Send + 'static,
+    {
         let rt = runtime(py)?;
-        let shared = self.shared.clone();
-        let target = future.clone().unbind();
-        let task = rt.spawn(async move {
-            // A panic while the runtime polls `work` resolves the future with `ConfigError`
-            // instead of leaving it pending forever.
-            let out = polyroute::bridge::catch_future(work).await;
-            let outcome: Outcome = Box::new(move |py| match out {
-                Ok(v) => v.into_bound_py_any(py),
-                Err(e) => Err(to_pyerr(py, &e)),
-            });
-            shared.complete(Done { future: target, outcome });
-        });
-        future.call_method1("add_done_callback", (Canceller { abort: task.abort_handle() },))?;
+        let canceller = match workers::try_run(rt, self.delivering(future, work)) {
+            Ok(stop) => Canceller { abort: None, stop: Some(stop) },
+            Err(work) => Canceller { abort: Some(rt.spawn(work).abort_handle()), stop: None },
+        };
+        future.call_method1("add_done_callback", (canceller,))?;
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ mod openai;
 mod router;
 mod runtime;
 mod stream;
+mod workers;
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;

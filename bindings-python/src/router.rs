@@ -183,7 +183,7 @@ impl NativeRouter {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
-            bridge.spawn(py, future, async move { Out(router.chat(req).await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
+            bridge.spawn_call(py, future, async move { Out(router.chat(req).await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
         })
     }
 
@@ -228,7 +228,9 @@ impl NativeRouter {
         guarded(py, || {
             let router = self.router(py)?;
             let (body, headers) = (body.to_vec(), header_map(headers));
-            bridge.spawn(py, future, async move { Out::<Reply>(Ok(Reply(bridge::openai_http::handle(&router, &body, &headers).await))) })
+            // A whole call (a stream's only up to its commit; its frames are read later on
+            // the runtime), so it may run on a call worker like `chat_async`.
+            bridge.spawn_call(py, future, async move { Out::<Reply>(Ok(Reply(bridge::openai_http::handle(&router, &body, &headers).await))) })
         })
     }
 

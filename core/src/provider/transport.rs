@@ -102,7 +102,7 @@ impl HttpTransport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::config(format!("cannot build HTTP client: {e}")))?;
-        let inline = super::inline::allowed_by_env().then(|| {
+        let inline = super::inline::enabled_by_env().then(|| {
             std::sync::Arc::new(super::inline::Pool::new(opts.pool_max_idle_per_host, opts.pool_idle_timeout, opts.connect_timeout, MAX_BODY_BYTES))
         });
         Ok(HttpTransport { client, urls: UrlCache::default(), inline })

@@ -211,7 +211,8 @@ fn the_callers_interrupt_ends_a_waiting_request_as_cancelled() {
     let r = router(srv.port, "    timeouts: {first_token: 20s, total: 30s}");
     let asked = Arc::new(AtomicUsize::new(0));
     let seen = asked.clone();
-    // Says "stop" the third time it is asked, i.e. after ~100 ms of waiting.
+    // Says "stop" the third time it is asked, i.e. after ~150 ms of waiting (it is asked
+    // between waits only, never before the request is sent).
     let e = inline::scope(move || seen.fetch_add(1, Ordering::SeqCst) >= 2, || rt.block_on(r.chat(req()))).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Cancelled, "{e}");
     assert_eq!(asked.load(Ordering::SeqCst), 3, "asked between waits, and not again after it said stop");

@@ -70,7 +70,9 @@ impl Pool {
     /// Send `req` to `url` (plain `http`) and read the whole answer by `deadline`: status,
     /// headers and body.
     pub(crate) fn send(&self, url: &reqwest::Url, req: WireRequest, deadline: Instant) -> Result<(u16, HeaderMap, Vec<u8>)> {
-        if super::interrupted() {
+        // Only what the caller already said: asking (Python takes its GIL for that) is for
+        // when a request has waited a while.
+        if super::stopped() {
             return Err(super::cancelled());
         }
         let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
@@ -83,7 +85,7 @@ impl Pool {
             None => (self.connect(url, deadline)?, false),
         };
         if let Err(e) = write_request(&mut socket, &head, &req.body, deadline) {
-            if !reused {
+            if !reused || e.kind != ErrorKind::Connection {
                 return Err(e);
             }
             // A pooled connection the server closed just now: the request did not get through
@@ -132,6 +134,9 @@ impl Pool {
                     let _ = s.set_nodelay(true);
                     return Ok(Socket { stream: s, read_timeout: None, write_timeout: None });
                 }
+                // Bounded by the attempt's deadline rather than the connect timeout: that is
+                // the attempt timing out (and it reads as such).
+                Err(e) if e.kind() == IoKind::TimedOut && left <= self.connect_timeout => return Err(super::deadline_passed()),
                 Err(e) if e.kind() == IoKind::TimedOut => last = Error::new(ErrorKind::Timeout, format!("connect timed out: {e}")),
                 Err(e) => last = connection(format!("connect failed: {e}")),
             }

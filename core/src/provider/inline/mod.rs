@@ -114,6 +114,11 @@ pub(crate) fn here() -> Option<Instant> {
     SCOPE.with(|s| s.borrow().is_some()).then_some(d)
 }
 
+/// Whether the scope's caller already asked to stop (without asking again).
+pub(crate) fn stopped() -> bool {
+    SCOPE.with(|s| s.borrow().as_ref().is_some_and(|sc| sc.cancelled.get()))
+}
+
 /// Whether the scope's caller asked to stop (asks it now; remembers a yes).
 pub(crate) fn interrupted() -> bool {
     SCOPE.with(|s| match s.borrow().as_ref() {
@@ -151,7 +156,7 @@ pub fn sent() -> u64 {
 /// Whether inline HTTP may be used by a transport built now: not with a proxy configured in
 /// the environment (reqwest honours those; this path does not speak to proxies), nor when
 /// `POLYROUTE_INLINE_HTTP=0`.
-pub(crate) fn allowed_by_env() -> bool {
+pub fn enabled_by_env() -> bool {
     let off = std::env::var("POLYROUTE_INLINE_HTTP").is_ok_and(|v| v.trim() == "0" || v.trim().eq_ignore_ascii_case("false"));
     let proxied = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"].iter().any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
     !off && !proxied
