@@ -56,6 +56,23 @@ def test_errors_raise_from_await(server: MockServer, name: str) -> None:
     run(main())
 
 
+def test_more_concurrent_calls_than_call_workers_all_run_at_once(server: MockServer, name: str) -> None:
+    # The first calls take the idle call workers (one per core, requests inline); the rest
+    # must go to the runtime at once, not queue behind the workers.
+    server.script(name, {"then": {"latency_ms": 400}})
+    router = polyroute.AsyncRouter(policy(server, [name]))
+
+    async def main() -> List[str]:
+        resps = await asyncio.gather(*(router.chat(USER) for _ in range(16)))
+        return [r.content for r in resps]
+
+    assert run(main()) == ["echo: hello mock"] * 16
+    received = [e["received_ms"] for e in server.log(name)]
+    assert len(received) == 16
+    # All sixteen reached the server while the first was still waiting for its answer.
+    assert max(received) - min(received) < 400
+
+
 def test_task_cancellation_aborts_the_request(server: MockServer, name: str) -> None:
     server.script(name, {"then": {"latency_ms": 5000}})
     router = polyroute.AsyncRouter(policy(server, [name], timeouts={"first_token": "20s", "total": "30s"}))
