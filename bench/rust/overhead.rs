@@ -130,10 +130,15 @@ async fn measure(cl: &Clients, order: Order, n: usize) -> Vec<Series> {
 }
 
 fn print_order(name: &str, n: usize, s: &mut [Series]) {
-    println!("| {name} (n={n}) | p50 µs | p99 µs | added p50 µs | added p99 µs | CPU µs/call | context switches/call |");
-    println!("|---|---|---|---|---|---|---|");
     let labels =
         ["raw reqwest POST + JSON parse (floor)", "`Endpoint::chat` (adapter + transport)", "`Router::chat` (routing, breaker, budget, telemetry)"];
+    print_table(name, n, &labels, s);
+}
+
+/// One table: each series against the first (the floor).
+fn print_table(title: &str, n: usize, labels: &[&str], s: &mut [Series]) {
+    println!("| {title} (n={n}) | p50 µs | p99 µs | added p50 µs | added p99 µs | CPU µs/call | context switches/call |");
+    println!("|---|---|---|---|---|---|---|");
     let (f50, f99) = (pct(&mut s[0].lat, 0.5), pct(&mut s[0].lat, 0.99));
     for (i, x) in s.iter_mut().enumerate() {
         let (p50, p99) = (pct(&mut x.lat, 0.5), pct(&mut x.lat, 0.99));
@@ -233,21 +238,12 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
 }
 
 fn print_sync(name: &str, n: usize, s: &mut [Series]) {
-    println!("| sync callers, {name} (n={n}) | p50 µs | p99 µs | added p50 µs | added p99 µs | CPU µs/call | context switches/call |");
-    println!("|---|---|---|---|---|---|---|");
     let labels = [
         "raw blocking socket + JSON parse (floor)",
         "`Router::chat` under `Handle::block_on` (reqwest)",
         "`Router::chat` under `inline::block_on` (calling thread)",
     ];
-    let (f50, f99) = (pct(&mut s[0].lat, 0.5), pct(&mut s[0].lat, 0.99));
-    for (i, x) in s.iter_mut().enumerate() {
-        let (p50, p99) = (pct(&mut x.lat, 0.5), pct(&mut x.lat, 0.99));
-        let k = x.lat.len() as f64;
-        let added = if i == 0 { "– | –".to_string() } else { format!("{:.0} | {:.0}", p50 - f50, p99 - f99) };
-        println!("| {} | {p50:.0} | {p99:.0} | {added} | {:.1} | {:.2} |", labels[i], x.cpu_us / k, x.csw / k);
-    }
-    println!();
+    print_table(&format!("sync callers, {name}"), n, &labels, s);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
