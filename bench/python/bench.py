@@ -440,7 +440,7 @@ def write_section(path: Path, md: str) -> None:
     if MARK_START in text and MARK_END in text:
         head, rest = text.split(MARK_START, 1)
         _, tail = rest.split(MARK_END, 1)
-        text = head + block + tail.lstrip("\n")
+        text = head + block + ("\n" + tail.lstrip("\n") if tail.strip() else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)
