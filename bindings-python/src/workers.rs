@@ -101,11 +101,19 @@ where
     };
     let stop = Arc::new(Stop { flag: AtomicBool::new(false), wake: Notify::new() });
     let (s, busy) = (stop.clone(), w.busy.clone());
-    // The work goes into the job here; if the send fails (the worker is gone) the job is
-    // dropped unrun, so it has to be run on the runtime from inside the job's own error path.
+    // The work waits in a slot the job takes it from: should the worker be gone, the send
+    // hands the job back unrun and the work comes back out of the slot for the runtime.
     let slot = Arc::new(Mutex::new(Some(work)));
     let take = slot.clone();
     let job: Job = Box::new(move || {
+        // Free again however the job ends (a panic included), or the worker is lost for good.
+        struct Free(Arc<AtomicBool>);
+        impl Drop for Free {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _free = Free(busy);
         if let Some(work) = take.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let flag = s.clone();
             inline::scope(
@@ -120,7 +128,6 @@ where
                 },
             );
         }
-        busy.store(false, Ordering::Release);
     });
     if w.tx.send(job).is_err() {
         w.busy.store(false, Ordering::Release);
