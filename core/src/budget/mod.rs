@@ -155,6 +155,19 @@ pub struct Budgets {
     seen: Mutex<BTreeSet<(usize, String)>>,
     /// Highest alert threshold already reported per (budget, scope, period end).
     alerted: Mutex<std::collections::HashMap<(String, String, i64), f64>>,
+    /// Counter keys of each (budget index, instance) for its current period: formatted once
+    /// per period instead of twice per request (reserve and the threshold check). As many
+    /// entries as `seen` has instances.
+    period_keys: Mutex<std::collections::HashMap<(usize, String), Arc<PeriodKeys>>>,
+}
+
+/// A budget instance's counter keys for one period (see [`Budgets::keys`]).
+#[derive(Debug)]
+struct PeriodKeys {
+    index: i64,
+    add_to: String,
+    window: Vec<String>,
+    resets_at: f64,
 }
 
 /// Fractions of a budget whose crossing is reported as an event.
@@ -200,7 +213,7 @@ fn shadowed(mut c: Charge, enforce: bool, index: usize, shadow: &mut Vec<(usize,
 
 impl Budgets {
     pub fn new(specs: Vec<BudgetSpec>, state: Arc<State>) -> Self {
-        Budgets { specs, state, seen: Mutex::new(BTreeSet::new()), alerted: Mutex::new(Default::default()) }
+        Budgets { specs, state, seen: Mutex::new(BTreeSet::new()), alerted: Mutex::new(Default::default()), period_keys: Mutex::default() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -264,6 +277,30 @@ impl Budgets {
         }
     }
 
+    /// Which period (calendar) or bucket (rolling) `now` falls in: the keys change with it.
+    fn period_index(period: Period, rolling: bool, now: f64) -> i64 {
+        if rolling {
+            (now.floor() as i64).div_euclid(period_secs(period) / ROLLING_BUCKETS)
+        } else {
+            calendar_period(period, now).0
+        }
+    }
+
+    /// `keys` of budget `i`'s `instance`, from the cache while the period lasts.
+    fn cached_keys(&self, i: usize, instance: String, now: f64) -> Arc<PeriodKeys> {
+        let b = &self.specs[i];
+        let index = Self::period_index(b.period, b.rolling, now);
+        let mut cache = self.period_keys.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = (i, instance);
+        if let Some(k) = cache.get(&slot).filter(|k| k.index == index) {
+            return k.clone();
+        }
+        let (add_to, window, resets_at) = Self::keys(&b.name, &slot.1, b.period, b.rolling, now);
+        let k = Arc::new(PeriodKeys { index, add_to, window, resets_at });
+        cache.insert(slot, k.clone());
+        k
+    }
+
     /// When a counter written now stops being read: the end of its window (a rolling
     /// bucket is read for one more period after it closes), plus a day of slack.
     fn expires_at(period: Period, rolling: bool, resets_at: f64) -> f64 {
@@ -314,7 +351,8 @@ impl Budgets {
             if !inst.is_empty() {
                 self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((i, inst.clone()));
             }
-            let (add_to, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
+            let k = self.cached_keys(i, inst, now);
+            let (add_to, window, resets_at) = (k.add_to.clone(), k.window.clone(), k.resets_at);
             let expires_at = Self::expires_at(b.period, b.rolling, resets_at);
             charges.push(shadowed(Charge { add_to, window, limit, amount, expires_at }, b.enforce, charges.len(), &mut shadow));
             meta.push((b.name.clone(), unit, resets_at));
@@ -400,19 +438,19 @@ impl Budgets {
 
     /// Every counter `status()` reads now (the fleet sync refreshes them from a shared store).
     pub fn status_keys(&self, now: f64) -> Vec<String> {
-        self.instances().into_iter().flat_map(|(b, inst)| Self::keys(&b.name, &inst, b.period, b.rolling, now).1).collect()
+        self.instances().into_iter().flat_map(|(_, b, inst)| Self::keys(&b.name, &inst, b.period, b.rolling, now).1).collect()
     }
 
     /// Each budget with each of its instances seen so far (`""` for a plain budget).
-    fn instances(&self) -> Vec<(&BudgetSpec, String)> {
+    fn instances(&self) -> Vec<(usize, &BudgetSpec, String)> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut out = Vec::new();
         for (i, b) in self.specs.iter().enumerate() {
             let wildcard = [&b.scope.tenant, &b.scope.feature, &b.scope.route, &b.scope.deployment].iter().any(|v| v.as_deref() == Some("*"));
             if wildcard {
-                out.extend(seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| (b, s.clone())));
+                out.extend(seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| (i, b, s.clone())));
             } else {
-                out.push((b, String::new()));
+                out.push((i, b, String::new()));
             }
         }
         out
@@ -423,10 +461,11 @@ impl Budgets {
     /// labels and does not touch the alerted set.
     pub fn crossed(&self, now: f64) -> Vec<(BudgetStatus, f64)> {
         let mut out = Vec::new();
-        for (b, inst) in self.instances() {
+        for (i, b, inst) in self.instances() {
             let Some((unit, limit)) = Self::limit(b).filter(|(_, l)| *l > 0.0) else { continue };
-            let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
-            let (spent, reserved) = self.spent(&window);
+            let k = self.cached_keys(i, inst.clone(), now);
+            let (window, resets_at) = (&k.window, k.resets_at);
+            let (spent, reserved) = self.spent(window);
             let frac = spent / limit;
             let Some(t) = THRESHOLDS.iter().rev().find(|t| frac >= **t - 1e-12).copied() else { continue };
             let st = Self::status_of(b, &inst, unit, limit, spent, reserved, resets_at);
@@ -471,7 +510,7 @@ impl Budgets {
     /// the memory store, as of the last fleet sync with a shared one.
     pub fn status(&self, now: f64) -> Vec<BudgetStatus> {
         let mut out = Vec::new();
-        for (b, inst) in self.instances() {
+        for (_, b, inst) in self.instances() {
             let Some((unit, limit)) = Self::limit(b) else { continue };
             let (_, window, resets_at) = Self::keys(&b.name, &inst, b.period, b.rolling, now);
             let (spent, reserved) = self.spent(&window);
@@ -482,114 +521,4 @@ impl Budgets {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::BudgetScope;
-    use std::future::Future;
-
-    const NOV_21_2026: f64 = 1_795_219_200.0; // 2026-11-21T00:00:00Z
-
-    fn spec(name: &str, usd: Option<f64>, tokens: Option<u64>, period: Period, rolling: bool, scope: BudgetScope) -> BudgetSpec {
-        BudgetSpec { name: name.into(), scope, limit_usd: usd, limit_tokens: tokens, period, rolling, enforce: true }
-    }
-    fn rsv(b: &Budgets, s: &Scope, usd: Option<f64>, tokens: u64, rl: Option<&RateLimitSpec>, now: f64) -> Result<Reservation, BudgetInfo> {
-        // The memory store answers on the first poll.
-        let mut f = std::pin::pin!(b.reserve(s, usd, tokens, rl, now, Duration::from_secs(60)));
-        let waker = futures::task::noop_waker();
-        let std::task::Poll::Ready(r) = f.as_mut().poll(&mut std::task::Context::from_waker(&waker)) else { panic!("memory store waited") };
-        r.map_err(|d| match d {
-            Denied::Budget(i) => i,
-            Denied::Store(e) => panic!("{e}"),
-        })
-    }
-    fn sc<'a>(tenant: Option<&'a str>) -> Scope<'a> {
-        Scope { tenant, feature: None, route: "main", deployment: "d" }
-    }
-
-    #[test]
-    fn calendar_periods_align_to_utc() {
-        let (m, end) = calendar_period(Period::Month, NOV_21_2026 + 3600.0);
-        assert_eq!(m, 2026 * 12 + 11);
-        assert_eq!(end, 1_796_083_200.0); // 2026-12-01T00:00:00Z
-        let (_, end) = calendar_period(Period::Month, 1_796_083_199.0);
-        assert_eq!(end, 1_796_083_200.0);
-        let (_, dec_end) = calendar_period(Period::Month, 1_796_083_200.0);
-        assert_eq!(dec_end, 1_798_761_600.0); // 2027-01-01
-        let (_, day_end) = calendar_period(Period::Day, NOV_21_2026 + 10.0);
-        assert_eq!(day_end, NOV_21_2026 + 86_400.0);
-    }
-
-    #[test]
-    fn all_applicable_budgets_must_hold_and_refusals_change_nothing() {
-        let store = Arc::new(State::memory());
-        let b = Budgets::new(
-            vec![
-                spec("global", Some(10.0), None, Period::Day, false, BudgetScope::default()),
-                spec("acme", Some(1.0), None, Period::Month, false, BudgetScope { tenant: Some("acme".into()), ..Default::default() }),
-            ],
-            store,
-        );
-        let r1 = rsv(&b, &sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap();
-        let e = rsv(&b, &sc(Some("acme")), Some(0.6), 0, None, NOV_21_2026).unwrap_err();
-        assert_eq!((e.budget.as_str(), e.remaining), ("acme", 0.4));
-        assert_eq!(e.resets_at, 1_796_083_200.0);
-        // the refused reservation did not touch `global`
-        let st = b.status(NOV_21_2026);
-        assert!((st[0].reserved - 0.6).abs() < 1e-12, "{st:?}");
-        // another tenant is only under `global`
-        rsv(&b, &sc(Some("other")), Some(5.0), 0, None, NOV_21_2026).unwrap().settle(4.0, 0);
-        // settle to less than reserved releases the rest
-        r1.settle(0.25, 0);
-        let st = b.status(NOV_21_2026);
-        assert!((st[1].spent - 0.25).abs() < 1e-12 && st[1].reserved.abs() < 1e-12);
-        assert!((st[0].spent - 4.25).abs() < 1e-12);
-        // a dropped (cancelled) reservation is released and not billed
-        drop(rsv(&b, &sc(Some("acme")), Some(0.7), 0, None, NOV_21_2026).unwrap());
-        assert!((b.status(NOV_21_2026)[1].remaining - 0.75).abs() < 1e-12);
-    }
-
-    #[test]
-    fn free_deployments_pass_spend_budgets_unknown_prices_do_not() {
-        let store = Arc::new(State::memory());
-        let b = Budgets::new(vec![spec("g", Some(0.0), None, Period::Day, false, BudgetScope::default())], store);
-        assert!(rsv(&b, &sc(None), Some(0.0), 1000, None, NOV_21_2026).is_ok());
-        assert!(rsv(&b, &sc(None), None, 1000, None, NOV_21_2026).unwrap_err().remaining.is_nan());
-    }
-
-    #[test]
-    fn wildcard_scopes_give_each_tenant_its_own_ceiling() {
-        let store = Arc::new(State::memory());
-        let b = Budgets::new(
-            vec![spec("per-tenant", None, Some(100), Period::Hour, false, BudgetScope { tenant: Some("*".into()), ..Default::default() })],
-            store,
-        );
-        rsv(&b, &sc(Some("a")), None, 80, None, NOV_21_2026).unwrap().settle(0.0, 80);
-        assert!(rsv(&b, &sc(Some("a")), None, 30, None, NOV_21_2026).is_err());
-        assert!(rsv(&b, &sc(Some("b")), None, 30, None, NOV_21_2026).is_ok());
-        let st = b.status(NOV_21_2026);
-        assert_eq!(st.iter().map(|s| s.scope.as_str()).collect::<Vec<_>>(), ["tenant:a", "tenant:b"]);
-    }
-
-    #[test]
-    fn rolling_windows_slide() {
-        let store = Arc::new(State::memory());
-        let b = Budgets::new(vec![spec("r", None, Some(100), Period::Minute, true, BudgetScope::default())], store);
-        rsv(&b, &sc(None), None, 100, None, NOV_21_2026).unwrap().settle(0.0, 100);
-        assert!(rsv(&b, &sc(None), None, 1, None, NOV_21_2026 + 30.0).is_err());
-        assert!(rsv(&b, &sc(None), None, 1, None, NOV_21_2026 + 61.0).is_ok());
-    }
-
-    #[test]
-    fn rate_limits_reserve_with_budgets() {
-        let store = Arc::new(State::memory());
-        let b = Budgets::new(vec![], store);
-        let rl = RateLimitSpec { requests_per_minute: Some(2), ..Default::default() };
-        let a = rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
-        let c = rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap();
-        let e = rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).unwrap_err();
-        assert_eq!((e.budget.as_str(), e.unit.as_str()), ("rate_limit:d:requests", "requests"));
-        a.settle(0.1, 10);
-        drop(c); // never sent: frees its request slot
-        assert!(rsv(&b, &sc(None), Some(0.1), 10, Some(&rl), NOV_21_2026).is_ok());
-    }
-}
+mod tests;

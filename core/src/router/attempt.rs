@@ -507,7 +507,9 @@ async fn send<T: Send + 'static>(
     let remaining = ctx.deadline.saturating_duration_since(ctx.now());
     let limit = first_token_timeout(&dep, &ctx.route).min(remaining);
     if let Some(backup) = backup {
-        return hedged(start, req, attempt, backup, limit, ctx, walk).await;
+        // Boxed: inline, the race's state would be part of every request's future (2 KB,
+        // copied once per level of nesting on every call), hedged route or not.
+        return Box::pin(hedged(start, req, attempt, backup, limit, ctx, walk)).await;
     }
     // A sync caller's request may run inline on its thread (`provider::inline`), where this
     // timer cannot interrupt it: it gets the deadline too, and its expiry reads the same.

@@ -318,12 +318,16 @@ impl Router {
 
     /// Send a request and return the complete answer (with its trace).
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse> {
-        attempt::chat(self, req).await
+        // One allocation so that what callers hold, move and spawn is a pointer: the request's
+        // state is several KB, and every executor, `block_on` and binding moved it whole
+        // (memmove was 14 % of the router's own time in a sync profile).
+        Box::pin(attempt::chat(self, req)).await
     }
 
     /// Send a request and stream the answer. See [`ChatStream`] for the guarantees.
     pub async fn stream(&self, req: ChatRequest) -> Result<ChatStream> {
-        stream::open(self, req).await
+        // Boxed like `chat`'s.
+        Box::pin(stream::open(self, req)).await
     }
 
     /// The policy currently serving (secrets are not part of it: literal keys are never

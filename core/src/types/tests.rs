@@ -489,3 +489,29 @@ fn usage_reasoning_outside_completion_is_normalised() {
         u(json!({"prompt_tokens": u64::MAX, "completion_tokens": 1, "total_tokens": 1, "completion_tokens_details": {"reasoning_tokens": u64::MAX}}));
     assert_eq!(big.output_tokens, u64::MAX);
 }
+
+/// The parser's typed path reads exactly what `from_openai` reads from a `Value`, for shapes
+/// providers really send and for ones they should not.
+#[test]
+fn usage_parsed_directly_equals_usage_read_from_a_value() {
+    let cases = [
+        r#"{"prompt_tokens": 15, "completion_tokens": 78, "total_tokens": 93, "completion_tokens_details": {"reasoning_tokens": 64}}"#,
+        r#"{"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 303, "completion_tokens_details": {"reasoning_tokens": 290, "x": [1]}}"#,
+        r#"{"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 2, "audio_tokens": null}, "extra": {"a": [1, {"b": 2}]}}"#,
+        r#"{"prompt_tokens": -3, "completion_tokens": 2.0, "total_tokens": "5", "prompt_tokens_details": null}"#,
+        r#"{"prompt_tokens": 1e3, "completion_tokens": true, "prompt_tokens_details": [1, 2], "completion_tokens_details": "n/a"}"#,
+        r#"{"prompt_tokens": 1, "prompt_tokens": 7, "completion_tokens": {"n": 3}, "completion_tokens_details": 5}"#,
+        r#"{"prompt_tokens": 18446744073709551615, "completion_tokens": 18446744073709551616}"#,
+        r#"{"prompt\u005ftokens": 4, "completion_tokens": null}"#,
+        r#"{}"#,
+    ];
+    for c in cases {
+        let direct: Usage = serde_json::from_str(c).unwrap();
+        let via_value = Usage::from_openai(&serde_json::from_str::<Value>(c).unwrap());
+        assert_eq!(direct, via_value, "{c}");
+    }
+    for not_an_object in ["5", "\"x\"", "[1]", "true"] {
+        let e = serde_json::from_str::<Usage>(not_an_object).unwrap_err().to_string();
+        assert!(e.contains("usage must be an object"), "{not_an_object}: {e}");
+    }
+}

@@ -46,6 +46,9 @@ struct Socket {
     stream: TcpStream,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// Where reads land: zeroed once per connection. A fresh zeroed array per read was
+    /// 14 % of a sync call's instructions (callgrind), all of it `memset`.
+    scratch: Box<[u8]>,
 }
 
 struct Idle {
@@ -132,7 +135,7 @@ impl Pool {
             match TcpStream::connect_timeout(&a, self.connect_timeout.min(left)) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(Socket { stream: s, read_timeout: None, write_timeout: None });
+                    return Ok(Socket { stream: s, read_timeout: None, write_timeout: None, scratch: vec![0; 16 * 1024].into_boxed_slice() });
                 }
                 // Bounded by the attempt's deadline rather than the connect timeout: that is
                 // the attempt timing out (and it reads as such).
@@ -271,10 +274,10 @@ impl Conn {
                 self.socket.stream.set_read_timeout(Some(wait)).map_err(|e| io_error(during_body, e))?;
                 self.socket.read_timeout = Some(wait);
             }
-            let mut chunk = [0u8; 16 * 1024];
-            match self.socket.stream.read(&mut chunk) {
+            let Socket { stream, scratch, .. } = &mut self.socket;
+            match stream.read(scratch) {
                 Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.buf.extend_from_slice(&scratch[..n]);
                     return Ok(n);
                 }
                 Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => {
