@@ -7,6 +7,7 @@
 #   bash bench/python/run.sh --quick   # short runs, to check the harness (BENCHMARKS.md untouched)
 #   bash bench/python/run.sh --transport  # the openai-SDK transport's cost (prints a section)
 #   bash bench/python/run.sh --split      # where a call's time goes, layer by layer (issue 18)
+#   bash bench/python/run.sh --stream     # what a stream adds per chunk (issue 18)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -30,6 +31,9 @@ fi
 
 if [[ "${1:-}" == "--transport" ]]; then
     exec "$VENV/bin/python" "$HERE/transport.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
+fi
+if [[ "${1:-}" == "--stream" ]]; then
+    cd "$HERE" && exec "$VENV/bin/python" "$HERE/stream.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
 fi
 if [[ "${1:-}" == "--split" ]]; then
     cd "$HERE" && exec "$VENV/bin/python" "$HERE/split.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"

@@ -16,6 +16,7 @@ pub mod gemini;
 pub mod inline;
 pub mod mock;
 pub mod openai;
+mod openai_chunk;
 pub mod ratelimit;
 pub mod transport;
 

@@ -306,6 +306,53 @@ impl OpenAiStreamDecoder {
         non_empty("id") || non_empty("model") || has_choices
     }
 
+    /// Any chunk, through a `Value`: what `on_usual_chunk` does for the usual shape, and
+    /// everything else.
+    pub(super) fn on_value_data(&mut self, data: &str, out: &mut Vec<StreamEvent>) -> Result<()> {
+        let v: Value = serde_json::from_str(data).map_err(|e| Error::malformed(format!("stream chunk is not JSON ({e}): {}", snippet(data, 120))))?;
+        self.on_chunk(&v, out)
+    }
+
+    /// `on_chunk` for a chunk of the usual shape (`openai_chunk`): the same events in the
+    /// same order, without the `Value`.
+    fn on_usual_chunk(&mut self, c: super::openai_chunk::Chunk<'_>, out: &mut Vec<StreamEvent>) {
+        let non_empty = |s: &Option<std::borrow::Cow<str>>| s.as_deref().is_some_and(|s| !s.is_empty());
+        let has_choices = c.choices.as_ref().is_some_and(|ch| !ch.is_empty());
+        if !self.started && (non_empty(&c.id) || non_empty(&c.model) || has_choices) {
+            self.started = true;
+            let model = c.model.as_deref().filter(|m| !m.is_empty()).unwrap_or(&self.model).to_string();
+            out.push(StreamEvent::Start { id: c.id.as_deref().unwrap_or_default().to_string(), model });
+        }
+        for ch in c.choices.into_iter().flatten() {
+            if ch.index.unwrap_or(0) != 0 {
+                continue;
+            }
+            if let Some(d) = ch.delta {
+                if let Some(text) = d.content.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::ContentDelta { text: text.into_owned() });
+                }
+                if let Some(text) = d.refusal.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::RefusalDelta { text: text.into_owned() });
+                }
+            }
+            if let Some(fr) = ch.finish_reason {
+                self.finished = true;
+                let mut reason = FinishReason::from_openai(&fr);
+                if self.compat && self.saw_tool_calls && reason == FinishReason::Stop {
+                    reason = FinishReason::ToolCalls;
+                }
+                out.push(StreamEvent::Finish { reason, native: Some(fr.into_owned()) });
+            }
+        }
+        if let Some(usage) = c.usage {
+            self.usage_seen = true;
+            out.push(StreamEvent::Usage { usage });
+        }
+        if self.finished && self.usage_seen {
+            self.done = true;
+        }
+    }
+
     fn on_chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<()> {
         if v.get("error").is_some_and(|e| !e.is_null()) {
             // In-band error after a 200: classify like the HTTP error it stands for.
@@ -456,8 +503,11 @@ impl StreamDecoder for OpenAiStreamDecoder {
             let v = if v.get("error").is_some() { v } else { serde_json::json!({ "error": v }) };
             return self.on_chunk(&v, out);
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| Error::malformed(format!("stream chunk is not JSON ({e}): {}", snippet(data, 120))))?;
-        self.on_chunk(&v, out)
+        if let Some(c) = super::openai_chunk::Chunk::parse(data) {
+            self.on_usual_chunk(c, out);
+            return Ok(());
+        }
+        self.on_value_data(data, out)
     }
 
     fn on_end(&mut self, _out: &mut Vec<StreamEvent>) -> Result<()> {

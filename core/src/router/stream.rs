@@ -190,23 +190,44 @@ fn drive(
             }
             let mut rest = committed.rest.expect("committed stream has a body");
             let idle = idle_timeout(&dep, &ctx.route);
+            // One timer for the whole stream, moved only when it fires or must fire sooner: a
+            // chunk just records when it came. A `timeout` per chunk registered and removed a
+            // timer for every chunk that had to be waited for (most, from a real provider).
+            let mut last = Instant::now();
+            let mut armed = last + idle;
+            let mut timer = std::pin::pin!(tokio::time::sleep_until(armed));
             let failure: Option<Error> = loop {
                 let wait = if acc.is_finished() { TAIL_WAIT.min(idle) } else { idle };
-                let wait = wait.min(ctx.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
-                match tokio::time::timeout(wait, rest.next()).await {
-                    Ok(Some(Ok(ev))) => {
+                let due = (last + wait).min(ctx.deadline.max(last + Duration::from_millis(1)));
+                if due < armed {
+                    armed = due;
+                    timer.as_mut().reset(due);
+                }
+                let next = tokio::select! {
+                    biased;
+                    ev = rest.next() => Some(ev),
+                    () = &mut timer => None,
+                };
+                match next {
+                    Some(Some(Ok(ev))) => {
+                        last = Instant::now();
                         acc.push(&ev);
                         yield Ok(ev);
                     }
-                    Ok(Some(Err(e))) => break Some(e),
-                    Ok(None) if acc.is_finished() => break None,
-                    Ok(None) => break Some(Error::new(ErrorKind::StreamInterrupted, "stream ended without a finish reason")),
+                    Some(Some(Err(e))) => break Some(e),
+                    Some(None) if acc.is_finished() => break None,
+                    Some(None) => break Some(Error::new(ErrorKind::StreamInterrupted, "stream ended without a finish reason")),
+                    // Data came since the timer was set: wait on from the last of it.
+                    None if due > Instant::now() => {
+                        armed = due;
+                        timer.as_mut().reset(due);
+                    }
                     // Finished and only the trailing usage/terminator is late: complete.
-                    Err(_) if acc.is_finished() => break None,
-                    Err(_) => {
+                    None if acc.is_finished() => break None,
+                    None => {
                         let past_deadline = Instant::now() >= ctx.deadline;
                         let what = if past_deadline { "total deadline reached" } else { "stream went silent" };
-                        break Some(Error::new(ErrorKind::StreamInterrupted, format!("{what}: no data for {:.1} s", wait.as_secs_f64())));
+                        break Some(Error::new(ErrorKind::StreamInterrupted, format!("{what}: no data for {:.1} s", (due - last).as_secs_f64())));
                     }
                 }
             };
