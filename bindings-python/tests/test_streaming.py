@@ -141,3 +141,57 @@ def test_closing_early_cancels_the_request(server: MockServer, name: str) -> Non
     assert entry["client_disconnected"] is True
     # Far sooner than the 10 s the whole answer would take.
     assert time.monotonic() - started < 3
+
+
+class CountingReads:
+    """Stands in for a stream's native object and counts the reads that cross into the core."""
+
+    def __init__(self, native: Any) -> None:
+        self.native, self.reads = native, 0
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self.native, attr)
+        if attr.startswith("next"):
+            self.reads += 1
+        return value
+
+
+def test_a_burst_crosses_in_few_reads_in_order_and_close_drops_what_had_arrived(server: MockServer, name: str) -> None:
+    import asyncio
+
+    words = [f"w{i}" for i in range(200)]
+    server.script(name, {"then": {"text": " ".join(words)}})
+    router = polyroute.Router(policy(server, [name]))
+    arouter = polyroute.AsyncRouter(policy(server, [name]))
+
+    def counted(stream: Any) -> CountingReads:
+        stream._native = CountingReads(stream._native)
+        return stream._native
+
+    stream = router.stream(USER)
+    c = counted(stream)
+    assert [e.text for e in stream if e.type == "content_delta"] == [words[0]] + [" " + w for w in words[1:]]
+    assert c.reads < 40, f"{c.reads} reads for a 200-chunk burst"
+    stream = router.stream(USER)
+    c = counted(stream)
+    assert "".join(ch.choices[0].delta.content or "" for ch in stream.chunks() if ch.choices) == " ".join(words)
+    assert c.reads < 40
+
+    async def read_async() -> None:
+        s = await arouter.stream(USER)
+        c = counted(s)
+        assert "".join([e.text or "" async for e in s if e.type == "content_delta"]) == " ".join(words)
+        assert c.reads < 40, f"{c.reads} reads"
+        s = await arouter.stream(USER)
+        c = counted(s)
+        assert "".join([ch.choices[0].delta.content or "" async for ch in s.chunks() if ch.choices]) == " ".join(words)
+        assert c.reads < 40
+
+    asyncio.run(read_async())
+
+    # Closed after its first content: what had already arrived is not handed out.
+    stream = router.stream(USER)
+    first = next(e for e in stream if e.type == "content_delta")
+    assert first.text == "w0"
+    stream.close()
+    assert list(stream) == []

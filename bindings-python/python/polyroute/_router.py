@@ -333,13 +333,17 @@ class AsyncRouter(_RouterBase):
 
 
 class _StreamBase:
-    __slots__ = ("_native", "_reading")
+    __slots__ = ("_native", "_reading", "_ahead")
 
     def __init__(self, native: _native.NativeStream) -> None:
         self._native = native
         # "events" or "chunks" once read: the core folds one reading into chunks, so a stream
         # read both ways would hand out chunks that start mid-answer.
         self._reading: Optional[str] = None
+        # What one read brought beyond the item it waited for (events that had already
+        # arrived), last first: a burst of chunks costs one crossing into the core, not one
+        # per chunk. The core keeps an end or a failure for the read after them.
+        self._ahead: List[Dict[str, Any]] = []
 
     def _read_as(self, how: str) -> None:
         if self._reading != how:
@@ -361,6 +365,8 @@ class _StreamBase:
     def close(self) -> None:
         """Stop reading and cancel the request. Idempotent. A read waiting in another
         thread or task raises :class:`~polyroute.RequestCancelledError`."""
+        # Reads after close end, including those of items that had already arrived.
+        self._ahead = []
         self._native.close()
 
 
@@ -377,10 +383,13 @@ class Stream(_StreamBase):
     def __next__(self) -> StreamEvent:
         if self._reading != "events":
             self._read_as("events")
-        event = self._native.next()
-        if event is None:
-            raise StopIteration
-        return StreamEvent(event)
+        if not self._ahead:
+            batch = self._native.next_batch()
+            if batch is None:
+                raise StopIteration
+            batch.reverse()
+            self._ahead = batch
+        return StreamEvent(self._ahead.pop())
 
     def chunks(self) -> Iterator[ChatCompletionChunk]:
         """The answer as OpenAI ``chat.completion.chunk`` objects, read like the openai SDK's
@@ -390,10 +399,13 @@ class Stream(_StreamBase):
         restart``), which chunks cannot express."""
         self._read_as("chunks")
         while True:
-            chunk = self._native.next_chunk()
-            if chunk is None:
-                return
-            yield ChatCompletionChunk(chunk)
+            if not self._ahead:
+                batch = self._native.next_chunk_batch()
+                if batch is None:
+                    return
+                batch.reverse()
+                self._ahead = batch
+            yield ChatCompletionChunk(self._ahead.pop())
 
     def final_response(self) -> ChatResponse:
         """The whole answer, as :meth:`Router.chat` would have returned it (usage,
@@ -431,23 +443,29 @@ class AsyncStream(_StreamBase):
     async def __anext__(self) -> StreamEvent:
         if self._reading != "events":
             self._read_as("events")
-        bridge, fut = _future()
-        self._native.next_async(bridge, fut)
-        event: Optional[Dict[str, Any]] = await fut
-        if event is None:
-            raise StopAsyncIteration
-        return StreamEvent(event)
+        if not self._ahead:
+            bridge, fut = _future()
+            self._native.next_batch_async(bridge, fut)
+            batch: Optional[List[Dict[str, Any]]] = await fut
+            if batch is None:
+                raise StopAsyncIteration
+            batch.reverse()
+            self._ahead = batch
+        return StreamEvent(self._ahead.pop())
 
     async def chunks(self) -> AsyncIterator[ChatCompletionChunk]:
         """:meth:`Stream.chunks` for asyncio (``async for chunk in stream.chunks()``)."""
         self._read_as("chunks")
         while True:
-            bridge, fut = _future()
-            self._native.next_chunk_async(bridge, fut)
-            chunk: Optional[Dict[str, Any]] = await fut
-            if chunk is None:
-                return
-            yield ChatCompletionChunk(chunk)
+            if not self._ahead:
+                bridge, fut = _future()
+                self._native.next_chunk_batch_async(bridge, fut)
+                batch: Optional[List[Dict[str, Any]]] = await fut
+                if batch is None:
+                    return
+                batch.reverse()
+                self._ahead = batch
+            yield ChatCompletionChunk(self._ahead.pop())
 
     async def final_response(self) -> ChatResponse:
         """:meth:`Stream.final_response` for asyncio."""

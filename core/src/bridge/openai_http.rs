@@ -21,6 +21,9 @@ use super::wire::{endpoint_not_found, error_headers, openai_error, response_body
 use crate::error::Error;
 use crate::router::{ChatStream, Router};
 
+/// At most this many frames go out in one read (a bound on one read's bytes).
+const READY_FRAMES: usize = 256;
+
 /// What an OpenAI server would answer.
 pub struct OpenAiReply {
     pub status: u16,
@@ -139,8 +142,8 @@ impl SseHandle {
         }
     }
 
-    /// The next frame's bytes, `None` after the last one (or once closed). Never fails: a
-    /// failure is a frame. The future owns what it needs, so a host can spawn it.
+    /// The next frame's bytes, with those of the events that had already arrived behind it,
+    /// `None` after the last one (or once closed). Never fails: a failure is a frame. The future owns what it needs, so a host can spawn it.
     pub fn next_frame(&self) -> impl Future<Output = Option<Vec<u8>>> + Send + 'static {
         let writer = self.writer.clone();
         let handle = self.handle.reader();
@@ -155,7 +158,17 @@ impl SseHandle {
                 if handle.is_closed() {
                     return None;
                 }
-                if let Some(bytes) = writer.lock().unwrap_or_else(|p| p.into_inner()).feed(item) {
+                let first = writer.lock().unwrap_or_else(|p| p.into_inner()).feed(item);
+                if let Some(mut bytes) = first {
+                    // With the frames of what had already arrived: a host's read is a crossing
+                    // (a thread hand-off, an event-loop trip) and a burst then takes one.
+                    let ready = handle.ready_soon(READY_FRAMES).await;
+                    let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+                    for ev in ready {
+                        if let Some(more) = w.feed(Some(Ok(ev))) {
+                            bytes.extend_from_slice(&more);
+                        }
+                    }
                     return Some(bytes);
                 }
             }

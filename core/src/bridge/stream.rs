@@ -42,6 +42,9 @@ struct Shared {
     end: Mutex<Option<std::result::Result<(), Error>>>,
     /// Turns events into OpenAI chunks for `next_chunk_value` (made on first use).
     chunks: Mutex<Option<ChunkWriter>>,
+    /// What `ready` took from the stream but leaves to the next `next`: the end, a failure
+    /// or a `reset`, which each read must meet as if it had read it itself.
+    lookahead: Mutex<Option<Option<Result<StreamEvent>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,10 +71,14 @@ impl Shared {
             return Err(cancelled_error());
         }
         let Some(stream) = slot.as_mut() else { return Ok(None) };
-        let item = tokio::select! {
-            biased;
-            _ = self.token.cancelled() => Some(Err(cancelled_error())),
-            item = stream.next() => item,
+        let ahead = lock(&self.lookahead).take();
+        let item = match ahead {
+            Some(item) => item,
+            None => tokio::select! {
+                biased;
+                _ = self.token.cancelled() => Some(Err(cancelled_error())),
+                item = stream.next() => item,
+            },
         };
         match item {
             Some(Ok(ev)) => {
@@ -89,6 +96,63 @@ impl Shared {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Shared {
+    /// Up to `max` plain events that have already arrived, without waiting: what a host hands
+    /// over together with the event it waited for, so a burst of chunks costs it one wake-up
+    /// and one crossing instead of one per chunk. Stops before the end, a failure or a
+    /// `reset` (kept for the next read) and when a read is in flight elsewhere.
+    fn ready(&self, max: usize) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        let Ok(mut slot) = self.stream.try_lock() else { return out };
+        while out.len() < max && !self.closed.load(Ordering::Acquire) && !self.token.is_cancelled() {
+            let Some(stream) = slot.as_mut() else { break };
+            if lock(&self.lookahead).is_some() {
+                break;
+            }
+            // A stream polled once more with a no-op waker: `next` is cancel-safe and the next
+            // real read registers its own waker.
+            match futures::FutureExt::now_or_never(stream.next()) {
+                None => break,
+                Some(Some(Ok(ev))) if !matches!(ev, StreamEvent::Reset { .. }) => {
+                    lock(&self.acc).push(&ev);
+                    out.push(ev);
+                }
+                Some(item) => {
+                    *lock(&self.lookahead) = Some(item);
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Shared {
+    /// The OpenAI chunks of plain events (not every event has one).
+    fn chunks_of(&self, events: &[StreamEvent]) -> Vec<Value> {
+        let mut w = lock(&self.chunks);
+        let w = w.get_or_insert_with(|| ChunkWriter::new(super::wire::unix_now(), true));
+        events.iter().filter_map(|ev| w.chunk(ev)).collect()
+    }
+
+    /// [`Shared::ready`], also letting the runtime run once whenever nothing is ready: an
+    /// HTTP/1 body is handed over one chunk per consumer poll by the connection's own task,
+    /// which a read on the same runtime thread otherwise keeps from running until the read
+    /// returns (one event per read, measured from asyncio). Ends when a turn brings nothing.
+    async fn ready_soon(&self, max: usize) -> Vec<StreamEvent> {
+        let mut out = self.ready(max);
+        while out.len() < max {
+            tokio::task::yield_now().await;
+            let more = self.ready(max - out.len());
+            if more.is_empty() {
+                break;
+            }
+            out.extend(more);
+        }
+        out
     }
 }
 
@@ -117,6 +181,7 @@ impl StreamHandle {
                 acc: Mutex::new(StreamAccumulator::new()),
                 end: Mutex::new(None),
                 chunks: Mutex::new(None),
+                lookahead: Mutex::new(None),
             }),
             _guard,
         }
@@ -137,6 +202,77 @@ impl StreamHandle {
     pub fn next_value(&self) -> impl Future<Output = Result<Option<Value>>> + Send + 'static {
         let next = self.next_event();
         async move { next.await?.map(|ev| super::to_value(&ev)).transpose() }
+    }
+
+    /// [`Self::next_value`] and the events that had arrived behind it (at most `max` in all),
+    /// in order; `None` at the end. For hosts whose every read is a crossing (a thread
+    /// hand-off, a trip through an event loop): a burst of chunks takes one.
+    pub fn next_values(&self, max: usize) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            let Some(first) = shared.clone().next().await? else { return Ok(None) };
+            let mut out = vec![super::to_value(&first)?];
+            for ev in shared.ready_soon(max.saturating_sub(1)).await {
+                out.push(super::to_value(&ev)?);
+            }
+            Ok(Some(out))
+        }
+    }
+
+    /// [`Self::next_values`] without letting the runtime run: for a read on a thread of the
+    /// host's own (not the runtime's), where yielding does not let the connection's task run.
+    /// A host that gets more than one value knows a burst is arriving and can take the rest
+    /// with [`Self::ready_values`] on the runtime.
+    pub fn next_values_here(&self, max: usize) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            let Some(first) = shared.clone().next().await? else { return Ok(None) };
+            let mut out = vec![super::to_value(&first)?];
+            for ev in shared.ready(max.saturating_sub(1)) {
+                out.push(super::to_value(&ev)?);
+            }
+            Ok(Some(out))
+        }
+    }
+
+    /// The plain events that have arrived or arrive while the runtime gets a turn, without
+    /// waiting for any (at most `max`); see [`Self::next_values`].
+    pub fn ready_values(&self, max: usize) -> impl Future<Output = Result<Vec<Value>>> + Send + 'static {
+        let shared = self.shared.clone();
+        async move { shared.ready_soon(max).await.iter().map(super::to_value).collect() }
+    }
+
+    /// [`Self::next_chunk_value`] and the chunks of the events that had arrived behind it
+    /// (at most `max` in all), in order; `None` at the end.
+    pub fn next_chunk_values(&self, max: usize) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
+        self.chunk_batch(max, true)
+    }
+
+    /// [`Self::next_chunk_values`] as [`Self::next_values_here`] is to [`Self::next_values`].
+    pub fn next_chunk_values_here(&self, max: usize) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
+        self.chunk_batch(max, false)
+    }
+
+    /// [`Self::ready_values`] in chunk form.
+    pub fn ready_chunk_values(&self, max: usize) -> impl Future<Output = Result<Vec<Value>>> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            let ready = shared.ready_soon(max).await;
+            Ok(shared.chunks_of(&ready))
+        }
+    }
+
+    fn chunk_batch(&self, max: usize, soon: bool) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
+        let shared = self.shared.clone();
+        let first = self.next_chunk_value();
+        async move {
+            let Some(first) = first.await? else { return Ok(None) };
+            let rest = max.saturating_sub(1);
+            let ready = if soon { shared.ready_soon(rest).await } else { shared.ready(rest) };
+            let mut out = vec![first];
+            out.extend(shared.chunks_of(&ready));
+            Ok(Some(out))
+        }
     }
 
     /// The next OpenAI `chat.completion.chunk` (as the openai SDKs stream them, with a usage
@@ -248,6 +384,11 @@ pub(super) struct Reader {
 impl Reader {
     pub(super) fn next_event(&self) -> impl Future<Output = Result<Option<StreamEvent>>> + Send + 'static {
         self.shared.clone().next()
+    }
+
+    /// Plain events already arrived or arriving at once (see `Shared::ready_soon`).
+    pub(super) async fn ready_soon(&self, max: usize) -> Vec<StreamEvent> {
+        self.shared.ready_soon(max).await
     }
 
     /// Whether the host closed the handle (not: the stream ended).

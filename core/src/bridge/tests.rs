@@ -344,6 +344,120 @@ async fn the_final_response_reads_the_rest_and_fails_as_the_stream_did() {
     assert_eq!(h.final_response().await.unwrap_err().kind, ErrorKind::Cancelled);
 }
 
+/// Every read of a stream in batches of at most `max`, and the error it ended with.
+async fn batches(h: &StreamHandle, max: usize) -> (Vec<Vec<Value>>, Option<crate::error::Error>) {
+    let mut out = Vec::new();
+    loop {
+        match h.next_values(max).await {
+            Ok(Some(b)) => {
+                assert!(!b.is_empty() && b.len() <= max, "{} events in a read of at most {max}", b.len());
+                out.push(b);
+            }
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+fn kinds_and_text(events: &[Value]) -> (Vec<String>, String) {
+    let kinds = events.iter().map(|v| v["type"].as_str().unwrap().to_string()).collect();
+    let text = events.iter().filter_map(|v| v["text"].as_str().filter(|_| v["type"] == "content_delta")).collect();
+    (kinds, text)
+}
+
+#[tokio::test]
+async fn a_burst_crosses_in_few_reads_and_reads_as_event_by_event() {
+    let router = router(json!({"then": {"text": "one two three four five six seven eight"}}));
+    let h = open(&router, HI).await;
+    let mut single = Vec::new();
+    while let Some(v) = h.next_value().await.unwrap() {
+        single.push(v);
+    }
+    let h = open(&router, HI).await;
+    let (reads, err) = batches(&h, 256).await;
+    assert!(err.is_none());
+    let batched = reads.concat();
+    assert_eq!(kinds_and_text(&batched), kinds_and_text(&single));
+    assert!(reads.len() < batched.len() / 2, "{} reads for {} events", reads.len(), batched.len());
+    let (small, _) = batches(&open(&router, HI).await, 2).await;
+    assert_eq!(kinds_and_text(&small.concat()), kinds_and_text(&single), "at most 2 per read, the same events");
+    let fin = h.final_response().await.unwrap();
+    assert_eq!(fin.content(), "one two three four five six seven eight", "everything handed out is folded");
+}
+
+#[tokio::test]
+async fn a_read_here_then_the_rest_on_the_runtime_reads_as_event_by_event() {
+    let router = router(json!({"then": {"text": "one two three four five six seven eight"}}));
+    let h = open(&router, HI).await;
+    let mut single = Vec::new();
+    while let Some(v) = h.next_value().await.unwrap() {
+        single.push(v);
+    }
+    let (h, c) = (open(&router, HI).await, open(&router, HI).await);
+    let (mut events, mut chunks) = (Vec::new(), Vec::new());
+    while let Some(b) = h.next_values_here(4).await.unwrap() {
+        assert!(b.len() <= 4);
+        events.extend(b);
+        events.extend(h.ready_values(3).await.unwrap());
+    }
+    assert_eq!(kinds_and_text(&events), kinds_and_text(&single));
+    while let Some(b) = c.next_chunk_values_here(4).await.unwrap() {
+        chunks.extend(b);
+        chunks.extend(c.ready_chunk_values(3).await.unwrap());
+    }
+    let text: String = chunks.iter().filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str)).collect();
+    assert_eq!(text, "one two three four five six seven eight");
+    assert!(chunks.last().unwrap()["usage"]["completion_tokens"].as_u64().unwrap() > 0, "the usage chunk last");
+}
+
+#[tokio::test]
+async fn the_end_and_a_failure_are_left_for_the_read_after_the_events_before_them() {
+    let router = router(json!({"then": {"text": "one two three"}}));
+    let h = open(&router, HI).await;
+    let mut read = Vec::new();
+    loop {
+        let b = h.next_values(256).await.unwrap().expect("events before the end");
+        read.extend(b);
+        if read.iter().any(|v| v["type"] == "finish") {
+            break;
+        }
+    }
+    assert!(!h.is_closed() && h.trace().is_none(), "the end itself is not read yet");
+    assert_eq!(h.next_values(256).await.unwrap(), None);
+    assert!(h.is_closed() && h.trace().is_some());
+
+    let cut = self::router(json!({"then": {"text": "one two three four", "fault": {"cut_after": {"chunks": 1}}}}));
+    let h = open(&cut, HI).await;
+    let (reads, err) = batches(&h, 256).await;
+    assert_eq!(kinds_and_text(&reads.concat()).1, "one", "the content before the cut is handed out");
+    assert_eq!(err.expect("then the failure").kind, ErrorKind::StreamInterrupted);
+    assert_eq!(h.trace().expect("trace kept").attempts.len(), 1);
+    assert_eq!(h.final_response().await.unwrap_err().kind, ErrorKind::StreamInterrupted);
+}
+
+#[tokio::test]
+async fn chunk_batches_read_as_chunk_by_chunk_and_a_close_ends_them() {
+    let router = router(json!({"then": {"text": "one two three"}}));
+    let h = open(&router, HI).await;
+    let mut single = Vec::new();
+    while let Some(c) = h.next_chunk_value().await.unwrap() {
+        single.push(c);
+    }
+    let h = open(&router, HI).await;
+    let mut batched = Vec::new();
+    while let Some(b) = h.next_chunk_values(256).await.unwrap() {
+        batched.extend(b);
+    }
+    let shape = |cs: &[Value]| cs.iter().map(|c| (c["choices"].clone(), c["usage"].clone())).collect::<Vec<_>>();
+    assert_eq!(shape(&batched), shape(&single));
+
+    let slow = slow();
+    let h = stalled(&slow).await;
+    h.close();
+    assert_eq!(h.next_values(256).await.unwrap(), None);
+    assert_eq!(h.next_chunk_values(256).await.unwrap(), None);
+}
+
 #[test]
 fn a_panic_becomes_a_config_error_naming_it() {
     let e = catch(|| -> u32 { debug_panic("unit") }).unwrap_err();
