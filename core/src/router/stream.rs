@@ -190,44 +190,23 @@ fn drive(
             }
             let mut rest = committed.rest.expect("committed stream has a body");
             let idle = idle_timeout(&dep, &ctx.route);
-            // One timer for the whole stream, moved only when it fires or must fire sooner: a
-            // chunk just records when it came. A `timeout` per chunk registered and removed a
-            // timer for every chunk that had to be waited for (most, from a real provider).
-            let mut last = Instant::now();
-            let mut armed = last + idle;
-            let mut timer = std::pin::pin!(tokio::time::sleep_until(armed));
+            let mut quiet = Quiet::new(idle);
             let failure: Option<Error> = loop {
                 let wait = if acc.is_finished() { TAIL_WAIT.min(idle) } else { idle };
-                let due = (last + wait).min(ctx.deadline.max(last + Duration::from_millis(1)));
-                if due < armed {
-                    armed = due;
-                    timer.as_mut().reset(due);
-                }
-                let next = tokio::select! {
-                    biased;
-                    ev = rest.next() => Some(ev),
-                    () = &mut timer => None,
-                };
-                match next {
-                    Some(Some(Ok(ev))) => {
-                        last = Instant::now();
+                match quiet.next(&mut rest, wait, ctx.deadline).await {
+                    Ok(Some(Ok(ev))) => {
                         acc.push(&ev);
                         yield Ok(ev);
                     }
-                    Some(Some(Err(e))) => break Some(e),
-                    Some(None) if acc.is_finished() => break None,
-                    Some(None) => break Some(Error::new(ErrorKind::StreamInterrupted, "stream ended without a finish reason")),
-                    // Data came since the timer was set: wait on from the last of it.
-                    None if due > Instant::now() => {
-                        armed = due;
-                        timer.as_mut().reset(due);
-                    }
+                    Ok(Some(Err(e))) => break Some(e),
+                    Ok(None) if acc.is_finished() => break None,
+                    Ok(None) => break Some(Error::new(ErrorKind::StreamInterrupted, "stream ended without a finish reason")),
                     // Finished and only the trailing usage/terminator is late: complete.
-                    None if acc.is_finished() => break None,
-                    None => {
+                    Err(_) if acc.is_finished() => break None,
+                    Err(silent) => {
                         let past_deadline = Instant::now() >= ctx.deadline;
                         let what = if past_deadline { "total deadline reached" } else { "stream went silent" };
-                        break Some(Error::new(ErrorKind::StreamInterrupted, format!("{what}: no data for {:.1} s", (due - last).as_secs_f64())));
+                        break Some(Error::new(ErrorKind::StreamInterrupted, format!("{what}: no data for {:.1} s", silent.as_secs_f64())));
                     }
                 }
             };
@@ -285,6 +264,54 @@ fn drive(
                     yield Err(err);
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// A stream's idle timer: one for the whole stream, moved only when it fires or must fire
+/// sooner; a chunk just records when it came. A `timeout` per chunk registered and removed a
+/// timer for every chunk that had to be waited for (most, from a real provider).
+struct Quiet {
+    last: Instant,
+    armed: Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Quiet {
+    fn new(idle: Duration) -> Self {
+        let last = Instant::now();
+        Quiet { last, armed: last + idle, timer: Box::pin(tokio::time::sleep_until(last + idle)) }
+    }
+
+    /// The next item of `rest`, or `Err(how long it was silent)` when nothing came within
+    /// `wait` of the last item (or by `deadline`, at least 1 ms after it).
+    async fn next(
+        &mut self,
+        rest: &mut EventStream,
+        wait: Duration,
+        deadline: Instant,
+    ) -> std::result::Result<Option<Result<StreamEvent>>, Duration> {
+        loop {
+            let due = (self.last + wait).min(deadline.max(self.last + Duration::from_millis(1)));
+            if due < self.armed {
+                self.armed = due;
+                self.timer.as_mut().reset(due);
+            }
+            tokio::select! {
+                biased;
+                item = rest.next() => {
+                    self.last = Instant::now();
+                    return Ok(item);
+                }
+                () = &mut self.timer => {}
+            }
+            // Data came since the timer was set: wait on from the last of it.
+            if due > Instant::now() {
+                self.armed = due;
+                self.timer.as_mut().reset(due);
+            } else {
+                return Err(due - self.last);
             }
         }
     }
