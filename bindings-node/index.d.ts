@@ -94,6 +94,13 @@ export declare class NativeRouter {
 export declare class NativeStream {
   next(): Promise<string | null>
   /**
+   * The next event and those already arrived behind it, as a JSON array of events (at most
+   * 256), or `null` at the end: one promise per burst of chunks instead of per chunk.
+   */
+  nextBatch(): Promise<string | null>
+  /** `nextBatch()` in OpenAI chunk form (see `nextChunk()`). */
+  nextChunkBatch(): Promise<string | null>
+  /**
    * The next OpenAI `chat.completion.chunk` as JSON text (a usage chunk comes before the
    * end), or `null` at the end. A `reset` (restart recovery) rejects with
    * `stream_interrupted`: a chunk cannot take back what was sent. A stream is read with

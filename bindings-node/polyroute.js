@@ -445,6 +445,12 @@ class ChatStream {
   #form = null
   /** The error a read threw: the stream's end, for `finalChatCompletion()` too. */
   #failed = null
+  /**
+   * What one read brought beyond the item it waited for (items that had already arrived),
+   * last first: a burst of chunks costs one promise from the core, not one per chunk. The
+   * core keeps an end or a failure for the read after them.
+   */
+  #ahead = []
 
   constructor(open, cancel) {
     // Opening starts immediately; until someone iterates, a rejection is held, not reported
@@ -475,7 +481,7 @@ class ChatStream {
 
   async next() {
     this.#claim('events')
-    return this.#read((s) => s.next())
+    return this.#read((s) => s.nextBatch())
   }
 
   /**
@@ -489,7 +495,7 @@ class ChatStream {
     this.#claim('chunks')
     const iter = {
       [Symbol.asyncIterator]: () => iter,
-      next: () => this.#read((s) => s.nextChunk()),
+      next: () => this.#read((s) => s.nextChunkBatch()),
       return: async () => this.return(),
     }
     return iter
@@ -521,6 +527,7 @@ class ChatStream {
 
   async #read(pull) {
     if (this.#done) return { done: true, value: undefined }
+    if (this.#ahead.length > 0) return { done: false, value: this.#ahead.pop() }
     let s
     try {
       s = await this.#open
@@ -534,7 +541,10 @@ class ChatStream {
         this.#finish()
         return { done: true, value: undefined }
       }
-      return { done: false, value: JSON.parse(text) }
+      const batch = JSON.parse(text).reverse()
+      const value = batch.pop()
+      this.#ahead = batch
+      return { done: false, value }
     } catch (e) {
       this.#failed = fromNative(e)
       this.#finish()
@@ -557,6 +567,8 @@ class ChatStream {
 
   /** Cancel the request (idempotent). A pending `next()` rejects with CancelledError. */
   close() {
+    // Reads after close end, including those of items that had already arrived.
+    this.#ahead = []
     if (this.#cancel.token) this.#cancel.token.cancel()
     try {
       if (this.#native) callSync(() => this.#native.close())

@@ -263,6 +263,9 @@ impl NativeRouter {
 /// event loop alive, with a bounded queue (events beyond it are dropped, never waited for).
 type EventCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true, 4096>;
 
+/// At most this many events cross to JavaScript in one read.
+const BATCH: usize = 256;
+
 /// One open stream (the core's `bridge::StreamHandle`). `next()` resolves to the next event as
 /// JSON text (`nextChunk()`: the next OpenAI chunk), or `null` at the end; `finalResponse()`
 /// to the whole answer; `close()` (or the call's `CancelToken`) cancels it.
@@ -278,6 +281,31 @@ impl NativeStream {
         guard(|| {
             let next = self.handle.next_json();
             env.spawn_future(guard_future(async move { next.await.map_err(|e| js_error(&e)) }))
+        })
+    }
+
+    /// The next event and those already arrived behind it, as a JSON array of events (at most
+    /// 256), or `null` at the end: one promise per burst of chunks instead of per chunk.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn next_batch<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
+        guard(|| {
+            let next = self.handle.next_values(BATCH);
+            env.spawn_future(guard_future(async move {
+                let batch = next.await.map_err(|e| js_error(&e))?;
+                batch.map(|b| to_json(&b)).transpose()
+            }))
+        })
+    }
+
+    /// `nextBatch()` in OpenAI chunk form (see `nextChunk()`).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn next_chunk_batch<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
+        guard(|| {
+            let next = self.handle.next_chunk_values(BATCH);
+            env.spawn_future(guard_future(async move {
+                let batch = next.await.map_err(|e| js_error(&e))?;
+                batch.map(|b| to_json(&b)).transpose()
+            }))
         })
     }
 

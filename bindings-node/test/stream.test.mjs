@@ -6,6 +6,9 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Router, ChatStream, CancelledError, OverloadedError, StreamInterruptedError } from '../polyroute.js'
 import { startMockServer, mockPolicy, fast, hello } from './harness.mjs'
+import { createRequire } from 'node:module'
+
+const native = createRequire(import.meta.url)('../index.js')
 
 let mock
 let router
@@ -17,6 +20,7 @@ const scripts = {
   's-cut': { then: { text: 'one two three four five six', fault: { cut_after: { chunks: 3 } } } },
   's-slow': { then: { text: Array.from({ length: 100 }, (_, i) => `w${i}`).join(' '), chunk_delay_ms: 50 } },
   's-stall-first': { then: { fault: { stall_after: { chunks: 0 } } } },
+  's-burst': { then: { text: Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ') } },
 }
 /** Clear the mock's log (and scripts: some tests replace them), then script every model again. */
 async function rescript() {
@@ -31,7 +35,7 @@ before(async () => {
   const dep = (...names) => Object.fromEntries(names.map((n) => [n, { pricing: { input_per_mtok: 1, output_per_mtok: 2 } }]))
   router = new Router(
     mockPolicy(mock.url, {
-      deployments: dep('s-ok', 's-fail-early', 's-cut', 's-slow', 's-stall-first'),
+      deployments: dep('s-ok', 's-fail-early', 's-cut', 's-slow', 's-stall-first', 's-burst'),
       routes: [
         { name: 'ok', deployments: ['s-ok'], ...fast },
         { name: 'failover', deployments: ['s-fail-early'], fallbacks: [{ deployments: ['s-ok'] }], ...fast },
@@ -40,6 +44,7 @@ before(async () => {
         { name: 'restart', deployments: ['s-cut'], fallbacks: [{ deployments: ['s-ok'] }], ...fast, stream_recovery: 'restart' },
         { name: 'slow', deployments: ['s-slow'], ...fast },
         { name: 'dead', deployments: ['s-fail-early'], ...fast },
+        { name: 'burst', deployments: ['s-burst'], ...fast },
       ],
     }),
   )
@@ -277,4 +282,39 @@ test('a stream is read as events or as chunks, not both', async () => {
   await it.next()
   await assert.rejects(t.next(), TypeError)
   t.close()
+})
+
+test('a burst crosses from the core in few reads, in order; close() drops what had arrived', async () => {
+  const words = Array.from({ length: 200 }, (_, i) => `w${i}`)
+  const reads = { nextBatch: 0, nextChunkBatch: 0 }
+  const originals = {}
+  for (const name of Object.keys(reads)) {
+    originals[name] = native.NativeStream.prototype[name]
+    native.NativeStream.prototype[name] = function (...args) {
+      reads[name] += 1
+      return originals[name].apply(this, args)
+    }
+  }
+  try {
+    assert.equal(textOf(await collect(router.stream({ ...hello, route: 'burst' }))), words.join(' '))
+    assert.ok(reads.nextBatch < 40, `${reads.nextBatch} reads for a 200-chunk burst`)
+    let text = ''
+    for await (const c of router.stream({ ...hello, route: 'burst' }).chunks()) text += c.choices[0]?.delta?.content ?? ''
+    assert.equal(text, words.join(' '))
+    assert.ok(reads.nextChunkBatch < 40, `${reads.nextChunkBatch} chunk reads for a 200-chunk burst`)
+  } finally {
+    Object.assign(native.NativeStream.prototype, originals)
+  }
+  const s = router.stream({ ...hello, route: 'burst' })
+  let first
+  for (;;) {
+    const { value } = await s.next()
+    if (value.type === 'content_delta') {
+      first = value
+      break
+    }
+  }
+  assert.equal(first.text, 'w0')
+  s.close()
+  assert.deepEqual(await s.next(), { done: true, value: undefined })
 })

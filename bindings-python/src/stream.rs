@@ -19,6 +19,24 @@ use crate::runtime::{block_on, runtime};
 /// At most this many events cross to Python in one read.
 const BATCH: usize = 256;
 
+/// A sync batch read: waited for here (a chunk at a time, the usual pace of a provider, costs
+/// no hand-off); once more than one has arrived, a burst is on its way and `rest` takes what
+/// else has arrived on the runtime (`on_runtime`).
+fn sync_batch<R>(
+    py: Python<'_>,
+    here: impl std::future::Future<Output = polyroute::Result<Option<Vec<serde_json::Value>>>> + Send,
+    rest: impl FnOnce(usize) -> R,
+) -> PyResult<Option<Py<PyAny>>>
+where
+    R: std::future::Future<Output = polyroute::Result<Vec<serde_json::Value>>> + Send + 'static,
+{
+    let Some(mut items) = block_on(py, here)?.py_err(py)? else { return Ok(None) };
+    if items.len() > 1 && items.len() < BATCH {
+        items.extend(block_on(py, on_runtime(py, rest(BATCH - items.len()))?)?.py_err(py)?);
+    }
+    Ok(Some(to_py(py, &serde_json::Value::Array(items))?.unbind()))
+}
+
 /// The rest of a sync batch read runs as a task on the runtime, next to the HTTP connection's
 /// own task that hands the body over one chunk per poll: from the calling thread every chunk
 /// of a burst was a round of wake-ups between the two threads (batches of ~4 events,
@@ -80,16 +98,7 @@ impl NativeStream {
     /// `BATCH`), or `None` once the stream has ended: one GIL release and one runtime entry
     /// per burst of chunks instead of per chunk. Blocks without the GIL.
     fn next_batch(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        guarded(py, || {
-            // Waited for here (a chunk at a time, the usual pace of a provider, costs no
-            // hand-off); once more than one has arrived, a burst is on its way and the rest is
-            // taken on the runtime (`on_runtime`).
-            let Some(mut events) = block_on(py, self.handle.next_values_here(BATCH))?.py_err(py)? else { return Ok(None) };
-            if events.len() > 1 && events.len() < BATCH {
-                events.extend(block_on(py, on_runtime(py, self.handle.ready_values(BATCH - events.len()))?)?.py_err(py)?);
-            }
-            Ok(Some(to_py(py, &serde_json::Value::Array(events))?.unbind()))
-        })
+        guarded(py, || sync_batch(py, self.handle.next_values_here(BATCH), |n| self.handle.ready_values(n)))
     }
 
     /// Resolve `future` with [`Self::next_batch`]'s list, or `None` once the stream has ended:
@@ -103,14 +112,7 @@ impl NativeStream {
 
     /// [`Self::next_batch`] in OpenAI chunk form.
     fn next_chunk_batch(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        guarded(py, || {
-            // As `next_batch`: a burst detected here is taken on the runtime.
-            let Some(mut chunks) = block_on(py, self.handle.next_chunk_values_here(BATCH))?.py_err(py)? else { return Ok(None) };
-            if chunks.len() > 1 && chunks.len() < BATCH {
-                chunks.extend(block_on(py, on_runtime(py, self.handle.ready_chunk_values(BATCH - chunks.len()))?)?.py_err(py)?);
-            }
-            Ok(Some(to_py(py, &serde_json::Value::Array(chunks))?.unbind()))
-        })
+        guarded(py, || sync_batch(py, self.handle.next_chunk_values_here(BATCH), |n| self.handle.ready_chunk_values(n)))
     }
 
     /// [`Self::next_batch_async`] in OpenAI chunk form.
