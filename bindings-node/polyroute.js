@@ -543,7 +543,8 @@ class ChatStream {
       }
       const batch = JSON.parse(text).reverse()
       const value = batch.pop()
-      this.#ahead = batch
+      // Behind what another pending read may have kept meanwhile (popped last first).
+      this.#ahead = batch.concat(this.#ahead)
       return { done: false, value }
     } catch (e) {
       this.#failed = fromNative(e)

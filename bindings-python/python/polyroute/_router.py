@@ -351,6 +351,12 @@ class _StreamBase:
                 raise RuntimeError(f"this stream is being read as {self._reading}; read it either as events or as chunks(), not both")
             self._reading = how
 
+    def _keep(self, batch: List[Dict[str, Any]]) -> None:
+        # Behind what is already kept (a reader in another thread or task may have kept some
+        # meanwhile), last first; one list operation, atomic under the GIL.
+        batch.reverse()
+        self._ahead[:0] = batch
+
     @property
     def closed(self) -> bool:
         """Whether the stream has ended, failed or been closed."""
@@ -387,8 +393,7 @@ class Stream(_StreamBase):
             batch = self._native.next_batch()
             if batch is None:
                 raise StopIteration
-            batch.reverse()
-            self._ahead = batch
+            self._keep(batch)
         return StreamEvent(self._ahead.pop())
 
     def chunks(self) -> Iterator[ChatCompletionChunk]:
@@ -403,8 +408,7 @@ class Stream(_StreamBase):
                 batch = self._native.next_chunk_batch()
                 if batch is None:
                     return
-                batch.reverse()
-                self._ahead = batch
+                self._keep(batch)
             yield ChatCompletionChunk(self._ahead.pop())
 
     def final_response(self) -> ChatResponse:
@@ -449,8 +453,7 @@ class AsyncStream(_StreamBase):
             batch: Optional[List[Dict[str, Any]]] = await fut
             if batch is None:
                 raise StopAsyncIteration
-            batch.reverse()
-            self._ahead = batch
+            self._keep(batch)
         return StreamEvent(self._ahead.pop())
 
     async def chunks(self) -> AsyncIterator[ChatCompletionChunk]:
@@ -463,8 +466,7 @@ class AsyncStream(_StreamBase):
                 batch: Optional[List[Dict[str, Any]]] = await fut
                 if batch is None:
                     return
-                batch.reverse()
-                self._ahead = batch
+                self._keep(batch)
             yield ChatCompletionChunk(self._ahead.pop())
 
     async def final_response(self) -> ChatResponse:

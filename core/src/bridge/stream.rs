@@ -128,9 +128,7 @@ impl Shared {
         }
         out
     }
-}
 
-impl Shared {
     /// The OpenAI chunks of plain events (not every event has one).
     fn chunks_of(&self, events: &[StreamEvent]) -> Vec<Value> {
         let mut w = lock(&self.chunks);
@@ -208,15 +206,7 @@ impl StreamHandle {
     /// in order; `None` at the end. For hosts whose every read is a crossing (a thread
     /// hand-off, a trip through an event loop): a burst of chunks takes one.
     pub fn next_values(&self, max: usize) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
-        let shared = self.shared.clone();
-        async move {
-            let Some(first) = shared.clone().next().await? else { return Ok(None) };
-            let mut out = vec![super::to_value(&first)?];
-            for ev in shared.ready_soon(max.saturating_sub(1)).await {
-                out.push(super::to_value(&ev)?);
-            }
-            Ok(Some(out))
-        }
+        self.value_batch(max, true)
     }
 
     /// [`Self::next_values`] without letting the runtime run: for a read on a thread of the
@@ -224,14 +214,16 @@ impl StreamHandle {
     /// A host that gets more than one value knows a burst is arriving and can take the rest
     /// with [`Self::ready_values`] on the runtime.
     pub fn next_values_here(&self, max: usize) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
+        self.value_batch(max, false)
+    }
+
+    fn value_batch(&self, max: usize, soon: bool) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send + 'static {
         let shared = self.shared.clone();
         async move {
             let Some(first) = shared.clone().next().await? else { return Ok(None) };
-            let mut out = vec![super::to_value(&first)?];
-            for ev in shared.ready(max.saturating_sub(1)) {
-                out.push(super::to_value(&ev)?);
-            }
-            Ok(Some(out))
+            let rest = max.saturating_sub(1);
+            let ready = if soon { shared.ready_soon(rest).await } else { shared.ready(rest) };
+            std::iter::once(&first).chain(&ready).map(super::to_value).collect::<Result<Vec<_>>>().map(Some)
         }
     }
 
