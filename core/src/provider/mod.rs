@@ -17,6 +17,8 @@ pub mod inline;
 pub mod mock;
 pub mod openai;
 mod openai_chunk;
+#[cfg(test)]
+mod openai_chunk_tests;
 pub mod ratelimit;
 pub mod transport;
 
