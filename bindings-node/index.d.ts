@@ -87,33 +87,29 @@ export declare class NativeRouter {
 }
 
 /**
- * One open stream (the core's `bridge::StreamHandle`). `next()` resolves to the next event as
- * JSON text (`nextChunk()`: the next OpenAI chunk), or `null` at the end; `finalResponse()`
- * to the whole answer; `close()` (or the call's `CancelToken`) cancels it.
+ * One open stream (the core's `bridge::StreamHandle`). `nextBatch()` resolves to the next
+ * events as a JSON array (`nextChunkBatch()`: OpenAI chunks), or `null` at the end;
+ * `finalResponse()` to the whole answer; `close()` (or the call's `CancelToken`) cancels it.
  */
 export declare class NativeStream {
-  next(): Promise<string | null>
   /**
    * The next event and those already arrived behind it, as a JSON array of events (at most
    * 256), or `null` at the end: one promise per burst of chunks instead of per chunk.
    */
   nextBatch(): Promise<string | null>
-  /** `nextBatch()` in OpenAI chunk form (see `nextChunk()`). */
-  nextChunkBatch(): Promise<string | null>
   /**
-   * The next OpenAI `chat.completion.chunk` as JSON text (a usage chunk comes before the
-   * end), or `null` at the end. A `reset` (restart recovery) rejects with
-   * `stream_interrupted`: a chunk cannot take back what was sent. A stream is read with
-   * either this or `next()`, not both.
+   * `nextBatch()` in OpenAI `chat.completion.chunk` form (a usage chunk comes before the
+   * end). A `reset` (restart recovery) rejects with `stream_interrupted`: a chunk cannot
+   * take back what was sent. A stream is read with either this or `nextBatch()`, not both.
    */
-  nextChunk(): Promise<string | null>
+  nextChunkBatch(): Promise<string | null>
   /**
    * The whole answer as `chat()` would have resolved it (`ChatResponse` JSON text: usage,
    * cost, trace), after reading what is left of the stream. Rejects with the stream's
    * error, or `cancelled` if it was closed before its end.
    */
   finalResponse(): Promise<string>
-  /** Cancel the request now. A pending `next()` rejects with `cancelled`; later ones end. */
+  /** Cancel the request now. A pending read rejects with `cancelled`; later ones end. */
   close(): void
   /** The `RouteTrace` as JSON text once the stream has ended, else `null`. */
   trace(): string | null

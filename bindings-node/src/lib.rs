@@ -266,9 +266,9 @@ type EventCallback = ThreadsafeFunction<String, Unknown<'static>, String, Status
 /// At most this many events cross to JavaScript in one read.
 const BATCH: usize = 256;
 
-/// One open stream (the core's `bridge::StreamHandle`). `next()` resolves to the next event as
-/// JSON text (`nextChunk()`: the next OpenAI chunk), or `null` at the end; `finalResponse()`
-/// to the whole answer; `close()` (or the call's `CancelToken`) cancels it.
+/// One open stream (the core's `bridge::StreamHandle`). `nextBatch()` resolves to the next
+/// events as a JSON array (`nextChunkBatch()`: OpenAI chunks), or `null` at the end;
+/// `finalResponse()` to the whole answer; `close()` (or the call's `CancelToken`) cancels it.
 #[napi]
 pub struct NativeStream {
     handle: StreamHandle,
@@ -276,14 +276,6 @@ pub struct NativeStream {
 
 #[napi]
 impl NativeStream {
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn next<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
-        guard(|| {
-            let next = self.handle.next_json();
-            env.spawn_future(guard_future(async move { next.await.map_err(|e| js_error(&e)) }))
-        })
-    }
-
     /// The next event and those already arrived behind it, as a JSON array of events (at most
     /// 256), or `null` at the end: one promise per burst of chunks instead of per chunk.
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -297,7 +289,9 @@ impl NativeStream {
         })
     }
 
-    /// `nextBatch()` in OpenAI chunk form (see `nextChunk()`).
+    /// `nextBatch()` in OpenAI `chat.completion.chunk` form (a usage chunk comes before the
+    /// end). A `reset` (restart recovery) rejects with `stream_interrupted`: a chunk cannot
+    /// take back what was sent. A stream is read with either this or `nextBatch()`, not both.
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn next_chunk_batch<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
         guard(|| {
@@ -305,21 +299,6 @@ impl NativeStream {
             env.spawn_future(guard_future(async move {
                 let batch = next.await.map_err(|e| js_error(&e))?;
                 batch.map(|b| to_json(&b)).transpose()
-            }))
-        })
-    }
-
-    /// The next OpenAI `chat.completion.chunk` as JSON text (a usage chunk comes before the
-    /// end), or `null` at the end. A `reset` (restart recovery) rejects with
-    /// `stream_interrupted`: a chunk cannot take back what was sent. A stream is read with
-    /// either this or `next()`, not both.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn next_chunk<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
-        guard(|| {
-            let next = self.handle.next_chunk_value();
-            env.spawn_future(guard_future(async move {
-                let chunk = next.await.map_err(|e| js_error(&e))?;
-                chunk.map(|c| to_json(&c)).transpose()
             }))
         })
     }
@@ -338,7 +317,7 @@ impl NativeStream {
         })
     }
 
-    /// Cancel the request now. A pending `next()` rejects with `cancelled`; later ones end.
+    /// Cancel the request now. A pending read rejects with `cancelled`; later ones end.
     #[napi]
     pub fn close(&self) -> Result<()> {
         guard(|| {

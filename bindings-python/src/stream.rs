@@ -77,23 +77,6 @@ impl NativeStream {
 
 #[pymethods]
 impl NativeStream {
-    /// Next event as a dict, or `None` once the stream has ended. Blocks without the GIL.
-    fn next(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        guarded(py, || match block_on(py, self.handle.next_value())?.py_err(py)? {
-            Some(v) => Ok(Some(to_py(py, &v)?.unbind())),
-            None => Ok(None),
-        })
-    }
-
-    /// Resolve `future` (of `bridge`'s loop) with the next event as a dict, or `None` once
-    /// the stream has ended.
-    fn next_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        guarded(py, || {
-            let next = self.handle.next_value();
-            bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(Json))) })
-        })
-    }
-
     /// The next event and those already arrived behind it, as a list of dicts (at most
     /// `BATCH`), or `None` once the stream has ended: one GIL release and one runtime entry
     /// per burst of chunks instead of per chunk. Blocks without the GIL.
@@ -120,23 +103,6 @@ impl NativeStream {
         guarded(py, || {
             let next = self.handle.next_chunk_values(BATCH);
             bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(|v| Json(serde_json::Value::Array(v))))) })
-        })
-    }
-
-    /// Next OpenAI `chat.completion.chunk` as a dict, or `None` once the stream has ended.
-    /// Blocks without the GIL.
-    fn next_chunk(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        guarded(py, || match block_on(py, self.handle.next_chunk_value())?.py_err(py)? {
-            Some(v) => Ok(Some(to_py(py, &v)?.unbind())),
-            None => Ok(None),
-        })
-    }
-
-    /// Resolve `future` with the next chunk as a dict, or `None` once the stream has ended.
-    fn next_chunk_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        guarded(py, || {
-            let next = self.handle.next_chunk_value();
-            bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(Json))) })
         })
     }
 

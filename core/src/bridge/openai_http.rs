@@ -143,7 +143,8 @@ impl SseHandle {
     }
 
     /// The next frame's bytes, with those of the events that had already arrived behind it,
-    /// `None` after the last one (or once closed). Never fails: a failure is a frame. The future owns what it needs, so a host can spawn it.
+    /// `None` after the last one (or once closed). Never fails: a failure is a frame. The
+    /// future owns what it needs, so a host can spawn it.
     pub fn next_frame(&self) -> impl Future<Output = Option<Vec<u8>>> + Send + 'static {
         let writer = self.writer.clone();
         let handle = self.handle.reader();
