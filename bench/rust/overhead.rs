@@ -19,6 +19,11 @@
 //! `Handle::block_on` (reqwest on the runtime's workers, how sync callers ran before) and
 //! under `polyroute::provider::inline::block_on` (the request on the calling thread).
 
+/// The allocator the bindings and the gateway ship with (mimalloc), so these figures are
+/// theirs. A Rust application chooses its own; BENCHMARKS.md has glibc's figures beside.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;

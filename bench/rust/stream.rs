@@ -12,6 +12,11 @@
 //!
 //! CPU is the whole process's (getrusage), the in-process mock's share alike in every row.
 
+/// The allocator the bindings and the gateway ship with (mimalloc), so these figures are
+/// theirs. A Rust application chooses its own; BENCHMARKS.md has glibc's figures beside.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use futures::StreamExt;

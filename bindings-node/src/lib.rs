@@ -32,6 +32,10 @@ use polyroute::bridge::openai_http::{OpenAiBody, OpenAiReply, SseHandle};
 use polyroute::bridge::{self, StreamHandle};
 use polyroute::{Error as CoreError, ErrorKind, Router};
 
+/// mimalloc: glibc's malloc and free were ~30 % of a routed call's instructions (issue 18).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Marks a rejection reason that carries a serialised core error.
 const ERROR_PREFIX: &str = "POLYROUTE:";
 

@@ -108,7 +108,11 @@ pub(crate) async fn run<T: Send + 'static>(
         ctx.deadline = ctx.deadline.min(d);
     }
     ctx.trace.candidates = sel.candidates.clone();
-    ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
+    ctx.telemetry.emit_for_callbacks(|| RouterEvent::RequestStarted {
+        request_id: ctx.trace.request_id.clone(),
+        route: ctx.trace.route.clone(),
+        stream,
+    });
     if let Some(g) = &resume.guarded {
         if let Some(e) = ctx.guarded(g) {
             return Err(ctx.fail(e));
@@ -383,12 +387,11 @@ impl Walk {
 
     fn started(&mut self, dep: &Deployment, ctx: &mut RequestCtx) {
         self.attempts += 1;
-        let (request_id, route) = (ctx.trace.request_id.clone(), ctx.trace.route.clone());
         if let Some((from, kind)) = self.last_failed.take() {
             if from != dep.name {
                 let event = RouterEvent::FallbackTaken {
-                    request_id: request_id.clone(),
-                    route: route.clone(),
+                    request_id: ctx.trace.request_id.clone(),
+                    route: ctx.trace.route.clone(),
                     from,
                     to: dep.name.clone(),
                     reason: kind.code().into(),
@@ -396,8 +399,15 @@ impl Walk {
                 ctx.telemetry.emit(event);
             }
         }
-        let (deployment, provider, model) = (dep.name.clone(), dep.provider.clone(), dep.model.clone());
-        ctx.telemetry.emit(RouterEvent::AttemptStarted { request_id, route, deployment, provider, model, attempt: self.attempts });
+        let t = &ctx.trace;
+        ctx.telemetry.emit_for_callbacks(|| RouterEvent::AttemptStarted {
+            request_id: t.request_id.clone(),
+            route: t.route.clone(),
+            deployment: dep.name.clone(),
+            provider: dep.provider.clone(),
+            model: dep.model.clone(),
+            attempt: self.attempts,
+        });
     }
 
     /// Finish a failed attempt and decide what comes next.

@@ -190,7 +190,11 @@ async fn read_first(router: &Router, on: &On) -> Option<Arc<Entry>> {
 fn hit_trace(router: &Router, req: &ChatRequest, on: &On, e: &Entry, stream: bool, guarded: Option<&Guarded>) -> RouteTrace {
     let route = &on.compiled.routes[on.route].spec;
     let mut ctx = RequestCtx::new(router, &on.compiled, route, on.matched.clone(), req, stream);
-    ctx.telemetry.emit(RouterEvent::RequestStarted { request_id: ctx.trace.request_id.clone(), route: ctx.trace.route.clone(), stream });
+    ctx.telemetry.emit_for_callbacks(|| RouterEvent::RequestStarted {
+        request_id: ctx.trace.request_id.clone(),
+        route: ctx.trace.route.clone(),
+        stream,
+    });
     // The guards ran on this request too (never a rejection: those skip the cache).
     if let Some(g) = guarded {
         ctx.guarded(g);

@@ -46,6 +46,10 @@ fn join(parts: &[String]) -> String {
 }
 
 pub(crate) fn sentence(t: &RouteTrace) -> String {
+    first_choice(t).unwrap_or_else(|| general(t))
+}
+
+fn general(t: &RouteTrace) -> String {
     let route = format!("route `{}` ({})", t.route, t.matched);
     let failures = failures_summary(t, None);
     let skips = skipped_summary(&t.candidates);
@@ -85,6 +89,41 @@ pub(crate) fn sentence(t: &RouteTrace) -> String {
     s
 }
 
+/// The usual sentence, "Served by `d` (provider/model) on route `r` (matched), the first
+/// choice of the s strategy.", for a request served by its first attempt with nothing
+/// skipped: the same words as the general case, pieced together without `format!` (the
+/// sentence is built for every request, and its several formatted parts were 4 % of a
+/// call's instructions).
+fn first_choice(t: &RouteTrace) -> Option<String> {
+    let served = t.served_by.as_ref()?;
+    let [a] = t.attempts.as_slice() else { return None };
+    let plain = !matches!(t.cache, Some(CacheUse::Hit | CacheUse::Fallback))
+        && a.outcome == "ok"
+        && a.deployment == *served
+        && t.candidates.iter().all(|c| c.skipped.is_none());
+    if !plain {
+        return None;
+    }
+    let parts = [
+        "Served by `",
+        served,
+        "` (",
+        &a.provider,
+        "/",
+        &a.model,
+        ") on route `",
+        &t.route,
+        "` (",
+        &t.matched,
+        "), the first choice of the ",
+        &t.strategy,
+        " strategy.",
+    ];
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    parts.iter().for_each(|p| s.push_str(p));
+    Some(s)
+}
+
 pub(crate) fn plan_sentence(route: &str, matched: &str, order: &[String], cands: &[CandidateTrace]) -> String {
     let skips = skipped_summary(cands);
     let mut s = match order.first() {
@@ -101,4 +140,37 @@ pub(crate) fn plan_sentence(route: &str, matched: &str, order: &[String], cands:
     }
     s.push('.');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::AttemptTrace;
+
+    #[test]
+    fn the_usual_sentence_says_what_the_general_one_says() {
+        let mut t = RouteTrace {
+            route: "chat".into(),
+            matched: "default route".into(),
+            strategy: "priority".into(),
+            served_by: Some("primary".into()),
+            ..Default::default()
+        };
+        t.attempts.push(AttemptTrace { deployment: "primary".into(), provider: "openai".into(), model: "gpt-4o-mini".into(), ..Default::default() });
+        t.candidates.push(CandidateTrace { deployment: "primary".into(), ..Default::default() });
+        let fast = first_choice(&t).expect("the usual case");
+        assert_eq!(fast, general(&t));
+        assert_eq!(fast, "Served by `primary` (openai/gpt-4o-mini) on route `chat` (default route), the first choice of the priority strategy.");
+        for cache in [None, Some(CacheUse::Miss)] {
+            t.cache = cache;
+            assert_eq!(first_choice(&t).as_deref(), Some(fast.as_str()));
+        }
+        // Anything unusual takes the general path.
+        t.cache = Some(CacheUse::Hit);
+        assert_eq!(first_choice(&t), None);
+        t.cache = None;
+        t.candidates.push(CandidateTrace { deployment: "other".into(), skipped: Some("breaker open".into()), ..Default::default() });
+        assert_eq!(first_choice(&t), None);
+        assert!(sentence(&t).contains("first eligible choice"), "{}", sentence(&t));
+    }
 }

@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 use crate::guard::Guarded;
 use crate::policy::RouteSpec;
 use crate::resilience::breaker::{Outcome as BreakerOutcome, Permit, Transition};
-use crate::telemetry::{RouterEvent, Telemetry};
+use crate::telemetry::{AttemptRecord, RequestRecord, RouterEvent, Telemetry};
 use crate::types::{AttemptOutcome, AttemptTrace, ChatRequest, RouteTrace, Usage};
 
 /// Output tokens reserved when neither the request nor the catalog caps them.
@@ -147,7 +147,15 @@ impl RequestCtx {
     pub(crate) fn emit_finished(&self, outcome: &str) {
         let t = &self.trace;
         let served = t.served_by.as_ref().and_then(|s| t.attempts.iter().rev().find(|a| &a.deployment == s && a.outcome == "ok"));
-        self.telemetry.emit(RouterEvent::RequestFinished {
+        self.telemetry.metrics.request_finished(&RequestRecord {
+            route: &t.route,
+            outcome,
+            provider: served.map(|a| a.provider.as_str()),
+            model: served.map(|a| a.model.as_str()),
+            duration_ms: t.total_ms,
+            cost_usd: t.total_cost_usd,
+        });
+        self.telemetry.emit_for_callbacks(|| RouterEvent::RequestFinished {
             request_id: t.request_id.clone(),
             route: t.route.clone(),
             outcome: outcome.to_string(),
@@ -170,7 +178,17 @@ impl RequestCtx {
 
     fn emit_attempt(&self, a: &AttemptTrace, provider_kind: &str, response_model: Option<String>) {
         let u = a.usage.unwrap_or_default();
-        self.telemetry.emit(RouterEvent::AttemptFinished {
+        self.telemetry.metrics.attempt_finished(&AttemptRecord {
+            route: &self.trace.route,
+            deployment: &a.deployment,
+            provider: &a.provider,
+            model: &a.model,
+            outcome: a.outcome.as_str(),
+            ttft_ms: a.ttft_ms,
+            tokens: [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens],
+            cost_usd: a.cost_usd,
+        });
+        self.telemetry.emit_for_callbacks(|| RouterEvent::AttemptFinished {
             request_id: self.trace.request_id.clone(),
             route: self.trace.route.clone(),
             deployment: a.deployment.clone(),

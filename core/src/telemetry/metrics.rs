@@ -7,8 +7,9 @@
 //! Labels never carry secrets or prompt content: only route, deployment, provider, model and
 //! outcome names from the policy and from error kinds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 
 use super::event::RouterEvent;
@@ -39,32 +40,78 @@ impl Histogram {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Series of one family by label set. Hashed, not ordered: an observation is a lookup on the
+/// request path (a `BTreeMap` compared label strings a dozen times per request, 6 % of a sync
+/// call's instructions), while the sorted order the text format wants is needed only when
+/// rendering. Hashed with [`LabelHasher`].
+type Series<V> = HashMap<Labels, V, BuildHasherDefault<LabelHasher>>;
+
+/// A fast hash for a few short strings, finished so that every bit of the result depends on
+/// every input bit. SipHash (the standard one) cost ~1000 instructions per label set, most of
+/// it per `write`; Fx hashing alone left the top bits, which the map compares first, alike for
+/// sets differing in one value, so each lookup compared most of its family's series.
+/// Not DoS-resistant, and need not be: label values are names from the policy and the models
+/// providers report, and their number is what the router is configured to reach.
+#[derive(Default)]
+struct LabelHasher(u64);
+
+impl Hasher for LabelHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.write_u64(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            self.write_u64(rest.iter().rev().fold(0, |a, b| a << 8 | u64::from(*b)));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(26) ^ i).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+    fn finish(&self) -> u64 {
+        // murmur3's 64-bit finaliser.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Families {
-    requests: BTreeMap<Labels, f64>,
-    attempts: BTreeMap<Labels, f64>,
-    request_duration: BTreeMap<Labels, Histogram>,
-    ttft: BTreeMap<Labels, Histogram>,
-    tokens: BTreeMap<Labels, f64>,
-    cost: BTreeMap<Labels, f64>,
-    fallbacks: BTreeMap<Labels, f64>,
-    breaker_transitions: BTreeMap<Labels, f64>,
-    guard_findings: BTreeMap<Labels, f64>,
+    requests: Series<f64>,
+    attempts: Series<f64>,
+    request_duration: Series<Histogram>,
+    ttft: Series<Histogram>,
+    tokens: Series<f64>,
+    cost: Series<f64>,
+    fallbacks: Series<f64>,
+    breaker_transitions: Series<f64>,
+    guard_findings: Series<f64>,
     events_dropped: f64,
     /// route, result (`hit`, `miss`, `fallback`)
-    cache_lookups: BTreeMap<Labels, f64>,
+    cache_lookups: Series<f64>,
     /// on_error (`local`, `fail_open`, `fail_closed`, `dropped_settle`)
-    state_fallbacks: BTreeMap<Labels, f64>,
+    state_fallbacks: Series<f64>,
     /// Shared state store up (1) or down (0); absent without a shared store.
     state_up: Option<bool>,
     /// route → (requests, successes, cost of every attempt)
     route_costs: BTreeMap<String, (u64, u64, f64)>,
-    canary_withdrawals: BTreeMap<Labels, f64>,
-    shadow_requests: BTreeMap<Labels, f64>,
-    shadow_agreement: BTreeMap<Labels, f64>,
-    shadow_dropped: BTreeMap<Labels, f64>,
-    shadow_cost: BTreeMap<Labels, f64>,
-    shadow_duration: BTreeMap<Labels, Histogram>,
+    canary_withdrawals: Series<f64>,
+    shadow_requests: Series<f64>,
+    shadow_agreement: Series<f64>,
+    shadow_dropped: Series<f64>,
+    shadow_cost: Series<f64>,
+    shadow_duration: Series<Histogram>,
 }
 
 /// Cost per successful request of a route: everything spent (failed attempts, hedge losers
@@ -112,9 +159,9 @@ pub struct BudgetGauge {
 }
 
 /// Label pairs looked up without owning them: an observation on an existing series builds no
-/// `String` (owned keys per observation were most of the metrics' cost per request). The
-/// order must be `Labels`'s own (`Vec`'s lexicographic order over `(name, value)`), which
-/// `Ord for dyn LabelView` reproduces; `BTreeMap` relies on the two agreeing.
+/// `String` (owned keys per observation were most of the metrics' cost per request). Hash and
+/// equality must be `Labels`'s own (`Vec`'s: the length, then each name and value as `str`),
+/// which `Hash for dyn LabelView` reproduces; `HashMap` relies on the two agreeing.
 trait LabelView {
     fn len(&self) -> usize;
     fn pair(&self, i: usize) -> (&str, &str);
@@ -141,25 +188,19 @@ impl LabelView for Borrowed<'_, '_> {
     }
 }
 
-impl Ord for dyn LabelView + '_ {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        for i in 0..self.len().min(other.len()) {
-            match self.pair(i).cmp(&other.pair(i)) {
-                std::cmp::Ordering::Equal => {}
-                o => return o,
-            }
+impl Hash for dyn LabelView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // What `<[T] as Hash>` does: the length first, then each element (a tuple hashes
+        // its fields in order, `String` hashes as its `str`).
+        state.write_usize(self.len());
+        for i in 0..self.len() {
+            self.pair(i).hash(state);
         }
-        self.len().cmp(&other.len())
-    }
-}
-impl PartialOrd for dyn LabelView + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
     }
 }
 impl PartialEq for dyn LabelView + '_ {
     fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
+        self.len() == other.len() && (0..self.len()).all(|i| self.pair(i) == other.pair(i))
     }
 }
 impl Eq for dyn LabelView + '_ {}
@@ -170,21 +211,104 @@ impl<'a> std::borrow::Borrow<dyn LabelView + 'a> for Labels {
     }
 }
 
-/// The series for `l`, created on first use.
-fn slot<'m, V: Default>(m: &'m mut BTreeMap<Labels, V>, l: &[(&'static str, &str)]) -> &'m mut V {
+/// Apply `f` to the series for `l`, created on first use. One lookup when the series exists
+/// (nearly always); `f` takes the value rather than a reference being returned, because a
+/// returned borrow from a missed `get_mut` cannot fall through to `insert`.
+fn update<V: Default>(m: &mut Series<V>, l: &[(&'static str, &str)], f: impl FnOnce(&mut V)) {
     let b = Borrowed(l);
     let view: &dyn LabelView = &b;
-    if !m.contains_key(view) {
-        m.insert(l.iter().map(|(k, v)| (*k, v.to_string())).collect(), V::default());
+    if let Some(v) = m.get_mut(view) {
+        f(v);
+        return;
     }
-    m.get_mut(view).expect("inserted above")
+    let mut v = V::default();
+    f(&mut v);
+    m.insert(l.iter().map(|(k, v)| (*k, v.to_string())).collect(), v);
 }
 
-fn inc(m: &mut BTreeMap<Labels, f64>, l: &[(&'static str, &str)], by: f64) {
-    *slot(m, l) += by;
+/// A family's series in label order, so the exposition is the same text for the same counts.
+fn sorted<V>(m: &Series<V>) -> Vec<(&Labels, &V)> {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+fn inc(m: &mut Series<f64>, l: &[(&'static str, &str)], by: f64) {
+    update(m, l, |v| *v += by);
+}
+
+/// What the metrics read from an `AttemptFinished` event, borrowed: the request path records
+/// it without building the event unless a callback listens.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRecord<'a> {
+    pub route: &'a str,
+    pub deployment: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub outcome: &'a str,
+    pub ttft_ms: Option<f64>,
+    /// input, output, cache read, cache write, reasoning.
+    pub tokens: [u64; 5],
+    pub cost_usd: Option<f64>,
+}
+
+/// What the metrics read from a `RequestFinished` event, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord<'a> {
+    pub route: &'a str,
+    pub outcome: &'a str,
+    pub provider: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub duration_ms: f64,
+    pub cost_usd: Option<f64>,
+}
+
+const TOKEN_DIRECTIONS: [&str; 5] = ["input", "output", "cache_read", "cache_write", "reasoning"];
+
+impl Families {
+    fn attempt(&mut self, a: &AttemptRecord) {
+        let AttemptRecord { route, deployment, provider, model, outcome, .. } = *a;
+        inc(&mut self.attempts, &[("deployment", deployment), ("provider", provider), ("model", model), ("outcome", outcome)], 1.0);
+        if let Some(t) = a.ttft_ms {
+            update(&mut self.ttft, &[("provider", provider), ("model", model)], |h: &mut Histogram| h.observe(t / 1000.0));
+        }
+        for (dir, n) in TOKEN_DIRECTIONS.into_iter().zip(a.tokens) {
+            if n > 0 {
+                inc(&mut self.tokens, &[("provider", provider), ("model", model), ("direction", dir)], n as f64);
+            }
+        }
+        if let Some(c) = a.cost_usd {
+            inc(&mut self.cost, &[("route", route), ("provider", provider), ("model", model)], c);
+        }
+    }
+
+    fn request(&mut self, r: &RequestRecord) {
+        let RequestRecord { route, outcome, .. } = *r;
+        // No key clone on the request path once the route has a row.
+        if !self.route_costs.contains_key(route) {
+            self.route_costs.insert(route.to_string(), Default::default());
+        }
+        let rc = self.route_costs.get_mut(route).expect("inserted above");
+        rc.0 += 1;
+        rc.1 += u64::from(outcome == "ok" || outcome == "degraded");
+        rc.2 += r.cost_usd.unwrap_or(0.0);
+        let (provider, model) = (r.provider.unwrap_or_default(), r.model.unwrap_or_default());
+        inc(&mut self.requests, &[("route", route), ("provider", provider), ("model", model), ("outcome", outcome)], 1.0);
+        update(&mut self.request_duration, &[("route", route), ("outcome", outcome)], |h: &mut Histogram| h.observe(r.duration_ms / 1000.0));
+    }
 }
 
 impl Metrics {
+    /// The metrics of an `AttemptFinished` event, recorded without the event.
+    pub fn attempt_finished(&self, a: &AttemptRecord) {
+        self.f.lock().unwrap_or_else(|p| p.into_inner()).attempt(a);
+    }
+
+    /// The metrics of a `RequestFinished` event, recorded without the event.
+    pub fn request_finished(&self, r: &RequestRecord) {
+        self.f.lock().unwrap_or_else(|p| p.into_inner()).request(r);
+    }
+
     pub fn record(&self, ev: &RouterEvent) {
         let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
         match ev {
@@ -202,43 +326,24 @@ impl Metrics {
                 reasoning_tokens,
                 cost_usd,
                 ..
-            } => {
-                inc(&mut f.attempts, &[("deployment", deployment), ("provider", provider), ("model", model), ("outcome", outcome)], 1.0);
-                if let Some(t) = ttft_ms {
-                    slot(&mut f.ttft, &[("provider", provider.as_str()), ("model", model.as_str())]).observe(t / 1000.0);
-                }
-                for (dir, n) in [
-                    ("input", input_tokens),
-                    ("output", output_tokens),
-                    ("cache_read", cache_read_tokens),
-                    ("cache_write", cache_write_tokens),
-                    ("reasoning", reasoning_tokens),
-                ] {
-                    if *n > 0 {
-                        inc(&mut f.tokens, &[("provider", provider.as_str()), ("model", model.as_str()), ("direction", dir)], *n as f64);
-                    }
-                }
-                if let Some(c) = cost_usd {
-                    inc(&mut f.cost, &[("route", route.as_str()), ("provider", provider.as_str()), ("model", model.as_str())], *c);
-                }
-            }
-            RouterEvent::RequestFinished { route, outcome, provider, model, duration_ms, cost_usd, .. } => {
-                let rc = f.route_costs.entry(route.clone()).or_default();
-                rc.0 += 1;
-                rc.1 += u64::from(outcome == "ok" || outcome == "degraded");
-                rc.2 += cost_usd.unwrap_or(0.0);
-                inc(
-                    &mut f.requests,
-                    &[
-                        ("route", route),
-                        ("provider", provider.as_deref().unwrap_or_default()),
-                        ("model", model.as_deref().unwrap_or_default()),
-                        ("outcome", outcome),
-                    ],
-                    1.0,
-                );
-                slot(&mut f.request_duration, &[("route", route.as_str()), ("outcome", outcome.as_str())]).observe(duration_ms / 1000.0);
-            }
+            } => f.attempt(&AttemptRecord {
+                route,
+                deployment,
+                provider,
+                model,
+                outcome,
+                ttft_ms: *ttft_ms,
+                tokens: [*input_tokens, *output_tokens, *cache_read_tokens, *cache_write_tokens, *reasoning_tokens],
+                cost_usd: *cost_usd,
+            }),
+            RouterEvent::RequestFinished { route, outcome, provider, model, duration_ms, cost_usd, .. } => f.request(&RequestRecord {
+                route,
+                outcome,
+                provider: provider.as_deref(),
+                model: model.as_deref(),
+                duration_ms: *duration_ms,
+                cost_usd: *cost_usd,
+            }),
             RouterEvent::FallbackTaken { route, from, to, reason, .. } => {
                 inc(&mut f.fallbacks, &[("route", route.as_str()), ("from", from.as_str()), ("to", to.as_str()), ("reason", reason.as_str())], 1.0);
             }
@@ -259,7 +364,7 @@ impl Metrics {
             RouterEvent::ShadowFinished { route, deployment, outcome, latency_ms, cost_usd, same_text, same_tool_calls, schema_valid, .. } => {
                 let (r, d) = (route.as_str(), deployment.as_str());
                 inc(&mut f.shadow_requests, &[("route", r), ("deployment", d), ("outcome", outcome)], 1.0);
-                slot(&mut f.shadow_duration, &[("route", r), ("deployment", d)]).observe(latency_ms / 1000.0);
+                update(&mut f.shadow_duration, &[("route", r), ("deployment", d)], |h: &mut Histogram| h.observe(latency_ms / 1000.0));
                 if let Some(c) = cost_usd {
                     inc(&mut f.shadow_cost, &[("route", r), ("deployment", d)], *c);
                 }
@@ -461,18 +566,18 @@ fn num(v: f64) -> String {
     }
 }
 
-fn counter(out: &mut String, name: &str, help: &str, m: &BTreeMap<Labels, f64>) {
+fn counter(out: &mut String, name: &str, help: &str, m: &Series<f64>) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} counter");
-    for (l, v) in m {
+    for (l, v) in sorted(m) {
         let _ = writeln!(out, "{name}{{{}}} {}", labels(l), num(*v));
     }
 }
 
-fn histogram(out: &mut String, name: &str, help: &str, m: &BTreeMap<Labels, Histogram>) {
+fn histogram(out: &mut String, name: &str, help: &str, m: &Series<Histogram>) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} histogram");
-    for (l, h) in m {
+    for (l, h) in sorted(m) {
         let base = labels(l);
         let sep = if base.is_empty() { "" } else { "," };
         for (i, b) in DURATION_BUCKETS.iter().enumerate() {
@@ -494,7 +599,7 @@ mod tests {
 
     #[test]
     fn a_series_is_found_again_by_borrowed_labels() {
-        let mut m = BTreeMap::new();
+        let mut m = Series::default();
         let obs: [(&[(&'static str, &str)], f64); 6] = [
             (&[("d", "a"), ("o", "x")], 1.0),
             (&[("d", "a"), ("o", "y")], 2.0),
@@ -512,15 +617,40 @@ mod tests {
     }
 
     #[test]
-    fn borrowed_labels_order_like_owned_ones() {
-        // BTreeMap finds a borrowed key only if both orders agree on every pair.
-        let sets: [&[(&'static str, &str)]; 6] = [&[], &[("a", "")], &[("a", "x")], &[("a", "x"), ("b", "")], &[("a", "xy")], &[("b", "a")]];
+    fn borrowed_labels_hash_and_compare_like_owned_ones() {
+        // HashMap finds a borrowed key only if both hash alike and agree on equality.
+        let sets: [&[(&'static str, &str)]; 7] =
+            [&[], &[("a", "")], &[("a", "x")], &[("a", "x"), ("b", "")], &[("a", "xy")], &[("b", "a")], &[("ax", "y")]];
+        let hash = |v: &dyn LabelView| {
+            let mut h = std::hash::DefaultHasher::new();
+            v.hash(&mut h);
+            h.finish()
+        };
+        let owned_hash = |l: &Labels| {
+            let mut h = std::hash::DefaultHasher::new();
+            l.hash(&mut h);
+            h.finish()
+        };
         for x in sets {
+            let bx = Borrowed(x);
+            let vx: &dyn LabelView = &bx;
+            assert_eq!(hash(vx), owned_hash(&owned(x)), "{x:?}");
             for y in sets {
-                let (bx, by) = (Borrowed(x), Borrowed(y));
-                let (vx, vy): (&dyn LabelView, &dyn LabelView) = (&bx, &by);
-                assert_eq!(vx.cmp(vy), owned(x).cmp(&owned(y)), "{x:?} vs {y:?}");
+                let by = Borrowed(y);
+                let vy: &dyn LabelView = &by;
+                assert_eq!(vx == vy, owned(x) == owned(y), "{x:?} vs {y:?}");
             }
         }
+    }
+
+    #[test]
+    fn series_render_in_label_order() {
+        let m = Metrics::default();
+        for route in ["zeta", "alpha", "mid"] {
+            m.cache_lookup(route, "miss");
+        }
+        let text = m.render(&[], &[], CacheGauge::default());
+        let at = |r: &str| text.find(&format!("route=\"{r}\"")).unwrap();
+        assert!(at("alpha") < at("mid") && at("mid") < at("zeta"), "{text}");
     }
 }
