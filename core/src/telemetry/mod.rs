@@ -249,4 +249,90 @@ mod tests {
         assert!(t.flush());
         assert_eq!(flushed.load(Ordering::SeqCst), 1);
     }
+
+    #[test]
+    fn events_for_callbacks_are_built_only_while_one_listens() {
+        let t = Telemetry::default();
+        let built = AtomicUsize::new(0);
+        let make = || {
+            built.fetch_add(1, Ordering::SeqCst);
+            ev()
+        };
+        t.emit_for_callbacks(make);
+        assert_eq!(built.load(Ordering::SeqCst), 0, "nobody listens: not built");
+        let seen = Arc::new(AtomicUsize::new(0));
+        let s = seen.clone();
+        let id = t.subscribe(Arc::new(move |_| {
+            s.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert!(t.listening());
+        t.emit_for_callbacks(make);
+        assert!(t.flush());
+        assert_eq!((built.load(Ordering::SeqCst), seen.load(Ordering::SeqCst)), (1, 1));
+        assert!(t.unsubscribe(id));
+        assert!(!t.listening());
+        t.emit_for_callbacks(make);
+        assert_eq!(built.load(Ordering::SeqCst), 1, "unsubscribed: not built again");
+    }
+
+    #[test]
+    fn recorded_attempts_and_requests_count_like_their_events() {
+        // The request path records metrics from borrowed fields; `emit` of the same event
+        // (other callers) must render the same text.
+        let (a, b) = (Telemetry::default(), Telemetry::default());
+        a.metrics.attempt_finished(&AttemptRecord {
+            route: "r",
+            deployment: "d",
+            provider: "p",
+            model: "m",
+            outcome: "ok",
+            ttft_ms: Some(12.0),
+            tokens: [3, 2, 0, 0, 1],
+            cost_usd: Some(0.5),
+        });
+        a.metrics.request_finished(&RequestRecord {
+            route: "r",
+            outcome: "ok",
+            provider: Some("p"),
+            model: Some("m"),
+            duration_ms: 20.0,
+            cost_usd: Some(0.5),
+        });
+        b.emit(RouterEvent::AttemptFinished {
+            request_id: "x".into(),
+            route: "r".into(),
+            deployment: "d".into(),
+            provider: "p".into(),
+            provider_kind: "openai".into(),
+            model: "m".into(),
+            outcome: "ok".into(),
+            latency_ms: 20.0,
+            ttft_ms: Some(12.0),
+            input_tokens: 3,
+            output_tokens: 2,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 1,
+            cost_usd: Some(0.5),
+            response_model: None,
+        });
+        b.emit(RouterEvent::RequestFinished {
+            request_id: "x".into(),
+            route: "r".into(),
+            outcome: "ok".into(),
+            deployment: Some("d".into()),
+            provider: Some("p".into()),
+            model: Some("m".into()),
+            duration_ms: 20.0,
+            attempts: 1,
+            cost_usd: Some(0.5),
+            explanation: String::new(),
+        });
+        let render = |t: &Telemetry| t.metrics.render(&[], &[], CacheGauge::default());
+        let text = render(&a);
+        assert_eq!(text, render(&b));
+        assert!(text.contains(r#"polyroute_tokens_total{provider="p",model="m",direction="reasoning"} 1"#), "{text}");
+        assert!(!text.contains(r#"direction="cache_read""#), "zero counts make no series: {text}");
+        assert_eq!(a.metrics.route_costs(), b.metrics.route_costs());
+    }
 }
