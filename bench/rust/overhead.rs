@@ -1,10 +1,12 @@
 //! Router overhead over the loopback floor, measured side by side in one run.
 //!
 //! `cargo run --release -p polyroute --example bench_overhead [-- N]` (writes Markdown to
-//! stdout). Three clients of the same mock server: a raw reqwest POST of the same body (the
-//! floor), `Endpoint::chat` (adapter + transport, no routing) and `Router::chat` (routing,
-//! breakers, budget, telemetry on). Three orders, because their gaps are the machine's
-//! hand-off cost (issue 18):
+//! stdout). Four clients of the same mock server: a raw reqwest POST of the same body (the
+//! floor), `Endpoint::chat` (adapter + transport, no routing), `Router::chat` (routing,
+//! breakers, budget, telemetry on), all as a router sends to a plain-`http` provider (the
+//! async inline client, `provider::inline`), and `Router::chat` with `inline_http: false`
+//! (reqwest: what the router adds where it sends over reqwest, as to every `https`
+//! provider). Three orders, because their gaps are the machine's hand-off cost (issue 18):
 //! - interleaved: one call of each path per round, so machine noise favours no side;
 //! - back to back: blocks of 100 calls of one path, blocks alternating;
 //! - idle gap: interleaved with a 1 ms sleep before each call, so the runtime's threads park
@@ -16,8 +18,10 @@
 //!
 //! Then sync callers, from a plain thread outside the runtime: a raw blocking socket (the
 //! floor the issue's "sync call" target is measured against), `Router::chat` under
-//! `Handle::block_on` (reqwest on the runtime's workers, how sync callers ran before) and
-//! under `polyroute::provider::inline::block_on` (the request on the calling thread).
+//! `Handle::block_on` (the future on the calling thread, the request on the async inline
+//! client, whose socket the runtime's IO driver watches) and under
+//! `polyroute::provider::inline::block_on` (the request on the calling thread's blocking
+//! socket).
 
 /// The allocator the bindings and the gateway ship with (mimalloc), so these figures are
 /// theirs. A Rust application chooses its own; BENCHMARKS.md has glibc's figures beside.
@@ -53,8 +57,9 @@ enum Path {
     Raw,
     Endpoint,
     Routed,
+    RoutedReqwest,
 }
-const PATHS: [Path; 3] = [Path::Raw, Path::Endpoint, Path::Routed];
+const PATHS: [Path; 4] = [Path::Raw, Path::Endpoint, Path::Routed, Path::RoutedReqwest];
 
 struct Clients {
     client: reqwest::Client,
@@ -62,6 +67,8 @@ struct Clients {
     body: String,
     ep: Endpoint,
     router: Router,
+    /// The same policy with `inline_http: false`.
+    router_reqwest: Router,
     req: ChatRequest,
 }
 
@@ -71,6 +78,7 @@ impl Clients {
             Path::Raw => raw_call(&self.client, &self.url, &self.body).await,
             Path::Endpoint => drop(self.ep.chat("bench-a", &self.req).await.unwrap()),
             Path::Routed => drop(self.router.chat(self.req.clone()).await.unwrap()),
+            Path::RoutedReqwest => drop(self.router_reqwest.chat(self.req.clone()).await.unwrap()),
         }
     }
 }
@@ -135,8 +143,12 @@ async fn measure(cl: &Clients, order: Order, n: usize) -> Vec<Series> {
 }
 
 fn print_order(name: &str, n: usize, s: &mut [Series]) {
-    let labels =
-        ["raw reqwest POST + JSON parse (floor)", "`Endpoint::chat` (adapter + transport)", "`Router::chat` (routing, breaker, budget, telemetry)"];
+    let labels = [
+        "raw reqwest POST + JSON parse (floor)",
+        "`Endpoint::chat` (adapter + transport)",
+        "`Router::chat` (routing, breaker, budget, telemetry)",
+        "`Router::chat` over reqwest (`inline_http: false`)",
+    ];
     print_table(name, n, &labels, s);
 }
 
@@ -245,7 +257,7 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
 fn print_sync(name: &str, n: usize, s: &mut [Series]) {
     let labels = [
         "raw blocking socket + JSON parse (floor)",
-        "`Router::chat` under `Handle::block_on` (reqwest)",
+        "`Router::chat` under `Handle::block_on` (async inline client)",
         "`Router::chat` under `inline::block_on` (calling thread)",
     ];
     print_table(&format!("sync callers, {name}"), n, &labels, s);
@@ -270,8 +282,11 @@ budgets:
         srv.base_url()
     );
     let router = Router::from_policy_str(&policy).unwrap();
+    let reqwest_only = TransportOptions { inline_http: false, ..TransportOptions::default() };
+    let router_reqwest = Router::with_options(polyroute::Policy::from_str(&policy).unwrap(), reqwest_only).unwrap();
     if std::env::var_os("BENCH_NO_CALLBACK").is_none() {
         router.subscribe(|_| {});
+        router_reqwest.subscribe(|_| {});
     }
     let cfg = ProviderConfig::new("m", ProviderKind::Openai, srv.base_url()).with_api_key("sk-test-not-a-real-key");
     let cl = Arc::new(Clients {
@@ -280,6 +295,7 @@ budgets:
         body: serde_json::json!({"model": "bench-a", "messages": [{"role": "user", "content": "hello there"}]}).to_string(),
         ep: Endpoint::new(build_provider(cfg).unwrap(), Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap())),
         router,
+        router_reqwest,
         req: ChatRequest::new(vec![Message::user("hello there")]),
     });
 
@@ -359,7 +375,7 @@ budgets:
     let m: Vec<(f64, f64)> = t.iter_mut().map(med).collect();
     println!("| throughput at concurrency 64 (median of 3 × 2 s, alternating) | req/s | ratio | CPU µs/request |");
     println!("|---|---|---|---|");
-    for (i, name) in ["raw reqwest", "`Endpoint::chat`", "`Router::chat`"].iter().enumerate() {
+    for (i, name) in ["raw reqwest", "`Endpoint::chat`", "`Router::chat`", "`Router::chat` over reqwest"].iter().enumerate() {
         println!("| {name} | {:.0} | {:.2} | {:.1} |", m[i].0, m[i].0 / m[0].0, m[i].1);
     }
 }

@@ -42,11 +42,20 @@ pub struct TransportOptions {
     /// Idle pooled connections per host. Loopback benchmarks at concurrency 512 want many.
     pub pool_max_idle_per_host: usize,
     pub pool_idle_timeout: Duration,
+    /// Requests to plain-`http` providers on the inline clients (`provider::inline`) rather
+    /// than reqwest: the calling thread's for sync calls, the awaiting task's for async ones.
+    /// Off also when the environment configures a proxy or sets `POLYROUTE_INLINE_HTTP=0`.
+    pub inline_http: bool,
 }
 
 impl Default for TransportOptions {
     fn default() -> Self {
-        TransportOptions { connect_timeout: Duration::from_secs(10), pool_max_idle_per_host: 1024, pool_idle_timeout: Duration::from_secs(90) }
+        TransportOptions {
+            connect_timeout: Duration::from_secs(10),
+            pool_max_idle_per_host: 1024,
+            pool_idle_timeout: Duration::from_secs(90),
+            inline_http: true,
+        }
     }
 }
 
@@ -57,8 +66,10 @@ pub struct HttpTransport {
     client: reqwest::Client,
     urls: UrlCache,
     /// Sync callers' requests to plain-`http` providers (`inline`); `None` when the
-    /// environment turns that off.
+    /// options or the environment turn that off.
     inline: Option<std::sync::Arc<super::inline::Pool>>,
+    /// Async callers' whole-body requests to plain-`http` providers; off with `inline`.
+    direct: Option<std::sync::Arc<super::inline::AsyncPool>>,
 }
 
 /// Parsed URLs by their text: a router sends to a handful of URLs, and parsing one per request
@@ -102,10 +113,19 @@ impl HttpTransport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::config(format!("cannot build HTTP client: {e}")))?;
-        let inline = super::inline::enabled_by_env().then(|| {
+        let on = opts.inline_http && super::inline::enabled_by_env();
+        let inline = on.then(|| {
             std::sync::Arc::new(super::inline::Pool::new(opts.pool_max_idle_per_host, opts.pool_idle_timeout, opts.connect_timeout, MAX_BODY_BYTES))
         });
-        Ok(HttpTransport { client, urls: UrlCache::default(), inline })
+        let direct = on.then(|| {
+            std::sync::Arc::new(super::inline::AsyncPool::new(
+                opts.pool_max_idle_per_host,
+                opts.pool_idle_timeout,
+                opts.connect_timeout,
+                MAX_BODY_BYTES,
+            ))
+        });
+        Ok(HttpTransport { client, urls: UrlCache::default(), inline, direct })
     }
 }
 
@@ -134,13 +154,20 @@ impl Transport for HttpTransport {
             // deployment may well have a good URL).
             Err(msg) => return Box::pin(async move { Err(Error::new(ErrorKind::Connection, msg)) }),
         };
-        if let (Some(deadline), Some(pool)) = (super::inline::here(), &self.inline) {
-            if url.scheme() == "http" {
+        if url.scheme() == "http" {
+            if let (Some(deadline), Some(pool)) = (super::inline::here(), &self.inline) {
                 let r = pool.send(&url, req, deadline).map(|(status, headers, body)| {
                     let body = futures::stream::once(std::future::ready(Ok(Bytes::from(body)))).boxed();
                     WireResponse { status, headers, body }
                 });
                 return Box::pin(std::future::ready(r));
+            }
+            if let Some(pool) = self.direct.as_ref().filter(|_| !super::inline::streaming()) {
+                let sent = pool.clone().send(url, req);
+                return Box::pin(async move {
+                    let (status, headers, body) = sent.await?;
+                    Ok(WireResponse { status, headers, body: futures::stream::once(body).boxed() })
+                });
             }
         }
         let rb = self.client.request(req.method, url).headers(req.headers).body(req.body);

@@ -1,7 +1,8 @@
-//! Sync callers' inline HTTP (`polyroute::provider::inline`) against real loopback servers:
-//! every framing and failure gives what the reqwest path gives for the same bytes, pooled
-//! connections are reused and dropped when the server closed them, deadlines and the
-//! caller's interrupt end a waiting request with the usual typed errors.
+//! The inline HTTP clients (`polyroute::provider::inline`: sync callers' blocking one, async
+//! callers' task-driven one) against real loopback servers: every framing and failure gives
+//! what the reqwest path gives for the same bytes, pooled connections are reused and dropped
+//! when the server closed them, deadlines and the caller's interrupt end a waiting request
+//! with the usual typed errors, and a dropped async request closes its connection.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use polyroute::provider::inline;
-use polyroute::{ChatRequest, ErrorKind, Message, Router};
+use polyroute::provider::TransportOptions;
+use polyroute::{ChatRequest, ErrorKind, Message, Policy, Router};
 
 const KEY: &str = "sk-test-fake-canary-7f3a9c";
 
@@ -44,26 +46,32 @@ enum After {
 }
 
 /// A loopback HTTP/1.1 server answering every request with `answer`; counts connections.
-/// `None` as the answer: read the request and never reply.
+/// `None` as the answer: read the request and never reply (and count the connections the
+/// client closed while waiting).
 struct Scripted {
     port: u16,
     connections: Arc<AtomicUsize>,
+    closed_unanswered: Arc<AtomicUsize>,
 }
 
 fn scripted(answer: Option<Vec<u8>>, after: After) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
-    let count = connections.clone();
+    let closed_unanswered = Arc::new(AtomicUsize::new(0));
+    let (count, closed) = (connections.clone(), closed_unanswered.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
             count.fetch_add(1, Ordering::SeqCst);
             let answer = answer.clone();
+            let closed = closed.clone();
             std::thread::spawn(move || {
                 while read_request(&mut conn) {
                     let Some(a) = &answer else {
-                        std::thread::sleep(Duration::from_secs(30));
+                        let mut b = [0u8; 1];
+                        while matches!(conn.read(&mut b), Ok(n) if n > 0) {}
+                        closed.fetch_add(1, Ordering::SeqCst);
                         return;
                     };
                     if conn.write_all(a).is_err() || after == After::Close {
@@ -73,7 +81,7 @@ fn scripted(answer: Option<Vec<u8>>, after: After) -> Scripted {
             });
         }
     });
-    Scripted { port, connections }
+    Scripted { port, connections, closed_unanswered }
 }
 
 /// Read one request (head and `content-length` body); false when the client closed.
@@ -93,7 +101,12 @@ fn read_request(conn: &mut TcpStream) -> bool {
 }
 
 fn router(port: u16, route_extra: &str) -> Router {
-    Router::from_policy_str(&format!(
+    router_with(port, route_extra, true)
+}
+
+/// With `inline_http: false`, every request takes reqwest, sync or async.
+fn router_with(port: u16, route_extra: &str, inline_http: bool) -> Router {
+    let policy = Policy::from_str(&format!(
         r#"
 providers:
   p: {{kind: openai, base_url: "http://127.0.0.1:{port}/v1", api_key: "{KEY}"}}
@@ -106,7 +119,8 @@ routes:
 {route_extra}
 "#
     ))
-    .unwrap()
+    .unwrap();
+    Router::with_options(policy, TransportOptions { inline_http, ..TransportOptions::default() }).unwrap()
 }
 
 fn req() -> ChatRequest {
@@ -146,50 +160,92 @@ fn every_framing_and_failure_matches_the_reqwest_path() {
         let before = inline::sent();
         let inline_got = outcome(inline::block_on(rt.handle(), router(srv.port, "").chat(req())));
         assert!(inline::sent() > before, "{name}: the request did not run inline");
-        let reqwest_got = outcome(rt.block_on(router(srv.port, "").chat(req())));
+        let before = inline::sent_async();
+        let async_got = outcome(rt.block_on(router(srv.port, "").chat(req())));
+        assert!(inline::sent_async() > before, "{name}: the request did not take the async inline client");
+        let reqwest_got = outcome(rt.block_on(router_with(srv.port, "", false).chat(req())));
         assert_eq!(inline_got, want, "{name}: inline");
+        assert_eq!(async_got, want, "{name}: async inline");
         assert_eq!(reqwest_got, want, "{name}: reqwest");
+    }
+}
+
+/// How a test calls: a sync call on this thread, or an awaited one.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    Sync,
+    Async,
+}
+
+fn call(path: Path, rt: &tokio::runtime::Runtime, r: &Router) -> Result<String, ErrorKind> {
+    match path {
+        Path::Sync => outcome(inline::block_on(rt.handle(), r.chat(req()))),
+        Path::Async => outcome(rt.block_on(r.chat(req()))),
     }
 }
 
 #[test]
 fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
+    for path in [Path::Sync, Path::Async] {
+        let rt = runtime();
+        let open = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
+        let r = router(open.port, "");
+        for _ in 0..5 {
+            assert_eq!(call(path, &rt, &r), Ok("hi".to_string()), "{path:?}");
+        }
+        assert_eq!(open.connections.load(Ordering::SeqCst), 1, "{path:?}: one connection for five sequential calls");
+
+        // The server closes after every answer without saying so: each next call must notice
+        // the pooled connection is gone and open another, not fail.
+        let closing = scripted(Some(ok(&completion("hi"), "")), After::Close);
+        let r = router(closing.port, "");
+        for _ in 0..3 {
+            assert_eq!(call(path, &rt, &r), Ok("hi".to_string()), "{path:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(closing.connections.load(Ordering::SeqCst), 3, "{path:?}");
+
+        // It says so: not pooled either.
+        let says = scripted(Some(ok(&completion("hi"), "connection: close\r\n")), After::Close);
+        let r = router(says.port, "");
+        for _ in 0..2 {
+            assert_eq!(call(path, &rt, &r), Ok("hi".to_string()), "{path:?}");
+        }
+        assert_eq!(says.connections.load(Ordering::SeqCst), 2, "{path:?}");
+
+        // Threads (and tasks) share the pool: calls from many in turn need no more
+        // connections than were ever in use at once.
+        let shared = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
+        let r = Arc::new(router(shared.port, ""));
+        let rt = Arc::new(rt);
+        for _ in 0..4 {
+            let (r, rt2) = (r.clone(), rt.clone());
+            match path {
+                Path::Sync => std::thread::spawn(move || call(path, &rt2, &r)).join().unwrap().unwrap(),
+                Path::Async => rt.block_on(rt.spawn(async move { outcome(r.chat(req()).await) })).unwrap().unwrap(),
+            };
+        }
+        assert_eq!(shared.connections.load(Ordering::SeqCst), 1, "{path:?}");
+    }
+}
+
+#[test]
+fn a_dropped_async_request_closes_its_connection_and_is_not_reused() {
     let rt = runtime();
-    let open = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
-    let r = router(open.port, "");
-    for _ in 0..5 {
-        assert_eq!(outcome(inline::block_on(rt.handle(), r.chat(req()))), Ok("hi".to_string()));
+    let srv = scripted(None, After::KeepOpen);
+    let r = router(srv.port, "    timeouts: {first_token: 200ms}");
+    for n in 1..=2 {
+        let e = rt.block_on(r.chat(req())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+        // The timed-out attempt's future was dropped, and its socket with it: the server
+        // sees the close, and the next request needs a connection of its own.
+        let t0 = std::time::Instant::now();
+        while srv.closed_unanswered.load(Ordering::SeqCst) < n && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(srv.closed_unanswered.load(Ordering::SeqCst), n);
+        assert_eq!(srv.connections.load(Ordering::SeqCst), n);
     }
-    assert_eq!(open.connections.load(Ordering::SeqCst), 1, "one connection for five sequential calls");
-
-    // The server closes after every answer without saying so: each next call must notice
-    // the pooled connection is gone and open another, not fail.
-    let closing = scripted(Some(ok(&completion("hi"), "")), After::Close);
-    let r = router(closing.port, "");
-    for _ in 0..3 {
-        assert_eq!(outcome(inline::block_on(rt.handle(), r.chat(req()))), Ok("hi".to_string()));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(closing.connections.load(Ordering::SeqCst), 3);
-
-    // It says so: not pooled either.
-    let says = scripted(Some(ok(&completion("hi"), "connection: close\r\n")), After::Close);
-    let r = router(says.port, "");
-    for _ in 0..2 {
-        assert_eq!(outcome(inline::block_on(rt.handle(), r.chat(req()))), Ok("hi".to_string()));
-    }
-    assert_eq!(says.connections.load(Ordering::SeqCst), 2);
-
-    // Threads share the pool: calls from many threads in turn need no more connections than
-    // were ever in use at once.
-    let shared = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
-    let r = Arc::new(router(shared.port, ""));
-    let rt = Arc::new(rt);
-    for _ in 0..4 {
-        let (r, rt) = (r.clone(), rt.clone());
-        std::thread::spawn(move || outcome(inline::block_on(rt.handle(), r.chat(req())))).join().unwrap().unwrap();
-    }
-    assert_eq!(shared.connections.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -197,7 +253,13 @@ fn an_unanswered_request_times_out_like_on_the_other_path() {
     let rt = runtime();
     let srv = scripted(None, After::KeepOpen);
     let r = router(srv.port, "    timeouts: {first_token: 300ms}");
-    for (path, got) in [("inline", inline::block_on(rt.handle(), r.chat(req()))), ("reqwest", rt.block_on(r.chat(req())))] {
+    let reqwest = router_with(srv.port, "    timeouts: {first_token: 300ms}", false);
+    let calls = [
+        ("inline", inline::block_on(rt.handle(), r.chat(req()))),
+        ("async inline", rt.block_on(r.chat(req()))),
+        ("reqwest", rt.block_on(reqwest.chat(req()))),
+    ];
+    for (path, got) in calls {
         let e = got.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Timeout, "{path}: {e}");
         assert!(e.message.contains("first-token timeout"), "{path}: {}", e.message);
@@ -220,7 +282,7 @@ fn the_callers_interrupt_ends_a_waiting_request_as_cancelled() {
 }
 
 #[test]
-fn streams_in_a_sync_scope_still_stream() {
+fn streams_still_stream_sync_and_async() {
     let rt = runtime();
     let sse = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hel\"},\"finish_reason\":null}]}\n\n\
                data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n\
@@ -228,7 +290,7 @@ fn streams_in_a_sync_scope_still_stream() {
     let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{sse}", sse.len());
     let srv = scripted(Some(answer.into_bytes()), After::KeepOpen);
     let r = router(srv.port, "");
-    let text = inline::block_on(rt.handle(), async {
+    let read = || async {
         let mut s = r.stream(req()).await.unwrap();
         let mut text = String::new();
         while let Some(ev) = s.next().await {
@@ -237,6 +299,7 @@ fn streams_in_a_sync_scope_still_stream() {
             }
         }
         text
-    });
-    assert_eq!(text, "hello");
+    };
+    assert_eq!(inline::block_on(rt.handle(), read()), "hello");
+    assert_eq!(rt.block_on(read()), "hello");
 }

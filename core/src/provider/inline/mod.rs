@@ -9,18 +9,24 @@
 //! and its answer read on the calling thread over a blocking socket from a pool shared by
 //! every thread (`http.rs`).
 //!
+//! Async callers' whole-body requests to plain-`http` providers take the same protocol
+//! code in async form (`direct.rs`): the awaiting task reads and writes the socket itself,
+//! with no hand-off to a connection task.
+//!
 //! What stays on reqwest, by design: `https` (network latency dwarfs the hop there), streams
-//! (their chunks are consumed later, maybe elsewhere), hedged attempts (they race two
-//! requests, which one blocked thread cannot), anything spawned (shadow traffic), every async
-//! caller, and all calls when a proxy is configured in the environment or
-//! `POLYROUTE_INLINE_HTTP=0` is set.
+//! (their chunks are consumed later, maybe elsewhere, and chunk by chunk), hedged attempts
+//! of a sync call (they race two requests, which one blocked thread cannot; async hedges
+//! take the async client), and all calls when a proxy is configured in the environment or
+//! `POLYROUTE_INLINE_HTTP=0` is set (or `TransportOptions::inline_http` is false).
 //!
 //! How the pieces meet without new parameters through the provider interface: the attempt
 //! loop wraps an attempt in [`within`] (its deadline), which is visible to the transport only
 //! while that attempt is being polled, on this thread, inside a [`scope`]. A blocking read
 //! waits in slices so the scope's interrupt check (Python's Ctrl-C) runs between them.
 
+mod direct;
 mod http;
+mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -30,6 +36,7 @@ use std::time::Instant;
 
 use crate::error::{Error, ErrorKind};
 
+pub(crate) use direct::AsyncPool;
 pub(crate) use http::Pool;
 
 struct Scope {
@@ -41,6 +48,9 @@ struct Scope {
 thread_local! {
     static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set while a stream's request is started: its body is read later, chunk by chunk, so
+    /// it must not take a whole-body client.
+    static STREAMING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Run `f` with inline HTTP allowed on this thread. `interrupted` is asked every few tens of
@@ -101,11 +111,24 @@ impl Drop for SetDeadline {
     }
 }
 
-/// Run `f` (which starts a request) with inline HTTP off: a stream's body is read after the
-/// attempt returns, so it must come from a connection the runtime drives.
+/// Run `f` (which starts a stream's request) with both inline clients off: a stream's body is
+/// read after the attempt returns, chunk by chunk, so it must come from a connection the
+/// runtime drives.
 pub(crate) fn outside<R>(f: impl FnOnce() -> R) -> R {
-    let _restore = SetDeadline::new(None);
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STREAMING.with(|s| s.set(self.0));
+        }
+    }
+    let _deadline = SetDeadline::new(None);
+    let _streaming = Restore(STREAMING.with(|s| s.replace(true)));
     f()
+}
+
+/// Whether the request being started now is a stream's (see [`outside`]).
+pub(crate) fn streaming() -> bool {
+    STREAMING.with(Cell::get)
 }
 
 /// The deadline of the attempt being polled on this thread, if its request may run inline.
@@ -151,6 +174,12 @@ pub(crate) fn is_deadline(e: &Error) -> bool {
 #[doc(hidden)]
 pub fn sent() -> u64 {
     http::SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Requests sent by the async inline client since the process started.
+#[doc(hidden)]
+pub fn sent_async() -> u64 {
+    direct::SENT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Whether inline HTTP may be used by a transport built now: not with a proxy configured in

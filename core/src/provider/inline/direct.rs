@@ -1,0 +1,170 @@
+//! HTTP/1.1 for async callers' whole-body requests to plain-`http` providers, read and
+//! written by the request's own task.
+//!
+//! Why not reqwest here: hyper drives each connection from a task of its own, so a request
+//! is handed to that task, its answer handed back, and the body handed back again: three
+//! wake-ups across the runtime's threads per call, on top of the socket's. On the 2-core VM
+//! that is most of what a routed async call costs over a raw socket (issue 18). Here the
+//! task that awaits the attempt owns the socket while the request runs: no hand-off.
+//!
+//! Cancel safety comes from ownership: a connection is out of the pool while a request uses
+//! it, and goes back only after its response was read to the end. A dropped future (attempt
+//! timeout, hedge lost, caller gone) drops the socket with it, which closes the connection,
+//! so the server sees the disconnect and no half-read answer is ever reused.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use http::HeaderMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::wire::{connection, io_error, pool_key, request_head, Conn, Framing, Source};
+use crate::error::{Error, ErrorKind, Result};
+use crate::provider::WireRequest;
+
+pub(super) static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Idle kept-alive connections by `host:port`, shared by every task of the router.
+pub(crate) struct AsyncPool {
+    idle: Mutex<HashMap<String, Vec<(TcpStream, Instant)>>>,
+    max_idle_per_host: usize,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+    /// Longer bodies are refused (`malformed_response`), as the reqwest path's reader does.
+    max_body: usize,
+}
+
+impl std::fmt::Debug for AsyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("inline::AsyncPool")
+    }
+}
+
+/// A socket the awaiting task reads itself.
+struct Socket(TcpStream);
+
+impl Source for Socket {
+    async fn fill(&mut self, buf: &mut Vec<u8>, during_body: bool) -> Result<usize> {
+        // Straight into the buffer's spare room: no scratch copy, no zeroing.
+        buf.reserve(16 * 1024);
+        self.0.read_buf(buf).await.map_err(|e| io_error(during_body, e))
+    }
+}
+
+impl AsyncPool {
+    pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, connect_timeout: Duration, max_body: usize) -> Self {
+        AsyncPool { idle: Mutex::new(HashMap::new()), max_idle_per_host, idle_timeout, connect_timeout, max_body }
+    }
+
+    /// Send `req` to `url` (plain `http`) and return once the head has arrived: status,
+    /// headers and the body's future. The body is read when that is awaited (a body that
+    /// breaks keeps the head, and its request id, as on the reqwest path); the connection
+    /// goes back to the pool after it.
+    pub(crate) async fn send(self: Arc<Self>, url: reqwest::Url, req: WireRequest) -> Result<(u16, HeaderMap, BoxFuture<'static, Result<Bytes>>)> {
+        let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let key = pool_key(host, port);
+        let head = request_head(&url, host, &req);
+        SENT.fetch_add(1, Ordering::Relaxed);
+        let (mut stream, reused) = match self.checkout(&key) {
+            Some(s) => (s, true),
+            None => (self.connect(&url).await?, false),
+        };
+        if let Err(e) = write_request(&mut stream, &head, &req.body).await {
+            if !reused {
+                return Err(e);
+            }
+            // A pooled connection the server closed just now: the request did not get through
+            // whole, so it cannot have been served. Once more on a new one.
+            stream = self.connect(&url).await?;
+            write_request(&mut stream, &head, &req.body).await?;
+        }
+        let mut conn = Conn::new(Socket(stream), self.max_body);
+        let (status, headers, framing, keep_alive) = conn.read_head().await?;
+        let body = async move {
+            let body = conn.read_body(framing).await?;
+            if keep_alive && framing != Framing::UntilClose && conn.consumed_all() {
+                self.checkin(key, conn.src.0);
+            }
+            Ok(Bytes::from(body))
+        };
+        Ok((status, headers, body.boxed()))
+    }
+
+    /// The most recently used idle connection that is still open.
+    fn checkout(&self, key: &str) -> Option<TcpStream> {
+        loop {
+            let (stream, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()?;
+            if since.elapsed() < self.idle_timeout && still_open(&stream) {
+                return Some(stream);
+            }
+        }
+    }
+
+    fn checkin(&self, key: String, stream: TcpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(key).or_default();
+        if list.len() < self.max_idle_per_host {
+            list.push((stream, Instant::now()));
+        }
+    }
+
+    async fn connect(&self, url: &reqwest::Url) -> Result<TcpStream> {
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
+        // An address needs no lookup; a name is resolved on tokio's blocking pool (a
+        // hand-off, but once per new connection).
+        let addrs: Vec<std::net::SocketAddr> = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![(ip, port).into()],
+            Err(_) => {
+                tokio::net::lookup_host((host, port)).await.map_err(|e| connection(format!("cannot resolve the provider's host: {e}")))?.collect()
+            }
+        };
+        let mut last = connection("the provider's host resolved to no address");
+        for a in addrs {
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(a)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Ok(Err(e)) => last = connection(format!("connect failed: {e}")),
+                Err(_) => last = Error::new(ErrorKind::Timeout, "connect timed out"),
+            }
+        }
+        Err(last)
+    }
+}
+
+async fn write_request(s: &mut TcpStream, head: &[u8], body: &[u8]) -> Result<()> {
+    let r = if body.len() <= 64 * 1024 {
+        // One segment for the usual small request.
+        let mut all = Vec::with_capacity(head.len() + body.len());
+        all.extend_from_slice(head);
+        all.extend_from_slice(body);
+        s.write_all(&all).await
+    } else {
+        match s.write_all(head).await {
+            Ok(()) => s.write_all(body).await,
+            Err(e) => Err(e),
+        }
+    };
+    r.map_err(|e| io_error(false, e))
+}
+
+#[cfg(unix)]
+fn still_open(s: &TcpStream) -> bool {
+    super::wire::silent(s)
+}
+
+#[cfg(not(unix))]
+fn still_open(s: &TcpStream) -> bool {
+    use futures::FutureExt;
+    // Pending: nothing to read, i.e. open and quiet.
+    s.peek(&mut [0u8; 1]).now_or_never().is_none()
+}

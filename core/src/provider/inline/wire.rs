@@ -1,0 +1,365 @@
+//! HTTP/1.1 as the inline clients speak it, apart from how bytes arrive: the request head,
+//! how a response body is framed, and reading status, headers and body out of a buffer that
+//! a [`Source`] fills. The blocking client (`http.rs`, sync callers) and the async one
+//! (`direct.rs`) share this, so both frame and fail alike.
+//!
+//! Reading is written once, as `async` code over [`Source::fill`]: the async client awaits a
+//! socket there; the blocking one reads before it returns an already-finished future, so
+//! the whole read completes in a single poll ([`now`]).
+
+use std::future::Future;
+
+use futures::FutureExt;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::provider::WireRequest;
+
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+const MAX_LINE_BYTES: usize = 4096;
+
+/// Where a connection's bytes come from.
+pub(super) trait Source {
+    /// Append what arrives next to `buf`: the number of bytes, 0 at the end of the connection.
+    fn fill(&mut self, buf: &mut Vec<u8>, during_body: bool) -> impl Future<Output = Result<usize>> + Send;
+}
+
+pub(super) fn connection(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Connection, msg)
+}
+
+pub(super) fn io_error(during_body: bool, e: std::io::Error) -> Error {
+    let what = if during_body { "body read failed" } else { "request failed" };
+    connection(format!("{what}: {e}"))
+}
+
+/// The result of a read whose source never waits (see the module docs).
+pub(super) fn now<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
+    f.now_or_never().unwrap_or_else(|| Err(connection("request failed: a blocking read did not complete")))
+}
+
+pub(super) fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest) -> Vec<u8> {
+    let mut h = Vec::with_capacity(512);
+    h.extend_from_slice(req.method.as_str().as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(url.path().as_bytes());
+    if let Some(q) = url.query() {
+        h.push(b'?');
+        h.extend_from_slice(q.as_bytes());
+    }
+    h.extend_from_slice(b" HTTP/1.1\r\n");
+    if !req.headers.contains_key(http::header::HOST) {
+        h.extend_from_slice(b"host: ");
+        h.extend_from_slice(host.as_bytes());
+        if let Some(p) = url.port() {
+            let mut port = String::from(":");
+            push_decimal(&mut port, p.into());
+            h.extend_from_slice(port.as_bytes());
+        }
+        h.extend_from_slice(b"\r\n");
+    }
+    if !req.headers.contains_key(http::header::ACCEPT) {
+        h.extend_from_slice(b"accept: */*\r\n");
+    }
+    for (k, v) in &req.headers {
+        if k == http::header::CONTENT_LENGTH || k == http::header::TRANSFER_ENCODING || k == http::header::CONNECTION {
+            continue;
+        }
+        h.extend_from_slice(k.as_str().as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(v.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    }
+    let mut len = String::from("content-length: ");
+    push_decimal(&mut len, req.body.len());
+    h.extend_from_slice(len.as_bytes());
+    h.extend_from_slice(b"\r\n\r\n");
+    h
+}
+
+/// Whether a pooled connection is still usable: nothing to read yet (the server would only
+/// send unasked bytes to close it) and not closed. Cheaper than finding out by a failed
+/// request, which the server may already have half read. Asks the kernel directly: an async
+/// socket's cached readiness may not have seen the close yet.
+#[cfg(unix)]
+pub(super) fn silent(s: &impl std::os::fd::AsRawFd) -> bool {
+    let mut b = 0u8;
+    // SAFETY: a one-byte peek into a local byte on a socket this function borrows.
+    let n = unsafe { libc::recv(s.as_raw_fd(), (&raw mut b).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+/// The pool key of a URL: `host:port`.
+pub(super) fn pool_key(host: &str, port: u16) -> String {
+    let mut key = String::with_capacity(host.len() + 6);
+    key.push_str(host);
+    key.push(':');
+    push_decimal(&mut key, port.into());
+    key
+}
+
+/// `n` in decimal, without `format!`'s machinery (three per request showed in profiles).
+pub(super) fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|d| char::from(*d)));
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Framing {
+    Empty,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// A response being read from `src`.
+pub(super) struct Conn<S> {
+    pub(super) src: S,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed.
+    pos: usize,
+    max_body: usize,
+}
+
+impl<S: Source> Conn<S> {
+    pub(super) fn new(src: S, max_body: usize) -> Self {
+        Conn { src, buf: Vec::with_capacity(16 * 1024), pos: 0, max_body }
+    }
+
+    /// Whether every byte received was part of the response (anything more, and the
+    /// connection cannot carry another request).
+    pub(super) fn consumed_all(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    async fn fill(&mut self, during_body: bool) -> Result<usize> {
+        self.src.fill(&mut self.buf, during_body).await
+    }
+
+    /// Status, headers, how the body is framed, and whether the connection may be reused.
+    /// Interim (1xx) answers are skipped.
+    pub(super) async fn read_head(&mut self) -> Result<(u16, HeaderMap, Framing, bool)> {
+        loop {
+            if self.pos < self.buf.len() {
+                let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut r = httparse::Response::new(&mut hs);
+                match r.parse(&self.buf[self.pos..]) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        self.pos += n;
+                        let status = r.code.unwrap_or(0);
+                        if (100..200).contains(&status) && status != 101 {
+                            continue;
+                        }
+                        let mut headers = HeaderMap::with_capacity(r.headers.len());
+                        for h in r.headers.iter() {
+                            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| connection("invalid HTTP response: bad header name"))?;
+                            let value = HeaderValue::from_bytes(h.value).map_err(|_| connection("invalid HTTP response: bad header value"))?;
+                            headers.append(name, value);
+                        }
+                        let (framing, reusable) = framing(status, r.version == Some(1), &headers)?;
+                        return Ok((status, headers, framing, reusable));
+                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() - self.pos > MAX_HEAD_BYTES => {
+                        return Err(connection("invalid HTTP response: head too large"));
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(e) => return Err(connection(format!("invalid HTTP response: {e}"))),
+                }
+            }
+            if self.fill(false).await? == 0 {
+                let what = if self.buf.is_empty() { "before a response" } else { "in the middle of the response head" };
+                return Err(connection(format!("connection closed by the server {what}")));
+            }
+        }
+    }
+
+    pub(super) async fn read_body(&mut self, framing: Framing) -> Result<Vec<u8>> {
+        match framing {
+            Framing::Empty => Ok(Vec::new()),
+            Framing::Length(n) if n > self.max_body => Err(too_large(self.max_body)),
+            Framing::Length(n) => {
+                while self.buf.len() - self.pos < n {
+                    if self.fill(true).await? == 0 {
+                        return Err(truncated());
+                    }
+                }
+                let body = self.buf[self.pos..self.pos + n].to_vec();
+                self.pos += n;
+                Ok(body)
+            }
+            Framing::Chunked => self.read_chunked().await,
+            Framing::UntilClose => {
+                while self.fill(true).await? > 0 {
+                    if self.buf.len() - self.pos > self.max_body {
+                        return Err(too_large(self.max_body));
+                    }
+                }
+                let body = self.buf[self.pos..].to_vec();
+                self.pos = self.buf.len();
+                Ok(body)
+            }
+        }
+    }
+
+    async fn read_chunked(&mut self) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line().await?;
+            let size = line.split(|b| *b == b';').next().map(|s| s.trim_ascii()).unwrap_or_default();
+            let size = std::str::from_utf8(size)
+                .ok()
+                .and_then(|s| usize::from_str_radix(s, 16).ok())
+                .ok_or_else(|| connection("body read failed: invalid chunk size"))?;
+            if size == 0 {
+                // Trailers, up to the blank line that ends the message.
+                while !self.read_line().await?.is_empty() {}
+                return Ok(body);
+            }
+            if body.len() + size > self.max_body {
+                return Err(too_large(self.max_body));
+            }
+            while self.buf.len() - self.pos < size + 2 {
+                if self.fill(true).await? == 0 {
+                    return Err(truncated());
+                }
+            }
+            body.extend_from_slice(&self.buf[self.pos..self.pos + size]);
+            if &self.buf[self.pos + size..self.pos + size + 2] != b"\r\n" {
+                return Err(connection("body read failed: chunk not followed by CRLF"));
+            }
+            self.pos += size + 2;
+        }
+    }
+
+    /// One line of the body's framing, without its line end.
+    async fn read_line(&mut self) -> Result<Vec<u8>> {
+        loop {
+            if let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                let line = self.buf[self.pos..self.pos + i].strip_suffix(b"\r").unwrap_or(&self.buf[self.pos..self.pos + i]).to_vec();
+                self.pos += i + 1;
+                return Ok(line);
+            }
+            if self.buf.len() - self.pos > MAX_LINE_BYTES {
+                return Err(connection("body read failed: chunk line too long"));
+            }
+            if self.fill(true).await? == 0 {
+                return Err(truncated());
+            }
+        }
+    }
+}
+
+fn truncated() -> Error {
+    connection("body read failed: connection closed before the end of the body")
+}
+
+fn too_large(limit: usize) -> Error {
+    // The same words as `read_body`'s limit on the other path.
+    Error::malformed(format!("response body larger than {limit} bytes"))
+}
+
+/// How the body after this head is delimited (RFC 9112 §6.3), and whether the connection
+/// can carry another request afterwards.
+fn framing(status: u16, http11: bool, h: &HeaderMap) -> Result<(Framing, bool)> {
+    let close =
+        h.get_all(http::header::CONNECTION).iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))));
+    let reusable = http11 && !close;
+    if status == 204 || status == 304 {
+        return Ok((Framing::Empty, reusable));
+    }
+    if let Some(te) = h.get_all(http::header::TRANSFER_ENCODING).iter().next_back() {
+        let chunked = te.to_str().is_ok_and(|v| v.rsplit(',').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked")));
+        return Ok(if chunked { (Framing::Chunked, reusable) } else { (Framing::UntilClose, false) });
+    }
+    let mut lengths = h.get_all(http::header::CONTENT_LENGTH).iter();
+    match lengths.next() {
+        None => Ok((Framing::UntilClose, false)),
+        Some(first) => {
+            let n: usize =
+                first.to_str().ok().and_then(|v| v.trim().parse().ok()).ok_or_else(|| connection("invalid HTTP response: bad content-length"))?;
+            if lengths.any(|v| v != first) {
+                return Err(connection("invalid HTTP response: conflicting content-length"));
+            }
+            Ok((if n == 0 { Framing::Empty } else { Framing::Length(n) }, reusable))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn decimals_are_written_like_format_writes_them() {
+        for n in [0, 7, 10, 80, 443, 65535, 1_000_000, usize::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        assert_eq!(pool_key("example.test", 8080), "example.test:8080");
+    }
+
+    #[test]
+    fn bodies_are_framed_as_rfc_9112_says() {
+        let f = |status, http11, pairs: &[(&str, &str)]| framing(status, http11, &headers(pairs));
+        assert_eq!(f(200, true, &[("content-length", "12")]).unwrap(), (Framing::Length(12), true));
+        assert_eq!(f(200, true, &[("content-length", "0")]).unwrap(), (Framing::Empty, true));
+        assert_eq!(f(204, true, &[]).unwrap(), (Framing::Empty, true));
+        assert_eq!(f(200, true, &[("transfer-encoding", "gzip, chunked"), ("content-length", "5")]).unwrap(), (Framing::Chunked, true));
+        // Not ending in chunked: the body runs to the close, and the connection is spent.
+        assert_eq!(f(200, true, &[("transfer-encoding", "gzip")]).unwrap(), (Framing::UntilClose, false));
+        assert_eq!(f(200, true, &[]).unwrap(), (Framing::UntilClose, false));
+        assert_eq!(f(200, true, &[("connection", "keep-alive, Close"), ("content-length", "1")]).unwrap(), (Framing::Length(1), false));
+        assert_eq!(f(200, false, &[("content-length", "1")]).unwrap(), (Framing::Length(1), false));
+        assert_eq!(f(200, true, &[("content-length", "1"), ("content-length", "1")]).unwrap(), (Framing::Length(1), true));
+        for bad in [&[("content-length", "1"), ("content-length", "2")][..], &[("content-length", "-1")], &[("content-length", "x")]] {
+            assert_eq!(f(200, true, bad).unwrap_err().kind, ErrorKind::Connection, "{bad:?}");
+        }
+    }
+
+    /// Bytes handed out a few at a time, as a socket may: framing must not depend on where
+    /// reads split.
+    struct Trickle(Vec<u8>, usize);
+
+    impl Source for Trickle {
+        fn fill(&mut self, buf: &mut Vec<u8>, _: bool) -> impl Future<Output = Result<usize>> + Send {
+            let n = self.1.min(self.0.len());
+            buf.extend(self.0.drain(..n));
+            std::future::ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn responses_read_alike_however_the_bytes_are_split() {
+        let wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nt: 1\r\n\r\n";
+        for step in [1, 2, 7, wire.len()] {
+            let mut c = Conn::new(Trickle(wire.to_vec(), step), 1000);
+            let (status, _, framing, reusable) = now(c.read_head()).unwrap();
+            assert_eq!((status, framing, reusable), (200, Framing::Chunked, true), "step {step}");
+            assert_eq!(now(c.read_body(framing)).unwrap(), b"abcde", "step {step}");
+            assert!(c.consumed_all());
+        }
+        let mut c = Conn::new(Trickle(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc".to_vec(), 4), 1000);
+        let (_, _, framing, _) = now(c.read_head()).unwrap();
+        let e = now(c.read_body(framing)).unwrap_err();
+        assert!(e.kind == ErrorKind::Connection && e.message.contains("before the end of the body"), "{e}");
+    }
+}
