@@ -140,8 +140,10 @@ where
 }
 
 /// Whether running inline can help at all (it is off under a proxy or by configuration,
-/// and then a worker would only add a thread hop).
+/// and then a worker would only add a thread hop). `POLYROUTE_CALL_WORKERS=0` sends every
+/// call to the runtime, where the async inline client serves it: what the benchmarks
+/// compare the workers with.
 fn inline_possible() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(inline::enabled_by_env)
+    *ON.get_or_init(|| inline::enabled_by_env() && std::env::var("POLYROUTE_CALL_WORKERS").map_or(true, |v| v.trim() != "0"))
 }
