@@ -162,11 +162,11 @@ impl Transport for HttpTransport {
                 });
                 return Box::pin(std::future::ready(r));
             }
-            if let Some(pool) = self.direct.as_ref().filter(|_| !super::inline::streaming()) {
-                let sent = pool.clone().send(url, req);
+            if let Some(pool) = &self.direct {
+                let sent = pool.clone().send(url, req, super::inline::streaming());
                 return Box::pin(async move {
                     let (status, headers, body) = sent.await?;
-                    Ok(WireResponse { status, headers, body: futures::stream::once(body).boxed() })
+                    Ok(WireResponse { status, headers, body })
                 });
             }
         }

@@ -300,6 +300,51 @@ fn streams_still_stream_sync_and_async() {
         }
         text
     };
+    let before = inline::sent_async();
     assert_eq!(inline::block_on(rt.handle(), read()), "hello");
     assert_eq!(rt.block_on(read()), "hello");
+    assert!(inline::sent_async() >= before + 2, "streams take the async inline client");
+    assert_eq!(srv.connections.load(Ordering::SeqCst), 1, "a stream read to its end leaves its connection for the next");
+}
+
+fn sse_event(text: &str, finish: Option<&str>) -> String {
+    let finish = finish.map_or("null".to_string(), |f| format!("\"{f}\""));
+    format!(
+        "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":{finish}}}]}}\n\n"
+    )
+}
+
+#[test]
+fn a_streamed_body_is_handed_over_as_it_arrives() {
+    // The server sends the head and a first chunk, then waits until the test has read that
+    // chunk's text before it sends the rest: a client that waited for the whole body would
+    // only see the text after the 5 s fallback.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        assert!(read_request(&mut conn));
+        let chunk = |s: &str| format!("{:x}\r\n{s}\r\n", s.len());
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        conn.write_all(format!("{head}{}", chunk(&sse_event("first ", None))).as_bytes()).unwrap();
+        let waited = seen_rx.recv_timeout(Duration::from_secs(5)).is_ok();
+        let rest = [sse_event(if waited { "then" } else { "late" }, Some("stop")), "data: [DONE]\n\n".to_string()].concat();
+        conn.write_all(format!("{}0\r\n\r\n", chunk(&rest)).as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let rt = runtime();
+    let r = router(port, "");
+    let text = rt.block_on(async {
+        let mut s = r.stream(req()).await.unwrap();
+        let mut text = String::new();
+        while let Some(ev) = s.next().await {
+            if let polyroute::StreamEvent::ContentDelta { text: t } = ev.unwrap() {
+                text.push_str(&t);
+                let _ = seen_tx.send(());
+            }
+        }
+        text
+    });
+    assert_eq!(text, "first then");
 }

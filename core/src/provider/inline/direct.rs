@@ -1,5 +1,5 @@
-//! HTTP/1.1 for async callers' whole-body requests to plain-`http` providers, read and
-//! written by the request's own task.
+//! HTTP/1.1 for async callers' requests to plain-`http` providers, read and written by the
+//! task that awaits them (a stream's body: by whoever reads the stream).
 //!
 //! Why not reqwest here: hyper drives each connection from a task of its own, so a request
 //! is handed to that task, its answer handed back, and the body handed back again: three
@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::wire::{connection, io_error, pool_key, request_head, Conn, Framing, Source};
+use super::wire::{connection, io_error, pool_key, request_head, BodyAt, Conn, Framing, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::WireRequest;
 
@@ -63,10 +63,15 @@ impl AsyncPool {
     }
 
     /// Send `req` to `url` (plain `http`) and return once the head has arrived: status,
-    /// headers and the body's future. The body is read when that is awaited (a body that
-    /// breaks keeps the head, and its request id, as on the reqwest path); the connection
-    /// goes back to the pool after it.
-    pub(crate) async fn send(self: Arc<Self>, url: reqwest::Url, req: WireRequest) -> Result<(u16, HeaderMap, BoxFuture<'static, Result<Bytes>>)> {
+    /// headers and the body. The body is read as it is polled (a body that breaks keeps the
+    /// head, and its request id, as on the reqwest path): whole, or with `streamed`, piece
+    /// by piece as it arrives. The connection goes back to the pool after its end.
+    pub(crate) async fn send(
+        self: Arc<Self>,
+        url: reqwest::Url,
+        req: WireRequest,
+        streamed: bool,
+    ) -> Result<(u16, HeaderMap, BoxStream<'static, Result<Bytes>>)> {
         let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let key = pool_key(host, port);
@@ -87,14 +92,50 @@ impl AsyncPool {
         }
         let mut conn = Conn::new(Socket(stream), self.max_body);
         let (status, headers, framing, keep_alive) = conn.read_head().await?;
+        let reusable = keep_alive && framing != Framing::UntilClose;
+        if streamed {
+            return Ok((status, headers, self.pieces(conn, framing, reusable.then_some(key))));
+        }
         let body = async move {
             let body = conn.read_body(framing).await?;
-            if keep_alive && framing != Framing::UntilClose && conn.consumed_all() {
+            if reusable && conn.consumed_all() {
                 self.checkin(key, conn.src.0);
             }
             Ok(Bytes::from(body))
         };
-        Ok((status, headers, body.boxed()))
+        Ok((status, headers, futures::stream::once(body).boxed()))
+    }
+
+    /// A streamed body: each piece as it arrives. After its end the connection goes back to
+    /// the pool under `key` (if it may); after an error, nothing more is read.
+    fn pieces(self: Arc<Self>, conn: Conn<Socket>, framing: Framing, key: Option<String>) -> BoxStream<'static, Result<Bytes>> {
+        let state = Some((self, conn, BodyAt::start(framing), key));
+        futures::stream::unfold(state, |state| async move {
+            let (pool, mut conn, mut at, key) = state?;
+            match conn.next_piece(&mut at).await {
+                // The end came with this piece: the connection is free now, not when (if
+                // ever) the reader asks for more.
+                Ok(Some(piece)) if at == BodyAt::Done => {
+                    pool.release(conn, key);
+                    Some((Ok(Bytes::from(piece)), None))
+                }
+                Ok(Some(piece)) => Some((Ok(Bytes::from(piece)), Some((pool, conn, at, key)))),
+                Ok(None) => {
+                    pool.release(conn, key);
+                    None
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+        .boxed()
+    }
+
+    /// Back to the pool after a streamed body's end, if the connection may carry another
+    /// request (`key`) and nothing unasked followed the body.
+    fn release(&self, conn: Conn<Socket>, key: Option<String>) {
+        if let Some(key) = key.filter(|_| conn.consumed_all()) {
+            self.checkin(key, conn.src.0);
+        }
     }
 
     /// The most recently used idle connection that is still open.

@@ -9,15 +9,15 @@
 //! and its answer read on the calling thread over a blocking socket from a pool shared by
 //! every thread (`http.rs`).
 //!
-//! Async callers' whole-body requests to plain-`http` providers take the same protocol
-//! code in async form (`direct.rs`): the awaiting task reads and writes the socket itself,
-//! with no hand-off to a connection task.
+//! Async callers' requests to plain-`http` providers, and every stream's, take the same
+//! protocol code in async form (`direct.rs`): the awaiting task (for a stream, its reader)
+//! reads and writes the socket itself, with no hand-off to a connection task.
 //!
-//! What stays on reqwest, by design: `https` (network latency dwarfs the hop there), streams
-//! (their chunks are consumed later, maybe elsewhere, and chunk by chunk), hedged attempts
-//! of a sync call (they race two requests, which one blocked thread cannot; async hedges
-//! take the async client), and all calls when a proxy is configured in the environment or
-//! `POLYROUTE_INLINE_HTTP=0` is set (or `TransportOptions::inline_http` is false).
+//! What stays on reqwest, by design: `https` (network latency dwarfs the hop there), and all
+//! calls when a proxy is configured in the environment or `POLYROUTE_INLINE_HTTP=0` is set
+//! (or `TransportOptions::inline_http` is false). Streams and hedged attempts of a sync call
+//! take the async client (a stream's chunks are read later, maybe elsewhere; two hedged
+//! requests race, which one blocked thread cannot do).
 //!
 //! How the pieces meet without new parameters through the provider interface: the attempt
 //! loop wraps an attempt in [`within`] (its deadline), which is visible to the transport only
@@ -48,8 +48,7 @@ struct Scope {
 thread_local! {
     static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// Set while a stream's request is started: its body is read later, chunk by chunk, so
-    /// it must not take a whole-body client.
+    /// Set while a stream's request is started: its body is read later, chunk by chunk.
     static STREAMING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -111,9 +110,10 @@ impl Drop for SetDeadline {
     }
 }
 
-/// Run `f` (which starts a stream's request) with both inline clients off: a stream's body is
-/// read after the attempt returns, chunk by chunk, so it must come from a connection the
-/// runtime drives.
+/// Run `f` (which starts a stream's request) with the blocking client off: a stream's body
+/// is read after the attempt returns, chunk by chunk, maybe on another thread, so it must
+/// come from a connection the runtime's IO driver watches (the async inline client reads it
+/// piece by piece; reqwest for `https`).
 pub(crate) fn outside<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(bool);
     impl Drop for Restore {
@@ -126,7 +126,8 @@ pub(crate) fn outside<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether the request being started now is a stream's (see [`outside`]).
+/// Whether the request being started now is a stream's (see [`outside`]): the async inline
+/// client then hands its body over as it arrives instead of whole.
 pub(crate) fn streaming() -> bool {
     STREAMING.with(Cell::get)
 }

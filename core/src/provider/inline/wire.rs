@@ -211,15 +211,104 @@ impl<S: Source> Conn<S> {
         }
     }
 
+    /// The next piece of a body read as it arrives (a stream's): everything of it the buffer
+    /// holds, at least one byte, with the chunked framing taken out; `None` at its end. `at`
+    /// says where in the body the reading stands, from [`BodyAt::start`]; it is `Done` as soon
+    /// as the body's end was in the buffer, so the caller can release the connection with the
+    /// last piece (a stream's reader often stops there and never asks again).
+    pub(super) async fn next_piece(&mut self, at: &mut BodyAt) -> Result<Option<Vec<u8>>> {
+        // A stream may run for hours: what was consumed must not pile up in the buffer.
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > 64 * 1024 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let mut out = Vec::new();
+        loop {
+            match self.advance(at, &mut out)? {
+                Advance::Progress => {}
+                Advance::Done => return Ok((!out.is_empty()).then_some(out)),
+                // What arrived so far goes out now; waiting is for when there is nothing.
+                Advance::NeedBytes if !out.is_empty() => return Ok(Some(out)),
+                Advance::NeedBytes => {
+                    if self.fill(true).await? == 0 {
+                        if *at != BodyAt::ToClose {
+                            return Err(truncated());
+                        }
+                        *at = BodyAt::Done;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One step of a streamed body's framing, on buffered bytes only.
+    fn advance(&mut self, at: &mut BodyAt, out: &mut Vec<u8>) -> Result<Advance> {
+        let avail = self.buf.len() - self.pos;
+        match *at {
+            BodyAt::Done => return Ok(Advance::Done),
+            BodyAt::Left(0) => *at = BodyAt::Done,
+            BodyAt::Left(_) | BodyAt::ToClose | BodyAt::InChunk(_) if avail == 0 => return Ok(Advance::NeedBytes),
+            BodyAt::Left(left) => {
+                let n = left.min(avail);
+                out.extend_from_slice(&self.take(n));
+                *at = BodyAt::Left(left - n);
+            }
+            BodyAt::ToClose => out.extend_from_slice(&self.take(avail)),
+            BodyAt::InChunk(left) => {
+                let n = left.min(avail);
+                out.extend_from_slice(&self.take(n));
+                *at = if n == left { BodyAt::ChunkEnd } else { BodyAt::InChunk(left - n) };
+            }
+            BodyAt::ChunkEnd if avail < 2 => return Ok(Advance::NeedBytes),
+            BodyAt::ChunkEnd => {
+                if &self.buf[self.pos..self.pos + 2] != b"\r\n" {
+                    return Err(connection("body read failed: chunk not followed by CRLF"));
+                }
+                self.pos += 2;
+                *at = BodyAt::ChunkSize;
+            }
+            BodyAt::ChunkSize | BodyAt::Trailers => {
+                let Some(line) = self.buffered_line()? else { return Ok(Advance::NeedBytes) };
+                *at = match (*at, line.is_empty()) {
+                    (BodyAt::Trailers, true) => BodyAt::Done,
+                    (BodyAt::Trailers, false) => BodyAt::Trailers,
+                    _ => match chunk_size(&line)? {
+                        0 => BodyAt::Trailers,
+                        size => BodyAt::InChunk(size),
+                    },
+                };
+            }
+        }
+        Ok(Advance::Progress)
+    }
+
+    /// A whole line from the buffer (without its line end), if one is there.
+    fn buffered_line(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') else {
+            if self.buf.len() - self.pos > MAX_LINE_BYTES {
+                return Err(connection("body read failed: chunk line too long"));
+            }
+            return Ok(None);
+        };
+        let line = self.buf[self.pos..self.pos + i].strip_suffix(b"\r").unwrap_or(&self.buf[self.pos..self.pos + i]).to_vec();
+        self.pos += i + 1;
+        Ok(Some(line))
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let piece = self.buf[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        piece
+    }
+
     async fn read_chunked(&mut self) -> Result<Vec<u8>> {
         let mut body = Vec::new();
         loop {
-            let line = self.read_line().await?;
-            let size = line.split(|b| *b == b';').next().map(|s| s.trim_ascii()).unwrap_or_default();
-            let size = std::str::from_utf8(size)
-                .ok()
-                .and_then(|s| usize::from_str_radix(s, 16).ok())
-                .ok_or_else(|| connection("body read failed: invalid chunk size"))?;
+            let size = chunk_size(&self.read_line().await?)?;
             if size == 0 {
                 // Trailers, up to the blank line that ends the message.
                 while !self.read_line().await?.is_empty() {}
@@ -244,19 +333,56 @@ impl<S: Source> Conn<S> {
     /// One line of the body's framing, without its line end.
     async fn read_line(&mut self) -> Result<Vec<u8>> {
         loop {
-            if let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
-                let line = self.buf[self.pos..self.pos + i].strip_suffix(b"\r").unwrap_or(&self.buf[self.pos..self.pos + i]).to_vec();
-                self.pos += i + 1;
+            if let Some(line) = self.buffered_line()? {
                 return Ok(line);
-            }
-            if self.buf.len() - self.pos > MAX_LINE_BYTES {
-                return Err(connection("body read failed: chunk line too long"));
             }
             if self.fill(true).await? == 0 {
                 return Err(truncated());
             }
         }
     }
+}
+
+/// What one step of a streamed body's framing did.
+enum Advance {
+    Progress,
+    NeedBytes,
+    Done,
+}
+
+/// Where reading a streamed body stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BodyAt {
+    /// This many bytes to go (`content-length`).
+    Left(usize),
+    /// Until the server closes.
+    ToClose,
+    /// At a chunk's size line.
+    ChunkSize,
+    /// Inside a chunk, this many bytes to go.
+    InChunk(usize),
+    /// After a chunk's data, at its CRLF.
+    ChunkEnd,
+    /// After the last chunk, at the trailers (up to a blank line).
+    Trailers,
+    Done,
+}
+
+impl BodyAt {
+    pub(super) fn start(framing: Framing) -> BodyAt {
+        match framing {
+            Framing::Empty => BodyAt::Done,
+            Framing::Length(n) => BodyAt::Left(n),
+            Framing::Chunked => BodyAt::ChunkSize,
+            Framing::UntilClose => BodyAt::ToClose,
+        }
+    }
+}
+
+/// A chunk-size line's size (extensions after `;` ignored).
+fn chunk_size(line: &[u8]) -> Result<usize> {
+    let size = line.split(|b| *b == b';').next().map(|s| s.trim_ascii()).unwrap_or_default();
+    std::str::from_utf8(size).ok().and_then(|s| usize::from_str_radix(s, 16).ok()).ok_or_else(|| connection("body read failed: invalid chunk size"))
 }
 
 fn truncated() -> Error {
@@ -357,6 +483,32 @@ mod tests {
             assert_eq!(now(c.read_body(framing)).unwrap(), b"abcde", "step {step}");
             assert!(c.consumed_all());
         }
+        // Read piece by piece, as a stream is: the same bytes, whatever the split.
+        for step in [1, 2, 7, wire.len()] {
+            let mut c = Conn::new(Trickle(wire.to_vec(), step), 1000);
+            let (_, _, framing, _) = now(c.read_head()).unwrap();
+            let mut at = BodyAt::start(framing);
+            let mut body = Vec::new();
+            while let Some(piece) = now(c.next_piece(&mut at)).unwrap() {
+                assert!(!piece.is_empty());
+                body.extend(piece);
+            }
+            assert_eq!((body.as_slice(), at), (&b"abcde"[..], BodyAt::Done), "step {step}");
+            assert!(c.consumed_all());
+        }
+        let mut c = Conn::new(Trickle(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc".to_vec(), 2), 1000);
+        let (_, _, framing, _) = now(c.read_head()).unwrap();
+        let mut at = BodyAt::start(framing);
+        assert_eq!(now(c.next_piece(&mut at)).unwrap().unwrap(), b"ab");
+        assert_eq!(now(c.next_piece(&mut at)).unwrap().unwrap(), b"c");
+        assert!(now(c.next_piece(&mut at)).unwrap_err().message.contains("before the end of the body"));
+        let mut c = Conn::new(Trickle(b"HTTP/1.0 200 OK\r\n\r\nuntil the end".to_vec(), 5), 1000);
+        let (_, _, framing, reusable) = now(c.read_head()).unwrap();
+        let (mut at, mut body) = (BodyAt::start(framing), Vec::new());
+        while let Some(piece) = now(c.next_piece(&mut at)).unwrap() {
+            body.extend(piece);
+        }
+        assert_eq!((body.as_slice(), reusable), (&b"until the end"[..], false));
         let mut c = Conn::new(Trickle(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc".to_vec(), 4), 1000);
         let (_, _, framing, _) = now(c.read_head()).unwrap();
         let e = now(c.read_body(framing)).unwrap_err();
