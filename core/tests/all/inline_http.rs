@@ -188,30 +188,23 @@ fn call(path: Path, rt: &tokio::runtime::Runtime, r: &Router) -> Result<String, 
 fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
     for path in [Path::Sync, Path::Async] {
         let rt = runtime();
-        let open = scripted(Some(ok(&completion("hi"), "")), After::KeepOpen);
-        let r = router(open.port, "");
-        for _ in 0..5 {
-            assert_eq!(call(path, &rt, &r), Ok("hi".to_string()), "{path:?}");
-        }
-        assert_eq!(open.connections.load(Ordering::SeqCst), 1, "{path:?}: one connection for five sequential calls");
-
+        // Calls in turn to a server answering `hi` with `extra` headers, ending each
+        // connection as `after` says (pausing between calls); the connections it saw.
+        let connections = |extra: &str, after: After, calls: usize, pause_ms: u64| {
+            let srv = scripted(Some(ok(&completion("hi"), extra)), after);
+            let r = router(srv.port, "");
+            for _ in 0..calls {
+                assert_eq!(call(path, &rt, &r), Ok("hi".to_string()), "{path:?}");
+                std::thread::sleep(Duration::from_millis(pause_ms));
+            }
+            srv.connections.load(Ordering::SeqCst)
+        };
+        assert_eq!(connections("", After::KeepOpen, 5, 0), 1, "{path:?}: one connection for five sequential calls");
         // The server closes after every answer without saying so: each next call must notice
         // the pooled connection is gone and open another, not fail.
-        let closing = scripted(Some(ok(&completion("hi"), "")), After::Close);
-        let r = router(closing.port, "");
-        for _ in 0..3 {
-            assert_eq!(call(path, &rt, &r), Ok("hi".to_string()), "{path:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(closing.connections.load(Ordering::SeqCst), 3, "{path:?}");
-
+        assert_eq!(connections("", After::Close, 3, 20), 3, "{path:?}");
         // It says so: not pooled either.
-        let says = scripted(Some(ok(&completion("hi"), "connection: close\r\n")), After::Close);
-        let r = router(says.port, "");
-        for _ in 0..2 {
-            assert_eq!(call(path, &rt, &r), Ok("hi".to_string()), "{path:?}");
-        }
-        assert_eq!(says.connections.load(Ordering::SeqCst), 2, "{path:?}");
+        assert_eq!(connections("connection: close\r\n", After::Close, 2, 0), 2, "{path:?}");
 
         // Threads (and tasks) share the pool: calls from many in turn need no more
         // connections than were ever in use at once.

@@ -12,10 +12,9 @@
 //! timeout, hedge lost, caller gone) drops the socket with it, which closes the connection,
 //! so the server sees the disconnect and no half-read answer is ever reused.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -24,6 +23,7 @@ use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::idle::Idle;
 use super::wire::{connection, io_error, pool_key, request_head, BodyAt, Conn, Framing, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::WireRequest;
@@ -32,9 +32,7 @@ pub(super) static SENT: AtomicU64 = AtomicU64::new(0);
 
 /// Idle kept-alive connections by `host:port`, shared by every task of the router.
 pub(crate) struct AsyncPool {
-    idle: Mutex<HashMap<String, Vec<(TcpStream, Instant)>>>,
-    max_idle_per_host: usize,
-    idle_timeout: Duration,
+    idle: Idle<TcpStream>,
     connect_timeout: Duration,
     /// Longer bodies are refused (`malformed_response`), as the reqwest path's reader does.
     max_body: usize,
@@ -59,7 +57,7 @@ impl Source for Socket {
 
 impl AsyncPool {
     pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, connect_timeout: Duration, max_body: usize) -> Self {
-        AsyncPool { idle: Mutex::new(HashMap::new()), max_idle_per_host, idle_timeout, connect_timeout, max_body }
+        AsyncPool { idle: Idle::new(max_idle_per_host, idle_timeout), connect_timeout, max_body }
     }
 
     /// Send `req` to `url` (plain `http`) and return once the head has arrived: status,
@@ -77,7 +75,7 @@ impl AsyncPool {
         let key = pool_key(host, port);
         let head = request_head(&url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
-        let (mut stream, reused) = match self.checkout(&key) {
+        let (mut stream, reused) = match self.idle.checkout(&key, still_open) {
             Some(s) => (s, true),
             None => (self.connect(&url).await?, false),
         };
@@ -92,14 +90,13 @@ impl AsyncPool {
         }
         let mut conn = Conn::new(Socket(stream), self.max_body);
         let (status, headers, framing, keep_alive) = conn.read_head().await?;
-        let reusable = keep_alive && framing != Framing::UntilClose;
         if streamed {
-            return Ok((status, headers, self.pieces(conn, framing, reusable.then_some(key))));
+            return Ok((status, headers, self.pieces(conn, framing, keep_alive.then_some(key))));
         }
         let body = async move {
             let body = conn.read_body(framing).await?;
-            if reusable && conn.consumed_all() {
-                self.checkin(key, conn.src.0);
+            if keep_alive && conn.consumed_all() {
+                self.idle.checkin(key, conn.src.0);
             }
             Ok(Bytes::from(body))
         };
@@ -134,25 +131,7 @@ impl AsyncPool {
     /// request (`key`) and nothing unasked followed the body.
     fn release(&self, conn: Conn<Socket>, key: Option<String>) {
         if let Some(key) = key.filter(|_| conn.consumed_all()) {
-            self.checkin(key, conn.src.0);
-        }
-    }
-
-    /// The most recently used idle connection that is still open.
-    fn checkout(&self, key: &str) -> Option<TcpStream> {
-        loop {
-            let (stream, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()?;
-            if since.elapsed() < self.idle_timeout && still_open(&stream) {
-                return Some(stream);
-            }
-        }
-    }
-
-    fn checkin(&self, key: String, stream: TcpStream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(key).or_default();
-        if list.len() < self.max_idle_per_host {
-            list.push((stream, Instant::now()));
+            self.idle.checkin(key, conn.src.0);
         }
     }
 

@@ -5,16 +5,15 @@
 //! `connection`, an elapsed deadline `timeout`), and they never name the URL. The protocol
 //! itself is in `wire.rs`, shared with the async client.
 
-use std::collections::HashMap;
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 
-use super::wire::{connection, io_error, now, pool_key, request_head, Conn, Framing, Source};
+use super::idle::Idle;
+use super::wire::{connection, io_error, now, pool_key, request_head, Conn, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::WireRequest;
 
@@ -25,9 +24,7 @@ const SLICE: Duration = Duration::from_millis(50);
 
 /// Idle kept-alive connections by `host:port`, shared by every thread of the process.
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<String, Vec<Idle>>>,
-    max_idle_per_host: usize,
-    idle_timeout: Duration,
+    idle: Idle<Socket>,
     connect_timeout: Duration,
     /// Longer bodies are refused (`malformed_response`), as the reqwest path's reader does.
     max_body: usize,
@@ -50,14 +47,9 @@ struct Socket {
     scratch: Box<[u8]>,
 }
 
-struct Idle {
-    socket: Socket,
-    since: Instant,
-}
-
 impl Pool {
     pub(crate) fn new(max_idle_per_host: usize, idle_timeout: Duration, connect_timeout: Duration, max_body: usize) -> Self {
-        Pool { idle: Mutex::new(HashMap::new()), max_idle_per_host, idle_timeout, connect_timeout, max_body }
+        Pool { idle: Idle::new(max_idle_per_host, idle_timeout), connect_timeout, max_body }
     }
 
     /// Send `req` to `url` (plain `http`) and read the whole answer by `deadline`: status,
@@ -73,7 +65,7 @@ impl Pool {
         let key = pool_key(host, port);
         let head = request_head(url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
-        let (mut socket, reused) = match self.checkout(&key) {
+        let (mut socket, reused) = match self.idle.checkout(&key, |s| still_open(&s.stream)) {
             Some(s) => (s, true),
             None => (self.connect(url, deadline)?, false),
         };
@@ -89,28 +81,10 @@ impl Pool {
         let mut conn = Conn::new(Blocking { socket, deadline }, self.max_body);
         let (status, headers, framing, keep_alive) = now(conn.read_head())?;
         let body = now(conn.read_body(framing))?;
-        if keep_alive && framing != Framing::UntilClose && conn.consumed_all() {
-            self.checkin(key, conn.src.socket);
+        if keep_alive && conn.consumed_all() {
+            self.idle.checkin(key, conn.src.socket);
         }
         Ok((status, headers, body))
-    }
-
-    /// The most recently used idle connection that is still open.
-    fn checkout(&self, key: &str) -> Option<Socket> {
-        loop {
-            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()?;
-            if idle.since.elapsed() < self.idle_timeout && still_open(&idle.socket.stream) {
-                return Some(idle.socket);
-            }
-        }
-    }
-
-    fn checkin(&self, key: String, socket: Socket) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(key).or_default();
-        if list.len() < self.max_idle_per_host {
-            list.push(Idle { socket, since: Instant::now() });
-        }
     }
 
     fn connect(&self, url: &reqwest::Url, deadline: Instant) -> Result<Socket> {

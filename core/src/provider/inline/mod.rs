@@ -26,6 +26,7 @@
 
 mod direct;
 mod http;
+mod idle;
 mod wire;
 
 use std::cell::{Cell, RefCell};

@@ -146,8 +146,9 @@ impl<S: Source> Conn<S> {
         self.src.fill(&mut self.buf, during_body).await
     }
 
-    /// Status, headers, how the body is framed, and whether the connection may be reused.
-    /// Interim (1xx) answers are skipped.
+    /// Status, headers, how the body is framed, and whether the connection may carry another
+    /// request after this body (never after a body that runs to the close). Interim (1xx)
+    /// answers are skipped.
     pub(super) async fn read_head(&mut self) -> Result<(u16, HeaderMap, Framing, bool)> {
         loop {
             if self.pos < self.buf.len() {
