@@ -36,19 +36,28 @@ use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use tokio::task::AbortHandle;
 
+use crate::driven::{self, Driven};
 use crate::errors::{guarded, to_pyerr};
 use crate::runtime::runtime;
 use crate::workers::{self, Stop};
 
-type Outcome = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
+pub(crate) type Outcome = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
 
 struct Done {
     future: Py<PyAny>,
     outcome: Outcome,
 }
 
-struct Shared {
-    done: Mutex<Vec<Done>>,
+/// What the loop does for the bridge when woken.
+enum Item {
+    /// Resolve a future with a finished task's outcome.
+    Done(Done),
+    /// Poll a loop-driven call again (`driven.rs`).
+    Repoll(Arc<Driven>),
+}
+
+pub(crate) struct Shared {
+    done: Mutex<Vec<Item>>,
     /// Write end; a byte here wakes the loop. `None` once the loop has closed its end.
     tx: Mutex<Option<WakeSocket>>,
     /// A wake-up byte is pending: completions in a burst share one.
@@ -57,7 +66,15 @@ struct Shared {
 
 impl Shared {
     fn complete(&self, d: Done) {
-        self.done.lock().unwrap_or_else(|p| p.into_inner()).push(d);
+        self.push(Item::Done(d));
+    }
+
+    pub(crate) fn repoll(&self, d: Arc<Driven>) {
+        self.push(Item::Repoll(d));
+    }
+
+    fn push(&self, item: Item) {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).push(item);
         if !self.signalled.swap(true, Ordering::SeqCst) {
             // Nonblocking: a full buffer means a wake-up is pending anyway.
             if let Some(tx) = &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -71,6 +88,8 @@ impl Shared {
 #[pyclass(frozen, module = "polyroute._native")]
 pub struct LoopBridge {
     shared: Arc<Shared>,
+    /// The loop watches sockets for us (`add_reader`): calls may be driven by it.
+    driven: bool,
 }
 
 #[cfg(unix)]
@@ -104,11 +123,14 @@ fn adopt(handle: i64) -> PyResult<WakeSocket> {
 #[pymethods]
 impl LoopBridge {
     /// `wake`: the write end of a `socket.socketpair()`, detached; a byte is written to it
-    /// when futures are ready to resolve.
+    /// when futures are ready to resolve. `driven`: the loop has `add_reader`, so calls may
+    /// run on it (`driven.rs`).
     #[new]
-    fn new(wake: i64) -> PyResult<Self> {
+    #[pyo3(signature = (wake, driven=false))]
+    fn new(wake: i64, driven: bool) -> PyResult<Self> {
         let tx = adopt(wake)?;
-        Ok(LoopBridge { shared: Arc::new(Shared { done: Mutex::new(Vec::new()), tx: Mutex::new(Some(tx)), signalled: AtomicBool::new(false) }) })
+        let shared = Arc::new(Shared { done: Mutex::new(Vec::new()), tx: Mutex::new(Some(tx)), signalled: AtomicBool::new(false) });
+        Ok(LoopBridge { shared, driven: driven && driven::possible() })
     }
 
     /// Close the write end now rather than when this object is collected (the loop is going
@@ -125,7 +147,14 @@ impl LoopBridge {
             // this batch or signals again.
             self.shared.signalled.store(false, Ordering::SeqCst);
             let batch = std::mem::take(&mut *self.shared.done.lock().unwrap_or_else(|p| p.into_inner()));
-            for d in batch {
+            for item in batch {
+                let d = match item {
+                    Item::Done(d) => d,
+                    Item::Repoll(call) => {
+                        call.poll(py);
+                        continue;
+                    }
+                };
                 let fut = d.future.bind(py);
                 let resolve = || -> PyResult<()> {
                     if fut.call_method0("cancelled")?.is_truthy()? {
@@ -155,6 +184,7 @@ impl LoopBridge {
 struct Canceller {
     abort: Option<AbortHandle>,
     stop: Option<Arc<Stop>>,
+    driven: Option<Arc<Driven>>,
 }
 
 #[pymethods]
@@ -167,6 +197,9 @@ impl Canceller {
                 }
                 if let Some(s) = &self.stop {
                     s.stop();
+                }
+                if let Some(d) = &self.driven {
+                    d.cancel(fut.py());
                 }
             }
             Ok(())
@@ -185,13 +218,26 @@ impl LoopBridge {
         let shared = self.shared.clone();
         let target = future.clone().unbind();
         async move {
-            let out = polyroute::bridge::catch_future(work).await;
-            let outcome: Outcome = Box::new(move |py| match out {
-                Ok(v) => v.into_bound_py_any(py),
-                Err(e) => Err(to_pyerr(py, &e)),
-            });
+            let outcome = outcome_of(work).await;
             shared.complete(Done { future: target, outcome });
         }
+    }
+
+    /// Run `work` driven by the loop (`driven.rs`), if this bridge's loop can; `Err(work)`
+    /// otherwise.
+    fn try_drive<F, T>(&self, py: Python<'_>, future: &Bound<'_, PyAny>, work: F) -> PyResult<Result<(), F>>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: for<'py> IntoPyObject<'py> + Send + 'static,
+    {
+        if !self.driven {
+            return Ok(Err(work));
+        }
+        // The callback first: the first poll may already resolve the future.
+        let call = Driven::new(self.shared.clone(), future, Box::pin(outcome_of(work)));
+        future.call_method1("add_done_callback", (Canceller { abort: None, stop: None, driven: Some(call.clone()) },))?;
+        call.poll(py);
+        Ok(Ok(()))
     }
 
     /// Run `work` on the runtime and resolve `future` (an `asyncio.Future` of the bridge's
@@ -201,8 +247,9 @@ impl LoopBridge {
         F: Future<Output = T> + Send + 'static,
         T: for<'py> IntoPyObject<'py> + Send + 'static,
     {
+        let Err(work) = self.try_drive(py, future, work)? else { return Ok(()) };
         let task = runtime(py)?.spawn(self.delivering(future, work));
-        future.call_method1("add_done_callback", (Canceller { abort: Some(task.abort_handle()), stop: None },))?;
+        future.call_method1("add_done_callback", (Canceller { abort: Some(task.abort_handle()), stop: None, driven: None },))?;
         Ok(())
     }
 
@@ -213,12 +260,27 @@ impl LoopBridge {
         F: Future<Output = T> + Send + 'static,
         T: for<'py> IntoPyObject<'py> + Send + 'static,
     {
+        let Err(work) = self.try_drive(py, future, work)? else { return Ok(()) };
         let rt = runtime(py)?;
         let canceller = match workers::try_run(rt, self.delivering(future, work)) {
-            Ok(stop) => Canceller { abort: None, stop: Some(stop) },
-            Err(work) => Canceller { abort: Some(rt.spawn(work).abort_handle()), stop: None },
+            Ok(stop) => Canceller { abort: None, stop: Some(stop), driven: None },
+            Err(work) => Canceller { abort: Some(rt.spawn(work).abort_handle()), stop: None, driven: None },
         };
         future.call_method1("add_done_callback", (canceller,))?;
         Ok(())
     }
+}
+
+/// `work`'s output (or its panic, as `ConfigError`), to be turned into a Python object on
+/// the loop's thread.
+async fn outcome_of<F, T>(work: F) -> Outcome
+where
+    F: Future<Output = T> + Send + 'static,
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
+    let out = polyroute::bridge::catch_future(work).await;
+    Box::new(move |py| match out {
+        Ok(v) => v.into_bound_py_any(py),
+        Err(e) => Err(to_pyerr(py, &e)),
+    })
 }

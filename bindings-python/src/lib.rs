@@ -12,6 +12,7 @@
 
 mod aio;
 mod convert;
+mod driven;
 mod errors;
 mod openai;
 mod router;
@@ -26,6 +27,14 @@ use pyo3::types::PyTuple;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Test hook: requests sent since the process started by each of the core's own HTTP
+/// clients: blocking (sync calls, call workers), async (runtime tasks), loop-driven.
+#[pyfunction]
+fn _requests_by_path() -> (u64, u64, u64) {
+    use polyroute::provider::inline;
+    (inline::sent(), inline::sent_async(), inline::sent_driven())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -37,6 +46,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Test hooks (underscore names, not in `__all__`): a deliberate panic in the core.
     m.add_function(wrap_pyfunction!(router::_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(router::_debug_panic_async, m)?)?;
+    m.add_function(wrap_pyfunction!(_requests_by_path, m)?)?;
     // Stable snake_case codes in the core's order; `_errors.py` has one class per code and a
     // test checks that the two lists agree.
     let kinds: Vec<&str> = polyroute::ErrorKind::ALL.iter().map(|k| k.code()).collect();

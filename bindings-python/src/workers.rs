@@ -1,4 +1,6 @@
-//! A few threads that run asyncio calls the way sync calls run: the router's future driven
+//! Where the event loop cannot drive a call itself (`driven.rs`: no `add_reader`, as on
+//! Windows' proactor loop, or `POLYROUTE_ASYNC_DRIVEN=0`): a few threads that run asyncio
+//! calls the way sync calls run: the router's future driven
 //! by `block_on` on the thread, its requests to plain-http providers done there too
 //! (`polyroute::provider::inline`), with no hand-off to the runtime's workers and back.
 //!

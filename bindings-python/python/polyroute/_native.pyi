@@ -18,6 +18,7 @@ __all__ = [
     "REQUEST_FIELDS",
     "_debug_panic",
     "_debug_panic_async",
+    "_requests_by_path",
 ]
 
 ERROR_KINDS: Tuple[str, ...]
@@ -34,6 +35,7 @@ def openai_not_found(message: str) -> Tuple[int, List[Tuple[str, str]], bytes]: 
 # under; it must arrive as ``polyroute.ConfigError`` ("internal error: ...").
 def _debug_panic() -> None: ...
 def _debug_panic_async(bridge: LoopBridge, future: asyncio.Future[Any]) -> None: ...
+def _requests_by_path() -> Tuple[int, int, int]: ...
 
 @final
 class NativeRouter:
@@ -92,8 +94,9 @@ class NativeSse:
 @final
 class LoopBridge:
     """Completion queue of one event loop; ``wake`` is the detached write end of a socket pair
-    whose read end the loop watches (then calls ``drain()``)."""
+    whose read end the loop watches (then calls ``drain()``); with ``driven``, the loop has
+    ``add_reader`` and calls may run on it, their sockets watched by it."""
 
-    def __new__(cls, wake: int) -> LoopBridge: ...
+    def __new__(cls, wake: int, driven: bool = False) -> LoopBridge: ...
     def drain(self) -> None: ...
     def close(self) -> None: ...

@@ -83,14 +83,18 @@ class _Bridge:
         rsock, wsock = socket.socketpair()
         rsock.setblocking(False)
         self._sock = rsock
-        # The native side owns the write end from here (and closes it).
-        self.native = _native.LoopBridge(wsock.detach())
         self._pump: Optional["asyncio.Task[None]"] = None
         try:
             if not use_reader:
                 raise NotImplementedError
             loop.add_reader(rsock.fileno(), self._on_readable)
+            readers = True
         except NotImplementedError:
+            readers = False
+        # The native side owns the write end from here (and closes it). A loop that watches
+        # sockets for us can also run calls itself, their sockets watched the same way.
+        self.native = _native.LoopBridge(wsock.detach(), readers)
+        if not readers:
             self._pump = loop.create_task(self._pump_loop(loop))
 
     def _on_readable(self) -> None:

@@ -162,6 +162,14 @@ impl Transport for HttpTransport {
                 });
                 return Box::pin(std::future::ready(r));
             }
+            #[cfg(unix)]
+            if let (true, Some(pool)) = (super::inline::driving(), &self.inline) {
+                let sent = pool.clone().send_driven(url, req, super::inline::streaming());
+                return Box::pin(async move {
+                    let (status, headers, body) = sent.await?;
+                    Ok(WireResponse { status, headers, body })
+                });
+            }
             if let Some(pool) = &self.direct {
                 let sent = pool.clone().send(url, req, super::inline::streaming());
                 return Box::pin(async move {

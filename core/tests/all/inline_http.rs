@@ -17,11 +17,11 @@ use polyroute::{ChatRequest, ErrorKind, Message, Policy, Router};
 
 const KEY: &str = "sk-test-fake-canary-7f3a9c";
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-fn completion(text: &str) -> String {
+pub(crate) fn completion(text: &str) -> String {
     serde_json::json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
@@ -30,17 +30,17 @@ fn completion(text: &str) -> String {
     .to_string()
 }
 
-fn ok(body: &str, extra: &str) -> Vec<u8> {
+pub(crate) fn ok(body: &str, extra: &str) -> Vec<u8> {
     status(200, body, extra)
 }
 
-fn status(code: u16, body: &str, extra: &str) -> Vec<u8> {
+pub(crate) fn status(code: u16, body: &str, extra: &str) -> Vec<u8> {
     format!("HTTP/1.1 {code} X\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
 /// How the scripted server ends a connection after answering.
 #[derive(Clone, Copy, PartialEq)]
-enum After {
+pub(crate) enum After {
     KeepOpen,
     Close,
 }
@@ -48,13 +48,13 @@ enum After {
 /// A loopback HTTP/1.1 server answering every request with `answer`; counts connections.
 /// `None` as the answer: read the request and never reply (and count the connections the
 /// client closed while waiting).
-struct Scripted {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-    closed_unanswered: Arc<AtomicUsize>,
+pub(crate) struct Scripted {
+    pub(crate) port: u16,
+    pub(crate) connections: Arc<AtomicUsize>,
+    pub(crate) closed_unanswered: Arc<AtomicUsize>,
 }
 
-fn scripted(answer: Option<Vec<u8>>, after: After) -> Scripted {
+pub(crate) fn scripted(answer: Option<Vec<u8>>, after: After) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -85,7 +85,7 @@ fn scripted(answer: Option<Vec<u8>>, after: After) -> Scripted {
 }
 
 /// Read one request (head and `content-length` body); false when the client closed.
-fn read_request(conn: &mut TcpStream) -> bool {
+pub(crate) fn read_request(conn: &mut TcpStream) -> bool {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -100,12 +100,12 @@ fn read_request(conn: &mut TcpStream) -> bool {
     conn.read_exact(&mut body).is_ok()
 }
 
-fn router(port: u16, route_extra: &str) -> Router {
+pub(crate) fn router(port: u16, route_extra: &str) -> Router {
     router_with(port, route_extra, true)
 }
 
 /// With `inline_http: false`, every request takes reqwest, sync or async.
-fn router_with(port: u16, route_extra: &str, inline_http: bool) -> Router {
+pub(crate) fn router_with(port: u16, route_extra: &str, inline_http: bool) -> Router {
     let policy = Policy::from_str(&format!(
         r#"
 providers:
@@ -123,12 +123,12 @@ routes:
     Router::with_options(policy, TransportOptions { inline_http, ..TransportOptions::default() }).unwrap()
 }
 
-fn req() -> ChatRequest {
+pub(crate) fn req() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
 }
 
 /// The outcome as a test compares it: the answer's text, or the error's kind.
-fn outcome(r: polyroute::Result<polyroute::ChatResponse>) -> Result<String, ErrorKind> {
+pub(crate) fn outcome(r: polyroute::Result<polyroute::ChatResponse>) -> Result<String, ErrorKind> {
     r.map(|c| c.choices[0].message.text()).map_err(|e| e.kind)
 }
 
@@ -300,7 +300,7 @@ fn streams_still_stream_sync_and_async() {
     assert_eq!(srv.connections.load(Ordering::SeqCst), 1, "a stream read to its end leaves its connection for the next");
 }
 
-fn sse_event(text: &str, finish: Option<&str>) -> String {
+pub(crate) fn sse_event(text: &str, finish: Option<&str>) -> String {
     let finish = finish.map_or("null".to_string(), |f| format!("\"{f}\""));
     format!(
         "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":{finish}}}]}}\n\n"

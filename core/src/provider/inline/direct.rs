@@ -77,7 +77,7 @@ impl AsyncPool {
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut stream, reused) = match self.idle.checkout(&key, still_open) {
             Some(s) => (s, true),
-            None => (self.connect(&url).await?, false),
+            None => (connect(&url, self.connect_timeout).await?, false),
         };
         if let Err(e) = write_request(&mut stream, &head, &req.body).await {
             if !reused {
@@ -85,80 +85,80 @@ impl AsyncPool {
             }
             // A pooled connection the server closed just now: the request did not get through
             // whole, so it cannot have been served. Once more on a new one.
-            stream = self.connect(&url).await?;
+            stream = connect(&url, self.connect_timeout).await?;
             write_request(&mut stream, &head, &req.body).await?;
         }
         let mut conn = Conn::new(Socket(stream), self.max_body);
         let (status, headers, framing, keep_alive) = conn.read_head().await?;
-        if streamed {
-            return Ok((status, headers, self.pieces(conn, framing, keep_alive.then_some(key))));
-        }
-        let body = async move {
-            let body = conn.read_body(framing).await?;
+        let release = move |conn: Conn<Socket>| {
             if keep_alive && conn.consumed_all() {
                 self.idle.checkin(key, conn.src.0);
             }
+        };
+        Ok((status, headers, body(conn, framing, streamed, release)))
+    }
+}
+
+/// A response's body as the transport hands it on: whole (one item), or with `streamed`
+/// piece by piece as it arrives. `release` gets the connection after the body's end (to
+/// pool it if it may carry another request); after an error, nothing more is read.
+pub(super) fn body<S, R>(mut conn: Conn<S>, framing: Framing, streamed: bool, release: R) -> BoxStream<'static, Result<Bytes>>
+where
+    S: Source + Send + 'static,
+    R: FnOnce(Conn<S>) + Send + 'static,
+{
+    if !streamed {
+        let whole = async move {
+            let body = conn.read_body(framing).await?;
+            release(conn);
             Ok(Bytes::from(body))
         };
-        Ok((status, headers, futures::stream::once(body).boxed()))
+        return futures::stream::once(whole).boxed();
     }
-
-    /// A streamed body: each piece as it arrives. After its end the connection goes back to
-    /// the pool under `key` (if it may); after an error, nothing more is read.
-    fn pieces(self: Arc<Self>, conn: Conn<Socket>, framing: Framing, key: Option<String>) -> BoxStream<'static, Result<Bytes>> {
-        let state = Some((self, conn, BodyAt::start(framing), key));
-        futures::stream::unfold(state, |state| async move {
-            let (pool, mut conn, mut at, key) = state?;
-            match conn.next_piece(&mut at).await {
-                // The end came with this piece: the connection is free now, not when (if
-                // ever) the reader asks for more.
-                Ok(Some(piece)) if at == BodyAt::Done => {
-                    pool.release(conn, key);
-                    Some((Ok(Bytes::from(piece)), None))
-                }
-                Ok(Some(piece)) => Some((Ok(Bytes::from(piece)), Some((pool, conn, at, key)))),
-                Ok(None) => {
-                    pool.release(conn, key);
-                    None
-                }
-                Err(e) => Some((Err(e), None)),
+    let state = Some((conn, BodyAt::start(framing), release));
+    futures::stream::unfold(state, |state| async move {
+        let (mut conn, mut at, release) = state?;
+        match conn.next_piece(&mut at).await {
+            // The end came with this piece: the connection is free now, not when (if ever)
+            // the reader asks for more.
+            Ok(Some(piece)) if at == BodyAt::Done => {
+                release(conn);
+                Some((Ok(Bytes::from(piece)), None))
             }
-        })
-        .boxed()
-    }
+            Ok(Some(piece)) => Some((Ok(Bytes::from(piece)), Some((conn, at, release)))),
+            Ok(None) => {
+                release(conn);
+                None
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed()
+}
 
-    /// Back to the pool after a streamed body's end, if the connection may carry another
-    /// request (`key`) and nothing unasked followed the body.
-    fn release(&self, conn: Conn<Socket>, key: Option<String>) {
-        if let Some(key) = key.filter(|_| conn.consumed_all()) {
-            self.idle.checkin(key, conn.src.0);
+/// A new connection to `url`'s host, `TCP_NODELAY` set, each address tried within
+/// `timeout`.
+pub(super) async fn connect(url: &reqwest::Url, timeout: std::time::Duration) -> Result<TcpStream> {
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
+    // An address needs no lookup; a name is resolved on tokio's blocking pool (a
+    // hand-off, but once per new connection).
+    let addrs: Vec<std::net::SocketAddr> = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![(ip, port).into()],
+        Err(_) => tokio::net::lookup_host((host, port)).await.map_err(|e| connection(format!("cannot resolve the provider's host: {e}")))?.collect(),
+    };
+    let mut last = connection("the provider's host resolved to no address");
+    for a in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(a)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => last = connection(format!("connect failed: {e}")),
+            Err(_) => last = Error::new(ErrorKind::Timeout, "connect timed out"),
         }
     }
-
-    async fn connect(&self, url: &reqwest::Url) -> Result<TcpStream> {
-        let port = url.port_or_known_default().unwrap_or(80);
-        let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
-        // An address needs no lookup; a name is resolved on tokio's blocking pool (a
-        // hand-off, but once per new connection).
-        let addrs: Vec<std::net::SocketAddr> = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
-            Ok(ip) => vec![(ip, port).into()],
-            Err(_) => {
-                tokio::net::lookup_host((host, port)).await.map_err(|e| connection(format!("cannot resolve the provider's host: {e}")))?.collect()
-            }
-        };
-        let mut last = connection("the provider's host resolved to no address");
-        for a in addrs {
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(a)).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(s);
-                }
-                Ok(Err(e)) => last = connection(format!("connect failed: {e}")),
-                Err(_) => last = Error::new(ErrorKind::Timeout, "connect timed out"),
-            }
-        }
-        Err(last)
-    }
+    Err(last)
 }
 
 async fn write_request(s: &mut TcpStream, head: &[u8], body: &[u8]) -> Result<()> {

@@ -24,10 +24,10 @@ const SLICE: Duration = Duration::from_millis(50);
 
 /// Idle kept-alive connections by `host:port`, shared by every thread of the process.
 pub(crate) struct Pool {
-    idle: Idle<Socket>,
-    connect_timeout: Duration,
+    pub(super) idle: Idle<Socket>,
+    pub(super) connect_timeout: Duration,
     /// Longer bodies are refused (`malformed_response`), as the reqwest path's reader does.
-    max_body: usize,
+    pub(super) max_body: usize,
 }
 
 impl std::fmt::Debug for Pool {
@@ -38,13 +38,19 @@ impl std::fmt::Debug for Pool {
 
 /// A connection, with the socket timeouts it has now (each change is a syscall, and the
 /// same values usually serve the next request too).
-struct Socket {
-    stream: TcpStream,
+pub(super) struct Socket {
+    pub(super) stream: TcpStream,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     /// Where reads land: zeroed once per connection. A fresh zeroed array per read was
     /// 14 % of a sync call's instructions (callgrind), all of it `memset`.
-    scratch: Box<[u8]>,
+    pub(super) scratch: Box<[u8]>,
+}
+
+impl Socket {
+    pub(super) fn new(stream: TcpStream) -> Self {
+        Socket { stream, read_timeout: None, write_timeout: None, scratch: vec![0; 16 * 1024].into_boxed_slice() }
+    }
 }
 
 impl Pool {
@@ -99,7 +105,7 @@ impl Pool {
             match TcpStream::connect_timeout(&a, self.connect_timeout.min(left)) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(Socket { stream: s, read_timeout: None, write_timeout: None, scratch: vec![0; 16 * 1024].into_boxed_slice() });
+                    return Ok(Socket::new(s));
                 }
                 // Bounded by the attempt's deadline rather than the connect timeout: that is
                 // the attempt timing out (and it reads as such).
@@ -114,7 +120,7 @@ impl Pool {
 
 /// Whether a pooled connection is still usable (see `wire::silent`).
 #[cfg(unix)]
-fn still_open(s: &TcpStream) -> bool {
+pub(super) fn still_open(s: &TcpStream) -> bool {
     super::wire::silent(s)
 }
 

@@ -19,12 +19,18 @@
 //! take the async client (a stream's chunks are read later, maybe elsewhere; two hedged
 //! requests race, which one blocked thread cannot do).
 //!
+//! Requests of a future polled by a host's event loop inside [`driven`] (Python's asyncio
+//! calls) are read and written on that loop's thread without blocking, and the loop's own
+//! selector waits for their sockets (`driven.rs`): no thread hop at all.
+//!
 //! How the pieces meet without new parameters through the provider interface: the attempt
 //! loop wraps an attempt in [`within`] (its deadline), which is visible to the transport only
 //! while that attempt is being polled, on this thread, inside a [`scope`]. A blocking read
 //! waits in slices so the scope's interrupt check (Python's Ctrl-C) runs between them.
 
 mod direct;
+#[cfg(unix)]
+mod driven;
 mod http;
 mod idle;
 mod wire;
@@ -51,6 +57,62 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Set while a stream's request is started: its body is read later, chunk by chunk.
     static STREAMING: Cell<bool> = const { Cell::new(false) };
+    /// Inside [`driven`]: what the polled requests wait for.
+    static DRIVEN: RefCell<Option<Vec<Wait>>> = const { RefCell::new(None) };
+}
+
+/// A socket a driven request waits on: readable, or with `write`, writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wait {
+    pub fd: i32,
+    pub write: bool,
+}
+
+/// Poll a future (in `poll`) with this thread as the driver of its plain-`http` requests:
+/// those started or read inside never block and never ask tokio to watch their sockets;
+/// what they would wait for is returned instead, for the caller's own event loop to watch
+/// (asyncio's `add_reader`), and the future is to be polled again, inside `driven` again,
+/// once one of them is ready. Anything else the future waits for (timers, other tasks)
+/// wakes its waker as usual. Must run inside the runtime's context (`Runtime::enter`).
+///
+/// The caller must stop watching those sockets before it polls or drops the future again:
+/// the next poll may close or pool them. Unix only; elsewhere requests take the async
+/// client and the list is always empty.
+pub fn driven<R>(poll: impl FnOnce() -> R) -> (R, Vec<Wait>) {
+    struct Restore(Option<Vec<Wait>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            DRIVEN.with(|d| *d.borrow_mut() = prev);
+        }
+    }
+    // The previous driver comes back however `poll` ends (a panic included).
+    let restore = Restore(DRIVEN.with(|d| d.borrow_mut().replace(Vec::new())));
+    let r = poll();
+    let waits = DRIVEN.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    drop(restore);
+    (r, waits)
+}
+
+/// Whether a request started now is driven by the host's loop (see [`driven`]).
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(crate) fn driving() -> bool {
+    DRIVEN.with(|d| d.borrow().is_some())
+}
+
+/// Report `w` to the driver polling this thread; `false` if none is (the caller must wait
+/// some other way).
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(crate) fn wait_on(w: Wait) -> bool {
+    DRIVEN.with(|d| match d.borrow_mut().as_mut() {
+        Some(waits) => {
+            if !waits.contains(&w) {
+                waits.push(w);
+            }
+            true
+        }
+        None => false,
+    })
 }
 
 /// Run `f` with inline HTTP allowed on this thread. `interrupted` is asked every few tens of
@@ -182,6 +244,15 @@ pub fn sent() -> u64 {
 #[doc(hidden)]
 pub fn sent_async() -> u64 {
     direct::SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Requests sent driven by a host's loop since the process started.
+#[doc(hidden)]
+pub fn sent_driven() -> u64 {
+    #[cfg(unix)]
+    return driven::SENT.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(unix))]
+    0
 }
 
 /// Whether inline HTTP may be used by a transport built now: not with a proxy configured in

@@ -1,0 +1,171 @@
+//! Async calls polled by the asyncio loop itself: the call's future runs on the loop's
+//! thread (GIL released while it runs), its plain-`http` requests are sent from there, and
+//! the loop's own selector waits for their sockets (`loop.add_reader`), so the answer wakes
+//! the loop directly, as an aiohttp socket would (`polyroute::provider::inline::driven`).
+//!
+//! Why: the call workers (`workers.rs`) cost two thread hops per call, one to the worker
+//! and one back to the loop; on the 2-core VM that was +70–88 µs p50 over a blocking socket
+//! (issue 18), where this path has none.
+//!
+//! What else the future waits for (a timer: backoff, attempt timeouts, hedging; a request
+//! over `https`, which stays on reqwest; another task) wakes it through the loop's bridge
+//! (`aio.rs`): the waker queues a re-poll and writes the wake-up byte, and the loop polls
+//! again on its own thread. The sockets a poll reported are unwatched before the next poll
+//! or the drop of the future (either may close or pool them).
+//!
+//! Cancellation: the asyncio future's done-callback drops the call's future (closing its
+//! sockets) when it was cancelled. Used only where the loop has `add_reader` (selector
+//! loops, uvloop) on Unix; Windows' proactor loop keeps the call workers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+
+use polyroute::provider::inline::{self, Wait};
+use pyo3::prelude::*;
+
+use crate::aio::{Outcome, Shared};
+use crate::runtime::runtime;
+
+type Call = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// One driven call: its future until it ends, and the sockets the loop watches for it.
+pub struct Driven {
+    call: Mutex<Option<Call>>,
+    waits: Mutex<Vec<Wait>>,
+    /// The asyncio future the outcome goes to.
+    target: Py<PyAny>,
+    shared: Arc<Shared>,
+    /// A re-poll is queued on the bridge already (wake-ups in a burst share one).
+    queued: AtomicBool,
+}
+
+/// Wakes a driven call from any thread: a re-poll on the loop, through the bridge.
+struct Rewake(Weak<Driven>);
+
+impl Wake for Rewake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(d) = self.0.upgrade() {
+            if !d.queued.swap(true, Ordering::AcqRel) {
+                d.shared.repoll(d.clone());
+            }
+        }
+    }
+}
+
+/// The loop's callback for a watched socket: poll the call again.
+#[pyclass(frozen, module = "polyroute._native")]
+struct Ready(Arc<Driven>);
+
+#[pymethods]
+impl Ready {
+    fn __call__(&self, py: Python<'_>) {
+        self.0.poll(py);
+    }
+}
+
+impl Driven {
+    /// `call` for `target` (an asyncio future); not polled yet.
+    pub fn new(shared: Arc<Shared>, target: &Bound<'_, PyAny>, call: Call) -> Arc<Driven> {
+        Arc::new(Driven {
+            call: Mutex::new(Some(call)),
+            waits: Mutex::new(Vec::new()),
+            target: target.clone().unbind(),
+            shared,
+            queued: AtomicBool::new(false),
+        })
+    }
+
+    /// Poll the call on this (the loop's) thread; resolve the future if it ended, else watch
+    /// what it waits for.
+    pub fn poll(self: &Arc<Self>, py: Python<'_>) {
+        self.queued.store(false, Ordering::Release);
+        let target = self.target.bind(py);
+        if let Err(e) = self.unwatch(target) {
+            e.write_unraisable(py, Some(target));
+        }
+        // Out of its slot while it runs: the GIL is released and a guard cannot cross that.
+        let Some(mut call) = self.call.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let rt = match runtime(py) {
+            Ok(rt) => rt,
+            Err(e) => return resolve(target, Err(e)),
+        };
+        let waker = Waker::from(Arc::new(Rewake(Arc::downgrade(self))));
+        let (polled, waits) = py.detach(|| {
+            let _rt = rt.enter();
+            inline::driven(|| call.as_mut().poll(&mut Context::from_waker(&waker)))
+        });
+        match polled {
+            Poll::Ready(outcome) => {
+                drop(call);
+                if !target.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
+                    resolve(target, outcome(py));
+                }
+            }
+            Poll::Pending => {
+                *self.call.lock().unwrap_or_else(|p| p.into_inner()) = Some(call);
+                if let Err(e) = self.watch(target, waits) {
+                    // The loop refused the socket (closed meanwhile): the call cannot go on.
+                    self.cancel(py);
+                    resolve(target, Err(e));
+                }
+            }
+        }
+    }
+
+    /// The future was cancelled: stop watching, drop the call (closing its sockets).
+    pub fn cancel(&self, py: Python<'_>) {
+        let _ = self.unwatch(self.target.bind(py));
+        let call = self.call.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(call);
+    }
+
+    fn watch(self: &Arc<Self>, target: &Bound<'_, PyAny>, waits: Vec<Wait>) -> PyResult<()> {
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let event_loop = target.call_method0("get_loop")?;
+        let ready = Bound::new(target.py(), Ready(self.clone()))?;
+        for w in &waits {
+            let method = if w.write { "add_writer" } else { "add_reader" };
+            event_loop.call_method1(method, (w.fd, &ready))?;
+            self.waits.lock().unwrap_or_else(|p| p.into_inner()).push(*w);
+        }
+        Ok(())
+    }
+
+    fn unwatch(&self, target: &Bound<'_, PyAny>) -> PyResult<()> {
+        let waits = std::mem::take(&mut *self.waits.lock().unwrap_or_else(|p| p.into_inner()));
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let event_loop = target.call_method0("get_loop")?;
+        for w in waits {
+            let method = if w.write { "remove_writer" } else { "remove_reader" };
+            event_loop.call_method1(method, (w.fd,))?;
+        }
+        Ok(())
+    }
+}
+
+fn resolve(target: &Bound<'_, PyAny>, outcome: PyResult<Bound<'_, PyAny>>) {
+    let r = match outcome {
+        Ok(v) => target.call_method1("set_result", (v,)),
+        Err(e) => target.call_method1("set_exception", (e.into_value(target.py()),)),
+    };
+    if let Err(e) = r {
+        e.write_unraisable(target.py(), Some(target));
+    }
+}
+
+/// Whether async calls may be driven by their loop here: Unix, inline HTTP allowed, and not
+/// turned off with `POLYROUTE_ASYNC_DRIVEN=0` (the benchmarks compare the paths with it).
+pub fn possible() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| cfg!(unix) && inline::enabled_by_env() && std::env::var("POLYROUTE_ASYNC_DRIVEN").map_or(true, |v| v.trim() != "0"))
+}
