@@ -5,7 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
-step() { printf '\n==> %s\n' "$*"; }
+# Free disk in GiB where the build output goes (printed with every step: a full run writes
+# ~15 GB on a clean machine, the Swift chroot and tool caches included, and a CI machine
+# once ran out of space in the last step).
+free_gib() { df -Pk "$ROOT" | awk 'NR==2 {printf "%.1f", $4 / 1048576}'; }
+step() { printf '\n==> %s (%s GiB free)\n' "$*" "$(free_gib)"; }
+# Incremental compilation only pays when a crate is rebuilt after an edit, which one run
+# never does; its caches were 2.1 GB of target/debug. Set CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
@@ -83,6 +90,14 @@ cargo check -q -p polyroute-python --target x86_64-pc-windows-gnu
 
 step "Chaos soak (CI size: 3,000 requests at concurrency 256)"
 bash tests/run-soak.sh --ci
+
+# The fuzz build (its own target dir, ~1.5 GB) is the last thing written. Where the disk is
+# short, the build output no later step reads goes first: the debug and cross builds (the
+# next run rebuilds them) and the release tools' venv.
+if [ "$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')" -lt $((6 * 1048576)) ]; then
+  step "Low on disk: removing target/debug, target/x86_64-*, target/release-tools before fuzzing"
+  rm -rf target/debug target/x86_64-* target/release-tools
+fi
 
 step "Fuzz targets (15 s each, after replaying regressions)"
 bash fuzz/run.sh 15

@@ -163,6 +163,13 @@ fn resolve(target: &Bound<'_, PyAny>, outcome: PyResult<Bound<'_, PyAny>>) {
     }
 }
 
+/// How many calls one loop drives at once (one per core, at least two); more go to the call
+/// workers and the runtime.
+pub fn max_at_once() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2))
+}
+
 /// Whether async calls may be driven by their loop here: Unix, inline HTTP allowed, and not
 /// turned off with `POLYROUTE_ASYNC_DRIVEN=0` (the benchmarks compare the paths with it).
 pub fn possible() -> bool {

@@ -20,7 +20,10 @@ from polyroute import _native
 
 T = TypeVar("T")
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the loop-driven path is Unix-only")
+pytestmark = pytest.mark.skipif(
+    sys.platform == "win32" or os.environ.get("POLYROUTE_ASYNC_WAKE") == "pump",
+    reason="the loop-driven path needs add_reader (Unix, selector loops)",
+)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -50,7 +53,9 @@ def test_async_calls_and_streams_are_driven_by_the_loop_on_pooled_connections(se
 
     assert run(main()) == ["echo: hello mock"] * 13
     blocking, runtime, driven = (a - b for a, b in zip(paths(), before))
-    assert (blocking, runtime, driven) == (0, 0, 13)
+    # All but the eight at once were driven, and of those at least one per core (two at
+    # least); the rest took the call workers or the runtime, which spread the work.
+    assert blocking + runtime + driven == 13 and driven >= 5 + 2
     conns = [e["connection"] for e in server.log(name)]
     # One after another, the calls and the stream took one kept-alive connection.
     assert len(set(conns[:4])) == 1
