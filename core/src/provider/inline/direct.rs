@@ -24,11 +24,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::idle::Idle;
-use super::wire::{connection, io_error, pool_key, request_head, BodyAt, Conn, Framing, Source};
+use super::wire::{connection, host_and_key, io_error, request_head, BodyAt, Conn, Framing, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::WireRequest;
 
 pub(super) static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// What an inline async client hands the transport: status, headers, the body.
+pub(crate) type Answer = (u16, HeaderMap, BoxStream<'static, Result<Bytes>>);
 
 /// Idle kept-alive connections by `host:port`, shared by every task of the router.
 pub(crate) struct AsyncPool {
@@ -64,15 +67,8 @@ impl AsyncPool {
     /// headers and the body. The body is read as it is polled (a body that breaks keeps the
     /// head, and its request id, as on the reqwest path): whole, or with `streamed`, piece
     /// by piece as it arrives. The connection goes back to the pool after its end.
-    pub(crate) async fn send(
-        self: Arc<Self>,
-        url: reqwest::Url,
-        req: WireRequest,
-        streamed: bool,
-    ) -> Result<(u16, HeaderMap, BoxStream<'static, Result<Bytes>>)> {
-        let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let key = pool_key(host, port);
+    pub(crate) async fn send(self: Arc<Self>, url: reqwest::Url, req: WireRequest, streamed: bool) -> Result<Answer> {
+        let (host, key) = host_and_key(&url)?;
         let head = request_head(&url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut stream, reused) = match self.idle.checkout(&key, still_open) {

@@ -23,12 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use http::HeaderMap;
-
+use super::direct::Answer;
 use super::http::{still_open, Pool, Socket};
-use super::wire::{connection, io_error, pool_key, request_head, Conn, Source};
+use super::wire::{connection, host_and_key, io_error, request_head, Conn, Source};
 use super::Wait;
 use crate::error::Result;
 use crate::provider::WireRequest;
@@ -159,15 +156,8 @@ impl Pool {
     /// [`super::AsyncPool::send`] for a request polled inside [`super::driven`]: the same
     /// answer (status, headers, the body whole or piece by piece), from the blocking
     /// client's connections.
-    pub(crate) async fn send_driven(
-        self: Arc<Self>,
-        url: reqwest::Url,
-        req: WireRequest,
-        streamed: bool,
-    ) -> Result<(u16, HeaderMap, BoxStream<'static, Result<Bytes>>)> {
-        let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let key = pool_key(host, port);
+    pub(crate) async fn send_driven(self: Arc<Self>, url: reqwest::Url, req: WireRequest, streamed: bool) -> Result<Answer> {
+        let (host, key) = host_and_key(&url)?;
         let mut all = request_head(&url, host, &req);
         all.extend_from_slice(&req.body);
         SENT.fetch_add(1, Ordering::Relaxed);

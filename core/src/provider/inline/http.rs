@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 
 use super::idle::Idle;
-use super::wire::{connection, io_error, now, pool_key, request_head, Conn, Source};
+use super::wire::{connection, host_and_key, io_error, now, request_head, Conn, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::WireRequest;
 
@@ -66,9 +66,7 @@ impl Pool {
         if super::stopped() {
             return Err(super::cancelled());
         }
-        let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let key = pool_key(host, port);
+        let (host, key) = host_and_key(url)?;
         let head = request_head(url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut socket, reused) = match self.idle.checkout(&key, |s| still_open(&s.stream)) {

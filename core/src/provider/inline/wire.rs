@@ -90,6 +90,13 @@ pub(super) fn silent(s: &impl std::os::fd::AsRawFd) -> bool {
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }
 
+/// A provider URL's host and its pool key (`host:port`).
+pub(super) fn host_and_key(url: &reqwest::Url) -> Result<(&str, String)> {
+    let host = url.host_str().ok_or_else(|| connection("invalid provider URL: no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    Ok((host, pool_key(host, port)))
+}
+
 /// The pool key of a URL: `host:port`.
 pub(super) fn pool_key(host: &str, port: u16) -> String {
     let mut key = String::with_capacity(host.len() + 6);
