@@ -27,6 +27,7 @@ use polyroute::provider::inline::{self, Wait};
 use pyo3::prelude::*;
 
 use crate::aio::{Outcome, Shared};
+use crate::errors::to_pyerr;
 use crate::runtime::runtime;
 
 type Call = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -81,9 +82,22 @@ impl Driven {
         })
     }
 
+    /// [`Driven::poll`], where a panic (outside the call's own future, whose panics are its
+    /// outcome already) ends the call with it as `ConfigError` instead of leaving the
+    /// future pending or reaching the loop's callback machinery.
+    pub fn poll(self: &Arc<Self>, py: Python<'_>) {
+        if let Err(e) = polyroute::bridge::catch(|| self.poll_once(py)) {
+            self.cancel(py);
+            let target = self.target.bind(py);
+            if !target.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
+                resolve(target, Err(to_pyerr(py, &e)));
+            }
+        }
+    }
+
     /// Poll the call on this (the loop's) thread; resolve the future if it ended, else watch
     /// what it waits for.
-    pub fn poll(self: &Arc<Self>, py: Python<'_>) {
+    fn poll_once(self: &Arc<Self>, py: Python<'_>) {
         self.queued.store(false, Ordering::Release);
         let target = self.target.bind(py);
         if let Err(e) = self.unwatch(target) {
