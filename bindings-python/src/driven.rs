@@ -38,6 +38,8 @@ pub struct Driven {
     waits: Mutex<Vec<Wait>>,
     /// The asyncio future the outcome goes to.
     target: Py<PyAny>,
+    /// The future's loop, looked up the first time a socket is watched.
+    event_loop: std::sync::OnceLock<Py<PyAny>>,
     shared: Arc<Shared>,
     /// A re-poll is queued on the bridge already (wake-ups in a burst share one).
     queued: AtomicBool,
@@ -77,6 +79,7 @@ impl Driven {
             call: Mutex::new(Some(call)),
             waits: Mutex::new(Vec::new()),
             target: target.clone().unbind(),
+            event_loop: std::sync::OnceLock::new(),
             shared,
             queued: AtomicBool::new(false),
         })
@@ -143,7 +146,7 @@ impl Driven {
         if waits.is_empty() {
             return Ok(());
         }
-        let event_loop = target.call_method0("get_loop")?;
+        let event_loop = self.event_loop(target)?;
         let ready = Bound::new(target.py(), Ready(self.clone()))?;
         for w in &waits {
             let method = if w.write { "add_writer" } else { "add_reader" };
@@ -153,12 +156,21 @@ impl Driven {
         Ok(())
     }
 
+    fn event_loop<'py>(&self, target: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(l) = self.event_loop.get() {
+            return Ok(l.bind(target.py()).clone());
+        }
+        let l = target.call_method0("get_loop")?;
+        let _ = self.event_loop.set(l.clone().unbind());
+        Ok(l)
+    }
+
     fn unwatch(&self, target: &Bound<'_, PyAny>) -> PyResult<()> {
         let waits = std::mem::take(&mut *self.waits.lock().unwrap_or_else(|p| p.into_inner()));
         if waits.is_empty() {
             return Ok(());
         }
-        let event_loop = target.call_method0("get_loop")?;
+        let event_loop = self.event_loop(target)?;
         for w in waits {
             let method = if w.write { "remove_writer" } else { "remove_reader" };
             event_loop.call_method1(method, (w.fd,))?;

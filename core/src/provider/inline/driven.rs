@@ -51,42 +51,43 @@ impl Source for Driven {
 
 impl Driven {
     fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<std::io::Result<usize>> {
-        loop {
-            match &mut self.0 {
-                Net::Raw(s) => match recv_now(s) {
-                    Ok(n) => {
-                        buf.extend_from_slice(&s.scratch[..n]);
-                        return Poll::Ready(Ok(n));
-                    }
-                    Err(e) if e.kind() == IoKind::Interrupted => {}
-                    Err(e) if e.kind() == IoKind::WouldBlock => {
-                        if super::wait_on(Wait { fd: s.stream.as_raw_fd(), write: false }) {
-                            return Poll::Pending;
-                        }
-                        self.move_to_tokio()?;
-                    }
-                    Err(e) => return Poll::Ready(Err(e)),
-                },
-                Net::Tokio(t) => {
-                    ready!(t.poll_read_ready(cx))?;
-                    buf.reserve(16 * 1024);
-                    match t.try_read_buf(buf) {
-                        Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::Interrupted) => {}
-                        r => return Poll::Ready(r),
-                    }
-                }
-                Net::Gone => return Poll::Ready(Err(std::io::Error::other("connection lost"))),
-            }
-        }
+        self.poll_io(
+            cx,
+            false,
+            buf,
+            |s, buf| {
+                let n = recv_now(s)?;
+                buf.extend_from_slice(&s.scratch[..n]);
+                Ok(n)
+            },
+            |t, buf| {
+                buf.reserve(16 * 1024);
+                t.try_read_buf(buf)
+            },
+        )
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.poll_io(cx, true, &mut (), |s, _| send_now(s, data), |t, _| t.try_write(data))
+    }
+
+    /// One read or write (`write`): `raw` on a pooled socket, whose wait goes to the driver
+    /// (or, with none listening, the socket moves to tokio), `tokio` once tokio has it; both
+    /// get `with` (the read's buffer).
+    fn poll_io<T, W: ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: bool,
+        with: &mut W,
+        mut raw: impl FnMut(&mut Socket, &mut W) -> std::io::Result<T>,
+        mut tokio: impl FnMut(&tokio::net::TcpStream, &mut W) -> std::io::Result<T>,
+    ) -> Poll<std::io::Result<T>> {
         loop {
             match &mut self.0 {
-                Net::Raw(s) => match send_now(s, data) {
+                Net::Raw(s) => match raw(s, with) {
                     Err(e) if e.kind() == IoKind::Interrupted => {}
                     Err(e) if e.kind() == IoKind::WouldBlock => {
-                        if super::wait_on(Wait { fd: s.stream.as_raw_fd(), write: true }) {
+                        if super::wait_on(Wait { fd: s.stream.as_raw_fd(), write }) {
                             return Poll::Pending;
                         }
                         self.move_to_tokio()?;
@@ -94,8 +95,12 @@ impl Driven {
                     r => return Poll::Ready(r),
                 },
                 Net::Tokio(t) => {
-                    ready!(t.poll_write_ready(cx))?;
-                    match t.try_write(data) {
+                    if write {
+                        ready!(t.poll_write_ready(cx))?;
+                    } else {
+                        ready!(t.poll_read_ready(cx))?;
+                    }
+                    match tokio(t, with) {
                         Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::Interrupted) => {}
                         r => return Poll::Ready(r),
                     }
@@ -118,10 +123,10 @@ impl Driven {
 
     /// From here on tokio's reactor watches the socket (see the module docs).
     fn move_to_tokio(&mut self) -> std::io::Result<()> {
-        let Net::Raw(s) = std::mem::replace(&mut self.0, Net::Gone) else { return Ok(()) };
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(std::io::Error::other("a driven request was polled outside its event loop and outside the runtime"));
         }
+        let Net::Raw(s) = std::mem::replace(&mut self.0, Net::Gone) else { return Ok(()) };
         s.stream.set_nonblocking(true)?;
         self.0 = Net::Tokio(tokio::net::TcpStream::from_std(s.stream)?);
         Ok(())
