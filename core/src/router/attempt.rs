@@ -108,11 +108,8 @@ pub(crate) async fn run<T: Send + 'static>(
         ctx.deadline = ctx.deadline.min(d);
     }
     ctx.trace.candidates = sel.candidates.clone();
-    ctx.telemetry.emit_for_callbacks(|| RouterEvent::RequestStarted {
-        request_id: ctx.trace.request_id.clone(),
-        route: ctx.trace.route.clone(),
-        stream,
-    });
+    // Held: the first attempt's start (or the request's end) follows without a wait.
+    ctx.hold(|t| RouterEvent::RequestStarted { request_id: t.request_id.clone(), route: t.route.clone(), stream });
     if let Some(g) = &resume.guarded {
         if let Some(e) = ctx.guarded(g) {
             return Err(ctx.fail(e));
@@ -161,6 +158,9 @@ fn rollout(router: &Router, sel: &super::select::Selection<'_>, req: &Arc<ChatRe
     }
     let est = req.estimate_input_tokens();
     let skip = |d: &Deployment| super::select::static_skip(route, d, req, stream, est);
+    // The copies report through the router's telemetry, not this request's: what this
+    // request holds back goes first.
+    ctx.release_held();
     let link = sh.launch(req, &ctx.trace.request_id, router.inner.chance.unit(), ctx.clock.unix_now(), &ctx.telemetry, skip);
     // A stream's answer is not assembled here, so its copies compare nothing; dropping the
     // link now tells them at once instead of holding their slots until the stream ends.
@@ -396,11 +396,10 @@ impl Walk {
                     to: dep.name.clone(),
                     reason: kind.code().into(),
                 };
-                ctx.telemetry.emit(event);
+                ctx.emit(event);
             }
         }
-        let t = &ctx.trace;
-        ctx.telemetry.emit_for_callbacks(|| RouterEvent::AttemptStarted {
+        ctx.emit_for_callbacks(|t| RouterEvent::AttemptStarted {
             request_id: t.request_id.clone(),
             route: t.route.clone(),
             deployment: dep.name.clone(),
@@ -638,7 +637,7 @@ async fn chat_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Gu
         }
     };
     resp.cost_usd = ctx.trace.total_cost_usd;
-    resp.trace = Some(Box::new(ctx.trace));
+    resp.trace = Some(Box::new(std::mem::take(&mut ctx.trace)));
     Ok(resp)
 }
 

@@ -190,11 +190,7 @@ async fn read_first(router: &Router, on: &On) -> Option<Arc<Entry>> {
 fn hit_trace(router: &Router, req: &ChatRequest, on: &On, e: &Entry, stream: bool, guarded: Option<&Guarded>) -> RouteTrace {
     let route = &on.compiled.routes[on.route].spec;
     let mut ctx = RequestCtx::new(router, &on.compiled, route, on.matched.clone(), req, stream);
-    ctx.telemetry.emit_for_callbacks(|| RouterEvent::RequestStarted {
-        request_id: ctx.trace.request_id.clone(),
-        route: ctx.trace.route.clone(),
-        stream,
-    });
+    ctx.hold(|t| RouterEvent::RequestStarted { request_id: t.request_id.clone(), route: t.route.clone(), stream });
     // The guards ran on this request too (never a rejection: those skip the cache).
     if let Some(g) = guarded {
         ctx.guarded(g);
@@ -204,7 +200,7 @@ fn hit_trace(router: &Router, req: &ChatRequest, on: &On, e: &Entry, stream: boo
     ctx.finish_trace();
     ctx.trace.total_cost_usd = Some(0.0);
     ctx.emit_finished("ok");
-    ctx.trace
+    std::mem::take(&mut ctx.trace)
 }
 
 /// "stored 12 s ago by `a`"

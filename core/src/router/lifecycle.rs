@@ -56,6 +56,15 @@ pub(crate) struct RequestCtx {
     pub canary: Option<Arc<super::canary::CanaryRt>>,
     /// Tells this request's shadow copies what it was served.
     pub shadow: Option<super::shadow::ShadowLink>,
+    /// Callback events held back to travel with the next one ([`RequestCtx::hold`]).
+    held: Vec<RouterEvent>,
+}
+
+/// What was held goes out when the request ends some other way (dropped mid-request).
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        self.release_held();
+    }
 }
 
 impl RequestCtx {
@@ -90,6 +99,37 @@ impl RequestCtx {
             settles: Vec::new(),
             canary: None,
             shadow: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// Hold a callback event back until this request's next one, which publishes both in one
+    /// batch: for events that another always follows without a wait (a request's start is
+    /// followed by its first attempt's, a successful attempt's end by the request's end). A
+    /// held event still goes out first, in order, and with the request if it ends otherwise.
+    pub(crate) fn hold(&mut self, make: impl FnOnce(&RouteTrace) -> RouterEvent) {
+        if self.telemetry.listening() {
+            let ev = make(&self.trace);
+            self.held.push(ev);
+        }
+    }
+
+    /// Publish what is held now, before an event that does not go through this request.
+    pub(crate) fn release_held(&mut self) {
+        self.telemetry.publish_with(&mut self.held, None);
+    }
+
+    /// Publish an event the metrics read too, after anything held.
+    pub(crate) fn emit(&mut self, ev: RouterEvent) {
+        self.telemetry.metrics.record(&ev);
+        self.telemetry.publish_with(&mut self.held, Some(ev));
+    }
+
+    /// Publish an event only callbacks read (built only when one listens), after anything held.
+    pub(crate) fn emit_for_callbacks(&mut self, make: impl FnOnce(&RouteTrace) -> RouterEvent) {
+        if self.telemetry.listening() {
+            let ev = make(&self.trace);
+            self.telemetry.publish_with(&mut self.held, Some(ev));
         }
     }
 
@@ -115,13 +155,14 @@ impl RequestCtx {
         }
         for hit in &g.hits {
             self.note(hit.note());
-            self.telemetry.emit(RouterEvent::GuardTriggered {
+            let ev = RouterEvent::GuardTriggered {
                 request_id: self.trace.request_id.clone(),
                 route: self.trace.route.clone(),
                 guard: hit.guard.clone(),
                 action: hit.action.as_str().into(),
                 findings: hit.findings.clone(),
-            });
+            };
+            self.emit(ev);
         }
         g.rejected.clone()
     }
@@ -144,7 +185,7 @@ impl RequestCtx {
     }
 
     /// Report the end of the request. Call after `finish_trace`.
-    pub(crate) fn emit_finished(&self, outcome: &str) {
+    pub(crate) fn emit_finished(&mut self, outcome: &str) {
         let t = &self.trace;
         let served = t.served_by.as_ref().and_then(|s| t.attempts.iter().rev().find(|a| &a.deployment == s && a.outcome == "ok"));
         self.telemetry.metrics.request_finished(&RequestRecord {
@@ -155,28 +196,31 @@ impl RequestCtx {
             duration_ms: t.total_ms,
             cost_usd: t.total_cost_usd,
         });
-        self.telemetry.emit_for_callbacks(|| RouterEvent::RequestFinished {
-            request_id: t.request_id.clone(),
-            route: t.route.clone(),
-            outcome: outcome.to_string(),
-            deployment: t.served_by.clone(),
-            provider: served.map(|a| a.provider.clone()),
-            model: served.map(|a| a.model.clone()),
-            duration_ms: t.total_ms,
-            attempts: t.attempts.len() as u32,
-            cost_usd: t.total_cost_usd,
-            explanation: t.explanation.clone(),
-        });
-    }
-
-    pub(crate) fn emit_transition(&self, deployment: &str, tr: Option<Transition>) {
-        if let Some(tr) = tr {
-            super::fleet_sync::publish(self.budgets.state(), deployment, &tr);
-            self.telemetry.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
+        if self.telemetry.listening() {
+            let ev = RouterEvent::RequestFinished {
+                request_id: t.request_id.clone(),
+                route: t.route.clone(),
+                outcome: outcome.to_string(),
+                deployment: t.served_by.clone(),
+                provider: served.map(|a| a.provider.clone()),
+                model: served.map(|a| a.model.clone()),
+                duration_ms: t.total_ms,
+                attempts: t.attempts.len() as u32,
+                cost_usd: t.total_cost_usd,
+                explanation: t.explanation.clone(),
+            };
+            self.telemetry.publish_with(&mut self.held, Some(ev));
         }
     }
 
-    fn emit_attempt(&self, a: &AttemptTrace, provider_kind: &str, response_model: Option<String>) {
+    pub(crate) fn emit_transition(&mut self, deployment: &str, tr: Option<Transition>) {
+        if let Some(tr) = tr {
+            super::fleet_sync::publish(self.budgets.state(), deployment, &tr);
+            self.emit(RouterEvent::BreakerChanged { deployment: deployment.to_string(), from: tr.from, to: tr.to, reason: tr.reason });
+        }
+    }
+
+    fn emit_attempt(&mut self, a: &AttemptTrace, provider_kind: &str, response_model: Option<String>) {
         let u = a.usage.unwrap_or_default();
         self.telemetry.metrics.attempt_finished(&AttemptRecord {
             route: &self.trace.route,
@@ -188,7 +232,10 @@ impl RequestCtx {
             tokens: [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens],
             cost_usd: a.cost_usd,
         });
-        self.telemetry.emit_for_callbacks(|| RouterEvent::AttemptFinished {
+        if !self.telemetry.listening() {
+            return;
+        }
+        let ev = RouterEvent::AttemptFinished {
             request_id: self.trace.request_id.clone(),
             route: self.trace.route.clone(),
             deployment: a.deployment.clone(),
@@ -205,17 +252,23 @@ impl RequestCtx {
             reasoning_tokens: u.reasoning_tokens,
             cost_usd: a.cost_usd,
             response_model,
-        });
+        };
+        // A success is followed by the request's end (or the next leg of a hedge) at once.
+        if a.outcome.is_ok() {
+            self.held.push(ev);
+        } else {
+            self.telemetry.publish_with(&mut self.held, Some(ev));
+        }
     }
 
     /// After spend was recorded: report budgets that crossed 80 %, 90 % or 100 %. With a
     /// shared store the fleet sync reports them from the fleet's figures instead.
-    fn emit_budget_thresholds(&self) {
+    fn emit_budget_thresholds(&mut self) {
         if self.budgets.is_empty() || self.budgets.state().is_shared() {
             return;
         }
         for (st, threshold) in self.budgets.crossed(self.clock.unix_now()) {
-            self.telemetry.emit(RouterEvent::BudgetThreshold { budget: st.budget, scope: st.scope, threshold, spent: st.spent, limit: st.limit });
+            self.emit(RouterEvent::BudgetThreshold { budget: st.budget, scope: st.scope, threshold, spent: st.spent, limit: st.limit });
         }
     }
 }
@@ -357,11 +410,7 @@ impl Attempt {
             };
             if let Some(why) = c.record(&d.name, ok, self.trace.latency_ms, now) {
                 ctx.note(format!("canary `{}` withdrawn: {why}", c.deployment.name));
-                ctx.telemetry.emit(RouterEvent::CanaryWithdrawn {
-                    route: ctx.trace.route.clone(),
-                    deployment: c.deployment.name.clone(),
-                    reason: why,
-                });
+                ctx.emit(RouterEvent::CanaryWithdrawn { route: ctx.trace.route.clone(), deployment: c.deployment.name.clone(), reason: why });
             }
         }
         if let Some(p) = self.permit.take() {

@@ -197,3 +197,33 @@ fn policy_read_back_never_shows_a_key() {
         assert!(!s.contains(CANARY) && !s.contains("canary-key") && !s.contains(&digest), "key material in: {s}");
     }
 }
+
+/// A request's held start event is not lost when the request ends without another event
+/// (dropped, cancelled): the context's drop publishes it. Nothing is built when no callback
+/// listens.
+#[test]
+fn a_held_event_goes_out_when_the_request_is_dropped() {
+    use crate::telemetry::RouterEvent;
+    use std::sync::Mutex;
+    let r = Router::builder(policy(WEIGHTED)).build().unwrap();
+    let compiled = r.snapshot();
+    let route = compiled.routes[0].spec.clone();
+    let req = ChatRequest::new(vec![Message::user("hi")]);
+    let started = |id: &str| RouterEvent::RequestStarted { request_id: id.into(), route: "main".into(), stream: false };
+
+    let mut quiet = super::lifecycle::RequestCtx::new(&r, &compiled, &route, "main".into(), &req, false);
+    quiet.hold(|_| panic!("built although no callback listens"));
+    drop(quiet);
+
+    let seen: Arc<Mutex<Vec<RouterEvent>>> = Arc::default();
+    let s2 = seen.clone();
+    r.subscribe(move |e| s2.lock().unwrap().push(e.clone()));
+    let mut ctx = super::lifecycle::RequestCtx::new(&r, &compiled, &route, "main".into(), &req, false);
+    ctx.hold(|t| started(&t.request_id));
+    assert!(r.flush_events());
+    assert!(seen.lock().unwrap().is_empty(), "held, not sent: {:?}", seen.lock().unwrap());
+    let id = ctx.trace.request_id.clone();
+    drop(ctx);
+    assert!(r.flush_events());
+    assert_eq!(*seen.lock().unwrap(), vec![started(&id)]);
+}

@@ -411,8 +411,8 @@ impl Metrics {
         self.f.lock().unwrap_or_else(|p| p.into_inner()).state_up = Some(up);
     }
 
-    pub fn dropped_event(&self) {
-        self.f.lock().unwrap_or_else(|p| p.into_inner()).events_dropped += 1.0;
+    pub fn dropped_events(&self, n: usize) {
+        self.f.lock().unwrap_or_else(|p| p.into_inner()).events_dropped += n as f64;
     }
 
     /// Render the text exposition format.
