@@ -128,7 +128,7 @@ impl NativeRouter {
         // reqwest may register with the current runtime while building its client.
         let _rt = runtime(py)?.enter();
         let router = Router::new(policy).py_err(py)?;
-        Ok(NativeRouter { slot: Mutex::new(Slot { pid: std::process::id(), router, subs: Vec::new(), next_sub: 1 }) })
+        Ok(NativeRouter { slot: Mutex::new(Slot { pid: crate::runtime::pid(), router, subs: Vec::new(), next_sub: 1 }) })
     }
 
     /// The core router for this process (rebuilt once in a forked child).
@@ -138,7 +138,7 @@ impl NativeRouter {
             let _rt = runtime(py)?.enter();
             let fresh = Router::new(Policy { spec: slot.router.policy() }).py_err(py)?;
             std::mem::forget(std::mem::replace(&mut slot.router, fresh));
-            slot.pid = std::process::id();
+            slot.pid = crate::runtime::pid();
             let Slot { router, subs, .. } = &mut *slot;
             for sub in subs.iter_mut() {
                 sub.core_id = subscribe_core(router, sub.callback.clone());

@@ -19,6 +19,8 @@
 //! `aio.rs`. Neither ever takes the GIL on a runtime thread.
 
 use std::future::Future;
+#[cfg(unix)]
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,9 +39,50 @@ struct Slot {
 
 static SLOT: Mutex<Option<Slot>> = Mutex::new(None);
 
+/// This process's id, cached: every call checks for a fork (runtime, workers, router), and
+/// `std::process::id()` is a `getpid` syscall each time (three per async call in a syscall
+/// trace, issue 18). A forked child forgets the cached id in an atfork handler, so the checks
+/// still see the child's own.
+#[cfg(unix)]
+pub fn pid() -> u32 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        extern "C" fn forget() {
+            PID.store(0, Ordering::Relaxed);
+        }
+        // SAFETY: registers a handler that only stores to an atomic, which is
+        // async-signal-safe as a forked child's handler must be. Should registration fail,
+        // the cache is never used (`HOOKED` stays false).
+        if unsafe { libc::pthread_atfork(None, None, Some(forget)) } == 0 {
+            HOOKED.store(true, Ordering::Relaxed);
+        }
+    });
+    if !HOOKED.load(Ordering::Relaxed) {
+        return std::process::id();
+    }
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = std::process::id();
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
+#[cfg(unix)]
+static PID: AtomicU32 = AtomicU32::new(0);
+#[cfg(unix)]
+static HOOKED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(not(unix))]
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
 /// The runtime of this process, built on first use (and on first use after a fork).
 pub fn runtime(_py: Python<'_>) -> PyResult<&'static Runtime> {
-    let pid = std::process::id();
+    let pid = pid();
     let mut slot = SLOT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = slot.as_ref().filter(|s| s.pid == pid) {
         return Ok(s.rt);
@@ -57,7 +100,7 @@ pub fn runtime(_py: Python<'_>) -> PyResult<&'static Runtime> {
 
 /// Whether this process is not the one that built `pid`'s objects (i.e. we are a forked child).
 pub fn forked_since(pid: u32) -> bool {
-    pid != std::process::id()
+    pid != self::pid()
 }
 
 /// Run `fut` to completion for a sync caller: GIL released while waiting, Ctrl-C honoured.

@@ -48,7 +48,7 @@ fn count() -> usize {
 }
 
 fn workers() -> Option<Arc<Workers>> {
-    let pid = std::process::id();
+    let pid = crate::runtime::pid();
     let mut slot = WORKERS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(w) = slot.as_ref().filter(|w| w.pid == pid) {
         return Some(w.clone());
