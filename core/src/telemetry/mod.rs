@@ -28,7 +28,7 @@ pub type Callback = Arc<dyn Fn(&RouterEvent) + Send + Sync>;
 /// dropped for it.
 const QUEUE: usize = 4096;
 /// Pause between delivery batches (see the subscriber loop); a flush cuts it short.
-const DELIVERY_NAP: Duration = Duration::from_millis(10);
+const DELIVERY_NAP: Duration = Duration::from_millis(2);
 /// How long [`Telemetry::flush`] waits at most.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -158,9 +158,10 @@ impl Telemetry {
                     let mut n = deliver(batch);
                     // Drain what queued meanwhile, then nap: under load the router's sends
                     // then find no parked receiver to wake, which costs far more per event
-                    // than the callback itself. Callbacks lag by at most the nap. At
-                    // concurrency 64 a 2 ms nap cost ~1.2 CPU-µs per routed request more
-                    // than 20 ms (issue 18); 10 ms, and a flush wakes it early.
+                    // than the callback itself. Callbacks lag by at most the nap. Longer
+                    // naps saved ~1 CPU-µs per routed request at concurrency 64 (20 ms) but
+                    // made a routed call ~10 µs slower back to back (10 ms, three A/B runs,
+                    // issue 18), so 2 ms; a flush cuts it short.
                     while let Ok(batch) = rx.try_recv() {
                         n += deliver(batch);
                     }
