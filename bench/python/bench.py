@@ -167,6 +167,41 @@ def floor_call(base: str) -> Callable[[], str]:
     return once
 
 
+def async_floor_call(base: str) -> Callable[[], Awaitable[str]]:
+    """`floor_call` on the running event loop: a non-blocking socket written and read with
+    `loop.sock_sendall` / `loop.sock_recv`, so a read that would block parks in the loop's
+    selector as a driven `AsyncRouter` call does. The least an asyncio call can cost."""
+    import socket
+
+    host, port = base.split("//", 1)[1].split(":")
+    body = json.dumps({"model": MODEL, "messages": MESSAGES}).encode()
+    req = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+        f"authorization: Bearer {FAKE_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+
+    async def once() -> str:
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(sock, req)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await loop.sock_recv(sock, 65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.decode().partition(":")
+            if k.lower() == "content-length":
+                length = int(v)
+        while len(rest) < length:
+            rest += await loop.sock_recv(sock, 65536)
+        return str(json.loads(rest[:length])["choices"][0]["message"]["content"])
+
+    return once
+
+
 def floor_latency(base: str, n: int) -> Dict[str, Any]:
     """The loopback floor: :func:`floor_call`, timed like every other client."""
     return sync_latency(floor_call(base), n)

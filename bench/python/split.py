@@ -6,6 +6,8 @@ Interleaved call by call, one process, one mock server (release build), one kept
 connection per client:
 
 - floor: a blocking socket sending pre-encoded bytes (bench.py's `floor_call`);
+- the same on the event loop (`async_floor_call`: `loop.sock_sendall` / `sock_recv`), the
+  floor of an asyncio call: its "added" column is what asyncio itself costs;
 - `Router.chat` / `AsyncRouter.chat` served from the response cache: the binding's whole cost
   (arguments in, the core's ~6 µs cache hit, the response object out, the GIL released and
   taken back, for async the hand-off to the event loop) with no HTTP and no thread hop;
@@ -27,7 +29,7 @@ import time
 from typing import Any, Awaitable, Callable, Dict, List
 
 import polyroute
-from bench import FAKE_KEY, MESSAGES, MODEL, floor_call, start_mock, stop_mock, summarize
+from bench import FAKE_KEY, MESSAGES, MODEL, async_floor_call, floor_call, start_mock, stop_mock, summarize
 
 
 def policy(base: str) -> Dict[str, Any]:
@@ -70,12 +72,14 @@ async def rounds(base: str, n: int) -> None:
     router = polyroute.Router(policy(base))
     arouter = polyroute.AsyncRouter(policy(base))
     floor = floor_call(base)
+    async_floor = async_floor_call(base)
 
     async def sync(c: Callable[[], Any]) -> Any:
         return c()
 
     calls: Dict[str, Callable[[], Awaitable[Any]]] = {
         "floor (raw blocking socket)": lambda: sync(floor),
+        "asyncio socket (`loop.sock_sendall` / `sock_recv`)": async_floor,
         "`Router.chat`, cache hit (no HTTP)": lambda: sync(lambda: router.chat(MESSAGES, route="cached")),
         "`Router.chat`": lambda: sync(lambda: router.chat(MESSAGES)),
         "`AsyncRouter.chat`, cache hit (no HTTP)": lambda: arouter.chat(MESSAGES, route="cached"),

@@ -15,6 +15,7 @@ mod convert;
 mod driven;
 mod errors;
 mod openai;
+mod pyser;
 mod router;
 mod runtime;
 mod stream;
@@ -35,6 +36,14 @@ fn _requests_by_path() -> (u64, u64, u64) {
     (inline::sent(), inline::sent_async(), inline::sent_driven())
 }
 
+/// Test hook: JSON text to Python objects through the direct serializer the results take
+/// (`pyser`), for comparison with `json.loads`.
+#[pyfunction]
+fn _to_py_direct<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    pyser::to_py(py, &v)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -47,6 +56,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(router::_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(router::_debug_panic_async, m)?)?;
     m.add_function(wrap_pyfunction!(_requests_by_path, m)?)?;
+    m.add_function(wrap_pyfunction!(_to_py_direct, m)?)?;
     // Stable snake_case codes in the core's order; `_errors.py` has one class per code and a
     // test checks that the two lists agree.
     let kinds: Vec<&str> = polyroute::ErrorKind::ALL.iter().map(|k| k.code()).collect();

@@ -22,7 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::aio::LoopBridge;
-use crate::convert::{from_py, to_py, Json};
+use crate::convert::{from_py, to_py};
 use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
 use crate::openai::{header_map, Reply};
 use crate::runtime::{block_on, forked_since, runtime};
@@ -116,7 +116,7 @@ fn request(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<ChatRequest> {
 }
 
 fn json_out<'py>(py: Python<'py>, v: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
-    to_py(py, &bridge::to_value(v).py_err(py)?)
+    crate::pyser::to_py(py, v)
 }
 
 fn policy_from_dict(py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<Policy> {
@@ -183,7 +183,7 @@ impl NativeRouter {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
-            bridge.spawn_call(py, future, async move { Out(router.chat(req).await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
+            bridge.spawn_call(py, future, async move { Out(router.chat(req).await.map(crate::pyser::Serde)) })
         })
     }
 

@@ -110,7 +110,7 @@ impl NativeStream {
     fn final_response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         guarded(py, || {
             let resp = block_on(py, self.handle.final_response())?.py_err(py)?;
-            to_py(py, &bridge::to_value(&resp).py_err(py)?)
+            crate::pyser::to_py(py, &resp)
         })
     }
 
@@ -118,7 +118,7 @@ impl NativeStream {
     fn final_response_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(py, || {
             let resp = self.handle.final_response();
-            bridge.spawn(py, future, async move { Out(resp.await.and_then(|r| polyroute::bridge::to_value(&r)).map(Json)) })
+            bridge.spawn(py, future, async move { Out(resp.await.map(crate::pyser::Serde)) })
         })
     }
 

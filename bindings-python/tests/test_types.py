@@ -83,3 +83,43 @@ def test_views_compare_and_repr() -> None:
 
 def test_version() -> None:
     assert polyroute.__version__.count(".") == 2
+
+
+def test_results_convert_straight_to_python_objects_as_json_would() -> None:
+    """Results reach Python through their serde form without a JSON value in between
+    (`pyser`); what arrives must be what `json.loads` gives for the same JSON."""
+    import json
+
+    from polyroute import _native
+
+    docs = [
+        {"a": 1, "b": [1, 2.5, -3, True, False, None], "c": {"d": "é ✓", "e": {}}, "f": []},
+        [0, 2**63 - 1, -(2**63), 2**64 - 1, 1e-300, 1.5e300, "", "\x00"],
+        "text",
+        12,
+        None,
+    ]
+    for d in docs:
+        got = _native._to_py_direct(json.dumps(d))
+        assert got == d and type(got) is type(d)
+    # bool stays bool, int stays int (not float), in nested positions too
+    got = _native._to_py_direct('{"t": true, "i": 3, "f": 3.0}')
+    assert [type(got[k]) for k in ("t", "i", "f")] == [bool, int, float]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_chat_result_dict_matches_its_json_form(server: MockServer, name: str, mode: str) -> None:
+    """The chat dict (built straight from the response) equals its own JSON round trip:
+    every value is a plain JSON type, none a leftover Rust shape."""
+    import asyncio
+    import json
+
+    p = policy(server, [name], pricing=PRICES)
+    if mode == "sync":
+        r = polyroute.Router(p).chat(USER)
+    else:
+        r = asyncio.run(polyroute.AsyncRouter(p).chat(USER))
+    d = r.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["choices"][0]["message"]["content"] == "echo: hello mock"
+    assert d["usage"]["prompt_tokens"] == 2 and isinstance(d["cost_usd"], float)

@@ -19,6 +19,7 @@ __all__ = [
     "_debug_panic",
     "_debug_panic_async",
     "_requests_by_path",
+    "_to_py_direct",
 ]
 
 ERROR_KINDS: Tuple[str, ...]
@@ -36,6 +37,7 @@ def openai_not_found(message: str) -> Tuple[int, List[Tuple[str, str]], bytes]: 
 def _debug_panic() -> None: ...
 def _debug_panic_async(bridge: LoopBridge, future: asyncio.Future[Any]) -> None: ...
 def _requests_by_path() -> Tuple[int, int, int]: ...
+def _to_py_direct(text: str) -> Any: ...
 
 @final
 class NativeRouter:
