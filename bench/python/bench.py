@@ -32,7 +32,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Tuple
+
+if TYPE_CHECKING:
+    import socket
 
 HERE = Path(__file__).resolve().parent
 MODEL = "bench-model"
@@ -136,9 +139,8 @@ def make_call(client: str, base: str, concurrency: int) -> Callable[[], Awaitabl
     raise SystemExit(f"unknown client {client}")
 
 
-def floor_call(base: str) -> Callable[[], str]:
-    """One kept-alive socket sending pre-encoded request bytes and reading exactly
-    Content-Length bytes back: the least Python can do per request (no HTTP library)."""
+def raw_connection(base: str) -> Tuple["socket.socket", bytes]:
+    """A kept-alive TCP connection to the mock (no Nagle) and the pre-encoded request bytes."""
     import socket
 
     host, port = base.split("//", 1)[1].split(":")
@@ -149,6 +151,13 @@ def floor_call(base: str) -> Callable[[], str]:
     ).encode() + body
     sock = socket.create_connection((host, int(port)))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock, req
+
+
+def floor_call(base: str) -> Callable[[], str]:
+    """One kept-alive socket sending pre-encoded request bytes and reading exactly
+    Content-Length bytes back: the least Python can do per request (no HTTP library)."""
+    sock, req = raw_connection(base)
     f = sock.makefile("rb")
 
     def once() -> str:
@@ -171,16 +180,7 @@ def async_floor_call(base: str) -> Callable[[], Awaitable[str]]:
     """`floor_call` on the running event loop: a non-blocking socket written and read with
     `loop.sock_sendall` / `loop.sock_recv`, so a read that would block parks in the loop's
     selector as a driven `AsyncRouter` call does. The least an asyncio call can cost."""
-    import socket
-
-    host, port = base.split("//", 1)[1].split(":")
-    body = json.dumps({"model": MODEL, "messages": MESSAGES}).encode()
-    req = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-        f"authorization: Bearer {FAKE_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    sock = socket.create_connection((host, int(port)))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock, req = raw_connection(base)
     sock.setblocking(False)
 
     async def once() -> str:

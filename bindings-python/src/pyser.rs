@@ -218,46 +218,27 @@ impl<'py> Seq<'py> {
     }
 }
 
-impl<'py> ser::SerializeSeq for Seq<'py> {
-    type Ok = Bound<'py, PyAny>;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        self.push(v)
-    }
-    fn end(self) -> R<'py> {
-        self.done()
-    }
+/// serde has one trait per kind of sequence; all four build a list (tagged for a variant).
+macro_rules! seq_like {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl<'py> ser::$trait for Seq<'py> {
+            type Ok = Bound<'py, PyAny>;
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
+                self.push(v)
+            }
+            fn end(self) -> R<'py> {
+                self.done()
+            }
+        }
+    )*};
 }
-impl<'py> ser::SerializeTuple for Seq<'py> {
-    type Ok = Bound<'py, PyAny>;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        self.push(v)
-    }
-    fn end(self) -> R<'py> {
-        self.done()
-    }
-}
-impl<'py> ser::SerializeTupleStruct for Seq<'py> {
-    type Ok = Bound<'py, PyAny>;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        self.push(v)
-    }
-    fn end(self) -> R<'py> {
-        self.done()
-    }
-}
-impl<'py> ser::SerializeTupleVariant for Seq<'py> {
-    type Ok = Bound<'py, PyAny>;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        self.push(v)
-    }
-    fn end(self) -> R<'py> {
-        self.done()
-    }
-}
+seq_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 pub struct Map<'py> {
     ser: Ser<'py>,
@@ -295,26 +276,22 @@ impl<'py> ser::SerializeMap for Map<'py> {
         self.done()
     }
 }
-impl<'py> ser::SerializeStruct for Map<'py> {
-    type Ok = Bound<'py, PyAny>;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Error> {
-        self.field(key, v)
-    }
-    fn end(self) -> R<'py> {
-        self.done()
-    }
+/// A struct and a struct variant both build a dict (tagged for a variant).
+macro_rules! struct_like {
+    ($($trait:ident),*) => {$(
+        impl<'py> ser::$trait for Map<'py> {
+            type Ok = Bound<'py, PyAny>;
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Error> {
+                self.field(key, v)
+            }
+            fn end(self) -> R<'py> {
+                self.done()
+            }
+        }
+    )*};
 }
-impl<'py> ser::SerializeStructVariant for Map<'py> {
-    type Ok = Bound<'py, PyAny>;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Error> {
-        self.field(key, v)
-    }
-    fn end(self) -> R<'py> {
-        self.done()
-    }
-}
+struct_like!(SerializeStruct, SerializeStructVariant);
 
 /// Map keys as `serde_json` writes them: strings as they are, numbers and booleans as their
 /// text, anything else refused.
