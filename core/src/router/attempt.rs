@@ -108,8 +108,6 @@ pub(crate) async fn run<T: Send + 'static>(
         ctx.deadline = ctx.deadline.min(d);
     }
     ctx.trace.candidates = sel.candidates.clone();
-    // Held: the first attempt's start (or the request's end) follows without a wait.
-    ctx.hold(|t| RouterEvent::RequestStarted { request_id: t.request_id.clone(), route: t.route.clone(), stream });
     if let Some(g) = &resume.guarded {
         if let Some(e) = ctx.guarded(g) {
             return Err(ctx.fail(e));

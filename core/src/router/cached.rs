@@ -28,7 +28,6 @@ use crate::cache::{samples, CacheKey, Entry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::guard::Guarded;
 use crate::policy::{CacheMode, RouteCacheSpec};
-use crate::telemetry::RouterEvent;
 use crate::types::{CacheUse, ChatRequest, ChatResponse, RouteTrace, StreamAccumulator, StreamEvent, StreamHead};
 
 /// A stream as `stream.rs` hands it over: the events and the slot its trace lands in.
@@ -190,7 +189,6 @@ async fn read_first(router: &Router, on: &On) -> Option<Arc<Entry>> {
 fn hit_trace(router: &Router, req: &ChatRequest, on: &On, e: &Entry, stream: bool, guarded: Option<&Guarded>) -> RouteTrace {
     let route = &on.compiled.routes[on.route].spec;
     let mut ctx = RequestCtx::new(router, &on.compiled, route, on.matched.clone(), req, stream);
-    ctx.hold(|t| RouterEvent::RequestStarted { request_id: t.request_id.clone(), route: t.route.clone(), stream });
     // The guards ran on this request too (never a rejection: those skip the cache).
     if let Some(g) = guarded {
         ctx.guarded(g);

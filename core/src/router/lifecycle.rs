@@ -78,7 +78,7 @@ impl RequestCtx {
             total = total.min(t);
         }
         let n = inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        RequestCtx {
+        let mut ctx = RequestCtx {
             trace: RouteTrace {
                 request_id: format!("pr-{:x}-{n}", inner.pid),
                 route: route.name.clone(),
@@ -100,7 +100,11 @@ impl RequestCtx {
             canary: None,
             shadow: None,
             held: Vec::new(),
-        }
+        };
+        // A context is a request's start. Held: the first attempt's start (or the request's
+        // end) follows without a wait.
+        ctx.hold(|t| RouterEvent::RequestStarted { request_id: t.request_id.clone(), route: t.route.clone(), stream });
+        ctx
     }
 
     /// Hold a callback event back until this request's next one, which publishes both in one
@@ -187,7 +191,7 @@ impl RequestCtx {
     /// Report the end of the request. Call after `finish_trace`.
     pub(crate) fn emit_finished(&mut self, outcome: &str) {
         let t = &self.trace;
-        let served = t.served_by.as_ref().and_then(|s| t.attempts.iter().rev().find(|a| &a.deployment == s && a.outcome == "ok"));
+        let served = served_attempt(t);
         self.telemetry.metrics.request_finished(&RequestRecord {
             route: &t.route,
             outcome,
@@ -196,8 +200,9 @@ impl RequestCtx {
             duration_ms: t.total_ms,
             cost_usd: t.total_cost_usd,
         });
-        if self.telemetry.listening() {
-            let ev = RouterEvent::RequestFinished {
+        self.emit_for_callbacks(|t| {
+            let served = served_attempt(t);
+            RouterEvent::RequestFinished {
                 request_id: t.request_id.clone(),
                 route: t.route.clone(),
                 outcome: outcome.to_string(),
@@ -208,9 +213,8 @@ impl RequestCtx {
                 attempts: t.attempts.len() as u32,
                 cost_usd: t.total_cost_usd,
                 explanation: t.explanation.clone(),
-            };
-            self.telemetry.publish_with(&mut self.held, Some(ev));
-        }
+            }
+        });
     }
 
     pub(crate) fn emit_transition(&mut self, deployment: &str, tr: Option<Transition>) {
@@ -232,12 +236,9 @@ impl RequestCtx {
             tokens: [u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens],
             cost_usd: a.cost_usd,
         });
-        if !self.telemetry.listening() {
-            return;
-        }
-        let ev = RouterEvent::AttemptFinished {
-            request_id: self.trace.request_id.clone(),
-            route: self.trace.route.clone(),
+        let make = |t: &RouteTrace| RouterEvent::AttemptFinished {
+            request_id: t.request_id.clone(),
+            route: t.route.clone(),
             deployment: a.deployment.clone(),
             provider: a.provider.clone(),
             provider_kind: provider_kind.to_string(),
@@ -255,9 +256,9 @@ impl RequestCtx {
         };
         // A success is followed by the request's end (or the next leg of a hedge) at once.
         if a.outcome.is_ok() {
-            self.held.push(ev);
+            self.hold(make);
         } else {
-            self.telemetry.publish_with(&mut self.held, Some(ev));
+            self.emit_for_callbacks(make);
         }
     }
 
@@ -271,6 +272,11 @@ impl RequestCtx {
             self.emit(RouterEvent::BudgetThreshold { budget: st.budget, scope: st.scope, threshold, spent: st.spent, limit: st.limit });
         }
     }
+}
+
+/// The attempt that served the request, if one did.
+fn served_attempt(t: &RouteTrace) -> Option<&AttemptTrace> {
+    t.served_by.as_ref().and_then(|s| t.attempts.iter().rev().find(|a| &a.deployment == s && a.outcome == "ok"))
 }
 
 /// Why an attempt could not be opened.

@@ -218,8 +218,8 @@ fn a_held_event_goes_out_when_the_request_is_dropped() {
     let seen: Arc<Mutex<Vec<RouterEvent>>> = Arc::default();
     let s2 = seen.clone();
     r.subscribe(move |e| s2.lock().unwrap().push(e.clone()));
-    let mut ctx = super::lifecycle::RequestCtx::new(&r, &compiled, &route, "main".into(), &req, false);
-    ctx.hold(|t| started(&t.request_id));
+    // A context holds its request's start from the moment it exists.
+    let ctx = super::lifecycle::RequestCtx::new(&r, &compiled, &route, "main".into(), &req, false);
     assert!(r.flush_events());
     assert!(seen.lock().unwrap().is_empty(), "held, not sent: {:?}", seen.lock().unwrap());
     let id = ctx.trace.request_id.clone();
