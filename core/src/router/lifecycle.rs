@@ -131,10 +131,8 @@ impl RequestCtx {
 
     /// Publish an event only callbacks read (built only when one listens), after anything held.
     pub(crate) fn emit_for_callbacks(&mut self, make: impl FnOnce(&RouteTrace) -> RouterEvent) {
-        if self.telemetry.listening() {
-            let ev = make(&self.trace);
-            self.telemetry.publish_with(&mut self.held, Some(ev));
-        }
+        let trace = &self.trace;
+        self.telemetry.emit_for_callbacks(&mut self.held, || make(trace));
     }
 
     /// Wait for this request's settles (bounded by the store timeout each).

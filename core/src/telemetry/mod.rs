@@ -89,9 +89,10 @@ impl Telemetry {
     /// An event the metrics do not read (or that the caller already recorded with
     /// [`Metrics::attempt_finished`] / [`Metrics::request_finished`]), built only when a
     /// callback will receive it: its owned strings were ~15 allocations per request (issue 18).
-    pub fn emit_for_callbacks(&self, make: impl FnOnce() -> RouterEvent) {
+    /// It goes out after the events in `held` (see [`Telemetry::publish_with`]), in one batch.
+    pub fn emit_for_callbacks(&self, held: &mut Vec<RouterEvent>, make: impl FnOnce() -> RouterEvent) {
         if self.listening() {
-            self.publish(make());
+            self.publish_with(held, Some(make()));
         }
     }
 
@@ -313,7 +314,7 @@ mod tests {
             built.fetch_add(1, Ordering::SeqCst);
             ev()
         };
-        t.emit_for_callbacks(make);
+        t.emit_for_callbacks(&mut Vec::new(), make);
         assert_eq!(built.load(Ordering::SeqCst), 0, "nobody listens: not built");
         let seen = Arc::new(AtomicUsize::new(0));
         let s = seen.clone();
@@ -321,12 +322,12 @@ mod tests {
             s.fetch_add(1, Ordering::SeqCst);
         }));
         assert!(t.listening());
-        t.emit_for_callbacks(make);
+        t.emit_for_callbacks(&mut Vec::new(), make);
         assert!(t.flush());
         assert_eq!((built.load(Ordering::SeqCst), seen.load(Ordering::SeqCst)), (1, 1));
         assert!(t.unsubscribe(id));
         assert!(!t.listening());
-        t.emit_for_callbacks(make);
+        t.emit_for_callbacks(&mut Vec::new(), make);
         assert_eq!(built.load(Ordering::SeqCst), 1, "unsubscribed: not built again");
     }
 
