@@ -28,6 +28,7 @@ pub mod clock;
 pub mod error;
 mod guard;
 mod health_types;
+mod ids;
 pub mod meaning;
 pub mod policy;
 pub mod provider;

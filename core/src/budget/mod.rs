@@ -159,6 +159,9 @@ pub struct Budgets {
     /// per period instead of twice per request (reserve and the threshold check). As many
     /// entries as `seen` has instances.
     period_keys: Mutex<std::collections::HashMap<(usize, String), Arc<PeriodKeys>>>,
+    /// The same for plain budgets (one instance each), by index: no hashing on the request
+    /// path, which reads them twice per attempt.
+    plain_keys: Mutex<Vec<Option<Arc<PeriodKeys>>>>,
 }
 
 /// A budget instance's counter keys for one period (see [`Budgets::keys`]).
@@ -213,7 +216,15 @@ fn shadowed(mut c: Charge, enforce: bool, index: usize, shadow: &mut Vec<(usize,
 
 impl Budgets {
     pub fn new(specs: Vec<BudgetSpec>, state: Arc<State>) -> Self {
-        Budgets { specs, state, seen: Mutex::new(BTreeSet::new()), alerted: Mutex::new(Default::default()), period_keys: Mutex::default() }
+        let plain_keys = Mutex::new(vec![None; specs.len()]);
+        Budgets {
+            specs,
+            state,
+            seen: Mutex::new(BTreeSet::new()),
+            alerted: Mutex::new(Default::default()),
+            period_keys: Mutex::default(),
+            plain_keys,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -290,6 +301,16 @@ impl Budgets {
     fn cached_keys(&self, i: usize, instance: String, now: f64) -> Arc<PeriodKeys> {
         let b = &self.specs[i];
         let index = Self::period_index(b.period, b.rolling, now);
+        if instance.is_empty() {
+            let mut plain = self.plain_keys.lock().unwrap_or_else(|p| p.into_inner());
+            return match &plain[i] {
+                Some(k) if k.index == index => k.clone(),
+                _ => {
+                    let (add_to, window, resets_at) = Self::keys(&b.name, "", b.period, b.rolling, now);
+                    plain[i].insert(Arc::new(PeriodKeys { index, add_to, window, resets_at })).clone()
+                }
+            };
+        }
         let mut cache = self.period_keys.lock().unwrap_or_else(|p| p.into_inner());
         let slot = (i, instance);
         if let Some(k) = cache.get(&slot).filter(|k| k.index == index) {
@@ -443,11 +464,13 @@ impl Budgets {
 
     /// Each budget with each of its instances seen so far (`""` for a plain budget).
     fn instances(&self) -> Vec<(usize, &BudgetSpec, String)> {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut out = Vec::new();
+        // Locked (not copied) only when a wildcard budget needs it: every settle comes here.
+        let mut seen = None;
+        let mut out = Vec::with_capacity(self.specs.len());
         for (i, b) in self.specs.iter().enumerate() {
             let wildcard = [&b.scope.tenant, &b.scope.feature, &b.scope.route, &b.scope.deployment].iter().any(|v| v.as_deref() == Some("*"));
             if wildcard {
+                let seen = seen.get_or_insert_with(|| self.seen.lock().unwrap_or_else(|p| p.into_inner()));
                 out.extend(seen.iter().filter(|(j, _)| *j == i).map(|(_, s)| (i, b, s.clone())));
             } else {
                 out.push((i, b, String::new()));

@@ -595,9 +595,14 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
     let masks = guarded.as_ref().and_then(|g| g.masks.clone());
     // A rejected request is failed by the walk (with its trace) and never looked up: a
     // cached answer must not let it through.
-    let mut resp = match guarded.as_ref().is_some_and(|g| g.rejected.is_some()) {
-        true => chat_uncached(router, req, guarded).await?,
-        false => super::cached::chat(router, req, guarded.clone(), |req| chat_uncached(router, req, guarded.clone())).await?,
+    let rejected = guarded.as_ref().is_some_and(|g| g.rejected.is_some());
+    // Each path's future boxed, and only the one taken: held inline they sized this future
+    // (15 KB in a release build: the walk's, plus the cache's, which holds it at three await
+    // points) and every move of it, and `Router::chat` boxing it copied all 15 KB per request.
+    let mut resp = if rejected || !super::cached::configured(router) {
+        Box::pin(chat_uncached(router, req, guarded)).await?
+    } else {
+        Box::pin(super::cached::chat(router, req, guarded.clone(), |req| chat_uncached(router, req, guarded.clone()))).await?
     };
     // Restored only now: the cache holds the masked answer, which is the same for every
     // caller whose values masked alike, and each gets their own values back.

@@ -58,6 +58,11 @@ impl On {
     }
 }
 
+/// Whether any route of the serving policy caches (if not, a request need not come here).
+pub(crate) fn configured(router: &Router) -> bool {
+    router.snapshot().caches
+}
+
 fn plan(router: &Router, req: &ChatRequest, stream: bool) -> Plan {
     let compiled = router.snapshot();
     if !compiled.caches {

@@ -80,7 +80,7 @@ impl RequestCtx {
         let n = inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut ctx = RequestCtx {
             trace: RouteTrace {
-                request_id: format!("pr-{:x}-{n}", inner.pid),
+                request_id: request_id(inner.pid, n),
                 route: route.name.clone(),
                 matched,
                 strategy: super::select::strategy_name(route.strategy).into(),
@@ -270,6 +270,16 @@ impl RequestCtx {
             self.emit(RouterEvent::BudgetThreshold { budget: st.budget, scope: st.scope, threshold, spent: st.spent, limit: st.limit });
         }
     }
+}
+
+/// `pr-<pid in hex>-<sequence>`: unique within a fleet's logs for as long as pids are.
+fn request_id(pid: u32, n: u64) -> String {
+    let mut id = String::with_capacity(24);
+    id.push_str("pr-");
+    crate::ids::push_hex(&mut id, pid.into(), 0);
+    id.push('-');
+    crate::ids::push_decimal(&mut id, n);
+    id
 }
 
 /// The attempt that served the request, if one did.

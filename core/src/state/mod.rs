@@ -120,5 +120,8 @@ pub(crate) fn new_id() -> String {
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let p = PREFIX.get_or_init(rand::random::<u64>);
-    format!("{p:016x}{:x}", SEQ.fetch_add(1, Ordering::Relaxed))
+    let mut id = String::with_capacity(32);
+    crate::ids::push_hex(&mut id, *p, 16);
+    crate::ids::push_hex(&mut id, SEQ.fetch_add(1, Ordering::Relaxed), 0);
+    id
 }

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 
 use super::event::RouterEvent;
 
+mod pending;
+
 const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 #[derive(Debug, Default, Clone)]
@@ -35,6 +37,17 @@ impl Histogram {
         }
         self.sum += v;
         self.count += 1;
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; DURATION_BUCKETS.len()];
+        }
+        for (c, o) in self.counts.iter_mut().zip(&other.counts) {
+            *c += o;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
     }
 }
 
@@ -112,6 +125,9 @@ struct Families {
     shadow_dropped: Series<f64>,
     shadow_cost: Series<f64>,
     shadow_duration: Series<Histogram>,
+    /// Attempt and request ends not yet added to the families above: [`Families::fold`]
+    /// before reading any of them.
+    pending: pending::Pending,
 }
 
 /// Cost per successful request of a route: everything spent (failed attempts, hedge losers
@@ -267,34 +283,18 @@ const TOKEN_DIRECTIONS: [&str; 5] = ["input", "output", "cache_read", "cache_wri
 
 impl Families {
     fn attempt(&mut self, a: &AttemptRecord) {
-        let AttemptRecord { route, deployment, provider, model, outcome, .. } = *a;
-        inc(&mut self.attempts, &[("deployment", deployment), ("provider", provider), ("model", model), ("outcome", outcome)], 1.0);
-        if let Some(t) = a.ttft_ms {
-            update(&mut self.ttft, &[("provider", provider), ("model", model)], |h: &mut Histogram| h.observe(t / 1000.0));
-        }
-        for (dir, n) in TOKEN_DIRECTIONS.into_iter().zip(a.tokens) {
-            if n > 0 {
-                inc(&mut self.tokens, &[("provider", provider), ("model", model), ("direction", dir)], n as f64);
-            }
-        }
-        if let Some(c) = a.cost_usd {
-            inc(&mut self.cost, &[("route", route), ("provider", provider), ("model", model)], c);
-        }
+        self.pending.attempt(a);
     }
 
     fn request(&mut self, r: &RequestRecord) {
-        let RequestRecord { route, outcome, .. } = *r;
-        // No key clone on the request path once the route has a row.
-        if !self.route_costs.contains_key(route) {
-            self.route_costs.insert(route.to_string(), Default::default());
-        }
-        let rc = self.route_costs.get_mut(route).expect("inserted above");
-        rc.0 += 1;
-        rc.1 += u64::from(outcome == "ok" || outcome == "degraded");
-        rc.2 += r.cost_usd.unwrap_or(0.0);
-        let (provider, model) = (r.provider.unwrap_or_default(), r.model.unwrap_or_default());
-        inc(&mut self.requests, &[("route", route), ("provider", provider), ("model", model), ("outcome", outcome)], 1.0);
-        update(&mut self.request_duration, &[("route", route), ("outcome", outcome)], |h: &mut Histogram| h.observe(r.duration_ms / 1000.0));
+        self.pending.request(r);
+    }
+
+    /// Bring the families up to date with the pending attempt and request ends.
+    fn fold(&mut self) {
+        let mut p = std::mem::take(&mut self.pending);
+        p.fold_into(self);
+        self.pending = p;
     }
 }
 
@@ -380,7 +380,8 @@ impl Metrics {
     }
 
     pub fn route_costs(&self) -> Vec<RouteCost> {
-        let f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        f.fold();
         f.route_costs
             .iter()
             .map(|(route, (requests, successes, cost))| RouteCost {
@@ -417,7 +418,8 @@ impl Metrics {
 
     /// Render the text exposition format.
     pub fn render(&self, deployments: &[DeploymentGauge], budgets: &[BudgetGauge], cache: CacheGauge) -> String {
-        let f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = self.f.lock().unwrap_or_else(|p| p.into_inner());
+        f.fold();
         let mut out = String::with_capacity(4096);
         counter(
             &mut out,
@@ -590,67 +592,4 @@ fn histogram(out: &mut String, name: &str, help: &str, m: &Series<Histogram>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn owned(l: &[(&'static str, &str)]) -> Labels {
-        l.iter().map(|(k, v)| (*k, v.to_string())).collect()
-    }
-
-    #[test]
-    fn a_series_is_found_again_by_borrowed_labels() {
-        let mut m = Series::default();
-        let obs: [(&[(&'static str, &str)], f64); 6] = [
-            (&[("d", "a"), ("o", "x")], 1.0),
-            (&[("d", "a"), ("o", "y")], 2.0),
-            (&[("d", "a"), ("o", "x")], 4.0),
-            (&[("d", "ab"), ("o", "")], 8.0),
-            (&[("d", "a")], 32.0),
-            (&[("d", "a"), ("o", "x")], 16.0),
-        ];
-        for (l, by) in obs {
-            inc(&mut m, l, by);
-        }
-        assert_eq!(m.len(), 4, "{m:?}");
-        assert_eq!(m[&owned(&[("d", "a"), ("o", "x")])], 21.0);
-        assert_eq!(m[&owned(&[("d", "a")])], 32.0);
-    }
-
-    #[test]
-    fn borrowed_labels_hash_and_compare_like_owned_ones() {
-        // HashMap finds a borrowed key only if both hash alike and agree on equality.
-        let sets: [&[(&'static str, &str)]; 7] =
-            [&[], &[("a", "")], &[("a", "x")], &[("a", "x"), ("b", "")], &[("a", "xy")], &[("b", "a")], &[("ax", "y")]];
-        let hash = |v: &dyn LabelView| {
-            let mut h = std::hash::DefaultHasher::new();
-            v.hash(&mut h);
-            h.finish()
-        };
-        let owned_hash = |l: &Labels| {
-            let mut h = std::hash::DefaultHasher::new();
-            l.hash(&mut h);
-            h.finish()
-        };
-        for x in sets {
-            let bx = Borrowed(x);
-            let vx: &dyn LabelView = &bx;
-            assert_eq!(hash(vx), owned_hash(&owned(x)), "{x:?}");
-            for y in sets {
-                let by = Borrowed(y);
-                let vy: &dyn LabelView = &by;
-                assert_eq!(vx == vy, owned(x) == owned(y), "{x:?} vs {y:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn series_render_in_label_order() {
-        let m = Metrics::default();
-        for route in ["zeta", "alpha", "mid"] {
-            m.cache_lookup(route, "miss");
-        }
-        let text = m.render(&[], &[], CacheGauge::default());
-        let at = |r: &str| text.find(&format!("route=\"{r}\"")).unwrap();
-        assert!(at("alpha") < at("mid") && at("mid") < at("zeta"), "{text}");
-    }
-}
+mod tests;
