@@ -80,7 +80,7 @@ impl super::Provider for AzureProvider {
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| Error::malformed(format!("azure response is not JSON: {e}")).with_status(status))?;
+        let v: Value = super::from_body(body).map_err(|e| Error::malformed(format!("azure response is not JSON: {e}")).with_status(status))?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.parse_error(model, status, headers, body));
         }

@@ -228,6 +228,16 @@ impl ProviderConfig {
 
 /// Construct the adapter for a config. Adapters for providers that land later return a
 /// config error naming the missing kind rather than pretending.
+/// Parse a response body. Its UTF-8 is checked once for the whole body: `from_slice`
+/// checked each string and key on its own, ~60 instructions a time, 2.7 k of a routed
+/// call's ~63 k under callgrind (issue 18). Invalid UTF-8 still fails as `from_slice` does.
+pub(crate) fn from_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
 pub fn build_provider(cfg: ProviderConfig) -> Result<Arc<dyn Provider>> {
     cfg.validate()?;
     match cfg.kind {
@@ -236,5 +246,22 @@ pub fn build_provider(cfg: ProviderConfig) -> Result<Arc<dyn Provider>> {
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(cfg))),
         ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg))),
         ProviderKind::Azure => Ok(Arc::new(azure::AzureProvider::new(cfg))),
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use serde_json::Value;
+
+    #[test]
+    fn a_body_parses_as_from_slice_would_even_when_not_utf8() {
+        let ok = b"{\"a\": [\"\\u00e9t\\u00e9\", \"caf\xc3\xa9\"]}";
+        assert_eq!(super::from_body::<Value>(ok).unwrap(), serde_json::from_slice::<Value>(ok).unwrap());
+        // Invalid UTF-8 inside a string: the same error, at the same place.
+        let bad = b"{\"a\": \"caf\xff\"}";
+        let (ours, theirs) = (super::from_body::<Value>(bad).unwrap_err(), serde_json::from_slice::<Value>(bad).unwrap_err());
+        assert_eq!(ours.to_string(), theirs.to_string());
+        // Not JSON at all: still an error.
+        assert!(super::from_body::<Value>(b"<html>").is_err());
     }
 }

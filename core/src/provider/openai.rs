@@ -111,12 +111,12 @@ impl super::Provider for OpenAiProvider {
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
         // A complete, well-typed completion (nearly every one) goes straight from bytes into
         // the response; anything irregular takes the lenient path through a `Value` below.
-        if let Ok(r) = serde_json::from_slice::<ChatResponse>(body) {
+        if let Ok(r) = super::from_body::<ChatResponse>(body) {
             if r.extra.get("error").is_none_or(|e| e.is_null()) {
                 return Ok(normalise(r, self.compat));
             }
         }
-        let v: Value = serde_json::from_slice(body).map_err(|e| Error::malformed(format!("response is not JSON: {e}")).with_status(status))?;
+        let v: Value = super::from_body(body).map_err(|e| Error::malformed(format!("response is not JSON: {e}")).with_status(status))?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.parse_error(model, status, headers, body));
         }

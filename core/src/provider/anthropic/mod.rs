@@ -89,7 +89,7 @@ impl super::Provider for AnthropicProvider {
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
         let v: Value =
-            serde_json::from_slice(body).map_err(|e| Error::malformed(format!("anthropic response is not JSON: {e}")).with_status(status))?;
+            crate::provider::from_body(body).map_err(|e| Error::malformed(format!("anthropic response is not JSON: {e}")).with_status(status))?;
         if v.get("type").and_then(Value::as_str) == Some("error") || v.get("error").is_some_and(|e| e.is_object()) {
             return Err(self.parse_error(model, status, headers, body));
         }

@@ -86,7 +86,8 @@ impl super::Provider for GeminiProvider {
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| Error::malformed(format!("gemini response is not JSON: {e}")).with_status(status))?;
+        let v: Value =
+            crate::provider::from_body(body).map_err(|e| Error::malformed(format!("gemini response is not JSON: {e}")).with_status(status))?;
         if v.get("error").is_some_and(|e| e.is_object()) {
             return Err(self.parse_error(model, status, headers, body));
         }
