@@ -18,7 +18,7 @@
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::openai::{classify_error, parse_completion, request_body, OpenAiStreamDecoder};
+use super::openai::{classify_error, parse_completion, OpenAiStreamDecoder};
 use super::{ProviderConfig, StreamDecoder, WireRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sse::SseEvent;
@@ -63,11 +63,8 @@ impl super::Provider for AzureProvider {
 
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {
         let url = self.url(model)?;
-        let mut body = request_body(model, req, stream, false);
-        if let Some(o) = body.as_object_mut() {
-            // The deployment in the URL picks the model; Azure ignores or rejects `model`.
-            o.remove("model");
-        }
+        // The deployment in the URL picks the model; Azure ignores or rejects `model`.
+        let body = super::openai_body::body_bytes(None, req, stream, false);
         let mut headers = self.cfg.base_headers();
         if let Some(v) = self.cfg.secret_header("")? {
             headers.insert("api-key", v);
@@ -75,7 +72,6 @@ impl super::Provider for AzureProvider {
         if stream {
             headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("text/event-stream"));
         }
-        let body = serde_json::to_vec(&body).map_err(|e| Error::invalid_request(format!("cannot serialise request: {e}")))?;
         Ok(WireRequest { method: http::Method::POST, url, headers, body: body.into() })
     }
 

@@ -16,6 +16,7 @@ pub mod gemini;
 pub mod inline;
 pub mod mock;
 pub mod openai;
+mod openai_body;
 mod openai_chunk;
 #[cfg(test)]
 mod openai_chunk_tests;

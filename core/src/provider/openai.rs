@@ -90,7 +90,7 @@ impl super::Provider for OpenAiProvider {
     }
 
     fn build_request(&self, model: &str, req: &ChatRequest, stream: bool) -> Result<WireRequest> {
-        let body = request_body(model, req, stream, self.compat);
+        let body = super::openai_body::body_bytes(Some(model), req, stream, self.compat);
         let mut headers = self.headers.clone();
         if self.cfg.api_key.is_none() {
             if let Some(v) = self.cfg.secret_header("Bearer ")? {
@@ -100,12 +100,7 @@ impl super::Provider for OpenAiProvider {
         if stream {
             headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("text/event-stream"));
         }
-        Ok(WireRequest {
-            method: http::Method::POST,
-            url: self.chat_url.clone(),
-            headers,
-            body: serde_json::to_vec(&body).expect("json serialises").into(),
-        })
+        Ok(WireRequest { method: http::Method::POST, url: self.chat_url.clone(), headers, body: body.into() })
     }
 
     fn parse_response(&self, model: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse> {
