@@ -111,8 +111,11 @@ impl Reservation {
 /// back the rest to await or drop (a shared store's settle then finishes in the background).
 fn settle_future(state: Arc<State>, id: String, held: Held, actual: Vec<(String, f64)>) -> Settling {
     if !state.is_shared() {
-        // Done on the first poll: no channel to wait on (it showed in request-path profiles).
-        crate::state::detach(async move { state.settle(&id, &actual, held).await });
+        // Done at once, or on the first poll: no channel to wait on (it showed in
+        // request-path profiles), and with the memory store no future either.
+        if !state.settle_local_now(&id, &actual) {
+            crate::state::detach(async move { state.settle(&id, &actual, held).await });
+        }
         return Settling(None);
     }
     let (tx, rx) = futures::channel::oneshot::channel::<()>();

@@ -158,6 +158,15 @@ impl StateStore for MemoryStore {
     fn peek(&self, keys: &[String]) -> Option<Vec<Counter>> {
         Some(self.get_now(keys))
     }
+
+    fn reserve_now(&self, id: &str, charges: &[Charge]) -> Option<Result<Vec<f64>, Refusal>> {
+        Some(MemoryStore::reserve_now(self, id, charges))
+    }
+
+    fn settle_now(&self, id: &str, actual: &[Actual]) -> bool {
+        MemoryStore::settle_now(self, id, actual);
+        true
+    }
 }
 
 #[cfg(test)]

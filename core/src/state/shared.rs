@@ -139,11 +139,11 @@ impl State {
     /// Reserve every charge or none, where the store's state says.
     pub async fn reserve(&self, id: &str, charges: &[Charge], lease: Duration) -> Result<Result<Granted, Refusal>, Error> {
         if !self.is_shared() {
-            return Ok(self.store.reserve(id, charges, lease).await.unwrap_or_else(|_| self.local.reserve_now(id, charges)).map(|used| Granted {
-                used,
-                held: Held::Shared,
-                note: None,
-            }));
+            let now = match self.store.reserve_now(id, charges) {
+                Some(r) => r,
+                None => self.store.reserve(id, charges, lease).await.unwrap_or_else(|_| self.local.reserve_now(id, charges)),
+            };
+            return Ok(now.map(|used| Granted { used, held: Held::Shared, note: None }));
         }
         let why = match self.down() {
             Some(why) => why,
@@ -165,11 +165,17 @@ impl State {
         }
     }
 
+    /// [`State::settle`] done at once, for a store of this process that never waits (the
+    /// memory store): `false` when it must go through `settle`.
+    pub(crate) fn settle_local_now(&self, id: &str, actual: &[Actual]) -> bool {
+        !self.is_shared() && self.store.settle_now(id, actual)
+    }
+
     /// Record what a reservation really used. Never fails: what the shared store cannot take
     /// now is recorded locally and replayed when it is back.
     pub async fn settle(&self, id: &str, actual: &[Actual], held: Held) {
         if !self.is_shared() {
-            if self.store.settle(id, actual).await.is_err() {
+            if !self.store.settle_now(id, actual) && self.store.settle(id, actual).await.is_err() {
                 self.local.settle_now(id, actual);
             }
             return;

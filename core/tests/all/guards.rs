@@ -106,7 +106,8 @@ async fn detected_values_never_leak() {
     let wire = serde_json::to_string(&srv.log()).unwrap();
     for v in [EMAIL, CARD, "4111", PHONE, SSN] {
         for s in &seen {
-            assert!(!s.contains(v), "`{v}` leaked in: {s}");
+            // Timings' decimals (`"ttft_ms":0.541113`) may contain the card's fragment.
+            assert!(!without_decimals(s).contains(v), "`{v}` leaked in: {s}");
         }
     }
     // What providers saw: no address, no card; the audited phone and (off the strict route)
@@ -165,4 +166,17 @@ guards:
     ] {
         assert!(e.message.contains(want), "missing `{want}` in:\n{}", e.message);
     }
+}
+
+/// `s` without the digits after a decimal point.
+fn without_decimals(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '.' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.next_if(char::is_ascii_digit).is_some() {}
+        }
+    }
+    out
 }
