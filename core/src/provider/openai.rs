@@ -7,7 +7,7 @@
 //! a cut is `stream_interrupted`.
 
 use http::HeaderMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{ProviderConfig, ProviderKind, StreamDecoder, WireRequest};
 use crate::error::{kind_from_status, Error, ErrorKind, Result};
@@ -38,41 +38,6 @@ impl OpenAiProvider {
         }
         OpenAiProvider { chat_url: cfg.url("chat/completions"), headers, cfg, compat }
     }
-}
-
-/// The JSON body for an OpenAI-shaped endpoint.
-pub(crate) fn request_body(model: &str, req: &ChatRequest, stream: bool, compat: bool) -> Value {
-    let mut body = req.to_openai_json();
-    let obj = body.as_object_mut().expect("request serialises to an object");
-    obj.remove("polyroute");
-    obj.insert("model".into(), Value::String(model.to_string()));
-    if compat {
-        // Many compatible servers predate `max_completion_tokens`; all know `max_tokens`.
-        if let Some(v) = obj.remove("max_completion_tokens") {
-            obj.insert("max_tokens".into(), v);
-        }
-    } else if let Some(v) = obj.remove("max_tokens") {
-        // OpenAI deprecated `max_tokens` and reasoning models reject it.
-        obj.entry("max_completion_tokens").or_insert(v);
-    }
-    if let Some(Value::Array(msgs)) = obj.get_mut("messages") {
-        for m in msgs.iter_mut().filter_map(Value::as_object_mut) {
-            // Reasoning text is ours to keep; OpenAI rejects it and DeepSeek forbids echoing it.
-            m.remove("reasoning_content");
-            m.remove("reasoning_signature");
-        }
-    }
-    if stream {
-        obj.insert("stream".into(), Value::Bool(true));
-        let so = obj.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
-        if let Some(so) = so.as_object_mut() {
-            so.insert("include_usage".into(), Value::Bool(true));
-        }
-    } else {
-        obj.remove("stream");
-        obj.remove("stream_options");
-    }
-    body
 }
 
 impl super::Provider for OpenAiProvider {

@@ -1,6 +1,6 @@
 //! An OpenAI-shaped request body written straight from the request.
 //!
-//! [`super::openai::request_body`] builds a `serde_json::Value` of the request, edits it and
+//! [`request_body`] builds a `serde_json::Value` of the request, edits it and
 //! is then serialised: 5.4 k of a routed call's ~60 k instructions under callgrind (issue 18),
 //! most of it the tree. When the request carries no fields we do not model (nearly always),
 //! [`body_bytes`] writes the same object directly; otherwise, where an unmodelled field may
@@ -9,7 +9,7 @@
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::types::{ChatRequest, Message};
 
@@ -19,13 +19,48 @@ pub(crate) fn body_bytes(model: Option<&str>, req: &ChatRequest, stream: bool, c
     if req.extra.is_empty() && req.messages.iter().all(|m| m.extra.is_empty()) {
         return serde_json::to_vec(&Direct { model, req, stream, compat }).expect("a request serialises");
     }
-    let mut body = super::openai::request_body(model.unwrap_or_default(), req, stream, compat);
+    let mut body = request_body(model.unwrap_or_default(), req, stream, compat);
     if model.is_none() {
         if let Some(o) = body.as_object_mut() {
             o.remove("model");
         }
     }
     serde_json::to_vec(&body).expect("a request serialises")
+}
+
+/// The JSON body for an OpenAI-shaped endpoint.
+fn request_body(model: &str, req: &ChatRequest, stream: bool, compat: bool) -> Value {
+    let mut body = req.to_openai_json();
+    let obj = body.as_object_mut().expect("request serialises to an object");
+    obj.remove("polyroute");
+    obj.insert("model".into(), Value::String(model.to_string()));
+    if compat {
+        // Many compatible servers predate `max_completion_tokens`; all know `max_tokens`.
+        if let Some(v) = obj.remove("max_completion_tokens") {
+            obj.insert("max_tokens".into(), v);
+        }
+    } else if let Some(v) = obj.remove("max_tokens") {
+        // OpenAI deprecated `max_tokens` and reasoning models reject it.
+        obj.entry("max_completion_tokens").or_insert(v);
+    }
+    if let Some(Value::Array(msgs)) = obj.get_mut("messages") {
+        for m in msgs.iter_mut().filter_map(Value::as_object_mut) {
+            // Reasoning text is ours to keep; OpenAI rejects it and DeepSeek forbids echoing it.
+            m.remove("reasoning_content");
+            m.remove("reasoning_signature");
+        }
+    }
+    if stream {
+        obj.insert("stream".into(), Value::Bool(true));
+        let so = obj.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(so) = so.as_object_mut() {
+            so.insert("include_usage".into(), Value::Bool(true));
+        }
+    } else {
+        obj.remove("stream");
+        obj.remove("stream_options");
+    }
+    body
 }
 
 struct Direct<'a> {
@@ -105,9 +140,7 @@ impl Serialize for Turn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::openai::request_body;
     use crate::types::{Message, ToolCall};
-    use serde_json::Value;
 
     fn requests() -> Vec<ChatRequest> {
         let mut plain = ChatRequest::new(vec![Message::system("be brief"), Message::user("hi")]);
