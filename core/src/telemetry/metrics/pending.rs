@@ -4,77 +4,17 @@
 //! Recorded straight into the families, an attempt's end was five label-set lookups and a
 //! request's end three, ~650 instructions each (every label name and value hashed and
 //! compared through `dyn LabelView`): 5.3 k of a routed call's ~70 k instructions under
-//! callgrind (issue 18). Here each is one lookup of the label values alone; the families see
+//! callgrind (issue 18). Here each is one lookup, of the values alone; the families see
 //! the sums at the next read ([`Pending::fold_into`]), which is all a scrape can observe.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use super::{inc, update, AttemptRecord, Families, Histogram, RequestRecord, Series, TOKEN_DIRECTIONS};
 
-use super::{inc, update, AttemptRecord, Families, Histogram, LabelHasher, RequestRecord, TOKEN_DIRECTIONS};
+/// Sums by label values. The keys are label sets with empty names: the families' own map and
+/// lookup, hashing and comparing only the values (the names are fixed per map).
+type Sums<V> = Series<V>;
 
-/// Label values, owned (the map's keys) or borrowed (a lookup), hashed and compared as their
-/// sequence of `str`s, so a lookup of an existing key builds no `String`.
-trait Values {
-    fn len(&self) -> usize;
-    fn at(&self, i: usize) -> &str;
-}
-
-impl Values for Vec<String> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn at(&self, i: usize) -> &str {
-        &self[i]
-    }
-}
-
-struct Borrowed<'a, 'b>(&'a [&'b str]);
-
-impl Values for Borrowed<'_, '_> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn at(&self, i: usize) -> &str {
-        self.0[i]
-    }
-}
-
-// `Vec<String>`'s own hash (length, then each `str`), so `Borrow` below is sound.
-impl Hash for dyn Values + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(self.len());
-        for i in 0..self.len() {
-            self.at(i).hash(state);
-        }
-    }
-}
-
-impl PartialEq for dyn Values + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && (0..self.len()).all(|i| self.at(i) == other.at(i))
-    }
-}
-
-impl Eq for dyn Values + '_ {}
-
-impl<'a> std::borrow::Borrow<dyn Values + 'a> for Vec<String> {
-    fn borrow(&self) -> &(dyn Values + 'a) {
-        self
-    }
-}
-
-type Sums<V> = HashMap<Vec<String>, V, BuildHasherDefault<LabelHasher>>;
-
-/// Apply `f` to the sums under `key`, created on first use (one lookup when they exist).
-fn with<V: Default>(m: &mut Sums<V>, key: &[&str], f: impl FnOnce(&mut V)) {
-    let b = Borrowed(key);
-    if let Some(v) = m.get_mut(&b as &dyn Values) {
-        f(v);
-        return;
-    }
-    let mut v = V::default();
-    f(&mut v);
-    m.insert(key.iter().map(|s| s.to_string()).collect(), v);
+fn key<'a, const N: usize>(values: [&'a str; N]) -> [(&'static str, &'a str); N] {
+    values.map(|v| ("", v))
 }
 
 /// What attempts with the same route, deployment, provider, model and outcome added since
@@ -110,7 +50,7 @@ pub(super) struct Pending {
 impl Pending {
     pub(super) fn attempt(&mut self, a: &AttemptRecord) {
         self.dirty = true;
-        with(&mut self.attempts, &[a.route, a.deployment, a.provider, a.model, a.outcome], |s: &mut AttemptSums| {
+        update(&mut self.attempts, &key([a.route, a.deployment, a.provider, a.model, a.outcome]), |s: &mut AttemptSums| {
             s.attempts += 1.0;
             if let Some(t) = a.ttft_ms {
                 s.ttft.observe(t / 1000.0);
@@ -127,7 +67,7 @@ impl Pending {
     pub(super) fn request(&mut self, r: &RequestRecord) {
         self.dirty = true;
         let (provider, model) = (r.provider.unwrap_or_default(), r.model.unwrap_or_default());
-        with(&mut self.requests, &[r.route, r.outcome, provider, model], |s: &mut RequestSums| {
+        update(&mut self.requests, &key([r.route, r.outcome, provider, model]), |s: &mut RequestSums| {
             s.requests += 1.0;
             s.successes += u64::from(r.outcome == "ok" || r.outcome == "degraded");
             s.cost += r.cost_usd.unwrap_or(0.0);
@@ -143,7 +83,7 @@ impl Pending {
         }
         for (k, s) in self.attempts.iter_mut().filter(|(_, s)| s.attempts > 0.0) {
             let s = std::mem::take(s);
-            let [route, deployment, provider, model, outcome] = [&k[0], &k[1], &k[2], &k[3], &k[4]].map(String::as_str);
+            let [route, deployment, provider, model, outcome] = [&k[0].1, &k[1].1, &k[2].1, &k[3].1, &k[4].1].map(String::as_str);
             inc(&mut f.attempts, &[("deployment", deployment), ("provider", provider), ("model", model), ("outcome", outcome)], s.attempts);
             if s.ttft.count > 0 {
                 update(&mut f.ttft, &[("provider", provider), ("model", model)], |h: &mut Histogram| h.merge(&s.ttft));
@@ -159,7 +99,7 @@ impl Pending {
         }
         for (k, s) in self.requests.iter_mut().filter(|(_, s)| s.requests > 0.0) {
             let s = std::mem::take(s);
-            let [route, outcome, provider, model] = [&k[0], &k[1], &k[2], &k[3]].map(String::as_str);
+            let [route, outcome, provider, model] = [&k[0].1, &k[1].1, &k[2].1, &k[3].1].map(String::as_str);
             let rc = f.route_costs.entry(route.to_string()).or_default();
             rc.0 += s.requests as u64;
             rc.1 += s.successes;
