@@ -13,7 +13,7 @@ use super::{inc, update, AttemptRecord, Families, Histogram, RequestRecord, Seri
 /// lookup, hashing and comparing only the values (the names are fixed per map).
 type Sums<V> = Series<V>;
 
-fn key<'a, const N: usize>(values: [&'a str; N]) -> [(&'static str, &'a str); N] {
+fn key<const N: usize>(values: [&str; N]) -> [(&'static str, &str); N] {
     values.map(|v| ("", v))
 }
 
