@@ -227,8 +227,6 @@ impl ProviderConfig {
     }
 }
 
-/// Construct the adapter for a config. Adapters for providers that land later return a
-/// config error naming the missing kind rather than pretending.
 /// Parse a response body. Its UTF-8 is checked once for the whole body: `from_slice`
 /// checked each string and key on its own, ~60 instructions a time, 2.7 k of a routed
 /// call's ~63 k under callgrind (issue 18). Invalid UTF-8 still fails as `from_slice` does.
@@ -239,6 +237,8 @@ pub(crate) fn from_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_js
     }
 }
 
+/// Construct the adapter for a config. Adapters for providers that land later return a
+/// config error naming the missing kind rather than pretending.
 pub fn build_provider(cfg: ProviderConfig) -> Result<Arc<dyn Provider>> {
     cfg.validate()?;
     match cfg.kind {

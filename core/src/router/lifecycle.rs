@@ -272,7 +272,7 @@ impl RequestCtx {
     }
 }
 
-/// `pr-<pid in hex>-<sequence>`: unique within a fleet's logs for as long as pids are.
+/// `pr-<process id in hex>-<this router's request sequence>`.
 fn request_id(pid: u32, n: u64) -> String {
     let mut id = String::with_capacity(24);
     id.push_str("pr-");

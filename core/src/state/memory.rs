@@ -38,8 +38,8 @@ type ByDigest = BuildHasherDefault<Prehashed>;
 #[derive(Debug, Default)]
 struct Inner {
     counters: HashMap<String, Counter>,
-    /// What each open reservation holds, by its id's digest. No lease here: a hold dies with
-    /// its process.
+    /// What each open reservation holds, by its id's digest (two open ones colliding has
+    /// the settled set's odds, below). No lease here: a hold dies with its process.
     holds: HashMap<u64, Vec<(String, f64)>, ByDigest>,
     /// Settled ids by a 64-bit digest (a collision among the remembered 65 536 has odds of
     /// ~1e-15 per settle): two `String`s per request showed in request-path profiles.
