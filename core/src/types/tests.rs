@@ -515,3 +515,12 @@ fn usage_parsed_directly_equals_usage_read_from_a_value() {
         assert!(e.contains("usage must be an object"), "{not_an_object}: {e}");
     }
 }
+
+#[test]
+fn usage_serialises_as_its_openai_object_byte_for_byte() {
+    for (cache_read, cache_write, reasoning) in [(0, 0, 0), (5, 0, 0), (0, 3, 0), (5, 3, 0), (0, 0, 7), (5, 3, 7)] {
+        let u =
+            Usage { input_tokens: 20, output_tokens: 9, cache_read_tokens: cache_read, cache_write_tokens: cache_write, reasoning_tokens: reasoning };
+        assert_eq!(serde_json::to_string(&u).unwrap(), u.to_openai().to_string(), "{u:?}");
+    }
+}

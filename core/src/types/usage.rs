@@ -105,9 +105,41 @@ impl Usage {
     }
 }
 
+/// [`Usage::to_openai`]'s object, written directly (every answer and every attempt of a
+/// trace carries one, and the bindings convert them all): keys in the order that object's
+/// sorted map writes them, so the JSON text is the same byte for byte.
 impl Serialize for Usage {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_openai().serialize(s)
+        use serde::ser::SerializeMap;
+        struct Details<'a>(&'a [(&'static str, u64)]);
+        impl Serialize for Details<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+        let cached = [("cache_write_tokens", self.cache_write_tokens), ("cached_tokens", self.cache_read_tokens)];
+        // `cache_write_tokens` only when there are some; the details only when either is.
+        let prompt_details = match (self.cache_read_tokens, self.cache_write_tokens) {
+            (0, 0) => None,
+            (_, 0) => Some(&cached[1..]),
+            _ => Some(&cached[..]),
+        };
+        let reasoning = [("reasoning_tokens", self.reasoning_tokens)];
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("completion_tokens", &self.output_tokens)?;
+        if self.reasoning_tokens > 0 {
+            m.serialize_entry("completion_tokens_details", &Details(&reasoning))?;
+        }
+        m.serialize_entry("prompt_tokens", &self.input_tokens)?;
+        if let Some(d) = prompt_details {
+            m.serialize_entry("prompt_tokens_details", &Details(d))?;
+        }
+        m.serialize_entry("total_tokens", &self.total_tokens())?;
+        m.end()
     }
 }
 /// The numbers of an OpenAI usage object, each as `Value::as_u64` would read it.
