@@ -22,7 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::aio::LoopBridge;
-use crate::convert::{from_py, to_py};
+use crate::convert::from_py;
 use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
 use crate::openai::{header_map, Reply};
 use crate::runtime::{block_on, forked_since, runtime};
@@ -60,15 +60,14 @@ fn subscribe_core(router: &Router, callback: Arc<Py<PyAny>>) -> u64 {
         if !SHUTTING_DOWN.load(Ordering::SeqCst) {
             // A panic here would end the core's delivery thread: reported like a raising callback.
             let delivered = bridge::catch(|| {
-                if let Ok(v) = bridge::to_value(ev) {
-                    let _ = Python::try_attach(|py| {
-                        let cb = callback.bind(py);
-                        if let Err(e) = to_py(py, &v).and_then(|d| cb.call1((d,))) {
-                            // Like an exception in a thread: reported, never propagated into routing.
-                            e.write_unraisable(py, Some(cb));
-                        }
-                    });
-                }
+                let _ = Python::try_attach(|py| {
+                    let cb = callback.bind(py);
+                    // Straight to a dict (no JSON value tree first), keys in field order.
+                    if let Err(e) = crate::pyser::to_py(py, ev).and_then(|d| cb.call1((d,))) {
+                        // Like an exception in a thread: reported, never propagated into routing.
+                        e.write_unraisable(py, Some(cb));
+                    }
+                });
             });
             if let Err(e) = delivered {
                 let _ = Python::try_attach(|py| to_pyerr(py, &e).write_unraisable(py, Some(callback.bind(py))));
