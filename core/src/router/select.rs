@@ -314,11 +314,23 @@ fn caller_order(route: &Route, tiers: Vec<Tier>, names: &[String], label: &str) 
 /// Order eligible deployments by the route's strategy.
 fn order(route: &Route, mut ds: Vec<Arc<Deployment>>, req: &ChatRequest, est_input: u64, now: Instant, chance: &Chance) -> Vec<Arc<Deployment>> {
     // Deployments whose breaker refuses go last, in their original order: tried only if a
-    // breaker closes before we get to them.
-    let (mut open, closed): (Vec<_>, Vec<_>) = ds.drain(..).partition(|d| d.health.breaker.check(now).is_err());
-    // Deployments whose provider said they are out of requests/tokens go after the others.
+    // breaker closes before we get to them. Deployments whose provider said they are out of
+    // requests/tokens go before those, after the others. Set aside in place: the usual
+    // request sets none aside and allocates nothing here (two partitions allocated two
+    // `Vec`s per tier).
     let need = est_input + u64::from(req.max_output_tokens().unwrap_or(0));
-    let (mut exhausted, mut ds): (Vec<_>, Vec<_>) = closed.into_iter().partition(|d| d.health.exhausted(now, need).is_some());
+    let (mut open, mut exhausted) = (Vec::new(), Vec::new());
+    ds.retain(|d| {
+        let aside = if d.health.breaker.check(now).is_err() {
+            &mut open
+        } else if d.health.exhausted(now, need).is_some() {
+            &mut exhausted
+        } else {
+            return true;
+        };
+        aside.push(d.clone());
+        false
+    });
     match route.spec.strategy {
         Strategy::Priority => {}
         Strategy::Weighted => {
