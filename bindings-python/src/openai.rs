@@ -16,7 +16,7 @@ use pyo3::IntoPyObjectExt;
 use crate::aio::LoopBridge;
 use crate::convert::to_py;
 use crate::errors::{guarded, IntoPyResult, Out};
-use crate::runtime::{block_on, runtime};
+use crate::runtime::{drive, runtime};
 
 /// The request's headers as the core reads them (see `openai_http::header_map`).
 pub fn header_map(pairs: Vec<(String, String)>) -> HeaderMap {
@@ -76,7 +76,7 @@ impl<'py> IntoPyObject<'py> for Frame {
 impl NativeSse {
     /// The next frame's bytes, or `None` after the last one. Blocks without the GIL.
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        guarded(py, || Frame(block_on(py, self.handle.next_frame())?).into_pyobject(py))
+        guarded(py, || Frame(drive(py, self.handle.next_frame())?).into_pyobject(py))
     }
 
     /// Resolve `future` (of `bridge`'s loop) with the next frame's bytes, or `None`.

@@ -25,7 +25,7 @@ use crate::aio::LoopBridge;
 use crate::convert::from_py;
 use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
 use crate::openai::{header_map, Reply};
-use crate::runtime::{block_on, forked_since, runtime};
+use crate::runtime::{block_on, drive, forked_since, runtime};
 use crate::stream::NativeStream;
 
 struct Slot {
@@ -191,7 +191,7 @@ impl NativeRouter {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
-            let s = block_on(py, router.stream(req))?.py_err(py)?;
+            let s = drive(py, router.stream(req))?.py_err(py)?;
             Ok(NativeStream::new(s))
         })
     }
@@ -210,8 +210,12 @@ impl NativeRouter {
     fn openai_chat<'py>(&self, py: Python<'py>, body: &[u8], headers: Vec<(String, String)>) -> PyResult<Bound<'py, PyTuple>> {
         guarded(py, || {
             let router = self.router(py)?;
+            let streamed = asks_to_stream(body);
             let (body, headers) = (body.to_vec(), header_map(headers));
-            Reply(block_on(py, async move { bridge::openai_http::handle(&router, &body, &headers).await })?).into_pyobject(py)
+            let reply = async move { bridge::openai_http::handle(&router, &body, &headers).await };
+            // A stream is opened the way its chunks will be read (`runtime::drive`); a whole
+            // answer is fastest on the blocking client. Either way serves either request.
+            Reply(if streamed { drive(py, reply)? } else { block_on(py, reply)? }).into_pyobject(py)
         })
     }
 
@@ -329,4 +333,18 @@ impl NativeRouter {
             Ok(router.unsubscribe(sub.core_id))
         })
     }
+}
+
+/// Whether an OpenAI request body asks for a stream (`"stream": true` at any depth): a hint
+/// for how to wait on it, so a rare false positive (a nested key of that name) only picks
+/// the other, equally correct, way.
+fn asks_to_stream(body: &[u8]) -> bool {
+    fn skip_space(s: &[u8]) -> &[u8] {
+        &s[s.iter().take_while(|b| b.is_ascii_whitespace()).count()..]
+    }
+    const KEY: &[u8] = b"\"stream\"";
+    body.windows(KEY.len()).enumerate().filter(|(_, w)| *w == KEY).any(|(at, _)| match skip_space(&body[at + KEY.len()..]) {
+        [b':', value @ ..] => skip_space(value).starts_with(b"true"),
+        _ => false,
+    })
 }

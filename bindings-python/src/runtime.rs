@@ -135,6 +135,30 @@ where
     }
 }
 
+/// [`block_on`] for a future that waits more than once, such as a stream's reads: this
+/// thread sleeps on the future's sockets itself (`inline::drive_for`), so a chunk that
+/// arrives wakes only it, where the runtime's reactor would wake a worker that then wakes
+/// it (issue 18). Its requests are driven the same way rather than made on the blocking
+/// client; Ctrl-C is honoured between waits of at most [`SIGNAL_POLL`].
+pub fn drive<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send,
+    T: Send,
+{
+    if Handle::try_current().is_ok() {
+        return Err(PyRuntimeError::new_err("polyroute: a blocking Router call was made from inside the polyroute runtime; use AsyncRouter there"));
+    }
+    let rt = runtime(py)?;
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match py.detach(|| inline::drive_for(rt.handle(), fut.as_mut(), SIGNAL_POLL)) {
+            std::task::Poll::Ready(v) => return Ok(v),
+            // Dropping `fut` on the way out of `?` cancels the request.
+            std::task::Poll::Pending => py.check_signals()?,
+        }
+    }
+}
+
 /// Run Python's signal handlers from a thread that released the GIL; `true` (and the
 /// exception kept in `raised`) if one raised.
 fn signalled(raised: &Mutex<Option<PyErr>>) -> bool {

@@ -14,14 +14,16 @@ use pyo3::prelude::*;
 use crate::aio::LoopBridge;
 use crate::convert::{to_py, Json};
 use crate::errors::{guarded, IntoPyResult, Out};
-use crate::runtime::{block_on, runtime};
+use crate::runtime::{block_on, drive, runtime};
 
 /// At most this many events cross to Python in one read.
 const BATCH: usize = 256;
 
 /// A sync batch read: waited for here (a chunk at a time, the usual pace of a provider, costs
-/// no hand-off); once more than one has arrived, a burst is on its way and `rest` takes what
-/// else has arrived on the runtime (`on_runtime`).
+/// no hand-off: this thread reads a plain-`http` stream's socket itself, `runtime::drive`).
+/// Once more than one has arrived, a burst is on its way: read here it was read whole
+/// already, as far as it had arrived; from a connection the runtime reads (reqwest's, for
+/// `https`), `rest` takes what else has arrived on the runtime (`on_runtime`).
 fn sync_batch<R>(
     py: Python<'_>,
     here: impl std::future::Future<Output = polyroute::Result<Option<Vec<serde_json::Value>>>> + Send,
@@ -30,8 +32,8 @@ fn sync_batch<R>(
 where
     R: std::future::Future<Output = polyroute::Result<Vec<serde_json::Value>>> + Send + 'static,
 {
-    let Some(mut items) = block_on(py, here)?.py_err(py)? else { return Ok(None) };
-    if items.len() > 1 && items.len() < BATCH {
+    let Some(mut items) = drive(py, here)?.py_err(py)? else { return Ok(None) };
+    if items.len() > 1 && items.len() < BATCH && !polyroute::provider::inline::drove_sockets() {
         items.extend(block_on(py, on_runtime(py, rest(BATCH - items.len()))?)?.py_err(py)?);
     }
     Ok(Some(to_py(py, &serde_json::Value::Array(items))?.unbind()))
@@ -109,7 +111,7 @@ impl NativeStream {
     /// The whole answer as `chat()`'s dict (reads the rest of the stream first).
     fn final_response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         guarded(py, || {
-            let resp = block_on(py, self.handle.final_response())?.py_err(py)?;
+            let resp = drive(py, self.handle.final_response())?.py_err(py)?;
             crate::pyser::to_py(py, &resp)
         })
     }

@@ -2,12 +2,18 @@
 are sent from the loop's thread and the loop's selector waits for the answer, on kept-alive
 connections from the router's pool. Every other async test runs this path too; these check
 that it is the path taken, and the cases only it has (timers waking a driven call, sockets
-unwatched before they are reused or closed, a driven stream read from a sync iterator)."""
+unwatched before they are reused or closed, a driven stream read from a sync iterator).
+
+Sync streams are driven too, by the calling thread itself (`runtime::drive`: it sleeps in
+`poll(2)` on the stream's socket), so that each chunk wakes only the reader."""
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import os
+import signal
+import threading
 import subprocess
 import sys
 import time
@@ -135,3 +141,58 @@ print(json.dumps([asyncio.run(main()), _native._requests_by_path()]))
 
     content, (blocking, _runtime, driven) = json.loads(out.stdout)
     assert content == "echo: hello mock" and driven == 0 and blocking == 1
+
+
+def test_sync_streams_are_read_by_the_calling_thread_on_a_pooled_connection(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"text": "a b c d", "chunk_delay_ms": 40}})
+    router = polyroute.Router(policy(server, [name]))
+    for way in ("events", "chunks", "whole"):
+        before = paths()
+        stream = router.stream(USER)
+        if way == "whole":
+            assert stream.final_response().content == "a b c d"
+            continue
+        text, at = "", []
+        for piece in stream if way == "events" else stream.chunks():
+            delta = piece.text if way == "events" else (piece.choices[0].delta.content if piece.choices else None)
+            if delta:
+                text += delta
+                at.append(time.monotonic())
+        assert text == "a b c d", way
+        # Each delta was handed over when its chunk came, not all at the end.
+        assert at[-1] - at[0] >= 0.08, way
+        # No runtime worker read it, and no blocking client sent it.
+        assert tuple(a - b for a, b in zip(paths(), before)) == (0, 0, 1), way
+    conns = {e["connection"] for e in server.log(name)}
+    assert len(server.log(name)) == 3 and len(conns) == 1, "one kept-alive connection for three streams"
+
+
+def test_a_timer_wakes_a_sync_stream_waiting_on_its_thread(server: MockServer, name: str) -> None:
+    # The backoff between the two attempts is a tokio timer: nothing this thread polls
+    # becomes ready, the timer's waker must wake it.
+    server.script(name, {"steps": [{"status": 503}], "then": {"text": "after a retry"}})
+    router = polyroute.Router(policy(server, [name], retry={"attempts_per_deployment": 2, "base_delay": "50ms", "max_delay": "50ms"}))
+    text = "".join(e.text or "" for e in router.stream(USER) if e.type == "content_delta")
+    assert text == "after a retry"
+    log = server.log(name)
+    assert len(log) == 2 and log[1]["received_ms"] - log[0]["received_ms"] >= 25
+
+
+def test_keyboard_interrupt_cancels_a_sync_stream_waiting_for_its_next_chunk(server: MockServer, name: str) -> None:
+    server.script(name, {"then": {"text": "one two three", "fault": {"stall_after": {"chunks": 1}}}})
+    router = polyroute.Router(policy(server, [name], timeouts={"first_token": "20s", "total": "30s", "idle": "20s"}))
+    stream = iter(router.stream(USER))
+    first = next(e for e in stream if e.type == "content_delta")
+    assert first.text
+    # Ctrl-C as an interactive Python has it (see test_threads' note on SIGINT).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in stream:
+                pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert time.monotonic() - started < 1.5

@@ -288,3 +288,18 @@ def test_closing_a_stream_early_cancels_the_request(server: MockServer, name: st
     sse = getattr(body, "_stream", body)._sse  # httpx wraps the transport's stream
     stream.close()
     assert sse.closed
+
+
+def test_a_sync_stream_is_read_by_the_calling_thread_and_a_whole_answer_on_the_blocking_client(server: MockServer, name: str) -> None:
+    from polyroute import _native
+
+    server.script(name, {"then": {"text": "a b c", "chunk_delay_ms": 20}})
+    c = client(polyroute.http_client(polyroute.Router(policy(server, [name]))))
+    before = _native._requests_by_path()
+    chunks = c.chat.completions.create(model="chat", messages=USER, stream=True)  # type: ignore[arg-type]
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "a b c"
+    # Opened and read driven by this thread (each chunk wakes only it), not on the runtime.
+    streamed = _native._requests_by_path()
+    assert tuple(a - b for a, b in zip(streamed, before)) == (0, 0, 1)
+    assert c.chat.completions.create(model="chat", messages=USER).choices[0].message.content == "a b c"  # type: ignore[arg-type]
+    assert tuple(a - b for a, b in zip(_native._requests_by_path(), streamed)) == (1, 0, 0)

@@ -31,6 +31,7 @@ mod gemini_http;
 mod gemini_mock_server;
 mod guards;
 mod host_keys;
+mod inline_drive;
 mod inline_driven;
 mod inline_http;
 mod mock_server_parity;

@@ -17,11 +17,14 @@
 //! calls when a proxy is configured in the environment or `POLYROUTE_INLINE_HTTP=0` is set
 //! (or `TransportOptions::inline_http` is false). Streams and hedged attempts of a sync call
 //! take the async client (a stream's chunks are read later, maybe elsewhere; two hedged
-//! requests race, which one blocked thread cannot do).
+//! requests race, which one blocked thread cannot do), unless the caller waits with
+//! [`drive_for`], as Python's sync streams do: then they are driven by the waiting thread.
 //!
 //! Requests of a future polled by a host's event loop inside [`driven`] (Python's asyncio
 //! calls) are read and written on that loop's thread without blocking, and the loop's own
-//! selector waits for their sockets (`driven.rs`): no thread hop at all.
+//! selector waits for their sockets (`driven.rs`): no thread hop at all. [`drive_for`] makes
+//! the calling thread that loop (`poll(2)`), for sync callers of futures that wait more than
+//! once, such as a stream's reads (`drive.rs`).
 //!
 //! How the pieces meet without new parameters through the provider interface: the attempt
 //! loop wraps an attempt in [`within`] (its deadline), which is visible to the transport only
@@ -29,6 +32,8 @@
 //! waits in slices so the scope's interrupt check (Python's Ctrl-C) runs between them.
 
 mod direct;
+#[cfg(unix)]
+mod drive;
 #[cfg(unix)]
 mod driven;
 mod http;
@@ -44,6 +49,8 @@ use std::time::Instant;
 use crate::error::{Error, ErrorKind};
 
 pub(crate) use direct::AsyncPool;
+#[cfg(unix)]
+pub use drive::{drive_for, drove_sockets};
 pub(crate) use http::Pool;
 
 struct Scope {
@@ -137,6 +144,23 @@ pub fn scope<R>(interrupted: impl Fn() -> bool + 'static, f: impl FnOnce() -> R)
 /// runtime).
 pub fn block_on<F: Future>(rt: &tokio::runtime::Handle, fut: F) -> F::Output {
     scope(|| false, || rt.block_on(fut))
+}
+
+/// No thread drives sockets of its own here (see [`drive_for`]).
+#[cfg(not(unix))]
+pub fn drove_sockets() -> bool {
+    false
+}
+
+/// Poll `fut` on this thread until it ends or `slice` has passed (`Poll::Pending`), as
+/// `rt.block_on` with a timeout would. Elsewhere than on Unix there is no driven path, so
+/// it is exactly that.
+#[cfg(not(unix))]
+pub fn drive_for<F: Future + ?Sized>(rt: &tokio::runtime::Handle, fut: Pin<&mut F>, slice: std::time::Duration) -> Poll<F::Output> {
+    match rt.block_on(tokio::time::timeout(slice, fut)) {
+        Ok(v) => Poll::Ready(v),
+        Err(_) => Poll::Pending,
+    }
 }
 
 /// An attempt whose requests may run inline until `deadline`.
