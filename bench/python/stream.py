@@ -8,6 +8,9 @@ extra chunks, is the per-chunk cost. Readers, interleaved stream by stream:
 
 - floor: a kept-alive blocking socket sending pre-encoded request bytes and reading the
   chunked SSE body with `json.loads` per event (the least Python does with a stream);
+- asyncio floor: the same reader on the event loop (`loop.sock_sendall` / `sock_recv` on a
+  non-blocking socket), the least an asyncio reader costs: its "added" column is asyncio's
+  own price per chunk, which `AsyncRouter.stream` pays too;
 - `Router.stream` iterated for events (dicts), `AsyncRouter.stream` likewise under asyncio;
 - `Router.stream(...).chunks()`, the OpenAI chunk form the openai transport uses.
 
@@ -56,6 +59,26 @@ def policy(base: str, model: str) -> Dict[str, Any]:
     }
 
 
+def request_bytes(host: str, port: str, model: str) -> bytes:
+    body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+        f"authorization: Bearer {FAKE_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def count_events(pending: bytes, data: bytes) -> "tuple[int, bytes]":
+    """Events completed by `data` (each `data:` payload through `json.loads`), and the rest."""
+    events = 0
+    *done, pending = (pending + data).split(b"\n\n")
+    for ev in done:
+        if ev.startswith(b"data: ") and ev[6:] != b"[DONE]":
+            json.loads(ev[6:])
+            events += 1
+    return events, pending
+
+
 def floor_reader(base: str) -> Callable[[str], int]:
     """A blocking socket reading the chunked SSE body: events split on blank lines, each
     `data:` payload through `json.loads`."""
@@ -65,14 +88,7 @@ def floor_reader(base: str) -> Callable[[str], int]:
     f = sock.makefile("rb")
 
     def read(model: str) -> int:
-        body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
-        sock.sendall(
-            (
-                f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-                f"authorization: Bearer {FAKE_KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
-            ).encode()
-            + body
-        )
+        sock.sendall(request_bytes(host, port, model))
         f.readline()
         while f.readline() not in (b"\r\n", b""):
             pass
@@ -82,14 +98,51 @@ def floor_reader(base: str) -> Callable[[str], int]:
             data = f.read(size + 2)[:-2] if size else f.readline() and b""
             if not size:
                 return events
-            pending += data
-            *done, pending = pending.split(b"\n\n")
-            for ev in done:
-                if ev.startswith(b"data: ") and ev[6:] != b"[DONE]":
-                    json.loads(ev[6:])
-                    events += 1
+            got, pending = count_events(pending, data)
+            events += got
 
     return read
+
+
+def async_floor_reader(base: str, loop: asyncio.AbstractEventLoop) -> Callable[[str], int]:
+    """`floor_reader` on the event loop: a non-blocking socket read with `loop.sock_recv`, so
+    a read that would block parks in the loop's selector, as a driven `AsyncRouter` stream's
+    does."""
+    host, port = base.split("//", 1)[1].split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    buf = bytearray()
+
+    async def line() -> bytes:
+        while (i := buf.find(b"\r\n")) < 0:
+            buf.extend(await loop.sock_recv(sock, 65536))
+        out = bytes(buf[: i + 2])
+        del buf[: i + 2]
+        return out
+
+    async def exactly(n: int) -> bytes:
+        while len(buf) < n:
+            buf.extend(await loop.sock_recv(sock, 65536))
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
+
+    async def read(model: str) -> int:
+        await loop.sock_sendall(sock, request_bytes(host, port, model))
+        await line()
+        while await line() != b"\r\n":
+            pass
+        events, pending = 0, b""
+        while True:
+            size = int((await line()).split(b";")[0], 16)
+            if not size:
+                await line()
+                return events
+            got, pending = count_events(pending, (await exactly(size + 2))[:-2])
+            events += got
+
+    return lambda model: loop.run_until_complete(read(model))
 
 
 def measure(readers: Dict[str, Callable[[str], int]], short: str, long: str, n: int, loop: asyncio.AbstractEventLoop) -> Dict[str, List[float]]:
@@ -146,6 +199,7 @@ def main() -> None:
 
         readers: Dict[str, Callable[[str], int]] = {
             "floor": floor_reader(base),
+            "asyncio floor (`loop.sock_recv`)": async_floor_reader(base, loop),
             "`Router.stream` events": events,
             "`Router.stream(...).chunks()`": chunks,
             "`AsyncRouter.stream` events": lambda m: loop.run_until_complete(aevents(m)),
