@@ -32,6 +32,9 @@ def test_router_survives_fork(server: MockServer, name: str) -> None:
     router.subscribe(events.append)
     assert router.chat(USER).content == "echo: hello mock"  # warm the parent's pool and runtime
     asyncio.run(arouter.chat(USER))
+    # This thread's stream wake-up pair (runtime::drive) exists before the fork: the child
+    # makes its own rather than share it.
+    assert "".join(e.text or "" for e in router.stream(USER) if e.type == "content_delta") == "echo: hello mock"
 
     pid = os.fork()
     if pid == 0:  # child: any failure becomes a non-zero exit code
@@ -59,6 +62,7 @@ def test_router_survives_fork(server: MockServer, name: str) -> None:
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     # The parent is unaffected.
     assert router.chat(USER).content == "echo: hello mock"
+    assert "".join(e.text or "" for e in router.stream(USER) if e.type == "content_delta") == "echo: hello mock"
     bodies = [e["body"]["messages"][-1]["content"] for e in server.log(name)]
     assert "in child" in bodies and "async child" in bodies
 

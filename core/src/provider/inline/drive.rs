@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -29,6 +29,9 @@ struct Signal {
     woken: AtomicBool,
     rx: UnixStream,
     tx: UnixStream,
+    /// [`FORKS`] when it was made: a forked child's thread makes its own, since the pair it
+    /// inherited is shared with the parent, which could read the child's wake-ups.
+    forks: u32,
 }
 
 impl Wake for Signal {
@@ -48,7 +51,7 @@ impl Signal {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
         tx.set_nonblocking(true)?;
-        Ok(Arc::new(Signal { woken: AtomicBool::new(false), rx, tx }))
+        Ok(Arc::new(Signal { woken: AtomicBool::new(false), rx, tx, forks: forks() }))
     }
 
     /// Forget earlier wake-ups (the poll that follows sees whatever they were for).
@@ -64,12 +67,31 @@ impl Signal {
     }
 }
 
+/// How many times this process has been forked from the one that started (see
+/// [`Signal::forks`]).
+static FORKS: AtomicU32 = AtomicU32::new(0);
+
+fn forks() -> u32 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        extern "C" fn child() {
+            FORKS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the handler only adds to an atomic, which a forked child's handler may
+        // do. Should registration fail, a child shares its parent's pair: a wake-up read by
+        // the wrong process makes the other wait out its slice, then poll again.
+        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    });
+    FORKS.load(Ordering::Relaxed)
+}
+
 thread_local! {
     /// Whether the last [`drive_for`] on this thread had sockets of its own to wait on.
     static SOCKETS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Made on a thread's first wait and kept: wakers a future stored may fire after the
-    /// call that made them ended, and then only cost the thread's next wait a re-poll.
-    static SIGNAL: std::cell::OnceCell<Option<Arc<Signal>>> = const { std::cell::OnceCell::new() };
+    /// Made on a thread's first wait and kept (made again in a forked child): wakers a
+    /// future stored may fire after the call that made them ended, and then only cost the
+    /// thread's next wait a re-poll.
+    static SIGNAL: std::cell::RefCell<Option<Arc<Signal>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Poll `fut` on this thread, inside `rt`'s context, until it ends or `slice` has passed
@@ -78,7 +100,7 @@ thread_local! {
 /// it must not be a runtime worker (the sleep in `poll(2)` would block one).
 pub fn drive_for<F: Future + ?Sized>(rt: &tokio::runtime::Handle, mut fut: Pin<&mut F>, slice: Duration) -> Poll<F::Output> {
     let _rt = rt.enter();
-    let Some(signal) = SIGNAL.with(|s| s.get_or_init(|| Signal::new().ok()).clone()) else {
+    let Some(signal) = signal() else {
         // No socket pair (out of descriptors): the runtime's own wait still works.
         SOCKETS.with(|s| s.set(false));
         return match rt.block_on(tokio::time::timeout(slice, fut)) {
@@ -125,6 +147,18 @@ pub fn drive_for<F: Future + ?Sized>(rt: &tokio::runtime::Handle, mut fut: Pin<&
 /// read fastest here, where a read on a runtime worker would hand them to tokio for good.
 pub fn drove_sockets() -> bool {
     SOCKETS.with(std::cell::Cell::get)
+}
+
+/// This thread's [`Signal`], made on first use and again after a fork; `None` if no socket
+/// pair could be made.
+fn signal() -> Option<Arc<Signal>> {
+    SIGNAL.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.as_ref().is_none_or(|sig| sig.forks != forks()) {
+            *s = Signal::new().ok();
+        }
+        s.clone()
+    })
 }
 
 fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
