@@ -48,7 +48,7 @@ fn a_stream_driven_by_the_calling_thread_reads_spaced_chunks_there_and_pools_its
     let srv = rt.block_on(crate::common::mock_server());
     srv.set_script("spaced", MockScript::from_json(r#"{"then": {"text": "a b c d", "chunk_delay_ms": 40}}"#).unwrap()).unwrap();
     let r = router(&srv.url());
-    let before = (inline::sent(), inline::sent_async(), inline::sent_driven());
+    let before = inline::sent_driven();
     for _ in 0..2 {
         let mut stream = drive(&rt, r.stream(ChatRequest::new(vec![Message::user("hi")]))).unwrap();
         let (mut text, mut at) = (String::new(), Vec::new());
@@ -83,8 +83,8 @@ fn a_stream_driven_by_the_calling_thread_reads_spaced_chunks_there_and_pools_its
         // Each delta was handed over when its chunk came, not all at the end.
         assert!(at[3] - at[0] >= Duration::from_millis(80), "{:?}", at[3] - at[0]);
     }
-    let after = (inline::sent(), inline::sent_async(), inline::sent_driven());
-    assert_eq!((after.0 - before.0, after.1 - before.1, after.2 - before.2), (0, 0, 2), "both streams were driven, and only they");
+    // The counters are the process's, and other tests run alongside: at least these two.
+    assert!(inline::sent_driven() - before >= 2, "the streams' requests were not driven");
     let log = srv.log_for("spaced");
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].connection, log[1].connection, "the first stream's connection went back to the pool");
