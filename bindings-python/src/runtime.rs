@@ -103,16 +103,22 @@ pub fn forked_since(pid: u32) -> bool {
     pid != self::pid()
 }
 
+/// The runtime, for a sync call about to block this thread: refused on one of the runtime's
+/// own threads (it would block a worker that the call itself may need).
+fn runtime_for_blocking(py: Python<'_>) -> PyResult<&'static Runtime> {
+    if Handle::try_current().is_ok() {
+        return Err(PyRuntimeError::new_err("polyroute: a blocking Router call was made from inside the polyroute runtime; use AsyncRouter there"));
+    }
+    runtime(py)
+}
+
 /// Run `fut` to completion for a sync caller: GIL released while waiting, Ctrl-C honoured.
 pub fn block_on<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
 where
     F: Future<Output = T> + Send,
     T: Send,
 {
-    if Handle::try_current().is_ok() {
-        return Err(PyRuntimeError::new_err("polyroute: a blocking Router call was made from inside the polyroute runtime; use AsyncRouter there"));
-    }
-    let rt = runtime(py)?;
+    let rt = runtime_for_blocking(py)?;
     let mut fut = std::pin::pin!(fut);
     // Where a request running inline on this thread (see below) leaves the signal
     // handler's exception when it stops for it.
@@ -145,10 +151,7 @@ where
     F: Future<Output = T> + Send,
     T: Send,
 {
-    if Handle::try_current().is_ok() {
-        return Err(PyRuntimeError::new_err("polyroute: a blocking Router call was made from inside the polyroute runtime; use AsyncRouter there"));
-    }
-    let rt = runtime(py)?;
+    let rt = runtime_for_blocking(py)?;
     let mut fut = std::pin::pin!(fut);
     loop {
         match py.detach(|| inline::drive_for(rt.handle(), fut.as_mut(), SIGNAL_POLL)) {

@@ -10,12 +10,16 @@ port and no persistence, and killed at the end; tests share it through distinct 
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -80,6 +84,22 @@ class MockServer:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+@contextlib.contextmanager
+def ctrl_c_after(seconds: float) -> Iterator[None]:
+    """Ctrl-C in the main thread after ``seconds``, as an interactive Python has it. A Python
+    started with SIGINT ignored (any job a non-interactive shell puts in the background, e.g.
+    a CI launched with ``&``) keeps it ignored, and then ``interrupt_main`` does nothing at
+    all, so the default handler is installed for the duration."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(seconds, _thread.interrupt_main)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
 
 
 def free_port() -> int:

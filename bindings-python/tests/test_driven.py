@@ -9,11 +9,8 @@ Sync streams are driven too, by the calling thread itself (`runtime::drive`: it 
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import os
-import signal
-import threading
 import subprocess
 import sys
 import time
@@ -21,7 +18,7 @@ from typing import Any, Coroutine, List, TypeVar
 
 import polyroute
 import pytest
-from conftest import USER, MockServer, policy
+from conftest import USER, MockServer, ctrl_c_after, policy
 from polyroute import _native
 
 T = TypeVar("T")
@@ -184,15 +181,8 @@ def test_keyboard_interrupt_cancels_a_sync_stream_waiting_for_its_next_chunk(ser
     stream = iter(router.stream(USER))
     first = next(e for e in stream if e.type == "content_delta")
     assert first.text
-    # Ctrl-C as an interactive Python has it (see test_threads' note on SIGINT).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
     started = time.monotonic()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            for _ in stream:
-                pass
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with ctrl_c_after(0.3), pytest.raises(KeyboardInterrupt):
+        for _ in stream:
+            pass
     assert time.monotonic() - started < 1.5

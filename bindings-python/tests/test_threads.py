@@ -3,15 +3,13 @@ while waiting, and Ctrl-C cancelling a blocked call."""
 
 from __future__ import annotations
 
-import _thread
-import signal
 import threading
 import time
 from typing import List
 
 import polyroute
 import pytest
-from conftest import USER, MockServer, policy
+from conftest import USER, MockServer, ctrl_c_after, policy
 from test_streaming import wait_for_disconnect
 
 
@@ -70,17 +68,8 @@ def test_the_gil_is_released_while_waiting(server: MockServer, name: str) -> Non
 def test_keyboard_interrupt_cancels_a_blocked_call(server: MockServer, name: str) -> None:
     server.script(name, {"then": {"fault": "hang"}})
     router = polyroute.Router(policy(server, [name], timeouts={"first_token": "20s", "total": "30s"}))
-    # Ctrl-C as an interactive Python has it. A Python started with SIGINT ignored (any job a
-    # non-interactive shell puts in the background, e.g. a CI launched with `&`) keeps it
-    # ignored, and then `interrupt_main` does nothing at all: the call ran to its 20 s timeout.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
     started = time.monotonic()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            router.chat(USER)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with ctrl_c_after(0.3), pytest.raises(KeyboardInterrupt):
+        router.chat(USER)
     assert time.monotonic() - started < 1.5
     assert wait_for_disconnect(server, name)["client_disconnected"] is True

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use polyroute::provider::inline;
 use polyroute::provider::mock::MockScript;
-use polyroute::{ChatRequest, Message, Policy, Router, StreamEvent};
+use polyroute::{ChatRequest, Message, StreamEvent};
 
 use crate::inline_http::runtime;
 
@@ -26,28 +26,12 @@ fn drive<F: Future>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output {
     }
 }
 
-fn router(base: &str) -> Router {
-    let policy = Policy::from_str(&format!(
-        r#"
-providers:
-  p: {{kind: openai, base_url: "{base}/v1", api_key: "sk-test-not-a-real-key"}}
-deployments:
-  d: {{provider: p, model: "spaced"}}
-routes:
-  - name: main
-    deployments: [d]
-"#
-    ))
-    .unwrap();
-    Router::new(policy).unwrap()
-}
-
 #[test]
 fn a_stream_driven_by_the_calling_thread_reads_spaced_chunks_there_and_pools_its_connection() {
     let rt = runtime();
     let srv = rt.block_on(crate::common::mock_server());
-    srv.set_script("spaced", MockScript::from_json(r#"{"then": {"text": "a b c d", "chunk_delay_ms": 40}}"#).unwrap()).unwrap();
-    let r = router(&srv.url());
+    srv.set_script("m", MockScript::from_json(r#"{"then": {"text": "a b c d", "chunk_delay_ms": 40}}"#).unwrap()).unwrap();
+    let r = crate::inline_http::router(srv.addr().port(), "");
     let before = inline::sent_driven();
     for _ in 0..2 {
         let mut stream = drive(&rt, r.stream(ChatRequest::new(vec![Message::user("hi")]))).unwrap();
@@ -85,7 +69,7 @@ fn a_stream_driven_by_the_calling_thread_reads_spaced_chunks_there_and_pools_its
     }
     // The counters are the process's, and other tests run alongside: at least these two.
     assert!(inline::sent_driven() - before >= 2, "the streams' requests were not driven");
-    let log = srv.log_for("spaced");
+    let log = srv.log_for("m");
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].connection, log[1].connection, "the first stream's connection went back to the pool");
 }
