@@ -15,8 +15,10 @@
 //! Waiting: the sync API uses [`block_on`], which drives the future on the calling thread
 //! with the GIL released, waking every [`SIGNAL_POLL`] to let Python run signal handlers (a
 //! `KeyboardInterrupt` drops the future, which cancels the request); its requests to
-//! plain-http providers run on the calling thread (`polyroute::provider::inline`). asyncio goes through
-//! `aio.rs`. Neither ever takes the GIL on a runtime thread.
+//! plain-http providers run on the calling thread (`polyroute::provider::inline`). Sync
+//! streams use [`drive`], where the calling thread also waits on the stream's socket itself
+//! (`poll(2)`), so a chunk wakes only it. asyncio goes through `aio.rs`. None of them ever
+//! takes the GIL on a runtime thread.
 
 use std::future::Future;
 #[cfg(unix)]

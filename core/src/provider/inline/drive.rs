@@ -3,7 +3,7 @@
 //!
 //! Why: a sync stream's chunks used to be read from a socket tokio's reactor watched, so
 //! every chunk that arrived on its own (a provider's usual pace) woke a runtime worker, which
-//! then woke the reading thread: two wake-ups per chunk, +60 CPU-µs a chunk over a blocking
+//! then woke the reading thread: two wake-ups per chunk, +56–73 CPU-µs a chunk over a blocking
 //! socket on the 2-core VM (issue 18). Driven here, the chunk wakes the reader directly, as a
 //! blocking `recv` would. Whole calls keep the blocking client (`http.rs`), which needs no
 //! `poll`; this is for futures that wait more than once (a stream's reads).
