@@ -259,7 +259,9 @@ impl LoopBridge {
         };
         // The callback first: the first poll may already resolve the future.
         let call = Driven::new(self.shared.clone(), future, Box::pin(work));
-        future.call_method1("add_done_callback", (Canceller { abort: None, stop: None, driven: Some(call.clone()) },))?;
+        let canceller = Bound::new(py, Canceller { abort: None, stop: None, driven: Some(call.clone()) })?.into_any();
+        future.call_method1(pyo3::intern!(py, "add_done_callback"), (&canceller,))?;
+        call.set_canceller(canceller.unbind());
         call.poll(py);
         Ok(Ok(()))
     }

@@ -43,6 +43,10 @@ pub struct Driven {
     shared: Arc<Shared>,
     /// A re-poll is queued on the bridge already (wake-ups in a burst share one).
     queued: AtomicBool,
+    /// The future's done-callback that cancels this call (`aio::Canceller`), taken off the
+    /// future before it is resolved: left on, the loop would schedule and run it for nothing
+    /// (a handle and a loop iteration's work per call and per stream read).
+    canceller: Mutex<Option<Py<PyAny>>>,
 }
 
 /// Wakes a driven call from any thread: a re-poll on the loop, through the bridge.
@@ -82,7 +86,13 @@ impl Driven {
             event_loop: std::sync::OnceLock::new(),
             shared,
             queued: AtomicBool::new(false),
+            canceller: Mutex::new(None),
         })
+    }
+
+    /// Remember the done-callback `canceller` registered on the future for this call.
+    pub fn set_canceller(&self, canceller: Py<PyAny>) {
+        *self.canceller.lock().unwrap_or_else(|p| p.into_inner()) = Some(canceller);
     }
 
     /// [`Driven::poll`], where a panic (outside the call's own future, whose panics are its
@@ -110,7 +120,7 @@ impl Driven {
         let Some(mut call) = self.call.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         let rt = match runtime(py) {
             Ok(rt) => rt,
-            Err(e) => return resolve(target, Err(e)),
+            Err(e) => return self.finish(target, Err(e)),
         };
         let waker = Waker::from(Arc::new(Rewake(Arc::downgrade(self))));
         let (polled, waits) = py.detach(|| {
@@ -120,8 +130,8 @@ impl Driven {
         match polled {
             Poll::Ready(outcome) => {
                 drop(call);
-                if !target.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
-                    resolve(target, outcome(py));
+                if !target.call_method0(pyo3::intern!(py, "done")).and_then(|d| d.is_truthy()).unwrap_or(true) {
+                    self.finish(target, outcome(py));
                 }
             }
             Poll::Pending => {
@@ -135,11 +145,22 @@ impl Driven {
         }
     }
 
+    /// Resolve the future with the call's outcome. Resolved, it can no longer be cancelled,
+    /// so its canceller comes off first.
+    fn finish(&self, target: &Bound<'_, PyAny>, outcome: PyResult<Bound<'_, PyAny>>) {
+        if let Some(c) = self.canceller.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = target.call_method1(pyo3::intern!(target.py(), "remove_done_callback"), (c,));
+        }
+        resolve(target, outcome);
+    }
+
     /// The future was cancelled: stop watching, drop the call (closing its sockets).
     pub fn cancel(&self, py: Python<'_>) {
         let _ = self.unwatch(self.target.bind(py));
         let call = self.call.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(call);
+        // The canceller holds this call: the pair must not keep each other alive.
+        self.canceller.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     fn watch(self: &Arc<Self>, target: &Bound<'_, PyAny>, waits: Vec<Wait>) -> PyResult<()> {
