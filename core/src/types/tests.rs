@@ -523,4 +523,18 @@ fn usage_serialises_as_its_openai_object_byte_for_byte() {
             Usage { input_tokens: 20, output_tokens: 9, cache_read_tokens: cache_read, cache_write_tokens: cache_write, reasoning_tokens: reasoning };
         assert_eq!(serde_json::to_string(&u).unwrap(), u.to_openai().to_string(), "{u:?}");
     }
+    // The mapping itself, pinned (both paths above are now the one `Serialize`).
+    let text = |r, w, x| {
+        serde_json::to_string(&Usage { input_tokens: 20, output_tokens: 9, cache_read_tokens: r, cache_write_tokens: w, reasoning_tokens: x })
+            .unwrap()
+    };
+    assert_eq!(text(0, 0, 0), r#"{"completion_tokens":9,"prompt_tokens":20,"total_tokens":29}"#);
+    assert_eq!(
+        text(0, 3, 0),
+        r#"{"completion_tokens":9,"prompt_tokens":20,"prompt_tokens_details":{"cache_write_tokens":3,"cached_tokens":0},"total_tokens":29}"#
+    );
+    assert_eq!(
+        text(5, 3, 7),
+        r#"{"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":7},"prompt_tokens":20,"prompt_tokens_details":{"cache_write_tokens":3,"cached_tokens":5},"total_tokens":29}"#
+    );
 }

@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Normalised token counts; see the module docs for what each number includes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,30 +84,16 @@ impl Usage {
             reasoning_tokens: reasoning,
         }
     }
+    /// The OpenAI usage object, as a `Value`: what [`Usage`]'s `Serialize` writes (one
+    /// mapping, there).
     pub fn to_openai(&self) -> Value {
-        let mut v = serde_json::json!({
-            "prompt_tokens": self.input_tokens,
-            "completion_tokens": self.output_tokens,
-            "total_tokens": self.total_tokens(),
-        });
-        if self.cache_read_tokens > 0 || self.cache_write_tokens > 0 {
-            let mut d = Map::new();
-            d.insert("cached_tokens".into(), self.cache_read_tokens.into());
-            if self.cache_write_tokens > 0 {
-                d.insert("cache_write_tokens".into(), self.cache_write_tokens.into());
-            }
-            v["prompt_tokens_details"] = Value::Object(d);
-        }
-        if self.reasoning_tokens > 0 {
-            v["completion_tokens_details"] = serde_json::json!({"reasoning_tokens": self.reasoning_tokens});
-        }
-        v
+        serde_json::to_value(self).expect("a usage object has only string keys and integers")
     }
 }
 
-/// [`Usage::to_openai`]'s object, written directly (every answer and every attempt of a
-/// trace carries one, and the bindings convert them all): keys in the order that object's
-/// sorted map writes them, so the JSON text is the same byte for byte.
+/// The OpenAI usage object, written directly (every answer and every attempt of a trace
+/// carries one, and the bindings convert them all, so no `Value` is built on the way): keys
+/// sorted, as a `serde_json::Map` writes them, so the text equals what the `Value` path wrote.
 impl Serialize for Usage {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
