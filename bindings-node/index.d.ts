@@ -124,6 +124,13 @@ export declare function _debugPanic(): void
 /** Test hook: a promise whose future panics while napi's runtime polls it. */
 export declare function _debugPanicAsync(): Promise<void>
 
+/**
+ * Test hook: requests sent since the process started by each of the core's own HTTP
+ * clients, `[blocking, runtime async, loop-driven]`, and whether this thread's loop drives
+ * streams (`driver.rs`).
+ */
+export declare function _requestsByPath(): [number, number, number, boolean]
+
 /** Every `ErrorKind` code, in the core's order; the JS layer checks its classes against it. */
 export declare function errorKinds(): Array<string>
 

@@ -841,5 +841,6 @@ module.exports.NativeRouter = nativeBinding.NativeRouter
 module.exports.NativeStream = nativeBinding.NativeStream
 module.exports._debugPanic = nativeBinding._debugPanic
 module.exports._debugPanicAsync = nativeBinding._debugPanicAsync
+module.exports._requestsByPath = nativeBinding._requestsByPath
 module.exports.errorKinds = nativeBinding.errorKinds
 module.exports.openaiNotFound = nativeBinding.openaiNotFound

@@ -32,6 +32,8 @@ use polyroute::bridge::openai_http::{OpenAiBody, OpenAiReply, SseHandle};
 use polyroute::bridge::{self, StreamHandle};
 use polyroute::{Error as CoreError, ErrorKind, Router};
 
+mod driver;
+
 /// mimalloc: glibc's malloc and free were ~30 % of a routed call's instructions (issue 18).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -136,7 +138,7 @@ impl NativeRouter {
         guard(|| {
             let router = self.inner.clone();
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
-            env.spawn_future(guard_future(async move {
+            driver::promise(env, async move {
                 let stream = cancel
                     .run(async {
                         let req = bridge::request_from_json(&request)?;
@@ -145,7 +147,7 @@ impl NativeRouter {
                     .await
                     .map_err(|e| js_error(&e))?;
                 Ok(NativeStream { handle: StreamHandle::new(stream, cancel) })
-            }))
+            })
         })
     }
 
@@ -167,10 +169,18 @@ impl NativeRouter {
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
             let body = body.to_vec();
             let headers = header_map(&headers);
-            env.spawn_future(guard_future(async move {
+            let streamed = bridge::openai_http::asks_to_stream(&body);
+            let reply = async move {
                 let reply = cancel.run(async { Ok(bridge::openai_http::handle(&router, &body, &headers).await) }).await.map_err(|e| js_error(&e))?;
                 Ok(NativeOpenAiReply::new(reply))
-            }))
+            };
+            // A stream is opened where it will be read, by the loop (`driver.rs`); a whole
+            // answer stays on the runtime, as `chat()` does.
+            if streamed {
+                driver::promise(env, reply)
+            } else {
+                env.spawn_future(guard_future(reply))
+            }
         })
     }
 
@@ -286,10 +296,10 @@ impl NativeStream {
     pub fn next_batch<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
         guard(|| {
             let next = self.handle.next_values(BATCH);
-            env.spawn_future(guard_future(async move {
+            driver::promise(env, async move {
                 let batch = next.await.map_err(|e| js_error(&e))?;
                 batch.map(|b| to_json(&b)).transpose()
-            }))
+            })
         })
     }
 
@@ -300,10 +310,10 @@ impl NativeStream {
     pub fn next_chunk_batch<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
         guard(|| {
             let next = self.handle.next_chunk_values(BATCH);
-            env.spawn_future(guard_future(async move {
+            driver::promise(env, async move {
                 let batch = next.await.map_err(|e| js_error(&e))?;
                 batch.map(|b| to_json(&b)).transpose()
-            }))
+            })
         })
     }
 
@@ -314,10 +324,10 @@ impl NativeStream {
     pub fn final_response<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, String>> {
         guard(|| {
             let fin = self.handle.final_response();
-            env.spawn_future(guard_future(async move {
+            driver::promise(env, async move {
                 let resp = fin.await.map_err(|e| js_error(&e))?;
                 to_json(&resp)
-            }))
+            })
         })
     }
 
@@ -401,12 +411,12 @@ impl NativeOpenAiReply {
     pub fn next<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<Buffer>>> {
         guard(|| {
             let next = self.sse.as_ref().map(|s| s.next_frame());
-            env.spawn_future(guard_future(async move {
+            driver::promise(env, async move {
                 Ok(match next {
                     Some(next) => next.await.map(Buffer::from),
                     None => None,
                 })
-            }))
+            })
         })
     }
 
@@ -433,6 +443,17 @@ pub fn openai_not_found(message: String) -> Result<NativeOpenAiReply> {
 #[napi]
 pub fn error_kinds() -> Vec<String> {
     ErrorKind::ALL.iter().map(|k| k.code().to_string()).collect()
+}
+
+/// Test hook: requests sent since the process started by each of the core's own HTTP
+/// clients, `[blocking, runtime async, loop-driven]`, and whether this thread's loop drives
+/// streams (`driver.rs`).
+#[doc(hidden)]
+#[napi(js_name = "_requestsByPath")]
+pub fn requests_by_path(env: &Env) -> (u32, u32, u32, bool) {
+    use polyroute::provider::inline;
+    let n = |v: u64| v as u32;
+    (n(inline::sent()), n(inline::sent_async()), n(inline::sent_driven()), driver::active(env))
 }
 
 /// Test hook: panics inside the core on purpose, under the guard of every synchronous entry

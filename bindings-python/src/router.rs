@@ -210,7 +210,7 @@ impl NativeRouter {
     fn openai_chat<'py>(&self, py: Python<'py>, body: &[u8], headers: Vec<(String, String)>) -> PyResult<Bound<'py, PyTuple>> {
         guarded(py, || {
             let router = self.router(py)?;
-            let streamed = asks_to_stream(body);
+            let streamed = polyroute::bridge::openai_http::asks_to_stream(body);
             let (body, headers) = (body.to_vec(), header_map(headers));
             let reply = async move { bridge::openai_http::handle(&router, &body, &headers).await };
             // A stream is opened the way its chunks will be read (`runtime::drive`); a whole
@@ -333,18 +333,4 @@ impl NativeRouter {
             Ok(router.unsubscribe(sub.core_id))
         })
     }
-}
-
-/// Whether an OpenAI request body asks for a stream (`"stream": true` at any depth): a hint
-/// for how to wait on it, so a rare false positive (a nested key of that name) only picks
-/// the other, equally correct, way.
-fn asks_to_stream(body: &[u8]) -> bool {
-    fn skip_space(s: &[u8]) -> &[u8] {
-        &s[s.iter().take_while(|b| b.is_ascii_whitespace()).count()..]
-    }
-    const KEY: &[u8] = b"\"stream\"";
-    body.windows(KEY.len()).enumerate().filter(|(_, w)| *w == KEY).any(|(at, _)| match skip_space(&body[at + KEY.len()..]) {
-        [b':', value @ ..] => skip_space(value).starts_with(b"true"),
-        _ => false,
-    })
 }

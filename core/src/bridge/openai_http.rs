@@ -85,6 +85,21 @@ pub fn not_found_reply(message: &str) -> OpenAiReply {
     json_reply(status, &body, vec![("x-polyroute-error-kind", crate::ErrorKind::NotFound.code().to_string())])
 }
 
+/// Whether an OpenAI request body asks for a stream (`"stream": true` at any depth), without
+/// parsing it: a binding's hint for how to wait on the reply ([`handle`] parses the body), so
+/// a rare false positive (a nested key of that name) only picks the other, equally correct,
+/// way.
+pub fn asks_to_stream(body: &[u8]) -> bool {
+    fn skip_space(s: &[u8]) -> &[u8] {
+        &s[s.iter().take_while(|b| b.is_ascii_whitespace()).count()..]
+    }
+    const KEY: &[u8] = b"\"stream\"";
+    body.windows(KEY.len()).enumerate().filter(|(_, w)| *w == KEY).any(|(at, _)| match skip_space(&body[at + KEY.len()..]) {
+        [b':', value @ ..] => skip_space(value).starts_with(b"true"),
+        _ => false,
+    })
+}
+
 /// Answer one `POST /v1/chat/completions`: parse `body` and `headers` as the gateway does
 /// (no access keys: an in-process caller is trusted), route it, and return the reply. A
 /// stream is returned once it has committed (first content; failures before it fail over

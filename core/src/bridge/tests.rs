@@ -539,3 +539,15 @@ mod openai_http_reply {
         assert!(s.is_closed());
     }
 }
+
+/// The bindings' hint for how to wait on an OpenAI reply (`openai_http::asks_to_stream`).
+#[test]
+fn asks_to_stream_finds_a_true_stream_key_without_parsing() {
+    use crate::bridge::openai_http::asks_to_stream;
+    for yes in [r#"{"stream": true}"#, r#"{"model":"m","stream":true}"#, "{\"stream\"\n :\t true, \"x\": 1}", r#"{"a": {"stream": true}}"#] {
+        assert!(asks_to_stream(yes.as_bytes()), "{yes}");
+    }
+    for no in [r#"{"stream": false}"#, r#"{"model": "m"}"#, r#"{"content": "stream: true"}"#, r#"{"stream_options": true}"#, r#"{"stream""#, ""] {
+        assert!(!asks_to_stream(no.as_bytes()), "{no}");
+    }
+}
