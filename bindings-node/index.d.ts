@@ -121,7 +121,10 @@ export declare class NativeStream {
  */
 export declare function _debugPanic(): void
 
-/** Test hook: a promise whose future panics while napi's runtime polls it. */
+/**
+ * Test hook: a promise whose future panics while it is polled (by the loop, or by napi's
+ * runtime with `POLYROUTE_ASYNC_DRIVEN=0`).
+ */
 export declare function _debugPanicAsync(): Promise<void>
 
 /**

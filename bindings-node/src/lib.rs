@@ -11,7 +11,10 @@
 //! - Errors reject with a `napi::Error` whose reason is `POLYROUTE:` + the core `Error` as
 //!   JSON. N-API promises cannot carry custom classes, so `polyroute.js` turns that into a
 //!   `PolyrouteError` subclass with `code === kind`; users never see the raw string.
-//! - Async work runs on napi's tokio runtime (`env.spawn_future`); the core never creates one.
+//! - Async work (calls, streams and their reads) is polled by the JS thread's own event loop
+//!   (`driver.rs`: libuv's epoll waits for the sockets, so an answer wakes that thread and no
+//!   other), in the context of napi's tokio runtime (timers, tasks); where the loop cannot
+//!   drive it, it is spawned on that runtime. The core never creates a runtime.
 //! - Cancellation is a `CancelToken` (the core's `bridge::CancelToken`) that JS trips from an
 //!   `AbortSignal`; the in-flight future loses the race and is dropped, and dropping a core
 //!   future or stream is what cancels the HTTP request.
@@ -119,7 +122,7 @@ impl NativeRouter {
         guard(|| {
             let router = self.inner.clone();
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
-            env.spawn_future(guard_future(async move {
+            driver::promise(env, async move {
                 let resp = cancel
                     .run(async {
                         let req = bridge::request_from_json(&request)?;
@@ -128,7 +131,7 @@ impl NativeRouter {
                     .await
                     .map_err(|e| js_error(&e))?;
                 to_json(&resp)
-            }))
+            })
         })
     }
 
@@ -169,18 +172,10 @@ impl NativeRouter {
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
             let body = body.to_vec();
             let headers = header_map(&headers);
-            let streamed = bridge::openai_http::asks_to_stream(&body);
-            let reply = async move {
+            driver::promise(env, async move {
                 let reply = cancel.run(async { Ok(bridge::openai_http::handle(&router, &body, &headers).await) }).await.map_err(|e| js_error(&e))?;
                 Ok(NativeOpenAiReply::new(reply))
-            };
-            // A stream is opened where it will be read, by the loop (`driver.rs`); a whole
-            // answer stays on the runtime, as `chat()` does.
-            if streamed {
-                driver::promise(env, reply)
-            } else {
-                env.spawn_future(guard_future(reply))
-            }
+            })
         })
     }
 
@@ -464,9 +459,10 @@ pub fn debug_panic() -> Result<()> {
     guard(|| bridge::debug_panic("node sync call"))
 }
 
-/// Test hook: a promise whose future panics while napi's runtime polls it.
+/// Test hook: a promise whose future panics while it is polled (by the loop, or by napi's
+/// runtime with `POLYROUTE_ASYNC_DRIVEN=0`).
 #[doc(hidden)]
 #[napi(js_name = "_debugPanicAsync", ts_return_type = "Promise<void>")]
 pub fn debug_panic_async(env: &Env) -> Result<PromiseRaw<'_, ()>> {
-    guard(|| env.spawn_future(guard_future(async { bridge::debug_panic_async("node async call".into()).await.map_err(|e| js_error(&e)) })))
+    guard(|| driver::promise(env, async { bridge::debug_panic_async("node async call".into()).await.map_err(|e| js_error(&e)) }))
 }

@@ -1,9 +1,9 @@
-// Streams read by Node's own event loop (src/driver.rs): a stream is opened and read on the
-// JS thread, libuv's epoll waits for its socket, and a chunk wakes nothing else. Every other
-// stream test runs this path too; these check that it is the path taken, and what only it
-// has: timers and cancels waking a read through the driver's eventfd, a pending read keeping
-// the process alive (and nothing else doing so), worker threads with their own driver, and
-// the runtime path it replaces when turned off.
+// Calls and streams driven by Node's own event loop (src/driver.rs): a request is sent and
+// its answer read on the JS thread, libuv's epoll waits for the socket, and an answer or a
+// chunk wakes nothing else. Every other async test runs this path too; these check that it
+// is the path taken, and what only it has: timers and cancels waking a call through the
+// driver's eventfd, a pending call keeping the process alive (and nothing else doing so),
+// worker threads with their own driver, and the runtime path it replaces when turned off.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -142,12 +142,15 @@ const router = new P.Router(${childPolicy})
 let out = ''
 for await (const ev of router.stream({ messages: [{ role: 'user', content: 'hi' }] })) if (ev.type === 'content_delta') out += ev.text
 const [blocking, runtime, driven, active] = N._requestsByPath()
-console.log(JSON.stringify({ out, blocking, runtime, driven, active }))
+const chat = (await router.chat({ messages: [{ role: 'user', content: 'hi' }] })).choices[0].message.content
+// A panic while napi's runtime polls a future rejects with ConfigError there too.
+const panic = await P._debugPanicAsync().then(() => 'resolved', (e) => e.constructor.name)
+console.log(JSON.stringify({ out, blocking, runtime, driven, active, chat, panic, after: N._requestsByPath()[1] }))
 `,
     { POLYROUTE_ASYNC_DRIVEN: '0' },
   )
   assert.equal(r.status, 0, r.stderr)
-  assert.deepEqual(JSON.parse(r.stdout), { out: words(6), blocking: 0, runtime: 1, driven: 0, active: false })
+  assert.deepEqual(JSON.parse(r.stdout), { out: words(6), blocking: 0, runtime: 1, driven: 0, active: false, chat: words(6), panic: 'ConfigError', after: 2 })
 })
 
 /** A worker thread that streams from the mock with its own router (and so its own driver). */
@@ -209,12 +212,29 @@ test('an openai SDK stream (router.fetch) is opened and read by the loop', { ski
   })
   const body = await r.text()
   assert.match(body, /data: \[DONE\]/)
-  assert.equal(sentSince(before).driven, 1)
-  // A whole answer stays on the runtime, as chat() does.
   const whole = await router.fetch('http://polyroute.local/v1/chat/completions', {
     method: 'POST',
     body: JSON.stringify({ model: 'spaced', messages: hello.messages }),
   })
   assert.equal(whole.status, 200)
-  assert.deepEqual(sentSince(before), { blocking: 0, runtime: 1, driven: 1 })
+  assert.deepEqual(sentSince(before), { blocking: 0, runtime: 0, driven: 2 })
+})
+
+test('calls are driven too: one after another on one connection, many at once each on its own', { skip: !linux }, async () => {
+  await mock.script('d-spaced', { then: { text: 'whole' } })
+  try {
+    const before = native._requestsByPath()
+    const one = []
+    for (let i = 0; i < 3; i++) one.push((await router.chat({ ...hello, route: 'spaced' })).choices[0].message.content)
+    // Answered after 100 ms each: all eight in flight together, each on a connection.
+    await mock.script('d-spaced', { then: { text: 'whole', latency_ms: 100 } })
+    const many = await Promise.all(Array.from({ length: 8 }, () => router.chat({ ...hello, route: 'spaced' })))
+    assert.deepEqual([...one, ...many.map((r) => r.choices[0].message.content)], Array(11).fill('whole'))
+    assert.deepEqual(sentSince(before), { blocking: 0, runtime: 0, driven: 11 })
+    const conns = (await mock.log('d-spaced')).slice(-11).map((e) => e.connection)
+    assert.equal(new Set(conns.slice(0, 3)).size, 1, 'one after another reused one connection')
+    assert.equal(new Set(conns.slice(3)).size, 8, `the eight at once were in flight together: ${JSON.stringify(conns)}`)
+  } finally {
+    await mock.script('d-spaced', scripts['d-spaced'])
+  }
 })
