@@ -33,47 +33,24 @@ use std::future::Future;
 
 use napi::bindgen_prelude::*;
 
-/// What a promise's future is, for where it runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Work {
-    /// A stream's opening or one of its reads: on the loop wherever it can be, so that each
-    /// chunk wakes only the JS thread.
-    Stream,
-    /// A whole call: on the loop while fewer than one per core (two at least) are in flight
-    /// there, else on the runtime. At c=64 all on the loop cost the least CPU per request but
-    /// put the routing work of every call on the JS thread (7–10 % less throughput than the
-    /// runtime in the tenth round, and the application's JS waits behind it); as Python's
-    /// loop-driven calls, the calls beyond those spread over the cores.
-    Call,
-}
-
 /// A promise for `fut`, polled by this thread's event loop where it can be (see the module
-/// docs and [`Work`]), else spawned on napi's runtime. Either way a panic while polling
-/// rejects it with the core's `config` error.
-pub fn promise<'e, T, F>(env: &'e Env, work: Work, fut: F) -> Result<PromiseRaw<'e, T>>
+/// docs), else spawned on napi's runtime. Either way a panic while polling rejects it with
+/// the core's `config` error.
+pub fn promise<'e, T, F>(env: &'e Env, fut: F) -> Result<PromiseRaw<'e, T>>
 where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
 {
     #[cfg(target_os = "linux")]
-    if let Some(driver) = linux::current(env.raw()).filter(|d| work == Work::Stream || d.whole_calls() < max_at_once()) {
+    if let Some(driver) = linux::current(env.raw()) {
         let call: linux::Call = Box::pin(async move {
             let v = crate::guard_future(fut).await?;
             // SAFETY: run by the driver on the JS thread, with its env, in a handle scope.
             Ok(Box::new(move |env| unsafe { T::to_napi_value(env, v) }) as linux::Settle)
         });
-        return driver.start(call, work == Work::Call).map(|p| PromiseRaw::new(env.raw(), p));
+        return driver.start(call).map(|p| PromiseRaw::new(env.raw(), p));
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = work;
     env.spawn_future(crate::guard_future(fut))
-}
-
-/// How many whole calls one loop drives at once (one per core, at least two).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn max_at_once() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2))
 }
 
 /// Whether calls are driven by the loop here: on by default, off with
@@ -250,8 +227,6 @@ mod linux {
         call: Option<Call>,
         deferred: sys::napi_deferred,
         waker: Waker,
-        /// A whole call, counted in [`Driver::whole_calls`].
-        whole: bool,
     }
 
     /// One JS thread's driver: its epoll set, watched by one `uv_poll` handle on its loop.
@@ -266,8 +241,6 @@ mod linux {
         next_id: Cell<u64>,
         /// The handle is ref'ed (keeps the loop alive): some call is pending.
         referenced: Cell<bool>,
-        /// Whole calls pending (see `Work::Call`).
-        whole: Cell<usize>,
     }
 
     impl Driver {
@@ -331,18 +304,13 @@ mod linux {
                     calls: RefCell::new(HashMap::new()),
                     next_id: Cell::new(0),
                     referenced: Cell::new(false),
-                    whole: Cell::new(0),
                 })
             }
         }
 
-        pub fn whole_calls(&self) -> usize {
-            self.whole.get()
-        }
-
-        /// Poll `call` (a `whole` call or not) now: a burst already in the socket resolves the
-        /// promise at once; if it waits, watch what it waits for. Returns the promise.
-        pub fn start(&self, mut call: Call, whole: bool) -> Result<sys::napi_value> {
+        /// Poll `call` now (a burst already in the socket resolves the promise at once);
+        /// if it waits, watch what it waits for. Returns the promise.
+        pub fn start(&self, mut call: Call) -> Result<sys::napi_value> {
             let env = self.env;
             let mut deferred = null_mut();
             let mut promise = null_mut();
@@ -362,8 +330,7 @@ mod linux {
                 }
                 Poll::Pending => match self.arm(id, &waits) {
                     Ok(()) => {
-                        self.calls.borrow_mut().insert(id, Entry { call: Some(call), deferred, waker, whole });
-                        self.whole.set(self.whole.get() + usize::from(whole));
+                        self.calls.borrow_mut().insert(id, Entry { call: Some(call), deferred, waker });
                         self.keep_alive();
                     }
                     Err(e) => {
@@ -483,7 +450,6 @@ mod linux {
             drop(call);
             let entry = self.calls.borrow_mut().remove(&id);
             if let Some(e) = entry {
-                self.whole.set(self.whole.get() - usize::from(e.whole));
                 settle(self.env, e.deferred, outcome);
             }
         }

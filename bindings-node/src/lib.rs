@@ -122,7 +122,7 @@ impl NativeRouter {
         guard(|| {
             let router = self.inner.clone();
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
-            driver::promise(env, driver::Work::Call, async move {
+            driver::promise(env, async move {
                 let resp = cancel
                     .run(async {
                         let req = bridge::request_from_json(&request)?;
@@ -141,7 +141,7 @@ impl NativeRouter {
         guard(|| {
             let router = self.inner.clone();
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
-            driver::promise(env, driver::Work::Stream, async move {
+            driver::promise(env, async move {
                 let stream = cancel
                     .run(async {
                         let req = bridge::request_from_json(&request)?;
@@ -172,9 +172,7 @@ impl NativeRouter {
             let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
             let body = body.to_vec();
             let headers = header_map(&headers);
-            // A stream is opened on the loop that will read it; a whole answer is a call.
-            let work = if bridge::openai_http::asks_to_stream(&body) { driver::Work::Stream } else { driver::Work::Call };
-            driver::promise(env, work, async move {
+            driver::promise(env, async move {
                 let reply = cancel.run(async { Ok(bridge::openai_http::handle(&router, &body, &headers).await) }).await.map_err(|e| js_error(&e))?;
                 Ok(NativeOpenAiReply::new(reply))
             })
@@ -293,7 +291,7 @@ impl NativeStream {
     pub fn next_batch<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
         guard(|| {
             let next = self.handle.next_values(BATCH);
-            driver::promise(env, driver::Work::Stream, async move {
+            driver::promise(env, async move {
                 let batch = next.await.map_err(|e| js_error(&e))?;
                 batch.map(|b| to_json(&b)).transpose()
             })
@@ -307,7 +305,7 @@ impl NativeStream {
     pub fn next_chunk_batch<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<String>>> {
         guard(|| {
             let next = self.handle.next_chunk_values(BATCH);
-            driver::promise(env, driver::Work::Stream, async move {
+            driver::promise(env, async move {
                 let batch = next.await.map_err(|e| js_error(&e))?;
                 batch.map(|b| to_json(&b)).transpose()
             })
@@ -321,7 +319,7 @@ impl NativeStream {
     pub fn final_response<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, String>> {
         guard(|| {
             let fin = self.handle.final_response();
-            driver::promise(env, driver::Work::Stream, async move {
+            driver::promise(env, async move {
                 let resp = fin.await.map_err(|e| js_error(&e))?;
                 to_json(&resp)
             })
@@ -408,7 +406,7 @@ impl NativeOpenAiReply {
     pub fn next<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<Buffer>>> {
         guard(|| {
             let next = self.sse.as_ref().map(|s| s.next_frame());
-            driver::promise(env, driver::Work::Stream, async move {
+            driver::promise(env, async move {
                 Ok(match next {
                     Some(next) => next.await.map(Buffer::from),
                     None => None,
@@ -466,5 +464,5 @@ pub fn debug_panic() -> Result<()> {
 #[doc(hidden)]
 #[napi(js_name = "_debugPanicAsync", ts_return_type = "Promise<void>")]
 pub fn debug_panic_async(env: &Env) -> Result<PromiseRaw<'_, ()>> {
-    guard(|| driver::promise(env, driver::Work::Call, async { bridge::debug_panic_async("node async call".into()).await.map_err(|e| js_error(&e)) }))
+    guard(|| driver::promise(env, async { bridge::debug_panic_async("node async call".into()).await.map_err(|e| js_error(&e)) }))
 }
