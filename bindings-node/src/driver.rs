@@ -1,22 +1,21 @@
-//! Streams read by Node's own event loop (issue 18).
+//! Calls and streams run by Node's own event loop (issue 18).
 //!
-//! Why: a stream read spawned on napi's runtime paid two wake-ups per spaced chunk: tokio's
-//! reactor woke a runtime worker to read the chunk, which then handed the result to the JS
-//! thread through a threadsafe function (`uv_async_send`), which woke the loop. On the 2-core
-//! VM that was +69 CPU-µs per spaced event and +86 per chunk over undici's reader. Here the
-//! JS thread polls the read itself, inside the core's `inline::driven`, and libuv's own
-//! `epoll` waits for the socket: a chunk wakes the JS thread and nothing else, as a Node
-//! socket's would.
+//! Why: a call or a stream read spawned on napi's runtime paid two wake-ups per answer and
+//! per spaced chunk: tokio's reactor woke a runtime worker to read it, which then handed the
+//! result to the JS thread through a threadsafe function (`uv_async_send`), which woke the
+//! loop. On the 2-core VM that was +94–111 CPU-µs per spaced chunk over undici's reader, and
+//! a call after an idle gap 74–76 µs p50 behind undici's. Here the JS thread polls the
+//! future itself, inside the core's `inline::driven`, and libuv's own `epoll` waits for the
+//! socket: an answer or a chunk wakes the JS thread and nothing else, as a Node socket's
+//! would.
 //!
-//! How libuv watches our sockets: through one epoll set of ours, which one `uv_poll` handle
-//! watches (an epoll descriptor is readable while any socket in it is ready). A socket a
-//! poll reports goes in armed `EPOLLONESHOT`: its report disarms it, so the next poll may
-//! close it or return it to the pool (the core's contract for reported sockets) with nothing
-//! left watching; a socket that was armed but not reported (the call was woken by a timer)
-//! can at worst report once more, for a call that ignores it or is gone. Not a `uv_poll` per
-//! socket: `uv_poll_init` turns the descriptor non-blocking (the pool's sockets are blocking,
-//! shared with sync callers) and checks it with two `epoll_ctl`s, and libuv forbids closing
-//! a descriptor its handle polls, which the core does when a connection ends.
+//! How libuv watches our sockets: through the core's `inline::SocketSet`, one epoll set
+//! that one `uv_poll` handle watches (an epoll descriptor is readable while any socket in it
+//! is ready); each reported socket is armed `EPOLLONESHOT` with its call's id, so the report
+//! that wakes a call disarms it. Not a `uv_poll` per socket: `uv_poll_init` turns the
+//! descriptor non-blocking (the pool's sockets are blocking, shared with sync callers) and
+//! libuv forbids closing a descriptor its handle polls, which the core does when a
+//! connection ends.
 //!
 //! What else a read waits for (a tokio timer, a cancel, another task) wakes it through an
 //! eventfd in the same set: the waker queues the call's id and writes the eventfd once.
@@ -89,7 +88,7 @@ mod linux {
 
     use napi::bindgen_prelude::within_runtime_if_available;
     use napi::{sys, JsError, Result};
-    use polyroute::provider::inline::{self, Wait};
+    use polyroute::provider::inline::{self, SocketSet, Wait};
     use polyroute::{Error as CoreError, ErrorKind};
 
     /// Turns a call's value into its JS value (on the JS thread).
@@ -234,7 +233,7 @@ mod linux {
         env: sys::napi_env,
         uv: &'static Uv,
         handle: *mut c_void,
-        epoll: OwnedFd,
+        sockets: SocketSet,
         shared: Arc<Shared>,
         context: sys::napi_async_context,
         calls: RefCell<HashMap<u64, Entry>>,
@@ -253,20 +252,13 @@ mod linux {
                 if sys::napi_get_uv_event_loop(env, &mut uv_loop) != sys::Status::napi_ok || uv_loop.is_null() {
                     return None;
                 }
-                let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
-                if ep < 0 {
-                    return None;
-                }
-                let epoll = OwnedFd::from_raw_fd(ep);
+                let sockets = SocketSet::new().ok()?;
                 let ef = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
                 if ef < 0 {
                     return None;
                 }
                 let eventfd = OwnedFd::from_raw_fd(ef);
-                let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: WAKE };
-                if libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, ef, &mut ev) < 0 {
-                    return None;
-                }
+                sockets.watch(ef, WAKE).ok()?;
                 let name = c"polyroute";
                 let mut name_value = null_mut();
                 let mut context = null_mut();
@@ -280,7 +272,7 @@ mod linux {
                     sys::napi_async_destroy(env, context);
                     return None;
                 }
-                if (uv.poll_init)(uv_loop, handle, ep) != 0 {
+                if (uv.poll_init)(uv_loop, handle, sockets.fd()) != 0 {
                     libc::free(handle);
                     sys::napi_async_destroy(env, context);
                     return None;
@@ -298,7 +290,7 @@ mod linux {
                     env,
                     uv,
                     handle,
-                    epoll,
+                    sockets,
                     shared,
                     context,
                     calls: RefCell::new(HashMap::new()),
@@ -344,29 +336,10 @@ mod linux {
 
         /// Watch `waits` for call `id`, each armed for one report.
         fn arm(&self, id: u64, waits: &[Wait]) -> Result<()> {
-            let ep = self.epoll.as_raw_fd();
-            for (i, w) in waits.iter().enumerate() {
-                if waits[..i].iter().any(|o| o.fd == w.fd) {
-                    continue;
-                }
-                // A request waits to read or to write a socket; both at once is folded in.
-                let events =
-                    waits.iter().filter(|o| o.fd == w.fd).fold(libc::EPOLLONESHOT, |e, o| e | if o.write { libc::EPOLLOUT } else { libc::EPOLLIN });
-                let mut ev = libc::epoll_event { events: events as u32, u64: id };
-                // SAFETY: plain syscalls on descriptors this driver or the pending call owns.
-                // Usually the socket is in the set already (disarmed by its last report).
-                let ok = unsafe {
-                    libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, w.fd, &mut ev) == 0
-                        || (std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT)
-                            && libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, w.fd, &mut ev) == 0)
-                };
-                if !ok {
-                    let e = std::io::Error::last_os_error();
-                    let core = CoreError::new(ErrorKind::Connection, format!("the event loop could not watch the connection: {e}"));
-                    return Err(crate::js_error(&core));
-                }
-            }
-            Ok(())
+            self.sockets.arm(id, waits).map_err(|e| {
+                let core = CoreError::new(ErrorKind::Connection, format!("the event loop could not watch the connection: {e}"));
+                crate::js_error(&core)
+            })
         }
 
         /// The loop reported the epoll set ready: poll the calls whose sockets or wakers fired,
@@ -396,33 +369,15 @@ mod linux {
             self.keep_alive();
         }
 
-        /// The ids of the calls to poll again: sockets reported, then wakers queued.
+        /// The ids of the calls to poll again: sockets reported, and wakers queued.
         fn ready(&self) -> Vec<u64> {
-            let mut ids = Vec::new();
-            let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
-            loop {
-                // SAFETY: fills at most `events.len()` entries of the array.
-                let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as c_int, 0) };
-                if n < 0 {
-                    if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    break;
-                }
-                for ev in &events[..n as usize] {
-                    // A copy: the field of a packed struct cannot be borrowed.
-                    let data = ev.u64;
-                    match data {
-                        WAKE => self.shared.drain(&mut ids),
-                        id => ids.push(id),
-                    }
-                }
-                if (n as usize) < events.len() {
-                    break;
-                }
+            let mut ids = self.sockets.ready();
+            if ids.last() == Some(&WAKE) {
+                ids.pop();
+                self.shared.drain(&mut ids);
+                ids.sort_unstable();
+                ids.dedup();
             }
-            ids.sort_unstable();
-            ids.dedup();
             ids
         }
 

@@ -47,6 +47,17 @@ pub struct Driven {
     /// future before it is resolved: left on, the loop would schedule and run it for nothing
     /// (a handle and a loop iteration's work per call and per stream read).
     canceller: Mutex<Option<Py<PyAny>>>,
+    /// The token its sockets are armed with in the loop's socket set (`aio::Sockets`), if the
+    /// loop has one; else they are watched one by one with `add_reader`.
+    token: Option<u64>,
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        if let (Some(sockets), Some(token)) = (&self.shared.sockets, self.token) {
+            sockets.calls.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+        }
+    }
 }
 
 /// Wakes a driven call from any thread: a re-poll on the loop, through the bridge.
@@ -79,7 +90,8 @@ impl Ready {
 impl Driven {
     /// `call` for `target` (an asyncio future); not polled yet.
     pub fn new(shared: Arc<Shared>, target: &Bound<'_, PyAny>, call: Call) -> Arc<Driven> {
-        Arc::new(Driven {
+        let token = shared.sockets.as_ref().map(|s| s.next_token.fetch_add(1, Ordering::Relaxed));
+        let driven = Arc::new(Driven {
             call: Mutex::new(Some(call)),
             waits: Mutex::new(Vec::new()),
             target: target.clone().unbind(),
@@ -87,7 +99,12 @@ impl Driven {
             shared,
             queued: AtomicBool::new(false),
             canceller: Mutex::new(None),
-        })
+            token,
+        });
+        if let (Some(sockets), Some(token)) = (&driven.shared.sockets, token) {
+            sockets.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(token, Arc::downgrade(&driven));
+        }
+        driven
     }
 
     /// Remember the done-callback `canceller` registered on the future for this call.
@@ -166,6 +183,14 @@ impl Driven {
     fn watch(self: &Arc<Self>, target: &Bound<'_, PyAny>, waits: Vec<Wait>) -> PyResult<()> {
         if waits.is_empty() {
             return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        if let (Some(sockets), Some(token)) = (&self.shared.sockets, self.token) {
+            // Armed for one report each: nothing to unwatch before the next poll.
+            return sockets.set.arm(token, &waits).map_err(|e| {
+                let e = polyroute::Error::new(polyroute::ErrorKind::Connection, format!("the event loop could not watch the connection: {e}"));
+                to_pyerr(target.py(), &e)
+            });
         }
         let event_loop = self.event_loop(target)?;
         let ready = Bound::new(target.py(), Ready(self.clone()))?;

@@ -94,6 +94,10 @@ class _Bridge:
         # The native side owns the write end from here (and closes it). A loop that watches
         # sockets for us can also run calls itself, their sockets watched the same way.
         self.native = _native.LoopBridge(wsock.detach(), readers)
+        # Driven calls' sockets, all in one set (Linux): one descriptor watched for good.
+        sockets = self.native.sockets_fd
+        if sockets is not None:
+            loop.add_reader(sockets, self.native.poll_sockets)
         if not readers:
             self._pump = loop.create_task(self._pump_loop(loop))
 

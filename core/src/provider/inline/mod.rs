@@ -38,6 +38,8 @@ mod drive;
 mod driven;
 mod http;
 mod idle;
+#[cfg(target_os = "linux")]
+mod watch;
 mod wire;
 
 use std::cell::{Cell, RefCell};
@@ -52,6 +54,8 @@ pub(crate) use direct::AsyncPool;
 #[cfg(unix)]
 pub use drive::{drive_for, drove_sockets};
 pub(crate) use http::Pool;
+#[cfg(target_os = "linux")]
+pub use watch::SocketSet;
 
 struct Scope {
     interrupted: Box<dyn Fn() -> bool>,
