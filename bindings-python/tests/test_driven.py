@@ -140,6 +140,49 @@ print(json.dumps([asyncio.run(main()), _native._requests_by_path()]))
     assert content == "echo: hello mock" and driven == 0 and blocking == 1
 
 
+SELECTOR_LOOP_CODE = """
+import asyncio, json, polyroute
+router = polyroute.AsyncRouter({policy!r})
+async def main():
+    loop = asyncio.get_running_loop()
+    out = [(await router.chat([{{"role": "user", "content": "hello mock"}}])).content]
+    # The bridge and its descriptors exist from here; what else the loop watches while a
+    # stream waits for its spaced chunks is the driven socket's own registration, if any.
+    before = set(loop._selector.get_map())
+    grew = []
+    async def sample():
+        while True:
+            grew.append(set(loop._selector.get_map()) != before)
+            await asyncio.sleep(0.003)
+    sampler = asyncio.ensure_future(sample())
+    text = ""
+    async for e in await router.stream([{{"role": "user", "content": "hello mock"}}]):
+        text += e.text or ""
+    sampler.cancel()
+    out.append(text)
+    out += [r.content for r in await asyncio.gather(*(router.chat([{{"role": "user", "content": "hello mock"}}]) for _ in range(2)))]
+    return out, any(grew)
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the socket set is an epoll set (Linux)")
+@pytest.mark.parametrize("socket_set", ["1", "0"])
+def test_driven_sockets_wait_in_the_bridge_socket_set_not_one_by_one_in_the_selector(server: MockServer, name: str, socket_set: str) -> None:
+    # A spaced stream: each read waits on its socket, armed in the set (one epoll_ctl) where
+    # it used to be added to the loop's selector and removed again (POLYROUTE_ASYNC_SOCKET_SET=0).
+    server.script(name, {"then": {"text": "a b c d", "chunk_delay_ms": 30}})
+    code = SELECTOR_LOOP_CODE.format(policy=policy(server, [name]))
+    env = dict(os.environ, POLYROUTE_ASYNC_SOCKET_SET=socket_set)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    texts, grew = json.loads(out.stdout)
+    assert texts == ["a b c d", "a b c d", "a b c d", "a b c d"]
+    assert grew is (socket_set == "0")
+
+
 def test_sync_streams_are_read_by_the_calling_thread_on_a_pooled_connection(server: MockServer, name: str) -> None:
     server.script(name, {"then": {"text": "a b c d", "chunk_delay_ms": 40}})
     router = polyroute.Router(policy(server, [name]))
