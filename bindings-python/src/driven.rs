@@ -10,8 +10,10 @@
 //! What else the future waits for (a timer: backoff, attempt timeouts, hedging; a request
 //! over `https`, which stays on reqwest; another task) wakes it through the loop's bridge
 //! (`aio.rs`): the waker queues a re-poll and writes the wake-up byte, and the loop polls
-//! again on its own thread. The sockets a poll reported are unwatched before the next poll
-//! or the drop of the future (either may close or pool them).
+//! again on its own thread. On Linux the sockets a poll reports are armed in the bridge's
+//! socket set (`aio::Sockets`, one descriptor the loop watches), each for one report, so
+//! nothing watches them when the call is polled next or dropped (either may close or pool
+//! them); elsewhere each gets its own `add_reader`, removed before the next poll.
 //!
 //! Cancellation: the asyncio future's done-callback drops the call's future (closing its
 //! sockets) when it was cancelled. Used only where the loop has `add_reader` (selector
