@@ -103,3 +103,28 @@ fn timers_and_other_threads_wake_the_wait_and_a_pending_future_comes_back_after_
     // No sockets of its own in any of these.
     assert!(!inline::drove_sockets());
 }
+
+/// A request dropped in the same poll that saw it block (its attempt timed out, a hedge won,
+/// the caller gave up) takes its wait back: the driver must not be handed a descriptor that
+/// is closed by then (a scenario hit this as `EBADF` from Node's epoll set), or pooled.
+#[test]
+fn a_request_dropped_in_the_poll_that_saw_it_block_reports_no_wait() {
+    let rt = runtime();
+    let srv = rt.block_on(crate::common::mock_server());
+    // The first answer at once (its connection goes to the pool), then slow ones.
+    srv.set_script("m", MockScript::from_json(r#"{"steps": [{}], "then": {"latency_ms": 3000}}"#).unwrap()).unwrap();
+    let r = crate::inline_http::router(srv.addr().port(), "");
+    drive(&rt, r.chat(ChatRequest::new(vec![Message::user("hi")]))).unwrap();
+    let _rt = rt.enter();
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = Box::pin(r.chat(ChatRequest::new(vec![Message::user("hi")])));
+    let (polled, waits) = inline::driven(|| fut.as_mut().poll(&mut cx));
+    assert!(polled.is_pending());
+    assert_eq!(waits.len(), 1, "the pooled connection's read would wait: {waits:?}");
+    let (_, waits) = inline::driven(|| {
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        drop(fut);
+    });
+    assert_eq!(waits, vec![], "the dropped request's socket is closed: nothing to watch");
+}

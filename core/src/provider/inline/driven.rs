@@ -43,6 +43,18 @@ enum Net {
 
 struct Driven(Net);
 
+/// A socket leaving its request (closed, or back to the pool) takes back any wait reported
+/// for it earlier in the poll under way: a request dropped within the poll that saw it block
+/// (its attempt timed out, a hedge won) must not have its descriptor reach the driver, which
+/// would watch a closed one (`EBADF`) or a pooled one.
+impl Drop for Driven {
+    fn drop(&mut self) {
+        if let Net::Raw(s) = &self.0 {
+            super::unwait(s.stream.as_raw_fd());
+        }
+    }
+}
+
 impl Source for Driven {
     fn fill(&mut self, buf: &mut Vec<u8>, during_body: bool) -> impl Future<Output = Result<usize>> + Send {
         std::future::poll_fn(move |cx| self.poll_fill(cx, buf).map_err(|e| io_error(during_body, e)))
@@ -182,9 +194,13 @@ impl Pool {
         drop(all);
         let mut conn = Conn::new(net, self.max_body);
         let (status, headers, framing, keep_alive) = conn.read_head().await?;
-        let release = move |conn: Conn<Driven>| {
-            if let (true, true, Net::Raw(s)) = (keep_alive, conn.consumed_all(), conn.src.0) {
-                self.idle.checkin(key, s);
+        let release = move |mut conn: Conn<Driven>| {
+            let reusable = keep_alive && conn.consumed_all();
+            if let Net::Raw(s) = std::mem::replace(&mut conn.src.0, Net::Gone) {
+                super::unwait(s.stream.as_raw_fd());
+                if reusable {
+                    self.idle.checkin(key, s);
+                }
             }
         };
         Ok((status, headers, super::direct::body(conn, framing, streamed, release)))

@@ -126,6 +126,18 @@ pub(crate) fn wait_on(w: Wait) -> bool {
     })
 }
 
+/// Take back the waits reported for `fd` in the poll under way (its request let go of it).
+#[cfg(unix)]
+pub(crate) fn unwait(fd: i32) {
+    DRIVEN.with(|d| {
+        if let Ok(mut d) = d.try_borrow_mut() {
+            if let Some(waits) = d.as_mut() {
+                waits.retain(|w| w.fd != fd);
+            }
+        }
+    });
+}
+
 /// Run `f` with inline HTTP allowed on this thread. `interrupted` is asked every few tens of
 /// milliseconds while a request waits; `true` ends it as `cancelled` (and the call's later
 /// inline requests too).
