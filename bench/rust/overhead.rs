@@ -6,7 +6,9 @@
 //! breakers, budget, telemetry on), all as a router sends to a plain-`http` provider (the
 //! async inline client, `provider::inline`), and `Router::chat` with `inline_http: false`
 //! (reqwest: what the router adds where it sends over reqwest, as to every `https`
-//! provider). Three orders, because their gaps are the machine's hand-off cost (issue 18):
+//! provider). The routers have a no-op callback subscribed, as an application that logs
+//! events has (`BENCH_NO_CALLBACK=1` leaves it off); the throughput table adds a router that
+//! never had one. Three orders, because their gaps are the machine's hand-off cost (issue 18):
 //! - interleaved: one call of each path per round, so machine noise favours no side;
 //! - back to back: blocks of 100 calls of one path, blocks alternating;
 //! - idle gap: interleaved with a 1 ms sleep before each call, so the runtime's threads park
@@ -58,8 +60,12 @@ enum Path {
     Endpoint,
     Routed,
     RoutedReqwest,
+    /// `Router::chat` with no callback subscribed (throughput only): a callback costs a few
+    /// CPU-µs per request at concurrency 64 (event delivery, see BENCHMARKS.md).
+    RoutedQuiet,
 }
 const PATHS: [Path; 4] = [Path::Raw, Path::Endpoint, Path::Routed, Path::RoutedReqwest];
+const TPUT_PATHS: [Path; 5] = [Path::Raw, Path::Endpoint, Path::Routed, Path::RoutedReqwest, Path::RoutedQuiet];
 
 struct Clients {
     client: reqwest::Client,
@@ -69,6 +75,8 @@ struct Clients {
     router: Router,
     /// The same policy with `inline_http: false`.
     router_reqwest: Router,
+    /// The same policy, never subscribed to.
+    router_quiet: Router,
     req: ChatRequest,
 }
 
@@ -79,6 +87,7 @@ impl Clients {
             Path::Endpoint => drop(self.ep.chat("bench-a", &self.req).await.unwrap()),
             Path::Routed => drop(self.router.chat(self.req.clone()).await.unwrap()),
             Path::RoutedReqwest => drop(self.router_reqwest.chat(self.req.clone()).await.unwrap()),
+            Path::RoutedQuiet => drop(self.router_quiet.chat(self.req.clone()).await.unwrap()),
         }
     }
 }
@@ -296,6 +305,7 @@ budgets:
         ep: Endpoint::new(build_provider(cfg).unwrap(), Arc::new(HttpTransport::new(&TransportOptions::default()).unwrap())),
         router,
         router_reqwest,
+        router_quiet: Router::from_policy_str(&policy).unwrap(),
         req: ChatRequest::new(vec![Message::user("hello there")]),
     });
 
@@ -362,9 +372,9 @@ budgets:
     print_sync("idle gap of 1 ms before each call", gap_n, &mut b);
 
     // Throughput at concurrency 64, alternating 2-second windows.
-    let mut t: Vec<Vec<(f64, f64)>> = PATHS.iter().map(|_| Vec::new()).collect();
+    let mut t: Vec<Vec<(f64, f64)>> = TPUT_PATHS.iter().map(|_| Vec::new()).collect();
     for _ in 0..3 {
-        for (i, p) in PATHS.iter().enumerate() {
+        for (i, p) in TPUT_PATHS.iter().enumerate() {
             t[i].push(tput(&cl, *p, 64, 2.0).await);
         }
     }
@@ -375,7 +385,8 @@ budgets:
     let m: Vec<(f64, f64)> = t.iter_mut().map(med).collect();
     println!("| throughput at concurrency 64 (median of 3 × 2 s, alternating) | req/s | ratio | CPU µs/request |");
     println!("|---|---|---|---|");
-    for (i, name) in ["raw reqwest", "`Endpoint::chat`", "`Router::chat`", "`Router::chat` over reqwest"].iter().enumerate() {
+    let names = ["raw reqwest", "`Endpoint::chat`", "`Router::chat`", "`Router::chat` over reqwest", "`Router::chat`, no callback subscribed"];
+    for (i, name) in names.iter().enumerate() {
         println!("| {name} | {:.0} | {:.2} | {:.1} |", m[i].0, m[i].0 / m[0].0, m[i].1);
     }
 }

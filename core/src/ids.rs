@@ -4,7 +4,13 @@
 
 /// The digits of `n` (from `digit`, which returns the last digit and what is left),
 /// left-padded with zeros to `width`.
-fn push_digits(out: &mut String, mut n: u64, width: usize, digit: impl Fn(u64) -> (u8, u64)) {
+fn push_digits(out: &mut String, n: u64, width: usize, digit: impl Fn(u64) -> (u8, u64)) {
+    let (buf, start) = digits(n, width, digit);
+    out.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
+}
+
+/// `buf[start..]` holds the digits.
+fn digits(mut n: u64, width: usize, digit: impl Fn(u64) -> (u8, u64)) -> ([u8; 20], usize) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
@@ -17,14 +23,19 @@ fn push_digits(out: &mut String, mut n: u64, width: usize, digit: impl Fn(u64) -
             break;
         }
     }
-    let start = i.min(buf.len().saturating_sub(width));
-    out.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
+    (buf, i.min(buf.len().saturating_sub(width)))
 }
 
 /// `n` in decimal.
 pub(crate) fn push_decimal(out: &mut String, n: u64) {
     // A constant divisor: the compiler multiplies instead of dividing.
     push_digits(out, n, 0, |n| ((n % 10) as u8, n / 10));
+}
+
+/// `n` in decimal, onto bytes (an HTTP head: no `String` to build and copy first).
+pub(crate) fn push_decimal_bytes(out: &mut Vec<u8>, n: u64) {
+    let (buf, start) = digits(n, 0, |n| ((n % 10) as u8, n / 10));
+    out.extend_from_slice(&buf[start..]);
 }
 
 /// `n` in lower-case hex, at least `width` digits.
@@ -43,7 +54,9 @@ mod tests {
             push_decimal(&mut d, n);
             push_hex(&mut h, n, 0);
             push_hex(&mut w, n, 16);
-            assert_eq!((d, h, w), (format!("{n}"), format!("{n:x}"), format!("{n:016x}")));
+            let mut b = b"x".to_vec();
+            push_decimal_bytes(&mut b, n);
+            assert_eq!((d, h, w, b), (format!("{n}"), format!("{n:x}"), format!("{n:016x}"), format!("x{n}").into_bytes()));
         }
     }
 }

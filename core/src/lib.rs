@@ -40,6 +40,9 @@ pub mod telemetry;
 pub mod time;
 pub mod types;
 
+/// The request path's hash maps: foldhash instead of std's SipHash (see the workspace manifest).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use error::{BudgetInfo, BudgetUnit, Error, ErrorKind, PartialOutput, Result};
 pub use health_types::BreakerState;
 pub use policy::Policy;

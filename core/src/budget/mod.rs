@@ -161,7 +161,7 @@ pub struct Budgets {
     /// Counter keys of each (budget index, instance) for its current period: formatted once
     /// per period instead of twice per request (reserve and the threshold check). As many
     /// entries as `seen` has instances.
-    period_keys: Mutex<std::collections::HashMap<(usize, String), Arc<PeriodKeys>>>,
+    period_keys: Mutex<crate::FastMap<(usize, String), Arc<PeriodKeys>>>,
     /// The same for plain budgets (one instance each), by index: no hashing on the request
     /// path, which reads them twice per attempt.
     plain_keys: Mutex<Vec<Option<Arc<PeriodKeys>>>>,

@@ -144,9 +144,17 @@ pub(crate) fn check_tool_arguments(calls: &[ToolCall], finish: Option<FinishReas
 }
 
 pub(crate) fn request_id(h: &http::HeaderMap) -> Option<String> {
-    ["x-request-id", "request-id", "apim-request-id", "x-goog-request-id", "cf-ray"]
-        .iter()
-        .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()).map(str::to_string))
+    use http::HeaderName;
+    // Names, not `&str`s: a `&str` is parsed and checked on every lookup (~100 instructions
+    // each, five per answer).
+    static NAMES: [HeaderName; 5] = [
+        HeaderName::from_static("x-request-id"),
+        HeaderName::from_static("request-id"),
+        HeaderName::from_static("apim-request-id"),
+        HeaderName::from_static("x-goog-request-id"),
+        HeaderName::from_static("cf-ray"),
+    ];
+    NAMES.iter().find_map(|n| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string))
 }
 
 struct StreamState {

@@ -76,7 +76,7 @@ pub struct HttpTransport {
 /// (host and IDNA checks included) was ~4 % of a routed call's CPU. Bounded; emptied when
 /// full (rotating keys in a Gemini query make new URLs). Never printed: URLs may hold keys.
 #[derive(Clone, Default)]
-struct UrlCache(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, reqwest::Url>>>);
+struct UrlCache(std::sync::Arc<std::sync::Mutex<crate::FastMap<String, reqwest::Url>>>);
 
 const URL_CACHE_MAX: usize = 256;
 

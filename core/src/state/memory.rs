@@ -37,7 +37,7 @@ type ByDigest = BuildHasherDefault<Prehashed>;
 
 #[derive(Debug, Default)]
 struct Inner {
-    counters: HashMap<String, Counter>,
+    counters: crate::FastMap<String, Counter>,
     /// What each open reservation holds, by its id's digest (two open ones colliding has
     /// the settled set's odds, below). No lease here: a hold dies with its process.
     holds: HashMap<u64, Vec<(String, f64)>, ByDigest>,
@@ -108,7 +108,7 @@ impl MemoryStore {
 
     /// Take the fleet's last known figures as spent (its reservations too: they may become
     /// spend), so a process falling back to itself does not start again from zero.
-    pub(crate) fn seed(&self, fleet: &HashMap<String, Counter>) {
+    pub(crate) fn seed<S>(&self, fleet: &HashMap<String, Counter, S>) {
         let mut g = self.lock();
         for (k, c) in fleet {
             let e = g.counters.entry(k.clone()).or_default();
@@ -122,16 +122,19 @@ impl MemoryStore {
     }
 }
 
+/// An id's 64-bit digest: foldhash's quality variant (its output is used as the key itself),
+/// seeded once per process; std's SipHash cost ~200 instructions per call of it.
 fn digest(id: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id)
+    use std::hash::BuildHasher;
+    static SEED: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    SEED.get_or_init(Default::default).hash_one(id)
 }
 
 /// Apply `f` to the counter for `key`, created on first use: an existing one (the usual
 /// case) is found with one hash and without allocating a key. (`f` rather than a returned
 /// `&mut`: a borrow returned from a missed `get_mut` cannot fall through to `insert`, and a
 /// `contains_key` first hashed every key twice.)
-fn bump(counters: &mut HashMap<String, Counter>, key: &str, f: impl FnOnce(&mut Counter)) {
+fn bump(counters: &mut crate::FastMap<String, Counter>, key: &str, f: impl FnOnce(&mut Counter)) {
     if let Some(c) = counters.get_mut(key) {
         f(c);
         return;

@@ -127,11 +127,16 @@ pub(crate) fn detach(fut: impl Future<Output = ()> + Send + 'static) {
 pub(crate) fn new_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+    // The prefix's text, written once: 16 hex digits per reservation showed in profiles.
+    static PREFIX: OnceLock<String> = OnceLock::new();
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let p = PREFIX.get_or_init(rand::random::<u64>);
+    let p = PREFIX.get_or_init(|| {
+        let mut p = String::with_capacity(16);
+        crate::ids::push_hex(&mut p, rand::random::<u64>(), 16);
+        p
+    });
     let mut id = String::with_capacity(32);
-    crate::ids::push_hex(&mut id, *p, 16);
+    id.push_str(p);
     crate::ids::push_hex(&mut id, SEQ.fetch_add(1, Ordering::Relaxed), 0);
     id
 }

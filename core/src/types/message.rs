@@ -6,9 +6,13 @@
 //! survive). Concepts OpenAI lacks (Anthropic thinking blocks, base64 images with a media
 //! type) are represented so that every adapter can read them without string parsing.
 
-use serde::de::Error as _;
+use std::fmt;
+
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use super::fields::{once, required, Field, Fields};
 
 /// Who wrote a message. `developer` is OpenAI's newer name for system-level instructions;
 /// adapters for other providers treat it as `system`.
@@ -235,36 +239,90 @@ impl<'de> Deserialize<'de> for ToolCall {
 }
 
 /// One conversation turn.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     pub role: Role,
     /// `None` is OpenAI's `content: null`, used by assistant turns that only call tools.
-    #[serde(default)]
     pub content: Option<Content>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Mistral sends `"tool_calls": null` on every plain answer; null means none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
     /// On `tool` messages: which call this is the result of.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
     /// OpenAI's refusal text on assistant messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     /// Model reasoning (Anthropic thinking, DeepSeek `reasoning_content`, Gemini thoughts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// Provider signature that must accompany reasoning when it is sent back (Anthropic).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_signature: Option<String>,
     /// Fields we do not model, kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ToolCall>, D::Error> {
-    Ok(Option::<Vec<ToolCall>>::deserialize(d)?.unwrap_or_default())
+/// By hand rather than derived with `#[serde(flatten)]` for `extra` (see `fields.rs`): a
+/// message is read from every completion and every request. Reads what the derive read: every
+/// field but `role` optional, `null` as absent (for `tool_calls` too), a repeated known field
+/// an error, unknown keys kept (the last of repeated ones wins).
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(MessageVisitor)
+    }
+}
+
+const MESSAGE_FIELDS: &[&str] = &["role", "content", "name", "tool_calls", "tool_call_id", "refusal", "reasoning_content", "reasoning_signature"];
+
+struct MessageVisitor;
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = Message;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("struct Message")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Message, A::Error> {
+        let (mut role, mut content, mut tool_calls) = (None, None, None::<Option<Vec<ToolCall>>>);
+        let mut strings: [Option<Option<String>>; 5] = Default::default();
+        let mut extra = Map::new();
+        while let Some(f) = m.next_key_seed(Fields(MESSAGE_FIELDS))? {
+            match f {
+                Field::Known(0) => once(&mut m, &mut role, "role")?,
+                Field::Known(1) => once::<Option<Content>, _>(&mut m, &mut content, "content")?,
+                Field::Known(3) => once(&mut m, &mut tool_calls, "tool_calls")?,
+                Field::Known(i) => once(&mut m, &mut strings[string_slot(i)], MESSAGE_FIELDS[i])?,
+                Field::Other(k) => {
+                    extra.insert(k, m.next_value()?);
+                }
+            }
+        }
+        let [name, tool_call_id, refusal, reasoning_content, reasoning_signature] = strings.map(Option::flatten);
+        Ok(Message {
+            role: required(role, "role")?,
+            content: content.flatten(),
+            name,
+            tool_calls: tool_calls.flatten().unwrap_or_default(),
+            tool_call_id,
+            refusal,
+            reasoning_content,
+            reasoning_signature,
+            extra,
+        })
+    }
+}
+
+/// Where a string field of [`MESSAGE_FIELDS`] goes in the visitor's array (`name` is 2, the
+/// four after `tool_calls` are 4 to 7).
+fn string_slot(field: usize) -> usize {
+    if field == 2 {
+        0
+    } else {
+        field - 3
+    }
 }
 
 impl Message {

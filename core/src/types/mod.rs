@@ -5,6 +5,7 @@
 
 // `pub(crate)`: `crate::error` re-exports its items as the public paths.
 pub(crate) mod error;
+mod fields;
 pub(crate) mod kind;
 mod message;
 mod request;

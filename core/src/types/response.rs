@@ -4,11 +4,14 @@
 //! additions (`provider`, `cost_usd`) as extra top-level keys an OpenAI client ignores.
 //! `Usage` (and what its numbers mean) is in `usage.rs`.
 
-use serde::de::Error as _;
+use std::fmt;
+
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::error::{Error, Result};
+use super::fields::{once, required, Field, Fields};
 use super::message::Message;
 use super::usage::Usage;
 
@@ -117,30 +120,87 @@ impl<'de> Deserialize<'de> for Choice {
 }
 
 /// A complete (non-streamed) answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatResponse {
     pub id: String,
-    #[serde(default = "chat_completion")]
     pub object: String,
-    #[serde(default)]
     pub created: i64,
     /// The model that actually served the request, as the provider reported it.
     pub model: String,
     pub choices: Vec<Choice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Which configured provider served it (Polyroute addition).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// Cost of the whole request in USD, when prices are known (Polyroute addition).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
     /// How the router chose who served this (Polyroute addition; absent on direct calls).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Box<super::RouteTrace>>,
     /// Top-level fields we do not model (`system_fingerprint`, `service_tier`, ...).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// By hand rather than derived with `#[serde(flatten)]` for `extra` (see `fields.rs`): every
+/// completion is read into it. Reads what the derive read: `id`, `model` and `choices`
+/// required, `object` `chat.completion` and `created` 0 when absent, the rest optional with
+/// `null` as absent, a repeated known field an error, unknown keys kept (the last of repeated
+/// ones wins).
+impl<'de> Deserialize<'de> for ChatResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ResponseVisitor)
+    }
+}
+
+const RESPONSE_FIELDS: &[&str] = &["id", "object", "created", "model", "choices", "usage", "provider", "cost_usd", "trace"];
+
+struct ResponseVisitor;
+
+impl<'de> Visitor<'de> for ResponseVisitor {
+    type Value = ChatResponse;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("struct ChatResponse")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<ChatResponse, A::Error> {
+        let (mut id, mut object, mut created, mut model, mut choices) = (None, None, None, None, None);
+        let (mut usage, mut provider, mut cost_usd, mut trace) = (None, None, None, None);
+        let mut extra = Map::new();
+        while let Some(f) = m.next_key_seed(Fields(RESPONSE_FIELDS))? {
+            let name = match f {
+                Field::Known(i) => RESPONSE_FIELDS[i],
+                Field::Other(k) => {
+                    extra.insert(k, m.next_value()?);
+                    continue;
+                }
+            };
+            match name {
+                "id" => once(&mut m, &mut id, name)?,
+                "object" => once(&mut m, &mut object, name)?,
+                "created" => once(&mut m, &mut created, name)?,
+                "model" => once(&mut m, &mut model, name)?,
+                "choices" => once(&mut m, &mut choices, name)?,
+                "usage" => once::<Option<Usage>, _>(&mut m, &mut usage, name)?,
+                "provider" => once::<Option<String>, _>(&mut m, &mut provider, name)?,
+                "cost_usd" => once::<Option<f64>, _>(&mut m, &mut cost_usd, name)?,
+                _ => once::<Option<Box<super::RouteTrace>>, _>(&mut m, &mut trace, name)?,
+            }
+        }
+        Ok(ChatResponse {
+            id: required(id, "id")?,
+            object: object.unwrap_or_else(chat_completion),
+            created: created.unwrap_or(0),
+            model: required(model, "model")?,
+            choices: required(choices, "choices")?,
+            usage: usage.flatten(),
+            provider: provider.flatten(),
+            cost_usd: cost_usd.flatten(),
+            trace: trace.flatten(),
+            extra,
+        })
+    }
 }
 
 fn chat_completion() -> String {

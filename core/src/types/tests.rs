@@ -7,6 +7,7 @@
 //! Request bodies recorded from real traffic are round-tripped in `tests/all/openai_fixtures.rs`.
 
 use proptest::prelude::*;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::*;
@@ -537,4 +538,57 @@ fn usage_serialises_as_its_openai_object_byte_for_byte() {
         text(5, 3, 7),
         r#"{"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":7},"prompt_tokens":20,"prompt_tokens_details":{"cache_write_tokens":3,"cached_tokens":5},"total_tokens":29}"#
     );
+}
+
+/// `ChatResponse` and `Message` are read by hand (no `#[serde(flatten)]`): the same input must
+/// read the same from bytes, a borrowed `Value` and an owned one, and keep the derive's rules.
+#[test]
+fn hand_written_response_and_message_readers_keep_the_derived_rules() {
+    let body = json!({
+        "id": "c1", "model": "m", "service_tier": "default", "system_fingerprint": "fp",
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+            "message": {"role": "assistant", "content": "hi", "refusal": null, "tool_calls": null,
+                "annotations": [], "audio": {"id": "a"}, "reasoning_content": "r"}}],
+        "usage": null, "provider": null, "cost_usd": 0.5,
+    });
+    let text = body.to_string();
+    let from_bytes: ChatResponse = serde_json::from_str(&text).unwrap();
+    let from_ref = ChatResponse::deserialize(&body).unwrap();
+    let from_owned: ChatResponse = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!(from_bytes, from_ref);
+    assert_eq!(from_bytes, from_owned);
+    let r = from_bytes;
+    assert_eq!((r.object.as_str(), r.created, r.usage, r.provider, r.cost_usd), ("chat.completion", 0, None, None, Some(0.5)));
+    assert_eq!(r.extra, json!({"service_tier": "default", "system_fingerprint": "fp"}).as_object().unwrap().clone());
+    let m = &r.choices[0].message;
+    assert_eq!((m.role, m.text(), m.refusal.as_deref(), m.tool_calls.len()), (Role::Assistant, "hi".to_string(), None, 0));
+    assert_eq!(m.reasoning_content.as_deref(), Some("r"));
+    assert_eq!(m.extra, json!({"annotations": [], "audio": {"id": "a"}}).as_object().unwrap().clone());
+
+    let err = |v: Value| serde_json::from_str::<ChatResponse>(&v.to_string()).unwrap_err().to_string();
+    assert!(err(json!({"model": "m", "choices": []})).contains("missing field `id`"));
+    assert!(err(json!({"id": "x", "choices": []})).contains("missing field `model`"));
+    assert!(err(json!({"id": "x", "model": "m"})).contains("missing field `choices`"));
+    let twice = r#"{"id": "x", "id": "y", "model": "m", "choices": []}"#;
+    assert!(serde_json::from_str::<ChatResponse>(twice).unwrap_err().to_string().contains("duplicate field `id`"));
+    assert!(err(json!({"id": "x", "model": "m", "choices": [], "created": "soon"})).contains("invalid type"));
+    assert!(err(json!([1])).contains("expected struct ChatResponse"));
+
+    let msg = |v: Value| Message::deserialize(&v);
+    assert!(msg(json!({"content": "x"})).unwrap_err().to_string().contains("missing field `role`"));
+    assert!(msg(json!("x")).unwrap_err().to_string().contains("expected struct Message"));
+    let twice = r#"{"role": "user", "content": "a", "content": "b"}"#;
+    assert!(serde_json::from_str::<Message>(twice).unwrap_err().to_string().contains("duplicate field `content`"));
+    // Unknown keys given twice: the last wins, as the derive's buffered map did.
+    let m: Message = serde_json::from_str(r#"{"role": "user", "content": null, "x": 1, "x": 2}"#).unwrap();
+    assert_eq!((m.content, m.extra["x"].clone()), (None, json!(2)));
+    let every = json!({"role": "tool", "content": [{"type": "text", "text": "t"}], "name": "n", "tool_call_id": "c",
+        "refusal": "no", "reasoning_content": "rc", "reasoning_signature": "sig",
+        "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]});
+    let m = msg(every.clone()).unwrap();
+    assert_eq!(
+        (m.name.as_deref(), m.tool_call_id.as_deref(), m.refusal.as_deref(), m.reasoning_signature.as_deref(), m.tool_calls[0].name.as_str()),
+        (Some("n"), Some("c"), Some("no"), Some("sig"), "f")
+    );
+    assert_eq!(serde_json::to_value(&m).unwrap(), every, "every known field read and written back");
 }

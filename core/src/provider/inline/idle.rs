@@ -2,19 +2,18 @@
 //! `http.rs`, tokio sockets in `direct.rs`): the most recently used first, each at most
 //! `idle_timeout` old and checked still open before reuse, at most `max_per_host` kept.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub(super) struct Idle<T> {
-    idle: Mutex<HashMap<String, Vec<(T, Instant)>>>,
+    idle: Mutex<crate::FastMap<String, Vec<(T, Instant)>>>,
     max_per_host: usize,
     idle_timeout: Duration,
 }
 
 impl<T> Idle<T> {
     pub(super) fn new(max_per_host: usize, idle_timeout: Duration) -> Self {
-        Idle { idle: Mutex::new(HashMap::new()), max_per_host, idle_timeout }
+        Idle { idle: Mutex::default(), max_per_host, idle_timeout }
     }
 
     /// The most recently used idle connection to `key` that `still_open` accepts; older or

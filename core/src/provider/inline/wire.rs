@@ -13,7 +13,7 @@ use futures::FutureExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::push_decimal;
+use crate::ids::{push_decimal, push_decimal_bytes};
 use crate::provider::WireRequest;
 
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -54,9 +54,8 @@ pub(super) fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest) ->
         h.extend_from_slice(b"host: ");
         h.extend_from_slice(host.as_bytes());
         if let Some(p) = url.port() {
-            let mut port = String::from(":");
-            push_decimal(&mut port, p.into());
-            h.extend_from_slice(port.as_bytes());
+            h.push(b':');
+            push_decimal_bytes(&mut h, p.into());
         }
         h.extend_from_slice(b"\r\n");
     }
@@ -72,9 +71,8 @@ pub(super) fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest) ->
         h.extend_from_slice(v.as_bytes());
         h.extend_from_slice(b"\r\n");
     }
-    let mut len = String::from("content-length: ");
-    push_decimal(&mut len, req.body.len() as u64);
-    h.extend_from_slice(len.as_bytes());
+    h.extend_from_slice(b"content-length: ");
+    push_decimal_bytes(&mut h, req.body.len() as u64);
     h.extend_from_slice(b"\r\n\r\n");
     h
 }
