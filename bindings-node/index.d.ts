@@ -130,7 +130,7 @@ export declare function _debugPanicAsync(): Promise<void>
 /**
  * Test hook: requests sent since the process started by each of the core's own HTTP
  * clients, `[blocking, runtime async, loop-driven]`, and whether this thread's loop drives
- * streams (`driver.rs`).
+ * calls and streams (`driver.rs`).
  */
 export declare function _requestsByPath(): [number, number, number, boolean]
 

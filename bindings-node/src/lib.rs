@@ -442,7 +442,7 @@ pub fn error_kinds() -> Vec<String> {
 
 /// Test hook: requests sent since the process started by each of the core's own HTTP
 /// clients, `[blocking, runtime async, loop-driven]`, and whether this thread's loop drives
-/// streams (`driver.rs`).
+/// calls and streams (`driver.rs`).
 #[doc(hidden)]
 #[napi(js_name = "_requestsByPath")]
 pub fn requests_by_path(env: &Env) -> (u32, u32, u32, bool) {

@@ -94,15 +94,6 @@ impl Sockets {
     fn new() -> Option<Sockets> {
         None
     }
-
-    #[cfg(target_os = "linux")]
-    fn fd(&self) -> i32 {
-        self.set.fd()
-    }
-    #[cfg(not(target_os = "linux"))]
-    fn fd(&self) -> i32 {
-        -1
-    }
 }
 
 impl Shared {
@@ -185,7 +176,10 @@ impl LoopBridge {
     /// [`LoopBridge::poll_sockets`]), or `None`: then each socket is watched on its own.
     #[getter]
     fn sockets_fd(&self) -> Option<i32> {
-        self.shared.sockets.as_ref().map(Sockets::fd)
+        #[cfg(target_os = "linux")]
+        return self.shared.sockets.as_ref().map(|s| s.set.fd());
+        #[cfg(not(target_os = "linux"))]
+        None
     }
 
     /// Poll the driven calls whose sockets the set reports ready (on the loop's thread).

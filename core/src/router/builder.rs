@@ -103,7 +103,7 @@ impl RouterBuilder {
             health: Mutex::new(HashMap::new()),
             transport,
             seq: std::sync::atomic::AtomicU64::new(0),
-            pid: std::process::id(),
+            id_prefix: super::lifecycle::id_prefix(std::process::id()),
             telemetry: telemetry.clone(),
             store: Arc::new(state(&self.policy, self.store, telemetry)?),
             fleet_sync: tokio::sync::OnceCell::new(),

@@ -80,7 +80,7 @@ impl RequestCtx {
         let n = inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut ctx = RequestCtx {
             trace: RouteTrace {
-                request_id: request_id(inner.pid, n),
+                request_id: request_id(&inner.id_prefix, n),
                 route: route.name.clone(),
                 matched,
                 strategy: super::select::strategy_name(route.strategy).into(),
@@ -272,12 +272,18 @@ impl RequestCtx {
     }
 }
 
-/// `pr-<process id in hex>-<this router's request sequence>`.
-fn request_id(pid: u32, n: u64) -> String {
+/// `pr-<process id in hex>-`, the start of a router's request ids.
+pub(crate) fn id_prefix(pid: u32) -> String {
+    let mut p = String::from("pr-");
+    crate::ids::push_hex(&mut p, pid.into(), 0);
+    p.push('-');
+    p
+}
+
+/// `<prefix><this router's request sequence>`.
+fn request_id(prefix: &str, n: u64) -> String {
     let mut id = String::with_capacity(24);
-    id.push_str("pr-");
-    crate::ids::push_hex(&mut id, pid.into(), 0);
-    id.push('-');
+    id.push_str(prefix);
     crate::ids::push_decimal(&mut id, n);
     id
 }

@@ -137,9 +137,10 @@ pub(crate) struct RouterInner {
     pub health: Mutex<HashMap<String, Arc<DeploymentHealth>>>,
     pub transport: Arc<dyn Transport>,
     pub seq: std::sync::atomic::AtomicU64,
-    /// The process id for request ids, asked of the kernel once per router (a syscall per
-    /// request showed in profiles; a forked child's bindings build their own router).
-    pub pid: u32,
+    /// Request ids' prefix, `pr-<process id in hex>-`: the process id asked of the kernel
+    /// once per router (a syscall per request showed in profiles; a forked child's bindings
+    /// build their own router), its text written once (hex digits per request did too).
+    pub id_prefix: String,
     pub telemetry: Arc<Telemetry>,
     /// Budgets, rate-limit counters and (shared) fleet health; shared with other routers
     /// when given one store, with other processes through Redis.

@@ -227,3 +227,14 @@ fn a_held_event_goes_out_when_the_request_is_dropped() {
     assert!(r.flush_events());
     assert_eq!(*seen.lock().unwrap(), vec![started(&id)]);
 }
+
+#[tokio::test]
+async fn request_ids_are_the_process_id_in_hex_and_the_routers_sequence() {
+    let r = Router::builder(policy(WEIGHTED)).build().unwrap();
+    let prefix = format!("pr-{:x}-", std::process::id());
+    for n in 0..3u64 {
+        let resp = r.chat(ChatRequest::new(vec![Message::user("hi")])).await.unwrap();
+        let id = &resp.trace.expect("a routed answer has its trace").request_id;
+        assert_eq!(id.strip_prefix(prefix.as_str()).and_then(|s| s.parse::<u64>().ok()), Some(n), "{id}");
+    }
+}
