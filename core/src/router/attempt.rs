@@ -102,12 +102,13 @@ pub(crate) async fn run<T: Send + 'static>(
     let now = router.inner.clock.now();
     // Before selection: a process's first request already sees what the fleet knows.
     super::fleet_sync::ensure_started(router).await;
-    let sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
-    let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, sel.matched.clone(), &req, stream);
+    let mut sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
+    // Taken, not cloned: the walk reads only the selection's route, tiers and canary.
+    let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, std::mem::take(&mut sel.matched), &req, stream);
     if let Some(d) = resume.deadline {
         ctx.deadline = ctx.deadline.min(d);
     }
-    ctx.trace.candidates = sel.candidates.clone();
+    ctx.trace.candidates = std::mem::take(&mut sel.candidates);
     if let Some(g) = &resume.guarded {
         if let Some(e) = ctx.guarded(g) {
             return Err(ctx.fail(e));
