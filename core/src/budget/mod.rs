@@ -132,6 +132,11 @@ fn settle_future(state: Arc<State>, id: String, held: Held, actual: Vec<(String,
 pub struct Settling(Option<futures::channel::oneshot::Receiver<()>>);
 
 impl Settling {
+    /// Whether the store has recorded it already (the memory store always has).
+    pub(crate) fn is_done(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Wait until the store has recorded it (or the settle was given up).
     pub async fn wait(self) {
         if let Some(rx) = self.0 {
