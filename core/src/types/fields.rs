@@ -2,10 +2,10 @@
 //!
 //! serde's `#[serde(flatten)]` is how such structs used to be derived. It buffers every
 //! unknown key's value in serde's private `Content` tree and then converts that tree into the
-//! `extra` map with a second deserializer, and its generated visitor is large: the structs a
-//! completion is parsed into (`ChatResponse`, each choice's `Message`) cost a third of the
-//! parse that way (issue 18). A visitor over the map reads each known field straight from the
-//! parser and each unknown one straight into a `Value`.
+//! `extra` map with a second deserializer. A visitor over the map reads each known field
+//! straight from the parser and each unknown one straight into a `Value`. Measured on a
+//! completion (two unknown keys, one per message): 0.4 % of a routed call (issue 18), since
+//! flatten buffers only the unknown keys; more for bodies with many unknown keys.
 
 use std::fmt;
 

@@ -169,22 +169,24 @@ impl<'de> Visitor<'de> for ResponseVisitor {
         let (mut usage, mut provider, mut cost_usd, mut trace) = (None, None, None, None);
         let mut extra = Map::new();
         while let Some(f) = m.next_key_seed(Fields(RESPONSE_FIELDS))? {
-            let name = match f {
-                Field::Known(i) => RESPONSE_FIELDS[i],
+            // By index into `RESPONSE_FIELDS`: the key reader already compared the names.
+            let i = match f {
+                Field::Known(i) => i,
                 Field::Other(k) => {
                     extra.insert(k, m.next_value()?);
                     continue;
                 }
             };
-            match name {
-                "id" => once(&mut m, &mut id, name)?,
-                "object" => once(&mut m, &mut object, name)?,
-                "created" => once(&mut m, &mut created, name)?,
-                "model" => once(&mut m, &mut model, name)?,
-                "choices" => once(&mut m, &mut choices, name)?,
-                "usage" => once::<Option<Usage>, _>(&mut m, &mut usage, name)?,
-                "provider" => once::<Option<String>, _>(&mut m, &mut provider, name)?,
-                "cost_usd" => once::<Option<f64>, _>(&mut m, &mut cost_usd, name)?,
+            let name = RESPONSE_FIELDS[i];
+            match i {
+                0 => once(&mut m, &mut id, name)?,
+                1 => once(&mut m, &mut object, name)?,
+                2 => once(&mut m, &mut created, name)?,
+                3 => once(&mut m, &mut model, name)?,
+                4 => once(&mut m, &mut choices, name)?,
+                5 => once::<Option<Usage>, _>(&mut m, &mut usage, name)?,
+                6 => once::<Option<String>, _>(&mut m, &mut provider, name)?,
+                7 => once::<Option<f64>, _>(&mut m, &mut cost_usd, name)?,
                 _ => once::<Option<Box<super::RouteTrace>>, _>(&mut m, &mut trace, name)?,
             }
         }
