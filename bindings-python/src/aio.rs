@@ -227,12 +227,12 @@ impl LoopBridge {
                 };
                 let fut = d.future.bind(py);
                 let resolve = || -> PyResult<()> {
-                    if fut.call_method0("cancelled")?.is_truthy()? {
+                    if fut.call_method0(pyo3::intern!(py, "cancelled"))?.is_truthy()? {
                         return Ok(());
                     }
                     match (d.outcome)(py) {
-                        Ok(v) => fut.call_method1("set_result", (v,))?,
-                        Err(e) => fut.call_method1("set_exception", (e.into_value(py),))?,
+                        Ok(v) => fut.call_method1(pyo3::intern!(py, "set_result"), (v,))?,
+                        Err(e) => fut.call_method1(pyo3::intern!(py, "set_exception"), (e.into_value(py),))?,
                     };
                     Ok(())
                 };
@@ -261,7 +261,7 @@ struct Canceller {
 impl Canceller {
     fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(fut.py(), || {
-            if fut.call_method0("cancelled")?.is_truthy()? {
+            if fut.call_method0(pyo3::intern!(fut.py(), "cancelled"))?.is_truthy()? {
                 if let Some(a) = &self.abort {
                     a.abort();
                 }
@@ -338,7 +338,7 @@ impl LoopBridge {
     {
         let Err(work) = self.try_drive(py, future, work)? else { return Ok(()) };
         let task = runtime(py)?.spawn(self.delivering(future, work));
-        future.call_method1("add_done_callback", (Canceller { abort: Some(task.abort_handle()), stop: None, driven: None },))?;
+        future.call_method1(pyo3::intern!(py, "add_done_callback"), (Canceller { abort: Some(task.abort_handle()), stop: None, driven: None },))?;
         Ok(())
     }
 
@@ -355,7 +355,7 @@ impl LoopBridge {
             Ok(stop) => Canceller { abort: None, stop: Some(stop), driven: None },
             Err(work) => Canceller { abort: Some(rt.spawn(work).abort_handle()), stop: None, driven: None },
         };
-        future.call_method1("add_done_callback", (canceller,))?;
+        future.call_method1(pyo3::intern!(py, "add_done_callback"), (canceller,))?;
         Ok(())
     }
 }

@@ -228,9 +228,10 @@ impl Driven {
 }
 
 fn resolve(target: &Bound<'_, PyAny>, outcome: PyResult<Bound<'_, PyAny>>) {
+    let py = target.py();
     let r = match outcome {
-        Ok(v) => target.call_method1("set_result", (v,)),
-        Err(e) => target.call_method1("set_exception", (e.into_value(target.py()),)),
+        Ok(v) => target.call_method1(pyo3::intern!(py, "set_result"), (v,)),
+        Err(e) => target.call_method1(pyo3::intern!(py, "set_exception"), (e.into_value(py),)),
     };
     if let Err(e) = r {
         e.write_unraisable(target.py(), Some(target));

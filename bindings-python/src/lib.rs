@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 mod aio;
+mod answer;
 mod convert;
 mod driven;
 mod errors;
@@ -48,6 +49,7 @@ fn _to_py_direct<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<router::NativeRouter>()?;
+    m.add_class::<answer::NativeTrace>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add_class::<aio::LoopBridge>()?;
     m.add_class::<openai::NativeSse>()?;

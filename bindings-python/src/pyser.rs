@@ -13,18 +13,6 @@ use serde::ser::{self, Serialize};
 
 use crate::errors::IntoPyResult;
 
-/// A core value handed to Python when the asyncio bridge resolves (under the GIL).
-pub struct Serde<T>(pub T);
-
-impl<'py, T: Serialize> IntoPyObject<'py> for Serde<T> {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.0)
-    }
-}
-
 /// `v` as Python objects. A value that has no JSON form (a map keyed by something other than
 /// a string or number) is the same typed `malformed_response` error `bridge::to_value` gives.
 pub fn to_py<'py, T: Serialize + ?Sized>(py: Python<'py>, v: &T) -> PyResult<Bound<'py, PyAny>> {

@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::aio::LoopBridge;
+use crate::answer::Answer;
 use crate::convert::from_py;
 use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
 use crate::openai::{header_map, Reply};
@@ -167,22 +168,23 @@ impl NativeRouter {
         guarded(py, || NativeRouter::build(py, policy_from_dict(py, policy)?))
     }
 
-    /// Send a request (an OpenAI chat-completions body) and wait for the whole answer.
-    fn chat<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// Send a request (an OpenAI chat-completions body) and wait for the whole answer:
+    /// `(response dict, NativeTrace | None)` (`answer.rs`).
+    fn chat<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
             let resp = block_on(py, router.chat(req))?.py_err(py)?;
-            json_out(py, &resp)
+            Answer(resp).into_pyobject(py)
         })
     }
 
-    /// Resolve `future` (an asyncio future of `bridge`'s loop) with the answer as a dict.
+    /// Resolve `future` (an asyncio future of `bridge`'s loop) with `chat`'s tuple.
     fn chat_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
-            bridge.spawn_call(py, future, async move { Out(router.chat(req).await.map(crate::pyser::Serde)) })
+            bridge.spawn_call(py, future, async move { Out(router.chat(req).await.map(Answer)) })
         })
     }
 

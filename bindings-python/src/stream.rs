@@ -108,19 +108,19 @@ impl NativeStream {
         })
     }
 
-    /// The whole answer as `chat()`'s dict (reads the rest of the stream first).
-    fn final_response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// The whole answer as `chat()`'s tuple (reads the rest of the stream first).
+    fn final_response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
         guarded(py, || {
             let resp = drive(py, self.handle.final_response())?.py_err(py)?;
-            crate::pyser::to_py(py, &resp)
+            crate::answer::Answer(resp).into_pyobject(py)
         })
     }
 
-    /// Resolve `future` with [`Self::final_response`]'s dict.
+    /// Resolve `future` with [`Self::final_response`]'s tuple.
     fn final_response_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(py, || {
             let resp = self.handle.final_response();
-            bridge.spawn(py, future, async move { Out(resp.await.map(crate::pyser::Serde)) })
+            bridge.spawn(py, future, async move { Out(resp.await.map(crate::answer::Answer)) })
         })
     }
 

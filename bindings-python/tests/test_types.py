@@ -3,6 +3,8 @@ cost are the core's numbers, hand-checkable against the mock server's token coun
 
 from __future__ import annotations
 
+from typing import List
+
 import polyroute
 import pytest
 from conftest import USER, MockServer, policy
@@ -123,3 +125,69 @@ def test_chat_result_dict_matches_its_json_form(server: MockServer, name: str, m
     assert json.loads(json.dumps(d)) == d
     assert d["choices"][0]["message"]["content"] == "echo: hello mock"
     assert d["usage"]["prompt_tokens"] == 2 and isinstance(d["cost_usd"], float)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
+def test_trace_stays_native_until_read_and_then_is_the_same_everywhere(server: MockServer, name: str, mode: str) -> None:
+    """A response's trace is converted to dicts only when something reads it (issue 18):
+    `trace`, `deployment`, `explain()`, `to_dict()`, `==`, `repr`, pickling and copying all
+    see it, and each sees the same trace."""
+    import asyncio
+    import copy
+    import pickle
+
+    p = policy(server, [name], pricing=PRICES)
+
+    def fresh() -> polyroute.ChatResponse:
+        if mode == "sync":
+            return polyroute.Router(p).chat(USER)
+        if mode == "stream":
+            with polyroute.Router(p).stream(USER) as s:
+                return s.final_response()
+
+        got: List[polyroute.ChatResponse] = []
+
+        # Kept aside, not returned: `asyncio.run` formats its main task, result included,
+        # when it restores the SIGINT handler, and that `repr` would read the trace.
+        async def go() -> None:
+            router = polyroute.AsyncRouter(p)
+            if mode == "async":
+                got.append(await router.chat(USER))
+                return
+            async with await router.stream(USER) as s:
+                got.append(await s.final_response())
+
+        asyncio.run(go())
+        return got[0]
+
+    r = fresh()
+    assert type(r._trace).__name__ == "NativeTrace"
+    assert "trace" not in r._d
+    assert r.content == "echo: hello mock" and r.cost_usd is not None  # other fields: no conversion
+    assert "trace" not in r._d
+    trace = r.trace
+    assert trace is not None and trace.served_by == name and r._trace is None
+    assert r.deployment == name and name in r.explain()
+    d = r.to_dict()
+    assert d["trace"]["served_by"] == name and d["trace"]["request_id"] == trace.request_id
+
+    # Every other way in converts it too, each on a response that has not yet.
+    readers = {
+        "deployment": lambda x: x.deployment == name,
+        "explain": lambda x: name in x.explain(),
+        "to_dict": lambda x: x.to_dict()["trace"]["served_by"] == name,
+        "repr": lambda x: "served_by" in repr(x),
+        "pickle": lambda x: pickle.loads(pickle.dumps(x)).trace.served_by == name,  # type: ignore[union-attr]
+        "deepcopy": lambda x: copy.deepcopy(x).to_dict()["trace"]["served_by"] == name,
+        "copy": lambda x: copy.copy(x).to_dict()["trace"]["served_by"] == name,
+    }
+    for how, reads in readers.items():
+        x = fresh()
+        assert x._trace is not None, how
+        assert reads(x), how
+        assert x.to_dict()["trace"]["served_by"] == name, how
+    # Equality compares whole responses, trace included, whichever side was read first.
+    a = fresh()
+    b = pickle.loads(pickle.dumps(a))
+    assert a == b and b == a and a._trace is None
+    assert a != fresh()  # another request: another request id in its trace

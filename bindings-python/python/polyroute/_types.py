@@ -46,15 +46,19 @@ class _View:
 
     def to_dict(self) -> JsonDict:
         """A deep copy of the underlying JSON object."""
-        return copy.deepcopy(self._d)
+        return copy.deepcopy(self._whole())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _View) and type(other) is type(self) and self._d == other._d
+        return isinstance(other, _View) and type(other) is type(self) and self._whole() == other._whole()
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking data: unhashable, like dict
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._d!r})"
+        return f"{type(self).__name__}({self._whole()!r})"
+
+    def _whole(self) -> JsonDict:
+        """The whole object, parts kept native until read included (``ChatResponse``)."""
+        return self._d
 
     def _get(self, key: str, default: Any = None) -> Any:
         return self._d.get(key, default)
@@ -358,7 +362,24 @@ class ChatResponse(_View):
     .content``), with shortcuts (``content``, ``tool_calls``) and Polyroute's additions:
     ``provider``, ``cost_usd`` and ``trace``."""
 
-    __slots__ = ()
+    # The native route trace (`_native.NativeTrace`) until something reads it: most callers
+    # never do, and converting it was a fifth of a call's instructions (issue 18).
+    __slots__ = ("_trace",)
+
+    def __init__(self, data: Mapping[str, Any], trace: Any = None) -> None:
+        # `_View.__init__`'s line, not a `super()` call: this runs once per answer.
+        self._d = data if isinstance(data, dict) else dict(data)
+        self._trace = trace
+
+    def _whole(self) -> JsonDict:
+        t = self._trace
+        if t is not None:
+            self._d["trace"] = t.to_dict()
+            self._trace = None
+        return self._d
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self._whole(),))
 
     @property
     def id(self) -> str:
@@ -423,13 +444,13 @@ class ChatResponse(_View):
 
     @property
     def trace(self) -> Optional[RouteTrace]:
-        t = self._get("trace")
+        t = self._whole().get("trace")
         return RouteTrace(t) if t else None
 
     @property
     def deployment(self) -> Optional[str]:
         """The deployment that served the request (from the trace)."""
-        t = self._get("trace")
+        t = self._whole().get("trace")
         return _opt_str(t.get("served_by")) if t else None
 
     def explain(self) -> str:
