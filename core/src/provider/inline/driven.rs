@@ -41,20 +41,7 @@ enum Net {
     Gone,
 }
 
-struct Driven {
-    net: Net,
-    /// The request was just written: its answer cannot have arrived within the microsecond
-    /// since, so the first read waits for the socket without trying it (a `recv` that would
-    /// only say `EAGAIN`: one system call per request saved). Safe because the driver's
-    /// watch is level-triggered: bytes already there are reported at once.
-    just_sent: bool,
-}
-
-impl Driven {
-    fn new(net: Net) -> Driven {
-        Driven { net, just_sent: false }
-    }
-}
+struct Driven(Net);
 
 /// A socket leaving its request (closed, or back to the pool) takes back any wait reported
 /// for it earlier in the poll under way: a request dropped within the poll that saw it block
@@ -62,7 +49,7 @@ impl Driven {
 /// would watch a closed one (`EBADF`) or a pooled one.
 impl Drop for Driven {
     fn drop(&mut self) {
-        if let Net::Raw(s) = &self.net {
+        if let Net::Raw(s) = &self.0 {
             super::unwait(s.stream.as_raw_fd());
         }
     }
@@ -76,14 +63,6 @@ impl Source for Driven {
 
 impl Driven {
     fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<std::io::Result<usize>> {
-        if std::mem::take(&mut self.just_sent) {
-            if let Net::Raw(s) = &self.net {
-                // With no driver listening, on to the usual path (which hands it to tokio).
-                if super::wait_on(Wait { fd: s.stream.as_raw_fd(), write: false }) {
-                    return Poll::Pending;
-                }
-            }
-        }
         self.poll_io(
             cx,
             false,
@@ -116,7 +95,7 @@ impl Driven {
         mut tokio: impl FnMut(&tokio::net::TcpStream, &mut W) -> std::io::Result<T>,
     ) -> Poll<std::io::Result<T>> {
         loop {
-            match &mut self.net {
+            match &mut self.0 {
                 Net::Raw(s) => match raw(s, with) {
                     Err(e) if e.kind() == IoKind::Interrupted => {}
                     Err(e) if e.kind() == IoKind::WouldBlock => {
@@ -159,9 +138,9 @@ impl Driven {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(std::io::Error::other("a driven request was polled outside its event loop and outside the runtime"));
         }
-        let Net::Raw(s) = std::mem::replace(&mut self.net, Net::Gone) else { return Ok(()) };
+        let Net::Raw(s) = std::mem::replace(&mut self.0, Net::Gone) else { return Ok(()) };
         s.stream.set_nonblocking(true)?;
-        self.net = Net::Tokio(tokio::net::TcpStream::from_std(s.stream)?);
+        self.0 = Net::Tokio(tokio::net::TcpStream::from_std(s.stream)?);
         Ok(())
     }
 }
@@ -200,7 +179,7 @@ impl Pool {
         all.extend_from_slice(&req.body);
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut net, reused) = match self.idle.checkout(&key, |s| still_open(&s.stream)) {
-            Some(s) => (Driven::new(Net::Raw(s)), true),
+            Some(s) => (Driven(Net::Raw(s)), true),
             None => (self.connect_driven(&url).await?, false),
         };
         if let Err(e) = net.write_all(&all).await {
@@ -213,12 +192,15 @@ impl Pool {
             net.write_all(&all).await?;
         }
         drop(all);
-        net.just_sent = true;
+        // Read at once, before any wait: from a remote provider that read is one `EAGAIN`,
+        // but a server on this machine can answer within the send (loopback wakes it on the
+        // sender's core), and then the call ends in this poll with no trip through the loop.
+        // Waiting first was 25-40 us slower per call after an idle gap (issue 18, A/B).
         let mut conn = Conn::new(net, self.max_body);
         let (status, headers, framing, keep_alive) = conn.read_head().await?;
         let release = move |mut conn: Conn<Driven>| {
             let reusable = keep_alive && conn.consumed_all();
-            if let Net::Raw(s) = std::mem::replace(&mut conn.src.net, Net::Gone) {
+            if let Net::Raw(s) = std::mem::replace(&mut conn.src.0, Net::Gone) {
                 super::unwait(s.stream.as_raw_fd());
                 if reusable {
                     self.idle.checkin(key, s);
@@ -234,6 +216,6 @@ impl Pool {
         let s = super::direct::connect(url, self.connect_timeout).await?;
         let std = s.into_std().map_err(|e| io_error(false, e))?;
         std.set_nonblocking(false).map_err(|e| io_error(false, e))?;
-        Ok(Driven::new(Net::Raw(Socket::new(std))))
+        Ok(Driven(Net::Raw(Socket::new(std))))
     }
 }
