@@ -6,12 +6,17 @@ plain dicts. These classes only *read* those dicts: no field is computed here th
 did not send, so they cannot drift from the core. Sub-objects are built on access (most
 callers read ``.content`` and nothing else), and ``to_dict()`` returns a deep copy of the
 original data, which for a response is the OpenAI shape an openai-SDK caller already knows.
+A response's ``trace`` comes separately, still native, and becomes part of the dict the first
+time anything reads it (``ChatResponse._whole``).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+
+if TYPE_CHECKING:
+    from ._native import NativeTrace
 
 __all__ = [
     "Usage",
@@ -366,7 +371,7 @@ class ChatResponse(_View):
     # never do, and converting it was a fifth of a call's instructions (issue 18).
     __slots__ = ("_trace",)
 
-    def __init__(self, data: Mapping[str, Any], trace: Any = None) -> None:
+    def __init__(self, data: Mapping[str, Any], trace: "Optional[NativeTrace]" = None) -> None:
         # `_View.__init__`'s line, not a `super()` call: this runs once per answer.
         self._d = data if isinstance(data, dict) else dict(data)
         self._trace = trace
@@ -378,7 +383,8 @@ class ChatResponse(_View):
             self._trace = None
         return self._d
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> "tuple[type[ChatResponse], tuple[JsonDict]]":
+        # The native trace does not pickle: the dict, trace converted, does.
         return (type(self), (self._whole(),))
 
     @property
