@@ -15,7 +15,7 @@ VENV="$HERE/.venv"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 # litellm is pinned deliberately (never 1.82.7 or 1.82.8; the newest releases need a certifi
 # the registry does not have); openai is the version it resolves with.
-PKGS=(maturin==1.16.0 litellm==1.99.4 openai==2.54.0 httpx==0.28.1 aiohttp==3.14.5)
+PKGS=(maturin==1.16.0 litellm==1.99.4 openai==2.54.0 httpx==0.28.1 aiohttp==3.14.5 uvloop==0.23.0)
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     "${PYTHON:-python3.11}" -m venv "$VENV" 2>/dev/null || python3 -m venv "$VENV"

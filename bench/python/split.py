@@ -1,6 +1,7 @@
 """Where a Python call's time goes: the same request through layers that each add one cost.
 
     bash bench/python/run.sh --split        # prints a Markdown table (BENCHMARKS.md, issue 18)
+    bash bench/python/run.sh --split --loop uvloop   # the async rows on uvloop
 
 Interleaved call by call, one process, one mock server (release build), one kept-alive
 connection per client:
@@ -54,19 +55,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mock-server", required=True)
     ap.add_argument("--n", type=int, default=3000)
+    # The default loop's `_run_once` is Python: two of them per async call are much of what an
+    # `AsyncRouter.chat` costs over a `Router.chat`. uvloop's is C (and has `add_reader`, so
+    # calls are driven by it the same way).
+    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = ap.parse_args()
     proc, base = start_mock(args.mock_server)
     try:
-        run(base, args.n)
+        run(base, args.n, args.loop)
     finally:
         stop_mock(proc)
 
 
-def run(base: str, n: int) -> None:
-    asyncio.run(rounds(base, n))
+def run(base: str, n: int, loop: str = "asyncio") -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(rounds(base, n, loop))
+    else:
+        asyncio.run(rounds(base, n, loop))
 
 
-async def rounds(base: str, n: int) -> None:
+async def rounds(base: str, n: int, loop: str = "asyncio") -> None:
     # Everything runs inside one running event loop, as an async service's calls do; the
     # blocking calls simply block it meanwhile.
     router = polyroute.Router(policy(base))
@@ -88,7 +98,7 @@ async def rounds(base: str, n: int) -> None:
     for c in calls.values():
         for _ in range(200):
             await c()
-    print(f"n={n} per row, Python {'.'.join(map(str, sys.version_info[:3]))}, polyroute {polyroute.__version__}")
+    print(f"n={n} per row, Python {'.'.join(map(str, sys.version_info[:3]))}, polyroute {polyroute.__version__}, event loop: {loop}")
     print()
     for gap in (0.0, 0.001):
         lat: Dict[str, List[float]] = {k: [] for k in calls}
