@@ -352,7 +352,6 @@ def version(client: str) -> str:
 
 
 def markdown(res: Dict[str, Any]) -> str:
-    floor = res["latency"]["floor"]
     lines = [
         "## Python client overhead",
         "",
@@ -362,25 +361,27 @@ def markdown(res: Dict[str, Any]) -> str:
         f"Versions: {', '.join(f'{c} {v}' for c, v in res['versions'].items())}. Reproduce: `bash bench/python/run.sh`.",
         "",
         "Latency: sequential requests (asyncio clients; one at a time). Added latency is each client's",
-        "percentile minus the same percentile of the loopback floor: a blocking socket on a kept-alive",
-        "connection sending pre-encoded bytes (no HTTP library; it includes the server's own time).",
+        "percentile minus the same percentile of the loopback floor measured right before it: a blocking",
+        "socket on a kept-alive connection sending pre-encoded bytes (no HTTP library; it includes the",
+        "server's own time). `bash bench/python/run.sh --split` times polyroute's calls interleaved with",
+        "the floor, call by call, which is the finer measure of its own added time.",
         "",
         "Rows ending in `-sync` are the blocking clients (`polyroute.Router`, `openai.OpenAI`), compared",
         "with each other; the others are asyncio clients, compared with `polyroute.AsyncRouter`.",
         "",
-        "| client | p50 (µs) | p99 (µs) | added p50 (µs) | added p99 (µs) | added p50, client ÷ polyroute |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| client | p50 (µs) | p99 (µs) | floor p50 / p99 (µs) | added p50 (µs) | added p99 (µs) | added p50, client ÷ polyroute |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    f = res["latency"]["floor"]
-    lines.append(f"| loopback floor (raw socket) | {f['p50_us']:.0f} | {f['p99_us']:.0f} | 0 | 0 | |")
     for group, ref in ((CLIENTS, "polyroute"), (SYNC_CLIENTS, "polyroute-sync")):
-        ref_add = max(res["latency"][ref]["p50_us"] - floor["p50_us"], 1.0)
+        ref_add = max(res["latency"][ref]["p50_us"] - res["floor_for"][ref]["p50_us"], 1.0)
         for c in group:
-            lat = res["latency"][c]
+            lat, floor = res["latency"][c], res["floor_for"][c]
             a50 = lat["p50_us"] - floor["p50_us"]
             a99 = lat["p99_us"] - floor["p99_us"]
             ratio = "1.0×" if c == ref else f"{a50 / ref_add:.1f}×"
-            lines.append(f"| {c} | {lat['p50_us']:.0f} | {lat['p99_us']:.0f} | {a50:.0f} | {a99:.0f} | {ratio} |")
+            lines.append(
+                f"| {c} | {lat['p50_us']:.0f} | {lat['p99_us']:.0f} | {floor['p50_us']:.0f} / {floor['p99_us']:.0f} | {a50:.0f} | {a99:.0f} | {ratio} |"
+            )
     lines += [
         "",
         "Throughput (requests/s, higher is better; ratio = polyroute ÷ client):",
@@ -433,9 +434,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true", help="short runs, to check the harness")
+    ap.add_argument("--import-only", action="store_true", help="only each client's import time (median of 5, from bytecode)")
     args = ap.parse_args()
     if args.worker:
         worker_main(args)
+        return
+    if args.import_only:
+        load = os.getloadavg()[0]
+        for c in CLIENTS:
+            print(f"{c}: import {import_time(c):.1f} ms (median of 5)")
+        print(f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
         return
     server_proc = None
     if not args.server:
@@ -497,17 +505,25 @@ def run_all(args: argparse.Namespace) -> None:
         "import_ms": {},
         "load": [os.getloadavg()[0]],
     }
-    res["latency"]["floor"] = run_worker(args.server, "floor", "latency", n=n)
-    print(json.dumps({"floor": res["latency"]["floor"]}), file=sys.stderr)
+    # The floor is measured again right before each client's latency run and that client's
+    # added time is taken against it: over the run's minutes this VM's speed can change by
+    # half, and a single floor measured first made later rows' "added" noise (2026-12-06: a
+    # floor of 224 µs p50 against the split bench's 100, and added times of +2 or −30 µs).
+    res["floor_for"] = {}
+
+    def client_latency(c: str) -> None:
+        res["floor_for"][c] = run_worker(args.server, "floor", "latency", n=n)
+        res["latency"][c] = run_worker(args.server, c, "latency", n=n)
+
     for c in CLIENTS:
         print(f"-- {c}", file=sys.stderr)
         res["import_ms"][c] = import_time(c)
-        res["latency"][c] = run_worker(args.server, c, "latency", n=n)
+        client_latency(c)
         res["throughput"][c] = {str(k): run_worker(args.server, c, "throughput", concurrency=k, seconds=seconds) for k in conc}
         print(json.dumps({c: {"latency": res["latency"][c], "throughput": {k: round(v["rps"]) for k, v in res["throughput"][c].items()}}}), file=sys.stderr)
     for c in SYNC_CLIENTS:
         print(f"-- {c}", file=sys.stderr)
-        res["latency"][c] = run_worker(args.server, c, "latency", n=n)
+        client_latency(c)
     res["load"].append(os.getloadavg()[0])
     raw = HERE / "results-raw"
     raw.mkdir(exist_ok=True)

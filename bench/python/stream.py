@@ -1,6 +1,7 @@
 """What a Python stream adds per chunk (issue 18's target: at most 5 µs).
 
     bash bench/python/run.sh --stream       # prints a Markdown table (BENCHMARKS.md)
+    bash bench/python/run.sh --stream --loop uvloop   # the async readers on uvloop
 
 Each reader takes a 1-word and a 257-word stream from the mock server (release build, one
 word per chunk); the difference between the two, less the floor's difference, over the 256
@@ -205,6 +206,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mock-server", required=True)
     ap.add_argument("--n", type=int, default=300)
+    # The async readers' price per chunk is mostly their loop's (see the asyncio floor row);
+    # uvloop's loop is C.
+    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = ap.parse_args()
     proc, base = start_mock(args.mock_server)
     try:
@@ -212,7 +216,12 @@ def main() -> None:
             put_script(base, name, words, delay)
         routers = {m: polyroute.Router(policy(base, m)) for m in ["burst-1", "burst-257", "spaced-1", "spaced-257"]}
         arouters = {m: polyroute.AsyncRouter(policy(base, m)) for m in routers}
-        loop = asyncio.new_event_loop()
+        if args.loop == "uvloop":
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
         msgs = [{"role": "user", "content": "hi"}]
 
         def events(model: str) -> int:
