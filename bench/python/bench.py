@@ -8,11 +8,13 @@ Every (client, measurement) runs in a fresh subprocess, so imports, memory and e
 never leak between clients. Measurements:
 
 - latency: sequential non-streamed requests, p50/p99; "added" is the client's percentile
-  minus the same percentile of the loopback floor: a blocking socket on a kept-alive
-  connection sending pre-encoded request bytes and reading exactly Content-Length bytes back
-  (the least Python can do per request; it includes the server's own time);
+  minus the same percentile of the loopback floor, measured right before that client: a
+  blocking socket on a kept-alive connection sending pre-encoded request bytes and reading
+  exactly Content-Length bytes back (the least Python can do per request; it includes the
+  server's own time);
 - throughput: requests/s with 1, 64 and 512 requests in flight (asyncio, one process);
-- import: wall time of ``import <client>`` in a fresh interpreter (median of 5);
+- import: wall time of ``import <client>`` in a fresh interpreter, from bytecode (median of
+  5; ``--import-only`` measures only this);
 - memory: peak RSS of the throughput run at concurrency 64.
 
 Writes results-raw/results.json and prints a Markdown section for BENCHMARKS.md. Not part
