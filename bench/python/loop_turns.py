@@ -5,9 +5,9 @@
 On asyncio's default loop every turn (`_run_once`) is Python code, so the number of turns per
 call is what an async call pays the loop, whatever its own speed. Counts per call, after a
 warm-up: loop turns, `call_soon` handles (a future's done-callbacks are scheduled with it),
-selector wake-ups and the events they return, timers armed. Any awaited socket read costs
-asyncio at least two turns (the readiness callback resolves a future; the task resumes on
-the next turn), so 2 / 1 / 1 / 0 is the floor (issue 18). Run it on a quiet machine: on a busy
+selector calls (one per turn) and the events they return, timers armed. Any awaited socket
+read costs asyncio at least two turns (the readiness callback resolves a future; the task
+resumes on the next turn), so 2 / 1 / 2 / 1 / 0 is the floor (issue 18). Run it on a quiet machine: on a busy
 one the mock server often answers before the call's first read (the sender was preempted
 between its write and its read), and such a call ends without waiting on the loop at all.
 """
@@ -48,14 +48,14 @@ def main() -> None:
         router = polyroute.AsyncRouter(policy)
         msgs = [{"role": "user", "content": "hi"}]
         loop = asyncio.new_event_loop()
-        counts = {"loop turns": 0, "call_soon": 0, "selector wake-ups": 0, "selector events": 0, "timers": 0}
+        counts = {"loop turns": 0, "call_soon": 0, "selector calls": 0, "selector events": 0, "timers": 0}
         # Instance attributes shadow the loop's methods: the loop itself calls them through
         # `self`, and so do futures resolved on it.
         loop._run_once = counted(counts, "loop turns", loop._run_once)  # type: ignore[attr-defined]
         loop.call_soon = counted(counts, "call_soon", loop.call_soon)  # type: ignore[method-assign]
         loop.call_at = counted(counts, "timers", loop.call_at)  # type: ignore[method-assign]
         selector = loop._selector  # type: ignore[attr-defined]
-        selector.select = counted(counts, "selector wake-ups", selector.select, events=True)
+        selector.select = counted(counts, "selector calls", selector.select, events=True)
 
         async def calls() -> None:
             for _ in range(50):
