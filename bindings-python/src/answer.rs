@@ -10,7 +10,6 @@
 use polyroute::{ChatResponse, RouteTrace};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use pyo3::IntoPyObjectExt;
 
 /// A routed call's answer: converted to `(dict without "trace", NativeTrace | None)`.
 pub struct Answer(pub ChatResponse);
@@ -21,9 +20,8 @@ impl<'py> IntoPyObject<'py> for Answer {
     type Error = PyErr;
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let mut resp = self.0;
-        let trace = resp.trace.take().map(|t| NativeTrace(t).into_bound_py_any(py)).transpose()?;
-        let dict = crate::pyser::to_py(py, &resp)?;
-        PyTuple::new(py, [dict, trace.unwrap_or_else(|| py.None().into_bound(py))])
+        let trace = resp.trace.take().map(NativeTrace);
+        (crate::pyser::to_py(py, &resp)?, trace).into_pyobject(py)
     }
 }
 
