@@ -75,5 +75,5 @@ if [ $# -eq 0 ]; then
     log "pytest, asyncio tests again on the wake-up path Windows' proactor loop takes (a task awaiting sock_recv, no add_reader)"
     # ... and the openai transport's async client (AsyncOpenAI, pydantic-ai, langchain's a*).
     POLYROUTE_ASYNC_WAKE=pump "$VENV/bin/python" -m pytest -q tests/test_async.py tests/test_streaming.py tests/test_stream_chunks.py tests/test_request_args.py \
-        tests/test_panic.py tests/test_openai_transport.py tests/test_sdk_frameworks.py -k "not test_every_kind and not instructor"
+        tests/test_panic.py tests/test_openai_transport.py tests/test_sdk_frameworks.py tests/test_waiter.py -k "not test_every_kind and not instructor"
 fi

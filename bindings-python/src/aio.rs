@@ -22,9 +22,11 @@
 //! `loop.sock_recv` where it does not (Windows' default proactor loop). Nothing here is
 //! Unix-only.
 //!
-//! Cancellation: each asyncio future gets a done-callback that aborts its tokio task when the
-//! future is cancelled (task cancelled, `wait_for` timed out...). Aborting drops the core
-//! future, which cancels the HTTP request.
+//! The futures are [`Waiter`]s (`waiter.rs`), which wake their task in the loop callback
+//! that resolved them. Cancellation: each waiter holds what stops its call (the tokio task's
+//! abort handle, the worker job's flag, the driven call) and stops it when cancelled (task
+//! cancelled, `wait_for` timed out...). Aborting drops the core future, which cancels the
+//! HTTP request.
 
 use std::future::Future;
 use std::io::Write;
@@ -34,17 +36,17 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
-use tokio::task::AbortHandle;
 
 use crate::driven::{self, Driven};
-use crate::errors::{guarded, to_pyerr};
+use crate::errors::to_pyerr;
 use crate::runtime::runtime;
-use crate::workers::{self, Stop};
+use crate::waiter::{self, Stop, Waiter};
+use crate::workers;
 
 pub(crate) type Outcome = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
 
 struct Done {
-    future: Py<PyAny>,
+    future: Py<Waiter>,
     outcome: Outcome,
 }
 
@@ -182,25 +184,29 @@ impl LoopBridge {
         None
     }
 
-    /// Poll the driven calls whose sockets the set reports ready (on the loop's thread).
-    fn poll_sockets(&self, py: Python<'_>) {
+    /// Poll the driven calls whose sockets the set reports ready (a loop callback); the tasks
+    /// they resolved resume at its end (`waiter::eager`).
+    fn poll_sockets(&self, py: Python<'_>) -> PyResult<()> {
         #[cfg(target_os = "linux")]
         if let Some(sockets) = &self.shared.sockets {
-            let polled = polyroute::bridge::catch(|| {
-                for token in sockets.set.ready() {
-                    let call = sockets.calls.lock().unwrap_or_else(|p| p.into_inner()).get(&token).and_then(std::sync::Weak::upgrade);
-                    // None: a late report for a call that has ended.
-                    if let Some(call) = call {
-                        call.poll(py);
+            let polled = waiter::eager(py, || {
+                polyroute::bridge::catch(|| {
+                    for token in sockets.set.ready() {
+                        let call = sockets.calls.lock().unwrap_or_else(|p| p.into_inner()).get(&token).and_then(std::sync::Weak::upgrade);
+                        // None: a late report for a call that has ended.
+                        if let Some(call) = call {
+                            call.poll(py);
+                        }
                     }
-                }
-            });
+                })
+            })?;
             if let Err(e) = polled {
                 to_pyerr(py, &e).write_unraisable(py, None);
             }
         }
         #[cfg(not(target_os = "linux"))]
         let _ = py;
+        Ok(())
     }
 
     /// Close the write end now rather than when this object is collected (the loop is going
@@ -210,69 +216,37 @@ impl LoopBridge {
     }
 
     /// Resolve every finished future (runs on the loop's thread, after the caller has read
-    /// the wake-up bytes).
-    fn drain(&self, py: Python<'_>) {
-        let drained = polyroute::bridge::catch(|| {
+    /// the wake-up bytes). `eager`: called as a loop callback (not from a task), so the tasks
+    /// it resolves may resume at its end (`waiter::eager`).
+    #[pyo3(signature = (eager=false))]
+    fn drain(&self, py: Python<'_>, eager: bool) -> PyResult<()> {
+        let drained = if eager { waiter::eager(py, || self.drain_now(py))? } else { self.drain_now(py) };
+        if let Err(e) = drained {
+            to_pyerr(py, &e).write_unraisable(py, None);
+        }
+        Ok(())
+    }
+}
+
+impl LoopBridge {
+    fn drain_now(&self, py: Python<'_>) -> polyroute::Result<()> {
+        polyroute::bridge::catch(|| {
             // Clear the flag before taking the queue: a completion racing with us either lands in
             // this batch or signals again.
             self.shared.signalled.store(false, Ordering::SeqCst);
             let batch = std::mem::take(&mut *self.shared.done.lock().unwrap_or_else(|p| p.into_inner()));
             for item in batch {
-                let d = match item {
-                    Item::Done(d) => d,
-                    Item::Repoll(call) => {
-                        call.poll(py);
-                        continue;
+                match item {
+                    Item::Done(d) => {
+                        let fut = d.future.bind(py);
+                        // Cancelled meanwhile: nothing to convert.
+                        if fut.get().is_pending() {
+                            Waiter::resolve(fut, (d.outcome)(py));
+                        }
                     }
-                };
-                let fut = d.future.bind(py);
-                let resolve = || -> PyResult<()> {
-                    if fut.call_method0(pyo3::intern!(py, "cancelled"))?.is_truthy()? {
-                        return Ok(());
-                    }
-                    match (d.outcome)(py) {
-                        Ok(v) => fut.call_method1(pyo3::intern!(py, "set_result"), (v,))?,
-                        Err(e) => fut.call_method1(pyo3::intern!(py, "set_exception"), (e.into_value(py),))?,
-                    };
-                    Ok(())
-                };
-                // One bad future must not strand the others in this batch.
-                if let Err(e) = resolve() {
-                    e.write_unraisable(py, Some(fut));
+                    Item::Repoll(call) => call.poll(py),
                 }
             }
-        });
-        if let Err(e) = drained {
-            to_pyerr(py, &e).write_unraisable(py, None);
-        }
-    }
-}
-
-/// Done-callback of a bridged future: stops its work (aborts the tokio task, or stops the
-/// worker's job) if the future was cancelled.
-#[pyclass(frozen, module = "polyroute._native")]
-struct Canceller {
-    abort: Option<AbortHandle>,
-    stop: Option<Arc<Stop>>,
-    driven: Option<Arc<Driven>>,
-}
-
-#[pymethods]
-impl Canceller {
-    fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
-        guarded(fut.py(), || {
-            if fut.call_method0(pyo3::intern!(fut.py(), "cancelled"))?.is_truthy()? {
-                if let Some(a) = &self.abort {
-                    a.abort();
-                }
-                if let Some(s) = &self.stop {
-                    s.stop();
-                }
-                if let Some(d) = &self.driven {
-                    d.cancel(fut.py());
-                }
-            }
-            Ok(())
         })
     }
 }
@@ -280,7 +254,7 @@ impl Canceller {
 impl LoopBridge {
     /// `work`, then its output (or its panic, as `ConfigError`: never a future left pending)
     /// handed to the loop for `future`.
-    fn delivering<F, T>(&self, future: &Bound<'_, PyAny>, work: F) -> impl Future<Output = ()> + Send + 'static
+    fn delivering<F, T>(&self, future: &Bound<'_, Waiter>, work: F) -> impl Future<Output = ()> + Send + 'static
     where
         F: Future<Output = T> + Send + 'static,
         T: for<'py> IntoPyObject<'py> + Send + 'static,
@@ -295,7 +269,7 @@ impl LoopBridge {
 
     /// Run `work` driven by the loop (`driven.rs`), if this bridge's loop can; `Err(work)`
     /// otherwise.
-    fn try_drive<F, T>(&self, py: Python<'_>, future: &Bound<'_, PyAny>, work: F) -> PyResult<Result<(), F>>
+    fn try_drive<F, T>(&self, py: Python<'_>, future: &Bound<'_, Waiter>, work: F) -> PyResult<Result<(), F>>
     where
         F: Future<Output = T> + Send + 'static,
         T: for<'py> IntoPyObject<'py> + Send + 'static,
@@ -320,42 +294,43 @@ impl LoopBridge {
             let _counted = counted;
             outcome_of(work).await
         };
-        // The callback first: the first poll may already resolve the future.
+        // The stop first: the first poll may already resolve the future.
         let call = Driven::new(self.shared.clone(), future, Box::pin(work));
-        let canceller = Bound::new(py, Canceller { abort: None, stop: None, driven: Some(call.clone()) })?.into_any();
-        future.call_method1(pyo3::intern!(py, "add_done_callback"), (&canceller,))?;
-        call.set_canceller(canceller.unbind());
+        future.get().set_stop(Stop::Driven(call.clone()));
         call.poll(py);
         Ok(Ok(()))
     }
 
     /// Run `work` on the runtime and resolve `future` (an `asyncio.Future` of the bridge's
     /// loop) with its output.
-    pub fn spawn<F, T>(&self, py: Python<'_>, future: &Bound<'_, PyAny>, work: F) -> PyResult<()>
+    pub fn spawn<F, T>(&self, py: Python<'_>, future: &Bound<'_, Waiter>, work: F) -> PyResult<()>
     where
         F: Future<Output = T> + Send + 'static,
         T: for<'py> IntoPyObject<'py> + Send + 'static,
     {
+        // Boxed once, here: a call's future is kilobytes, and each wrapper below would move it.
+        let work = Box::pin(work);
         let Err(work) = self.try_drive(py, future, work)? else { return Ok(()) };
         let task = runtime(py)?.spawn(self.delivering(future, work));
-        future.call_method1(pyo3::intern!(py, "add_done_callback"), (Canceller { abort: Some(task.abort_handle()), stop: None, driven: None },))?;
+        future.get().set_stop(Stop::Abort(task.abort_handle()));
         Ok(())
     }
 
     /// [`LoopBridge::spawn`] for a whole call (`chat`): on an idle call worker when there is
     /// one, where its requests run inline (`workers.rs`), else on the runtime.
-    pub fn spawn_call<F, T>(&self, py: Python<'_>, future: &Bound<'_, PyAny>, work: F) -> PyResult<()>
+    pub fn spawn_call<F, T>(&self, py: Python<'_>, future: &Bound<'_, Waiter>, work: F) -> PyResult<()>
     where
         F: Future<Output = T> + Send + 'static,
         T: for<'py> IntoPyObject<'py> + Send + 'static,
     {
+        // As in `spawn`: moved by pointer from here on.
+        let work = Box::pin(work);
         let Err(work) = self.try_drive(py, future, work)? else { return Ok(()) };
         let rt = runtime(py)?;
-        let canceller = match workers::try_run(rt, self.delivering(future, work)) {
-            Ok(stop) => Canceller { abort: None, stop: Some(stop), driven: None },
-            Err(work) => Canceller { abort: Some(rt.spawn(work).abort_handle()), stop: None, driven: None },
-        };
-        future.call_method1(pyo3::intern!(py, "add_done_callback"), (canceller,))?;
+        future.get().set_stop(match workers::try_run(rt, self.delivering(future, work)) {
+            Ok(stop) => Stop::Worker(stop),
+            Err(work) => Stop::Abort(rt.spawn(work).abort_handle()),
+        });
         Ok(())
     }
 }

@@ -15,8 +15,8 @@
 //! nothing watches them when the call is polled next or dropped (either may close or pool
 //! them); elsewhere each gets its own `add_reader`, removed before the next poll.
 //!
-//! Cancellation: the asyncio future's done-callback drops the call's future (closing its
-//! sockets) when it was cancelled. Used only where the loop has `add_reader` (selector
+//! Cancellation: cancelling the call's [`Waiter`] drops the call's future (closing its
+//! sockets). Used only where the loop has `add_reader` (selector
 //! loops, uvloop) on Unix; Windows' proactor loop keeps the call workers.
 
 use std::future::Future;
@@ -31,6 +31,7 @@ use pyo3::prelude::*;
 use crate::aio::{Outcome, Shared};
 use crate::errors::to_pyerr;
 use crate::runtime::runtime;
+use crate::waiter::Waiter;
 
 type Call = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
@@ -38,17 +39,11 @@ type Call = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 pub struct Driven {
     call: Mutex<Option<Call>>,
     waits: Mutex<Vec<Wait>>,
-    /// The asyncio future the outcome goes to.
-    target: Py<PyAny>,
-    /// The future's loop, looked up the first time a socket is watched.
-    event_loop: std::sync::OnceLock<Py<PyAny>>,
+    /// The future the outcome goes to (it holds this call until it is done or cancelled).
+    target: Py<Waiter>,
     shared: Arc<Shared>,
     /// A re-poll is queued on the bridge already (wake-ups in a burst share one).
     queued: AtomicBool,
-    /// The future's done-callback that cancels this call (`aio::Canceller`), taken off the
-    /// future before it is resolved: left on, the loop would schedule and run it for nothing
-    /// (a handle and a loop iteration's work per call and per stream read).
-    canceller: Mutex<Option<Py<PyAny>>>,
     /// The token its sockets are armed with in the loop's socket set (`aio::Sockets`), if the
     /// loop has one; else they are watched one by one with `add_reader`.
     token: Option<u64>,
@@ -84,23 +79,21 @@ struct Ready(Arc<Driven>);
 
 #[pymethods]
 impl Ready {
-    fn __call__(&self, py: Python<'_>) {
-        self.0.poll(py);
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        crate::waiter::eager(py, || self.0.poll(py))
     }
 }
 
 impl Driven {
     /// `call` for `target` (an asyncio future); not polled yet.
-    pub fn new(shared: Arc<Shared>, target: &Bound<'_, PyAny>, call: Call) -> Arc<Driven> {
+    pub fn new(shared: Arc<Shared>, target: &Bound<'_, Waiter>, call: Call) -> Arc<Driven> {
         let token = shared.sockets.as_ref().map(|s| s.next_token.fetch_add(1, Ordering::Relaxed));
         let driven = Arc::new(Driven {
             call: Mutex::new(Some(call)),
             waits: Mutex::new(Vec::new()),
             target: target.clone().unbind(),
-            event_loop: std::sync::OnceLock::new(),
             shared,
             queued: AtomicBool::new(false),
-            canceller: Mutex::new(None),
             token,
         });
         if let (Some(sockets), Some(token)) = (&driven.shared.sockets, token) {
@@ -109,21 +102,13 @@ impl Driven {
         driven
     }
 
-    /// Remember the done-callback `canceller` registered on the future for this call.
-    pub fn set_canceller(&self, canceller: Py<PyAny>) {
-        *self.canceller.lock().unwrap_or_else(|p| p.into_inner()) = Some(canceller);
-    }
-
     /// [`Driven::poll`], where a panic (outside the call's own future, whose panics are its
     /// outcome already) ends the call with it as `ConfigError` instead of leaving the
     /// future pending or reaching the loop's callback machinery.
     pub fn poll(self: &Arc<Self>, py: Python<'_>) {
         if let Err(e) = polyroute::bridge::catch(|| self.poll_once(py)) {
             self.cancel(py);
-            let target = self.target.bind(py);
-            if !target.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
-                resolve(target, Err(to_pyerr(py, &e)));
-            }
+            Waiter::resolve(self.target.bind(py), Err(to_pyerr(py, &e)));
         }
     }
 
@@ -132,14 +117,14 @@ impl Driven {
     fn poll_once(self: &Arc<Self>, py: Python<'_>) {
         self.queued.store(false, Ordering::Release);
         let target = self.target.bind(py);
-        if let Err(e) = self.unwatch(target) {
-            e.write_unraisable(py, Some(target));
+        if let Err(e) = self.unwatch(py) {
+            e.write_unraisable(py, Some(target.as_any()));
         }
         // Out of its slot while it runs: the GIL is released and a guard cannot cross that.
         let Some(mut call) = self.call.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         let rt = match runtime(py) {
             Ok(rt) => rt,
-            Err(e) => return self.finish(target, Err(e)),
+            Err(e) => return Waiter::resolve(target, Err(e)),
         };
         let waker = Waker::from(Arc::new(Rewake(Arc::downgrade(self))));
         let (polled, waits) = py.detach(|| {
@@ -149,8 +134,8 @@ impl Driven {
         match polled {
             Poll::Ready(outcome) => {
                 drop(call);
-                if !target.call_method0(pyo3::intern!(py, "done")).and_then(|d| d.is_truthy()).unwrap_or(true) {
-                    self.finish(target, outcome(py));
+                if target.get().is_pending() {
+                    Waiter::resolve(target, outcome(py));
                 }
             }
             Poll::Pending => {
@@ -158,44 +143,34 @@ impl Driven {
                 if let Err(e) = self.watch(target, waits) {
                     // The loop refused the socket (closed meanwhile): the call cannot go on.
                     self.cancel(py);
-                    resolve(target, Err(e));
+                    Waiter::resolve(target, Err(e));
                 }
             }
         }
     }
 
-    /// Resolve the future with the call's outcome. Resolved, it can no longer be cancelled,
-    /// so its canceller comes off first.
-    fn finish(&self, target: &Bound<'_, PyAny>, outcome: PyResult<Bound<'_, PyAny>>) {
-        if let Some(c) = self.canceller.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = target.call_method1(pyo3::intern!(target.py(), "remove_done_callback"), (c,));
-        }
-        resolve(target, outcome);
-    }
-
     /// The future was cancelled: stop watching, drop the call (closing its sockets).
     pub fn cancel(&self, py: Python<'_>) {
-        let _ = self.unwatch(self.target.bind(py));
+        let _ = self.unwatch(py);
         let call = self.call.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(call);
-        // The canceller holds this call: the pair must not keep each other alive.
-        self.canceller.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
-    fn watch(self: &Arc<Self>, target: &Bound<'_, PyAny>, waits: Vec<Wait>) -> PyResult<()> {
+    fn watch(self: &Arc<Self>, target: &Bound<'_, Waiter>, waits: Vec<Wait>) -> PyResult<()> {
         if waits.is_empty() {
             return Ok(());
         }
+        let py = target.py();
         #[cfg(target_os = "linux")]
         if let (Some(sockets), Some(token)) = (&self.shared.sockets, self.token) {
             // Armed for one report each: nothing to unwatch before the next poll.
             return sockets.set.arm(token, &waits).map_err(|e| {
                 let e = polyroute::Error::new(polyroute::ErrorKind::Connection, format!("the event loop could not watch the connection: {e}"));
-                to_pyerr(target.py(), &e)
+                to_pyerr(py, &e)
             });
         }
-        let event_loop = self.event_loop(target)?;
-        let ready = Bound::new(target.py(), Ready(self.clone()))?;
+        let event_loop = target.get().event_loop(py);
+        let ready = Bound::new(py, Ready(self.clone()))?;
         for w in &waits {
             let method = if w.write { "add_writer" } else { "add_reader" };
             event_loop.call_method1(method, (w.fd, &ready))?;
@@ -204,37 +179,17 @@ impl Driven {
         Ok(())
     }
 
-    fn event_loop<'py>(&self, target: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(l) = self.event_loop.get() {
-            return Ok(l.bind(target.py()).clone());
-        }
-        let l = target.call_method0("get_loop")?;
-        let _ = self.event_loop.set(l.clone().unbind());
-        Ok(l)
-    }
-
-    fn unwatch(&self, target: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn unwatch(&self, py: Python<'_>) -> PyResult<()> {
         let waits = std::mem::take(&mut *self.waits.lock().unwrap_or_else(|p| p.into_inner()));
         if waits.is_empty() {
             return Ok(());
         }
-        let event_loop = self.event_loop(target)?;
+        let event_loop = self.target.get().event_loop(py);
         for w in waits {
             let method = if w.write { "remove_writer" } else { "remove_reader" };
             event_loop.call_method1(method, (w.fd,))?;
         }
         Ok(())
-    }
-}
-
-fn resolve(target: &Bound<'_, PyAny>, outcome: PyResult<Bound<'_, PyAny>>) {
-    let py = target.py();
-    let r = match outcome {
-        Ok(v) => target.call_method1(pyo3::intern!(py, "set_result"), (v,)),
-        Err(e) => target.call_method1(pyo3::intern!(py, "set_exception"), (e.into_value(py),)),
-    };
-    if let Err(e) = r {
-        e.write_unraisable(target.py(), Some(target));
     }
 }
 

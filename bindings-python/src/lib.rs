@@ -2,7 +2,7 @@
 //!
 //! This crate holds only what a binding may hold (see ARCHITECTURE.md): type conversion
 //! (`convert.rs`), error mapping (`errors.rs`), async bridging and the runtime that owns it
-//! (`runtime.rs`, `aio.rs`), host callbacks and handle lifetime (`router.rs`, `stream.rs`,
+//! (`runtime.rs`, `aio.rs`, `driven.rs`, `waiter.rs`), host callbacks and handle lifetime (`router.rs`, `stream.rs`,
 //! `openai.rs` for the openai-SDK transport). The public API, its types
 //! and its exception classes are plain Python in `python/polyroute/`, which wraps this module;
 //! `_native.pyi` is its exact stub (checked by `mypy.stubtest`).
@@ -20,6 +20,7 @@ mod pyser;
 mod router;
 mod runtime;
 mod stream;
+mod waiter;
 mod workers;
 
 use pyo3::prelude::*;
@@ -52,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<answer::NativeTrace>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add_class::<aio::LoopBridge>()?;
+    m.add_class::<waiter::Waiter>()?;
     m.add_class::<openai::NativeSse>()?;
     m.add_function(wrap_pyfunction!(openai::openai_not_found, m)?)?;
     // Test hooks (underscore names, not in `__all__`): a deliberate panic in the core.

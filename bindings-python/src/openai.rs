@@ -17,6 +17,7 @@ use crate::aio::LoopBridge;
 use crate::convert::to_py;
 use crate::errors::{guarded, IntoPyResult, Out};
 use crate::runtime::{drive, runtime};
+use crate::waiter::Waiter;
 
 /// The request's headers as the core reads them (see `openai_http::header_map`).
 pub fn header_map(pairs: Vec<(String, String)>) -> HeaderMap {
@@ -80,7 +81,7 @@ impl NativeSse {
     }
 
     /// Resolve `future` (of `bridge`'s loop) with the next frame's bytes, or `None`.
-    fn next_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn next_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>) -> PyResult<()> {
         guarded(py, || {
             let next = self.handle.next_frame();
             bridge.spawn(py, future, async move { Out::<Frame>(Ok(Frame(next.await))) })

@@ -28,6 +28,7 @@ use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
 use crate::openai::{header_map, Reply};
 use crate::runtime::{block_on, drive, forked_since, runtime};
 use crate::stream::NativeStream;
+use crate::waiter::Waiter;
 
 struct Slot {
     pid: u32,
@@ -101,7 +102,7 @@ pub fn _debug_panic(py: Python<'_>) -> PyResult<()> {
 /// Test hook (`_native._debug_panic_async`): resolves `future` through the asyncio bridge with
 /// a future that panics while the runtime polls it.
 #[pyfunction]
-pub fn _debug_panic_async(py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+pub fn _debug_panic_async(py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>) -> PyResult<()> {
     guarded(py, || bridge.spawn(py, future, async { Out(polyroute::bridge::debug_panic_async("python async call".into()).await) }))
 }
 
@@ -180,7 +181,7 @@ impl NativeRouter {
     }
 
     /// Resolve `future` (an asyncio future of `bridge`'s loop) with `chat`'s tuple.
-    fn chat_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn chat_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>, body: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
@@ -199,7 +200,7 @@ impl NativeRouter {
     }
 
     /// Resolve `future` with a `NativeStream` once the answer has committed (or failed).
-    fn stream_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>, body: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn stream_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>, body: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
@@ -226,7 +227,7 @@ impl NativeRouter {
         &self,
         py: Python<'_>,
         bridge: &LoopBridge,
-        future: &Bound<'_, PyAny>,
+        future: &Bound<'_, Waiter>,
         body: &[u8],
         headers: Vec<(String, String)>,
     ) -> PyResult<()> {

@@ -15,6 +15,7 @@ use crate::aio::LoopBridge;
 use crate::convert::{to_py, Json};
 use crate::errors::{guarded, IntoPyResult, Out};
 use crate::runtime::{block_on, drive, runtime};
+use crate::waiter::Waiter;
 
 /// At most this many events cross to Python in one read.
 const BATCH: usize = 256;
@@ -88,7 +89,7 @@ impl NativeStream {
 
     /// Resolve `future` with [`Self::next_batch`]'s list, or `None` once the stream has ended:
     /// one trip through the event loop per burst.
-    fn next_batch_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn next_batch_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>) -> PyResult<()> {
         guarded(py, || {
             let next = self.handle.next_values(BATCH);
             bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(|v| Json(serde_json::Value::Array(v))))) })
@@ -101,7 +102,7 @@ impl NativeStream {
     }
 
     /// [`Self::next_batch_async`] in OpenAI chunk form.
-    fn next_chunk_batch_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn next_chunk_batch_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>) -> PyResult<()> {
         guarded(py, || {
             let next = self.handle.next_chunk_values(BATCH);
             bridge.spawn(py, future, async move { Out(next.await.map(|o| o.map(|v| Json(serde_json::Value::Array(v))))) })
@@ -117,7 +118,7 @@ impl NativeStream {
     }
 
     /// Resolve `future` with [`Self::final_response`]'s tuple.
-    fn final_response_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn final_response_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>) -> PyResult<()> {
         guarded(py, || {
             let resp = self.handle.final_response();
             bridge.spawn(py, future, async move { Out(resp.await.map(crate::answer::Answer)) })

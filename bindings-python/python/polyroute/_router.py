@@ -107,7 +107,8 @@ class _Bridge:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
-        self.native.drain()
+        # A loop callback, not a task: the calls it resolves resume at its end.
+        self.native.drain(eager=True)
 
     async def _pump_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -120,7 +121,7 @@ class _Bridge:
             self.native.close()
 
 
-def _future() -> "tuple[_native.LoopBridge, asyncio.Future[Any]]":
+def _future() -> "tuple[_native.LoopBridge, _native.Waiter]":
     # Not at module level: a sync-only program never pays for importing asyncio.
     import asyncio
 
@@ -128,7 +129,9 @@ def _future() -> "tuple[_native.LoopBridge, asyncio.Future[Any]]":
     bridge = _BRIDGES.get(loop)
     if bridge is None:
         bridge = _BRIDGES[loop] = _Bridge(loop, use_reader=not _FORCE_PUMP)
-    return bridge.native, loop.create_future()
+    # Not `loop.create_future()`: a Waiter wakes its task in the loop callback that resolved
+    # it, one loop turn sooner (src/waiter.rs).
+    return bridge.native, _native.Waiter(loop)
 
 
 # Tests set this to run the proactor loop's path (a task awaiting sock_recv) on Linux.
