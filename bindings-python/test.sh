@@ -22,6 +22,8 @@ TOOLS=(maturin==1.16.0 pytest==9.2.0 mypy==2.4.1)
 # instructor 1.17.0 (the newest) allows openai only up to 3.3.0, and pydantic-ai-slim 2.38.0
 # is the newest that accepts that openai. openai 3.x speaks httpx2; httpx comes along too.
 SDKS=(openai==3.3.0 instructor==1.17.0 langchain-openai==1.8.1 "pydantic-ai-slim[openai]==2.38.0")
+# The other event loop async services run on (tests/test_waiter.py runs its cases on both).
+LOOPS=(uvloop==0.23.0)
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -47,10 +49,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     fi
 fi
 STAMP="$VENV/.tools-installed"
-if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "${TOOLS[*]} ${SDKS[*]}" ]]; then
+if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "${TOOLS[*]} ${SDKS[*]} ${LOOPS[*]}" ]]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q "${TOOLS[@]}" "${SDKS[@]}"
-    echo "${TOOLS[*]} ${SDKS[*]}" >"$STAMP"
+    "$VENV/bin/python" -m pip install -q "${TOOLS[@]}" "${SDKS[@]}" "${LOOPS[@]}"
+    echo "${TOOLS[*]} ${SDKS[*]} ${LOOPS[*]}" >"$STAMP"
 fi
 "$VENV/bin/python" --version
 

@@ -1,14 +1,16 @@
 """What an async call awaits (src/waiter.rs): an asyncio-compatible future that wakes its
 task in the loop callback that resolved it, not on the loop's next turn, and stops its call
 when cancelled. These check the protocol asyncio relies on, the task's context across the
-early wake-up, and that errors raised while a task resumes reach the loop as before."""
+early wake-up, and that errors raised while a task resumes reach the loop as before, on
+asyncio's default loop and on uvloop (the two loops the driven path runs on)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import os
-from typing import Any, List
+import sys
+from typing import Any, Coroutine, List, TypeVar
 
 import polyroute
 import pytest
@@ -16,6 +18,22 @@ from conftest import USER, MockServer, policy
 from polyroute import _native
 from polyroute._request import body as _body
 from polyroute._router import _future
+
+
+T = TypeVar("T")
+
+LOOPS = [
+    "asyncio",
+    pytest.param("uvloop", marks=pytest.mark.skipif(sys.platform == "win32", reason="uvloop is Unix-only")),
+]
+
+
+def run(loop: str, coro: Coroutine[Any, Any, T]) -> T:
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 class CountingLoop(asyncio.SelectorEventLoop):
@@ -47,7 +65,8 @@ def test_an_answered_call_resumes_its_task_in_the_same_loop_turn(server: MockSer
         loop.close()
 
 
-def test_the_task_keeps_its_context_across_calls(server: MockServer, name: str) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_task_keeps_its_context_across_calls(server: MockServer, name: str, loop: str) -> None:
     router = polyroute.AsyncRouter(policy(server, [name]))
     var: "contextvars.ContextVar[str]" = contextvars.ContextVar("var", default="unset")
 
@@ -69,12 +88,17 @@ def test_the_task_keeps_its_context_across_calls(server: MockServer, name: str) 
         a, b = await asyncio.gather(one("a"), one("b"))
         return a, b, var.get()
 
-    a, b, outside = asyncio.run(main())
+    before = _native._requests_by_path()[2]
+    a, b, outside = run(loop, main())
     assert a == ["a", "a0", "a1", "a2"] and b == ["b", "b0", "b1", "b2"]
     assert outside == "unset"
+    # The loop drove them (not the call threads, whose answers come through the pipe).
+    if os.environ.get("POLYROUTE_ASYNC_WAKE") != "pump":
+        assert _native._requests_by_path()[2] - before >= 4
 
 
-def test_a_base_exception_raised_as_a_task_resumes_reaches_the_caller(server: MockServer, name: str) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_base_exception_raised_as_a_task_resumes_reaches_the_caller(server: MockServer, name: str, loop: str) -> None:
     router = polyroute.AsyncRouter(policy(server, [name]))
 
     async def main() -> None:
@@ -82,12 +106,13 @@ def test_a_base_exception_raised_as_a_task_resumes_reaches_the_caller(server: Mo
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        asyncio.run(main())
+        run(loop, main())
     # The bridge goes on working on the next loop.
-    assert asyncio.run(router.chat(USER)).content == "echo: hello mock"
+    assert run(loop, router.chat(USER)).content == "echo: hello mock"
 
 
-def test_cancelling_a_waiting_task_raises_cancelled_error_with_its_message(server: MockServer, name: str) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_cancelling_a_waiting_task_raises_cancelled_error_with_its_message(server: MockServer, name: str, loop: str) -> None:
     router = polyroute.AsyncRouter(policy(server, [name]))
     server.script(name, {"then": {"latency_ms": 5000}})
 
@@ -98,8 +123,11 @@ def test_cancelling_a_waiting_task_raises_cancelled_error_with_its_message(serve
         with pytest.raises(asyncio.CancelledError) as info:
             await task
         assert info.value.args == ("enough",)
+        # The request was dropped: the next call is answered at once.
+        server.script(name, {"then": {}})
+        assert (await asyncio.wait_for(router.chat(USER), 5)).content == "echo: hello mock"
 
-    asyncio.run(main())
+    run(loop, main())
 
 
 def test_the_waiter_follows_the_asyncio_future_protocol() -> None:
@@ -131,7 +159,8 @@ def test_the_waiter_follows_the_asyncio_future_protocol() -> None:
     asyncio.run(main())
 
 
-def test_a_failed_call_raises_its_error_through_the_waiter(server: MockServer, name: str) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_failed_call_raises_its_error_through_the_waiter(server: MockServer, name: str, loop: str) -> None:
     server.script(name, {"then": {"status": 400, "error_message": "bad field"}})
     router = polyroute.AsyncRouter(policy(server, [name]))
 
@@ -148,4 +177,4 @@ def test_a_failed_call_raises_its_error_through_the_waiter(server: MockServer, n
         with pytest.raises(polyroute.InvalidRequestError):
             await fut
 
-    asyncio.run(main())
+    run(loop, main())
