@@ -5,11 +5,15 @@
 On asyncio's default loop every turn (`_run_once`) is Python code, so the number of turns per
 call is what an async call pays the loop, whatever its own speed. Counts per call, after a
 warm-up: loop turns, `call_soon` handles (a future's done-callbacks are scheduled with it),
-selector calls (one per turn) and the events they return, timers armed. Any awaited socket
-read costs asyncio at least two turns (the readiness callback resolves a future; the task
-resumes on the next turn), so 2 / 1 / 2 / 1 / 0 is the floor (issue 18). Run it on a quiet machine: on a busy
-one the mock server often answers before the call's first read (the sender was preempted
-between its write and its read), and such a call ends without waiting on the loop at all.
+selector calls (one per turn) and the events they return, timers armed. A socket read
+awaited through an `asyncio.Future` costs two turns (the readiness callback resolves the
+future; the task resumes on the next turn, through `call_soon`): 2 / 1 / 2 / 1 / 0, which
+is what `AsyncRouter.chat` took until its calls awaited the binding's own `Waiter`
+(src/waiter.rs), which resumes the task in the readiness callback itself: 1 / 0 / 1 / 1 / 0
+(issue 18, fourteenth round). Fewer than one turn per call means some answers were there
+at the call's first read (right after its write), and the call never waited on the loop: on
+a busy machine often (the sender was preempted between its write and its read); run it on a
+quiet one.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import os
 import sys
+import time
 from typing import Any, Coroutine, List, TypeVar
 
 import polyroute
@@ -176,5 +177,38 @@ def test_a_failed_call_raises_its_error_through_the_waiter(server: MockServer, n
         # Awaited again, it raises again (as an asyncio.Future does).
         with pytest.raises(polyroute.InvalidRequestError):
             await fut
+
+    run(loop, main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_call_answered_while_another_task_runs_wakes_its_task_on_a_later_turn(server: MockServer, name: str, loop: str) -> None:
+    # The bridge's callbacks run between tasks, where resuming one is allowed; should one run
+    # inside a task (a nested loop), resuming another there would fail ("Cannot enter into
+    # task ... while another task ... is being executed"): it must be scheduled instead.
+    server.script(name, {"then": {"latency_ms": 50}})
+    router = polyroute.AsyncRouter(policy(server, [name]))
+
+    async def main() -> None:
+        bridge, fut = _future()
+        if bridge.sockets_fd is None:
+            pytest.skip("no socket set here (pump path or not Linux)")
+        await router.chat(USER)  # a pooled connection: the request goes out at once
+        router._native.chat_async(bridge, fut, _body(USER, {}, "chat"))
+
+        async def wait() -> Any:
+            return await fut
+
+        other = asyncio.ensure_future(wait())
+        await asyncio.sleep(0)
+        # The answer arrives while this task blocks; it polls the bridge's sockets itself.
+        for _ in range(10):
+            time.sleep(0.1)
+            bridge.poll_sockets()
+            if fut.done():
+                break
+        assert fut.done() and not other.done()
+        content = (await other)[0]["choices"][0]["message"]["content"]
+        assert content == "echo: hello mock"
 
     run(loop, main())
