@@ -9,6 +9,7 @@
 #   bash bench/python/run.sh --split      # where a call's time goes, layer by layer (issue 18)
 #   bash bench/python/run.sh --stream     # what a stream adds per chunk (issue 18)
 #   bash bench/python/run.sh --import     # each client's import time, from bytecode
+#   bash bench/python/run.sh --callgrind sync|async|stream   # instructions per call (valgrind)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -35,6 +36,9 @@ if [[ "${1:-}" == "--transport" ]]; then
 fi
 if [[ "${1:-}" == "--stream" ]]; then
     cd "$HERE" && exec "$VENV/bin/python" "$HERE/stream.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
+fi
+if [[ "${1:-}" == "--callgrind" ]]; then
+    cd "$HERE" && exec "$VENV/bin/python" "$HERE/callgrind.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
 fi
 if [[ "${1:-}" == "--import" ]]; then
     LITELLM_LOCAL_MODEL_COST_MAP=True exec "$VENV/bin/python" "$HERE/bench.py" --import-only
