@@ -78,6 +78,10 @@ def test_the_task_keeps_its_context_across_calls(server: MockServer, name: str, 
             await router.chat(USER)
             seen.append(var.get())
             var.set(f"{tag}{i}")
+            # A real asyncio future next: the task resumes in its own context, which must be
+            # the one the early wake-up ran it in (not a copy that the set above went to).
+            await asyncio.sleep(0.001)
+            assert var.get() == f"{tag}{i}"
         stream = await router.stream(USER)
         async for _ in stream:
             seen.append(var.get())
