@@ -85,7 +85,7 @@ impl Ready {
 }
 
 impl Driven {
-    /// `call` for `target` (an asyncio future); not polled yet.
+    /// `call` for `target` (the waiter its coroutine awaits); not polled yet.
     pub fn new(shared: Arc<Shared>, target: &Bound<'_, Waiter>, call: Call) -> Arc<Driven> {
         let token = shared.sockets.as_ref().map(|s| s.next_token.fetch_add(1, Ordering::Relaxed));
         let driven = Arc::new(Driven {

@@ -166,9 +166,19 @@ thread_local! {
 /// `SystemExit`) is returned, for the loop to handle as its own callback's, once the rest
 /// are scheduled.
 pub(crate) fn eager<R>(py: Python<'_>, body: impl FnOnce() -> R) -> PyResult<R> {
-    let outer = EAGER.with(|e| e.replace(Some(Vec::new())));
+    /// Puts the enclosing scope back even if `body` unwinds: left set, every later resolve on
+    /// this thread would queue its wake-up in a list nobody runs.
+    struct Restore(Option<Option<Woken>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                EAGER.with(|e| e.replace(outer));
+            }
+        }
+    }
+    let mut restore = Restore(Some(EAGER.with(|e| e.replace(Some(Vec::new())))));
     let r = body();
-    let woken = EAGER.with(|e| e.replace(outer)).unwrap_or_default();
+    let woken = EAGER.with(|e| e.replace(restore.0.take().unwrap_or_default())).unwrap_or_default();
     if woken.is_empty() {
         return Ok(r);
     }
