@@ -184,7 +184,8 @@ pub(crate) fn eager<R>(py: Python<'_>, body: impl FnOnce() -> R) -> PyResult<R> 
     }
     let event_loop = woken[0].0.get().event_loop.clone_ref(py);
     let mut woken = woken.into_iter();
-    if task_running(event_loop.bind(py))? {
+    // Unable to tell (it cannot fail in practice): the safe way, which strands no task.
+    if task_running(event_loop.bind(py)).unwrap_or(true) {
         woken.for_each(|(w, callbacks)| schedule(w.bind(py), callbacks));
         return Ok(r);
     }
