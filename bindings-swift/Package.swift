@@ -6,9 +6,12 @@
 // library instead. The `-L` is an unsafe flag, fine for a root package only: users add the
 // repository ROOT's Package.swift by URL instead (same sources, no unsafeFlags: XCFramework on
 // Apple platforms, pkg-config on Linux; see README).
+import Foundation
 import PackageDescription
 
-let rustLibDir = Context.packageDirectory + "/lib"
+// POLYROUTE_FFI_LIB_DIR: where another build of the static library was staged (bench/swift
+// links a release build; tests keep the debug one here).
+let rustLibDir = ProcessInfo.processInfo.environment["POLYROUTE_FFI_LIB_DIR"] ?? Context.packageDirectory + "/lib"
 
 let package = Package(
     name: "Polyroute",

@@ -1,24 +1,27 @@
 //! Async bridging: the binding's tokio runtime, explicit cancellation, and the stream handle.
 //!
-//! Why our own runtime: uniffi's `async_runtime = "tokio"` polls exported futures from Swift's
-//! cooperative threads inside async-compat, whose fallback runtime is single-threaded. The
-//! router's IO, hedges and stream reads belong on a real multi-thread runtime, so every core
-//! future (each stream read included) is spawned onto one process-wide runtime and the
-//! exported future only awaits the join handle.
+//! Where core futures run: uniffi (`async_runtime = "tokio"`) polls exported futures from
+//! Swift's cooperative threads inside async-compat, whose fallback runtime is single-threaded.
+//! [`here`] polls the core future right there, but inside the context of one process-wide
+//! multi-thread runtime: its sockets and timers register with that runtime's reactor and what
+//! it spawns (hedges) runs on its workers. It used to be spawned onto that runtime and awaited
+//! through its join handle, which cost a thread wake-up each way per call and per stream read
+//! (issue 18: a cache hit took ~100 µs more than a loopback round trip with no I/O at all); now
+//! an answer that is ready at the first poll (a cache hit, an error found before sending)
+//! returns with no hop, and a request wakes Swift's task once, from the reactor.
 //!
-//! Why explicit cancellation: uniffi does not propagate Swift task cancellation into Rust, and
-//! a spawned task outlives the future that awaits it. Swift passes a [`CancelToken`] (the
-//! core's `bridge::CancelToken` behind a uniffi object) and fires it from
-//! `withTaskCancellationHandler` / the stream's `onTermination`; the spawned task races the
-//! core future against it and drops the core future (which aborts the HTTP request) on
-//! cancel. If the awaiting future itself is dropped, the task is aborted too. The stream's
-//! lifetime rules (trace kept at the end, reads failing with `cancelled` once the token
-//! fired) are the core's `bridge::StreamHandle`.
+//! Why explicit cancellation: uniffi does not propagate Swift task cancellation into Rust.
+//! Swift passes a [`CancelToken`] (the core's `bridge::CancelToken` behind a uniffi object) and
+//! fires it from `withTaskCancellationHandler` / the stream's `onTermination`; the call races
+//! the core future against it and drops the core future (which aborts the HTTP request) on
+//! cancel. The stream's lifetime rules (trace kept at the end, reads failing with `cancelled`
+//! once the token fired) are the core's `bridge::StreamHandle`.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use polyroute::bridge::{self, StreamHandle};
+use polyroute::provider::inline;
 use polyroute::ChatStream;
 use tokio::runtime::Runtime;
 
@@ -53,15 +56,6 @@ impl CancelToken {
     }
 }
 
-/// Aborts the spawned task when the future awaiting it is dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Every synchronous export runs under the core's panic guard: a panic in the core (a bug)
 /// throws `PolyrouteError.config` ("internal error: ...; please report it") instead of
 /// uniffi's unexpected-error path (a crash under `try!` for non-throwing calls).
@@ -69,36 +63,50 @@ pub(crate) fn guard<T>(body: impl FnOnce() -> Result<T, PolyrouteError>) -> Resu
     bridge::catch(body).unwrap_or_else(|e| Err(e.into()))
 }
 
-/// [`guard`] for async exports: a panic while the exported future is polled throws the same
-/// `config` error. (Panics inside work on the binding's runtime arrive as a `JoinError`, see
-/// [`spawned`].)
+/// [`guard`] for async exports: a panic while the exported future is polled (the core future
+/// included, see [`here`]) throws the same `config` error.
 pub(crate) async fn guard_async<T>(fut: impl Future<Output = Result<T, PolyrouteError>>) -> Result<T, PolyrouteError> {
     bridge::catch_future(fut).await.unwrap_or_else(|e| Err(e.into()))
 }
 
-/// Run `fut` on the binding's runtime and await it from whatever polls the exported future.
-pub(crate) async fn spawned<T, F>(fut: F) -> Result<T, PolyrouteError>
-where
-    T: Send + 'static,
-    F: Future<Output = polyroute::Result<T>> + Send + 'static,
-{
-    let task = runtime()?.spawn(fut);
-    let _guard = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(r) => r.map_err(Into::into),
-        // A panic in the core is a bug: reported as the typed `config` error, never re-raised.
-        Err(e) if e.is_panic() => Err(bridge::panic_error(e.into_panic()).into()),
-        Err(_) => Err(bridge::cancelled_error().into()),
-    }
+/// Poll `fut` where the exported future is polled, inside the binding runtime's context (see
+/// the module doc). Dropping the returned future drops `fut`, which ends its requests.
+pub(crate) async fn here<T>(fut: impl Future<Output = polyroute::Result<T>>) -> Result<T, PolyrouteError> {
+    let rt = runtime()?;
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _ctx = rt.enter();
+        fut.as_mut().poll(cx)
+    })
+    .await
+    .map_err(Into::into)
 }
 
-/// Run a core future on the binding's runtime, ending it with `cancelled` when `token` fires.
-pub(crate) async fn run<T, F>(token: Arc<CancelToken>, fut: F) -> Result<T, PolyrouteError>
+/// Run a core future, ending it with `cancelled` when `token` fires.
+pub(crate) async fn run<T>(token: Arc<CancelToken>, fut: impl Future<Output = polyroute::Result<T>>) -> Result<T, PolyrouteError> {
+    here(token.inner.run(fut)).await
+}
+
+/// Run a core future to its end on the calling thread (a sync export), ending it with
+/// `cancelled` when `token` fires. Inside `inline::scope` the requests to plain-http providers
+/// run on this thread too: no hand-off to the runtime's workers and back, which is most of what
+/// an async call costs (issue 18; BENCHMARKS.md). A request waiting on its socket asks the
+/// token every few tens of milliseconds, so a token fired from another thread ends it.
+/// Refused on one of the runtime's own threads, which it would block (a host callback calling
+/// back in, say).
+pub(crate) fn block<T, F>(token: Arc<CancelToken>, fut: F) -> Result<T, PolyrouteError>
 where
-    T: Send + 'static,
-    F: Future<Output = polyroute::Result<T>> + Send + 'static,
+    F: Future<Output = polyroute::Result<T>>,
 {
-    spawned(async move { token.inner.run(fut).await }).await
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(polyroute::Error::config(
+            "a blocking polyroute call was made on a thread of polyroute's runtime (from a callback?); use the async call there",
+        )
+        .into());
+    }
+    let rt = runtime()?;
+    let watch = token.clone();
+    inline::scope(move || watch.is_cancelled(), || rt.block_on(token.inner.run(fut))).map_err(Into::into)
 }
 
 /// A streamed answer. Swift normally sees it as an `AsyncThrowingStream` of events (the Swift
@@ -120,7 +128,7 @@ impl ChatEventStream {
     /// The next event as the core's serde JSON (`{"type": "content_delta", ...}`), `nil` at
     /// the end. A failure after the first content ends the stream with its error.
     pub async fn next(&self) -> Result<Option<String>, PolyrouteError> {
-        guard_async(async { spawned(self.handle.next_json()).await }).await
+        guard_async(here(self.handle.next_json())).await
     }
 
     /// The whole answer as `chat` returns it (core `ChatResponse` JSON with usage, cost and
@@ -129,7 +137,7 @@ impl ChatEventStream {
     pub async fn final_response_json(&self) -> Result<String, PolyrouteError> {
         guard_async(async {
             let fin = self.handle.final_response();
-            spawned(async move { bridge::to_json(&fin.await?) }).await
+            here(async move { bridge::to_json(&fin.await?) }).await
         })
         .await
     }
@@ -174,12 +182,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panic_on_the_runtime_is_a_config_error() {
-        let e = spawned(bridge::debug_panic_async("unit".into())).await.unwrap_err();
+    async fn a_panic_in_a_core_future_is_a_config_error() {
+        let e = guard_async(here(bridge::debug_panic_async("unit".into()))).await.unwrap_err();
         assert_eq!(e.details().kind, ErrorKind::Config);
         assert!(e.details().message.starts_with("internal error: deliberate panic for testing (unit)"), "{e}");
         let e = guard(|| -> Result<(), PolyrouteError> { bridge::debug_panic("sync") }).unwrap_err();
         assert_eq!(e.details().kind, ErrorKind::Config);
+    }
+
+    #[test]
+    fn a_blocking_call_runs_on_the_calling_thread_and_honours_its_token() {
+        let caller = std::thread::current().id();
+        let r = block(CancelToken::new(), async move { Ok(std::thread::current().id()) });
+        assert_eq!(r.unwrap(), caller, "a sync export must not hop to a runtime worker");
+
+        let token = CancelToken::new();
+        let fire = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            fire.cancel();
+        });
+        let started = Instant::now();
+        let r = block(token, async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        });
+        assert_eq!(r.unwrap_err().details().kind, ErrorKind::Cancelled);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_core_future_runs_where_it_is_polled_with_the_binding_runtime_for_its_io() {
+        // As uniffi does: a current-thread runtime of another crate (async-compat's) polls the
+        // exported future. The core future runs on the polling thread, no hop; its timers and
+        // what it spawns use the binding's multi-thread runtime.
+        let foreign = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let caller = std::thread::current().id();
+        let (ran_on, spawned_on) = foreign
+            .block_on(here(async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let spawned = tokio::spawn(async { std::thread::current().name().map(str::to_owned) }).await.unwrap();
+                Ok((std::thread::current().id(), spawned))
+            }))
+            .unwrap();
+        assert_eq!(ran_on, caller);
+        assert_eq!(spawned_on.as_deref(), Some("polyroute"));
+        // Ready at the first poll: no wake-up needed at all.
+        let waker = std::task::Waker::noop();
+        let mut fut = std::pin::pin!(here(async { Ok(7) }));
+        assert!(matches!(fut.as_mut().poll(&mut std::task::Context::from_waker(waker)), std::task::Poll::Ready(Ok(7))));
+    }
+
+    #[tokio::test]
+    async fn a_blocking_call_on_a_runtime_thread_is_a_config_error() {
+        let e = block(CancelToken::new(), async { Ok(()) }).unwrap_err();
+        assert_eq!(e.details().kind, ErrorKind::Config);
+        assert!(e.details().message.contains("runtime"), "{e}");
     }
 
     #[tokio::test]

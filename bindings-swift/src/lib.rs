@@ -110,6 +110,18 @@ impl Router {
         .await
     }
 
+    /// `chat_json` for a caller that is not async: blocks the calling thread until the answer,
+    /// doing plain-http providers' requests on it (the cheapest call: no thread hand-off).
+    /// Firing `cancel` from another thread ends it with `cancelled`.
+    #[uniffi::method(default(cancel = None))]
+    pub fn chat_json_blocking(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<String> {
+        guard(|| {
+            let req = polyroute::bridge::request_from_json(&request_json)?;
+            let resp = bridge::block(cancel.unwrap_or_else(CancelToken::new), self.inner.chat(req))?;
+            to_json(&resp)
+        })
+    }
+
     /// Open a stream. Failures before the first content (after failover) are thrown here;
     /// later ones end the returned stream.
     #[uniffi::method(default(cancel = None))]
@@ -268,5 +280,5 @@ pub fn debug_panic() -> Result<()> {
 #[doc(hidden)]
 #[uniffi::export]
 pub async fn debug_panic_async() -> Result<()> {
-    guard_async(bridge::spawned(polyroute::bridge::debug_panic_async("swift async call".into()))).await
+    guard_async(bridge::here(polyroute::bridge::debug_panic_async("swift async call".into()))).await
 }

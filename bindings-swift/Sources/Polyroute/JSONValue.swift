@@ -35,20 +35,26 @@ public enum JSONValue: Sendable, Equatable, Hashable {
     }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
 
-    /// Compact JSON text.
+    /// Compact JSON text, keys sorted. Throws `EncodingError.invalidValue` for a non-finite double.
     public func jsonString() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        try JSONText.write(self)
     }
 
+    /// Throws `DecodingError.dataCorrupted` (naming the byte offset) for text that is not JSON.
     public static func parse(_ text: String) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        try JSONText.parse(text)
     }
 }
 
 extension JSONValue: Codable {
     public init(from decoder: Decoder) throws {
+        // Our own tree decoder already holds the value: no type-by-type probing.
+        if let tree = decoder as? JSONTreeDecoder {
+            self = tree.value
+            return
+        }
+        // Any other decoder (JSONDecoder, plist...) can only be asked type by type; each miss
+        // throws, which is why the binding itself never decodes a JSONValue this way.
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }

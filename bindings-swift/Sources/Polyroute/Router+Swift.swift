@@ -28,9 +28,21 @@ extension Router {
         } onCancel: {
             token.cancel()
         }
-        var response = try CoreJSON.decode(ChatResponse.self, text)
-        response.raw = try JSONValue.parse(text)
-        return response
+        return try CoreJSON.response(text)
+    }
+
+    /// `chat` for code that is not async (a command-line tool, a thread of your own): blocks the
+    /// calling thread until the answer. Requests to plain-http providers run on this thread, with
+    /// no hand-off to Polyroute's runtime and back, so it is the cheapest call (BENCHMARKS.md,
+    /// "Swift"); HTTPS ones run on the runtime as for `chat`. Do not call it from a Swift
+    /// concurrency task: it would hold one of the few cooperative threads for the whole request.
+    /// To cancel, fire `cancel` from another thread (`PolyrouteError.Cancelled`).
+    public func chatBlocking(_ request: ChatRequest, cancel: CancelToken? = nil) throws -> ChatResponse {
+        try chatBlocking(body: request.body, cancel: cancel)
+    }
+
+    public func chatBlocking(body: JSONValue, cancel: CancelToken? = nil) throws -> ChatResponse {
+        try CoreJSON.response(chatJsonBlocking(requestJson: body.jsonString(), cancel: cancel))
     }
 
     /// Stream the answer. Errors before the first content (after failover) and errors that end
@@ -119,9 +131,7 @@ extension ChatEventStream {
     /// or `PolyrouteError.Cancelled` if it was cancelled before its end.
     public func finalResponse() async throws -> ChatResponse {
         let text = try await finalResponseJson()
-        var response = try CoreJSON.decode(ChatResponse.self, text)
-        response.raw = try JSONValue.parse(text)
-        return response
+        return try CoreJSON.response(text)
     }
 
     /// The route trace, once the stream has ended.

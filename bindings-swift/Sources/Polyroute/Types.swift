@@ -321,8 +321,24 @@ extension ErrorKind: Decodable {
     }
 }
 
+extension ChatResponse {
+    /// Decode the core's chat.completion JSON (what `chatJson` returns, or one you stored),
+    /// `raw` included.
+    public init(coreJSON text: String) throws {
+        self = try CoreJSON.response(text)
+    }
+}
+
 enum CoreJSON {
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-        try JSONDecoder().decode(type, from: Data(text.utf8))
+        try JSONTreeDecoder.decode(type, from: JSONText.parse(text))
+    }
+
+    /// A `ChatResponse` and its `raw`, from one reading of the text.
+    static func response(_ text: String) throws -> ChatResponse {
+        let tree = try JSONText.parse(text)
+        var response = try JSONTreeDecoder.decode(ChatResponse.self, from: tree)
+        response.raw = tree
+        return response
     }
 }

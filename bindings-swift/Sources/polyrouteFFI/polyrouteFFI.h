@@ -345,6 +345,11 @@ RustBuffer uniffi_polyroute_ffi_fn_method_router_budgets_json(uint64_t ptr, Rust
 uint64_t uniffi_polyroute_ffi_fn_method_router_chat_json(uint64_t ptr, RustBuffer request_json, RustBuffer cancel
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_JSON_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_JSON_BLOCKING
+RustBuffer uniffi_polyroute_ffi_fn_method_router_chat_json_blocking(uint64_t ptr, RustBuffer request_json, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_DEPLOYMENTS_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_DEPLOYMENTS_JSON
 RustBuffer uniffi_polyroute_ffi_fn_method_router_deployments_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -801,6 +806,12 @@ uint16_t uniffi_polyroute_ffi_checksum_method_router_budgets_json(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON
 uint16_t uniffi_polyroute_ffi_checksum_method_router_chat_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON_BLOCKING
+uint16_t uniffi_polyroute_ffi_checksum_method_router_chat_json_blocking(void
     
 );
 #endif

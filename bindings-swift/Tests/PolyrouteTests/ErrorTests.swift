@@ -14,6 +14,19 @@ final class ErrorTests: XCTestCase {
         try await Mock.script(m, ["then": step])
         let router = try Router(policyObject: try mockPolicy(primary: [m], timeouts: timeouts))
         guard let e = await expectPolyrouteError({ try await router.chat(request) }, file: file, line: line) else { return nil }
+        // The blocking call fails the same way (a fresh model and router, so the first call's
+        // cooldown or breaker cannot change the answer).
+        let mb = uniqueModel("err-blocking")
+        try await Mock.script(mb, ["then": step])
+        let blocking = try Router(policyObject: try mockPolicy(primary: [mb], timeouts: timeouts))
+        switch await onThread({ try blocking.chatBlocking(request) }) {
+        case .failure(let b as PolyrouteError):
+            XCTAssertEqual(b.kind, e.kind, "chatBlocking", file: file, line: line)
+            XCTAssertEqual(b.details.status, e.details.status, "chatBlocking", file: file, line: line)
+            XCTAssertEqual(b.details.providerCode, e.details.providerCode, "chatBlocking", file: file, line: line)
+        case let other:
+            XCTFail("chatBlocking: expected \(e.kind), got \(other)", file: file, line: line)
+        }
         return (e, m)
     }
 

@@ -174,3 +174,11 @@ func freeLoopbackPort() throws -> Int {
     guard ok else { throw SocketError(description: "bind() failed") }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
+
+/// Run `body` on a thread of its own (not one of Swift's cooperative threads), as a sync caller
+/// of `chatBlocking` would, and await what it returned or threw.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> Result<T, Error> {
+    await withCheckedContinuation { cont in
+        Thread { cont.resume(returning: Result { try body() }) }.start()
+    }
+}

@@ -1384,6 +1384,13 @@ public protocol RouterProtocol: AnyObject, Sendable {
     func chatJson(requestJson: String, cancel: CancelToken?) async throws  -> String
     
     /**
+     * `chat_json` for a caller that is not async: blocks the calling thread until the answer,
+     * doing plain-http providers' requests on it (the cheapest call: no thread hand-off).
+     * Firing `cancel` from another thread ends it with `cancelled`.
+     */
+    func chatJsonBlocking(requestJson: String, cancel: CancelToken?) throws  -> String
+    
+    /**
      * Breaker state and health of every deployment (core `DeploymentStatus` JSON array).
      */
     func deploymentsJson() throws  -> String
@@ -1555,6 +1562,22 @@ open func chatJson(requestJson: String, cancel: CancelToken? = nil)async throws 
             liftFunc: FfiConverterString.lift,
             errorHandler: FfiConverterTypePolyrouteError_lift
         )
+}
+    
+    /**
+     * `chat_json` for a caller that is not async: blocks the calling thread until the answer,
+     * doing plain-http providers' requests on it (the cheapest call: no thread hand-off).
+     * Firing `cancel` from another thread ends it with `cancelled`.
+     */
+open func chatJsonBlocking(requestJson: String, cancel: CancelToken? = nil)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_router_chat_json_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(requestJson),
+        FfiConverterOptionTypeCancelToken.lower(cancel),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2772,6 +2795,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_chat_json() != 6695) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_router_chat_json_blocking() != 63811) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_deployments_json() != 5336) {

@@ -1,0 +1,128 @@
+// The binding's own JSON reader, writer and tree decoder (JSONText.swift, JSONTree.swift):
+// what JSONDecoder/JSONEncoder did for the binding, with the same errors, at a fraction of
+// the cost. Malformed text is a typed `DecodingError`, never a crash.
+import Foundation
+import XCTest
+@testable import Polyroute
+
+final class JSONTextTests: XCTestCase {
+    func testParsesWhatJSONDecoderParses() throws {
+        let docs = [
+            #"{"a": [true, false, null, "x"], "b": {"c": {}}, "d": [], "e": ""}"#,
+            #"  [ "tab\tnew\nline", "q\"b\\s/", "\u00e9\u4e2d", "😀", "\ud83d\ude00", "\/" ]  "#,
+            #"{"nested": [[[["deep"]]]], "unicode key ü": "ok"}"#,
+        ]
+        for doc in docs {
+            let old = try JSONDecoder().decode(JSONValue.self, from: Data(doc.utf8))
+            XCTAssertEqual(try JSONValue.parse(doc), old, doc)
+        }
+    }
+
+    func testNumbers() throws {
+        XCTAssertEqual(try JSONValue.parse("[0, -0, 7, -12, 9223372036854775807]"), [0, 0, 7, -12, .int(Int.max)])
+        XCTAssertEqual(try JSONValue.parse("[1.5, -0.25, 1e3, 2E-2, 9223372036854775808]"),
+                       [1.5, -0.25, 1000.0, 0.02, .double(9223372036854775808.0)])
+    }
+
+    func testWritesTextThatReadsBackTheSame() throws {
+        let v: JSONValue = [
+            "z": "quote \" backslash \\ slash / nl \n cr \r tab \t bell \u{07} nul \u{00} emoji 😀",
+            "a": [1, -2, 0.5, 1e-7, .double(100), true, false, nil, [:], []],
+            "m": ["k2": "v", "k1": ["x": 1]],
+        ]
+        let text = try v.jsonString()
+        XCTAssertEqual(try JSONValue.parse(text), v.replacing(.double(100), with: .int(100)))
+        XCTAssertEqual(try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)).jsonString(), text)
+        XCTAssertTrue(text.hasPrefix(#"{"a":[1,-2,0.5,"#), text) // keys sorted, compact
+        XCTAssertTrue(text.contains(#"bell \u0007 nul \u0000 emoji 😀""#), text)
+        XCTAssertTrue(text.contains(",100,"), "a whole double is written without .0, as JSONEncoder did: \(text)")
+    }
+
+    func testNonFiniteDoublesAreAnEncodingError() {
+        for d in [Double.nan, .infinity, -.infinity] {
+            XCTAssertThrowsError(try JSONValue.array([.double(d)]).jsonString()) { e in
+                guard case EncodingError.invalidValue = e else { return XCTFail("\(e)") }
+            }
+        }
+    }
+
+    func testMalformedTextIsADataCorruptedError() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        let bad = ["", " ", "{", "[1,", "[1,]", #"{"a" 1}"#, #"{"a":1,}"#, "{a:1}", "tru", "nul", "01", "1.", "-", "1e", "+1",
+                   #""\x""#, #""\u12""#, #""\ud800""#, #""\ud800\u0041""#, #""abc"#, "[1]x", "\"a\u{01}b\"", deep]
+        for text in bad {
+            XCTAssertThrowsError(try JSONValue.parse(text), String(text.prefix(20))) { e in
+                guard case DecodingError.dataCorrupted(let ctx) = e else { return XCTFail("\(e)") }
+                XCTAssertTrue(ctx.debugDescription.hasPrefix("invalid JSON at byte"), ctx.debugDescription)
+            }
+        }
+    }
+
+    func testTypedValuesDecodeAsWithJSONDecoder() async throws {
+        let scripts: [JSONValue] = [
+            ["then": ["text": "Tree \"decoded\" \\ ✓ 😀"]],
+            ["then": ["tool_calls": [["name": "f", "arguments": ["x": 1, "s": "a\nb"]]]]],
+        ]
+        for script in scripts {
+            let m = uniqueModel("json")
+            try await Mock.script(m, script)
+            let router = try Router(policyObject: try mockPolicy(primary: [m], priced: true))
+            let text = try await router.chatJson(requestJson: try JSONValue.object(["messages": [["role": "user", "content": "hi"]]]).jsonString())
+
+            var old = try JSONDecoder().decode(ChatResponse.self, from: Data(text.utf8))
+            old.raw = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            var new = try CoreJSON.response(text)
+            // JSONDecoder read a whole double such as `"backoff_ms": 0.0` into `.int(0)`, the
+            // tree keeps it a `.double`; both are the same number.
+            XCTAssertEqual(new.raw.wholeDoublesAsInts, old.raw.wholeDoublesAsInts)
+            XCTAssertNotEqual(new.raw, .null)
+            (new.raw, old.raw) = (.null, .null)
+            XCTAssertEqual(new, old)
+            XCTAssertEqual(new.trace?.attempts.first?.outcome, "ok")
+            XCTAssertNotNil(new.costUsd)
+            XCTAssertTrue(new.content == "Tree \"decoded\" \\ ✓ 😀" || new.toolCalls.first?.name == "f", "\(new)")
+        }
+
+        let event = #"{"type": "future_kind", "n": [1, {"k": null}]}"#
+        XCTAssertEqual(try CoreJSON.decode(StreamEvent.self, event), try JSONDecoder().decode(StreamEvent.self, from: Data(event.utf8)))
+    }
+
+    func testTypeMismatchesAreTheDecodingErrorsJSONDecoderThrows() {
+        XCTAssertThrowsError(try CoreJSON.decode(CandidateTrace.self, #"{"deployment": "d", "provider": "p", "model": "m", "tier": "one"}"#)) { e in
+            guard case DecodingError.typeMismatch(_, let ctx) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(ctx.codingPath.map(\.stringValue), ["tier"])
+        }
+        XCTAssertThrowsError(try CoreJSON.decode(CandidateTrace.self, #"{"deployment": "d", "provider": "p", "model": "m"}"#)) { e in
+            guard case DecodingError.keyNotFound(let key, _) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(key.stringValue, "tier")
+        }
+        XCTAssertThrowsError(try CoreJSON.decode([CandidateTrace].self, #"[{"deployment": null, "provider": "p", "model": "m", "tier": 1}]"#)) { e in
+            guard case DecodingError.valueNotFound(_, let ctx) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(ctx.codingPath.map(\.stringValue), ["Index 0", "deployment"])
+        }
+        XCTAssertThrowsError(try CoreJSON.decode(Choice.self, #"{"index": 1.5, "message": {}}"#)) { e in
+            guard case DecodingError.typeMismatch = e else { return XCTFail("\(e)") }
+        }
+        XCTAssertEqual(try CoreJSON.decode(Usage.self, #"{"prompt_tokens": 3.0, "completion_tokens": 4}"#).totalTokens, 7)
+    }
+}
+
+private extension JSONValue {
+    var wholeDoublesAsInts: JSONValue {
+        switch self {
+        case .double(let d): return Int(exactly: d).map(JSONValue.int) ?? self
+        case .array(let a): return .array(a.map(\.wholeDoublesAsInts))
+        case .object(let o): return .object(o.mapValues(\.wholeDoublesAsInts))
+        default: return self
+        }
+    }
+
+    func replacing(_ old: JSONValue, with new: JSONValue) -> JSONValue {
+        switch self {
+        case old: return new
+        case .array(let a): return .array(a.map { $0.replacing(old, with: new) })
+        case .object(let o): return .object(o.mapValues { $0.replacing(old, with: new) })
+        default: return self
+        }
+    }
+}
