@@ -2,7 +2,8 @@
 # Swift per-call overhead (issue 18): `Router.chat` against the loopback mock, interleaved
 # with a raw blocking socket, back to back and with a 1 ms idle gap. Prints Markdown tables.
 #
-#   bash bench/swift/run.sh [N]        # N calls per row back to back (default 3000), N/3 with the gap
+#   bash bench/swift/run.sh [N]          # N calls per row back to back (default 3000), N/3 with the gap
+#   bash bench/swift/run.sh N --json     # the Swift layer's JSON work alone, part by part, N times each
 #
 # Builds the Rust library and the mock server in release mode, stages the static library in
 # bench/swift/lib (what the package links, through POLYROUTE_FFI_LIB_DIR), and runs
@@ -26,5 +27,6 @@ export POLYROUTE_FFI_LIB_DIR=/work/repo/bench/swift/lib # the repo's path inside
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$ROOT/bindings-swift/scripts/swift-env.sh" run bench/swift swift build -q -c release
-"$ROOT/bindings-swift/scripts/swift-env.sh" run bench/swift .build/release/PolyrouteBench "${1:-3000}"
+[ $# -gt 0 ] || set -- 3000
+"$ROOT/bindings-swift/scripts/swift-env.sh" run bench/swift .build/release/PolyrouteBench "$@"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

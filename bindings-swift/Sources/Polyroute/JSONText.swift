@@ -90,6 +90,10 @@ enum JSONText {
 private struct Parser {
     let bytes: UnsafeBufferPointer<UInt8>
     var i = 0
+    /// The members of the objects being read, innermost last: each object's dictionary is made
+    /// at its final size once its members are known, where growing it key by key re-hashed every
+    /// key at each doubling (hashing was a sixth of a parse).
+    var members: [(String, JSONValue)] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -124,9 +128,9 @@ private struct Parser {
     mutating func object(depth: Int) throws -> JSONValue {
         guard depth <= JSONText.maxDepth else { throw error("nested deeper than \(JSONText.maxDepth)") }
         i += 1
-        var o = [String: JSONValue]()
         skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object([:]) }
+        let base = members.count
         while true {
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a key") }
@@ -135,13 +139,17 @@ private struct Parser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':'") }
             i += 1
             skipSpace()
-            o[key] = try value(depth: depth)
+            members.append((key, try value(depth: depth)))
             skipSpace()
             guard i < bytes.count else { throw error("unterminated object") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+            if bytes[i] == UInt8(ascii: "}") { i += 1; break }
             throw error("expected ',' or '}'")
         }
+        var o = [String: JSONValue](minimumCapacity: members.count - base)
+        for (k, v) in members[base...] { o[k] = v } // a repeated key: the last one wins
+        members.removeSubrange(base...)
+        return .object(o)
     }
 
     mutating func array(depth: Int) throws -> JSONValue {

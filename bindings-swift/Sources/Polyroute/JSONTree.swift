@@ -115,6 +115,21 @@ private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
         try JSONTreeDecoder(get(key), codingPath: codingPath + [key]).decodeValue(type)
     }
 
+    // `decodeIfPresent`'s default asks `contains`, `decodeNil` and `decode`: three lookups
+    // (three hashes of the key) for each optional field, which most of a trace's are.
+    private func present(_ key: Key) -> JSONValue? {
+        guard let v = object[key.stringValue] else { return nil }
+        if case .null = v { return nil }
+        return v
+    }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(key).map { try bool($0, codingPath + [key]) } }
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(key).map { try string($0, codingPath + [key]) } }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(key).map { try double($0, codingPath + [key]) } }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(key).map { try integer($0, codingPath + [key], as: type) } }
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        try present(key).map { try JSONTreeDecoder($0, codingPath: codingPath + [key]).decodeValue(type) }
+    }
+
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
         try JSONTreeDecoder(get(key), codingPath: codingPath + [key]).container(keyedBy: type)
     }

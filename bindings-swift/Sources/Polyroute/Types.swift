@@ -29,10 +29,11 @@ public struct Usage: Sendable, Equatable, Decodable {
         inputTokens = try c.decodeIfPresent(Int.self, forKey: .prompt) ?? 0
         outputTokens = try c.decodeIfPresent(Int.self, forKey: .completion) ?? 0
         totalTokens = try c.decodeIfPresent(Int.self, forKey: .total) ?? inputTokens + outputTokens
-        let p = try? c.nestedContainer(keyedBy: PromptKeys.self, forKey: .promptDetails)
+        // `contains` first: a missing key would throw (an error built and dropped) per response.
+        let p = c.contains(.promptDetails) ? try? c.nestedContainer(keyedBy: PromptKeys.self, forKey: .promptDetails) : nil
         cacheReadTokens = (try? p?.decodeIfPresent(Int.self, forKey: .cached)) ?? 0
         cacheWriteTokens = (try? p?.decodeIfPresent(Int.self, forKey: .cacheWrite)) ?? 0
-        let d = try? c.nestedContainer(keyedBy: CompletionKeys.self, forKey: .completionDetails)
+        let d = c.contains(.completionDetails) ? try? c.nestedContainer(keyedBy: CompletionKeys.self, forKey: .completionDetails) : nil
         reasoningTokens = (try? d?.decodeIfPresent(Int.self, forKey: .reasoning)) ?? 0
     }
 }

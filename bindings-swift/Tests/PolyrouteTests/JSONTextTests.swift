@@ -103,6 +103,15 @@ final class JSONTextTests: XCTestCase {
         XCTAssertThrowsError(try CoreJSON.decode(Choice.self, #"{"index": 1.5, "message": {}}"#)) { e in
             guard case DecodingError.typeMismatch = e else { return XCTFail("\(e)") }
         }
+        // An optional field: absent or null is nil, present with the wrong type is an error.
+        let candidate = #"{"deployment": "d", "provider": "p", "model": "m", "tier": 1"#
+        XCTAssertNil(try CoreJSON.decode(CandidateTrace.self, candidate + "}").skipped)
+        XCTAssertNil(try CoreJSON.decode(CandidateTrace.self, candidate + #", "skipped": null}"#).skipped)
+        XCTAssertEqual(try CoreJSON.decode(CandidateTrace.self, candidate + #", "skipped": "open"}"#).skipped, "open")
+        XCTAssertThrowsError(try CoreJSON.decode(CandidateTrace.self, candidate + #", "skipped": 5}"#)) { e in
+            guard case DecodingError.typeMismatch(_, let ctx) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(ctx.codingPath.map(\.stringValue), ["skipped"])
+        }
         XCTAssertEqual(try CoreJSON.decode(Usage.self, #"{"prompt_tokens": 3.0, "completion_tokens": 4}"#).totalTokens, 7)
     }
 }

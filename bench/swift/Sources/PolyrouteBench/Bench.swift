@@ -149,7 +149,7 @@ struct Bench {
         ]
         for (_, call) in rows { for _ in 0..<200 { try await call() } }
         if CommandLine.arguments.contains("--json") {
-            return try jsonParts(request: body, response: try await router.chatJson(requestJson: bodyJson))
+            return try jsonParts(request: body, response: try await router.chatJson(requestJson: bodyJson), n: n)
         }
 
         print("n=\(n) per row, Swift \(swiftVersion()), polyroute \(coreVersion())\n")
@@ -182,21 +182,18 @@ struct Bench {
     }
 
     /// `--json`: what the Swift layer's own JSON work costs per call, part by part (CPU µs).
-    static func jsonParts(request: JSONValue, response: String) throws {
-        let n = 20000
+    static func jsonParts(request: JSONValue, response: String, n: Int) throws {
         func time(_ name: String, _ body: () throws -> Void) rethrows {
             let c0 = cpuNanos()
             for _ in 0..<n { try body() }
             print("| \(name) | \(String(format: "%.2f", Double(cpuNanos() - c0) / Double(n) / 1000)) |")
         }
-        let tree = try JSONValue.parse(response)
         print("answer: \(response.utf8.count) bytes\n\n| part | CPU µs/call |\n|---|---|")
         try time("request `JSONValue` -> text") { _ = try request.jsonString() }
         try time("answer text -> `JSONValue`") { _ = try JSONValue.parse(response) }
         try time("answer -> `ChatResponse` (one parse, tree decode)") { _ = try ChatResponse(coreJSON: response) }
         try time("answer -> `ChatResponse` with JSONDecoder (before)") { _ = try JSONDecoder().decode(ChatResponse.self, from: Data(response.utf8)) }
         try time("answer -> `JSONValue` with JSONDecoder (before)") { _ = try JSONDecoder().decode(JSONValue.self, from: Data(response.utf8)) }
-        _ = tree
     }
 
     static func swiftVersion() -> String {
