@@ -24,15 +24,16 @@ public struct ToolCall: Sendable, Equatable, Decodable {
         self.arguments = arguments
     }
 
-    private enum Keys: String, CodingKey { case id, function }
-    private enum FunctionKeys: String, CodingKey { case name, arguments }
-
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: Keys.self)
-        id = try c.decodeIfPresent(String.self, forKey: .id) ?? ""
-        let f = try c.nestedContainer(keyedBy: FunctionKeys.self, forKey: .function)
-        name = try f.decode(String.self, forKey: .name)
-        arguments = try f.decodeIfPresent(String.self, forKey: .arguments) ?? ""
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+    }
+
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        id = try f.string(ifPresent: "id") ?? ""
+        let fn = try JSONFields(f.required("function"), at: f.path("function"))
+        name = try fn.string("name")
+        arguments = try fn.string(ifPresent: "arguments") ?? ""
     }
 
     var json: JSONValue {

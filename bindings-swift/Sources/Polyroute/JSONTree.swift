@@ -35,14 +35,14 @@ struct JSONTreeDecoder: Decoder {
     func singleValueContainer() throws -> SingleValueDecodingContainer { Single(value: value, codingPath: codingPath) }
 }
 
-private func mismatch(_ type: Any.Type, _ value: JSONValue, _ path: [CodingKey]) -> DecodingError {
+func mismatch(_ type: Any.Type, _ value: JSONValue, _ path: [CodingKey]) -> DecodingError {
     if value == .null {
         return .valueNotFound(type, .init(codingPath: path, debugDescription: "Expected \(type) value but found null instead."))
     }
     return .typeMismatch(type, .init(codingPath: path, debugDescription: "Expected to decode \(type) but found \(value) instead."))
 }
 
-private struct IndexKey: CodingKey {
+struct IndexKey: CodingKey {
     let intValue: Int?
     var stringValue: String { "Index \(intValue!)" }
     init(_ i: Int) { intValue = i }
@@ -52,17 +52,17 @@ private struct IndexKey: CodingKey {
 
 // The primitive reads all containers share. Not generic (no dynamic casts), and the coding
 // path, only needed for an error, is built only then: a completion has ~60 fields.
-private func bool(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey]) throws -> Bool {
+func treeBool(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey]) throws -> Bool {
     if case .bool(let b) = value { return b }
     throw mismatch(Bool.self, value, path())
 }
 
-private func string(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey]) throws -> String {
+func treeString(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey]) throws -> String {
     if case .string(let s) = value { return s }
     throw mismatch(String.self, value, path())
 }
 
-private func double(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey]) throws -> Double {
+func treeDouble(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey]) throws -> Double {
     switch value {
     case .double(let d): return d
     case .int(let i): return Double(i)
@@ -70,7 +70,7 @@ private func double(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey]) 
     }
 }
 
-private func integer<T: FixedWidthInteger>(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey], as type: T.Type) throws -> T {
+func treeInteger<T: FixedWidthInteger>(_ value: JSONValue, _ path: @autoclosure () -> [CodingKey], as type: T.Type) throws -> T {
     switch value {
     case .int(let i):
         if let v = T(exactly: i) { return v }
@@ -97,20 +97,20 @@ private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func decodeNil(forKey key: Key) throws -> Bool { try get(key) == .null }
-    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try bool(get(key), codingPath + [key]) }
-    func decode(_ type: String.Type, forKey key: Key) throws -> String { try string(get(key), codingPath + [key]) }
-    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try double(get(key), codingPath + [key]) }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { Float(try double(get(key), codingPath + [key])) }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try integer(get(key), codingPath + [key], as: type) }
-    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try integer(get(key), codingPath + [key], as: type) }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try treeBool(get(key), codingPath + [key]) }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try treeString(get(key), codingPath + [key]) }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try treeDouble(get(key), codingPath + [key]) }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { Float(try treeDouble(get(key), codingPath + [key])) }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try treeInteger(get(key), codingPath + [key], as: type) }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try treeInteger(get(key), codingPath + [key], as: type) }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         try JSONTreeDecoder(get(key), codingPath: codingPath + [key]).decodeValue(type)
     }
@@ -122,10 +122,10 @@ private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
         if case .null = v { return nil }
         return v
     }
-    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(key).map { try bool($0, codingPath + [key]) } }
-    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(key).map { try string($0, codingPath + [key]) } }
-    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(key).map { try double($0, codingPath + [key]) } }
-    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(key).map { try integer($0, codingPath + [key], as: type) } }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(key).map { try treeBool($0, codingPath + [key]) } }
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(key).map { try treeString($0, codingPath + [key]) } }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(key).map { try treeDouble($0, codingPath + [key]) } }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(key).map { try treeInteger($0, codingPath + [key], as: type) } }
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         try present(key).map { try JSONTreeDecoder($0, codingPath: codingPath + [key]).decodeValue(type) }
     }
@@ -172,20 +172,20 @@ private struct Unkeyed: UnkeyedDecodingContainer {
         }
         return false
     }
-    mutating func decode(_ type: Bool.Type) throws -> Bool { try next(type) { try bool($0, $1()) } }
-    mutating func decode(_ type: String.Type) throws -> String { try next(type) { try string($0, $1()) } }
-    mutating func decode(_ type: Double.Type) throws -> Double { try next(type) { try double($0, $1()) } }
-    mutating func decode(_ type: Float.Type) throws -> Float { try next(type) { Float(try double($0, $1())) } }
-    mutating func decode(_ type: Int.Type) throws -> Int { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: Int8.Type) throws -> Int8 { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: Int16.Type) throws -> Int16 { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: Int32.Type) throws -> Int32 { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: Int64.Type) throws -> Int64 { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: UInt.Type) throws -> UInt { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try next(type) { try integer($0, $1(), as: type) } }
-    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try next(type) { try integer($0, $1(), as: type) } }
+    mutating func decode(_ type: Bool.Type) throws -> Bool { try next(type) { try treeBool($0, $1()) } }
+    mutating func decode(_ type: String.Type) throws -> String { try next(type) { try treeString($0, $1()) } }
+    mutating func decode(_ type: Double.Type) throws -> Double { try next(type) { try treeDouble($0, $1()) } }
+    mutating func decode(_ type: Float.Type) throws -> Float { try next(type) { Float(try treeDouble($0, $1())) } }
+    mutating func decode(_ type: Int.Type) throws -> Int { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: Int8.Type) throws -> Int8 { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: Int16.Type) throws -> Int16 { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: Int32.Type) throws -> Int32 { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: UInt.Type) throws -> UInt { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try next(type) { try treeInteger($0, $1(), as: type) } }
+    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try next(type) { try treeInteger($0, $1(), as: type) } }
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
         try next(type) { try JSONTreeDecoder($0, codingPath: $1()).decodeValue(type) }
     }
@@ -206,19 +206,77 @@ private struct Single: SingleValueDecodingContainer {
     let codingPath: [CodingKey]
 
     func decodeNil() -> Bool { value == .null }
-    func decode(_ type: Bool.Type) throws -> Bool { try bool(value, codingPath) }
-    func decode(_ type: String.Type) throws -> String { try string(value, codingPath) }
-    func decode(_ type: Double.Type) throws -> Double { try double(value, codingPath) }
-    func decode(_ type: Float.Type) throws -> Float { Float(try double(value, codingPath)) }
-    func decode(_ type: Int.Type) throws -> Int { try integer(value, codingPath, as: type) }
-    func decode(_ type: Int8.Type) throws -> Int8 { try integer(value, codingPath, as: type) }
-    func decode(_ type: Int16.Type) throws -> Int16 { try integer(value, codingPath, as: type) }
-    func decode(_ type: Int32.Type) throws -> Int32 { try integer(value, codingPath, as: type) }
-    func decode(_ type: Int64.Type) throws -> Int64 { try integer(value, codingPath, as: type) }
-    func decode(_ type: UInt.Type) throws -> UInt { try integer(value, codingPath, as: type) }
-    func decode(_ type: UInt8.Type) throws -> UInt8 { try integer(value, codingPath, as: type) }
-    func decode(_ type: UInt16.Type) throws -> UInt16 { try integer(value, codingPath, as: type) }
-    func decode(_ type: UInt32.Type) throws -> UInt32 { try integer(value, codingPath, as: type) }
-    func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(value, codingPath, as: type) }
+    func decode(_ type: Bool.Type) throws -> Bool { try treeBool(value, codingPath) }
+    func decode(_ type: String.Type) throws -> String { try treeString(value, codingPath) }
+    func decode(_ type: Double.Type) throws -> Double { try treeDouble(value, codingPath) }
+    func decode(_ type: Float.Type) throws -> Float { Float(try treeDouble(value, codingPath)) }
+    func decode(_ type: Int.Type) throws -> Int { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: Int8.Type) throws -> Int8 { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: Int16.Type) throws -> Int16 { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: Int32.Type) throws -> Int32 { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: Int64.Type) throws -> Int64 { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: UInt.Type) throws -> UInt { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try treeInteger(value, codingPath, as: type) }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try treeInteger(value, codingPath, as: type) }
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONTreeDecoder(value, codingPath: codingPath).decodeValue(type) }
+}
+
+struct NameKey: CodingKey {
+    let stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// An object's fields, read by the response types' tree initialisers (Types.swift): the hot
+/// path (every answer, every stream event) without Codable's containers, with the errors
+/// JSONDecoder throws. Coding paths are built only for an error.
+struct JSONFields {
+    let object: [String: JSONValue]
+    let path: [CodingKey]
+
+    init(_ value: JSONValue, at path: [CodingKey]) throws {
+        guard case .object(let o) = value else { throw mismatch([String: JSONValue].self, value, path) }
+        object = o
+        self.path = path
+    }
+
+    func path(_ key: String) -> [CodingKey] { path + [NameKey(key)] }
+
+    func required(_ key: String) throws -> JSONValue {
+        guard let v = object[key] else {
+            throw DecodingError.keyNotFound(NameKey(key), .init(codingPath: path, debugDescription: "No value associated with key \(key)."))
+        }
+        return v
+    }
+
+    /// nil when absent or null.
+    func optional(_ key: String) -> JSONValue? {
+        guard let v = object[key] else { return nil }
+        if case .null = v { return nil }
+        return v
+    }
+
+    func string(_ key: String) throws -> String { try treeString(required(key), path(key)) }
+    func string(ifPresent key: String) throws -> String? { try optional(key).map { try treeString($0, path(key)) } }
+    func int(_ key: String) throws -> Int { try treeInteger(required(key), path(key), as: Int.self) }
+    func int(ifPresent key: String) throws -> Int? { try optional(key).map { try treeInteger($0, path(key), as: Int.self) } }
+    func double(_ key: String) throws -> Double { try treeDouble(required(key), path(key)) }
+    func double(ifPresent key: String) throws -> Double? { try optional(key).map { try treeDouble($0, path(key)) } }
+    func bool(ifPresent key: String) throws -> Bool? { try optional(key).map { try treeBool($0, path(key)) } }
+
+    /// A nested value built by `make` (given the value and its path), nil when absent or null.
+    func value<T>(ifPresent key: String, _ make: (JSONValue, [CodingKey]) throws -> T) throws -> T? {
+        try optional(key).map { try make($0, path(key)) }
+    }
+
+    /// An array's elements built by `make`, nil when absent or null.
+    func array<T>(ifPresent key: String, _ make: (JSONValue, [CodingKey]) throws -> T) throws -> [T]? {
+        guard let v = optional(key) else { return nil }
+        guard case .array(let a) = v else { throw mismatch([JSONValue].self, v, path(key)) }
+        return try a.enumerated().map { i, e in try make(e, path(key) + [IndexKey(i)]) }
+    }
 }

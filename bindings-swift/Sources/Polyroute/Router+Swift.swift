@@ -141,7 +141,7 @@ extension ChatEventStream {
 
     fileprivate func pump(into continuation: AsyncThrowingStream<StreamEvent, Error>.Continuation) async throws {
         while let json = try await next() {
-            continuation.yield(try CoreJSON.decode(StreamEvent.self, json))
+            continuation.yield(try CoreJSON.event(json))
         }
         continuation.finish()
     }

@@ -17,24 +17,21 @@ public struct Usage: Sendable, Equatable, Decodable {
     public var cacheWriteTokens: Int
     public var reasoningTokens: Int
 
-    private enum Keys: String, CodingKey {
-        case prompt = "prompt_tokens", completion = "completion_tokens", total = "total_tokens"
-        case promptDetails = "prompt_tokens_details", completionDetails = "completion_tokens_details"
-    }
-    private enum PromptKeys: String, CodingKey { case cached = "cached_tokens", cacheWrite = "cache_write_tokens" }
-    private enum CompletionKeys: String, CodingKey { case reasoning = "reasoning_tokens" }
-
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: Keys.self)
-        inputTokens = try c.decodeIfPresent(Int.self, forKey: .prompt) ?? 0
-        outputTokens = try c.decodeIfPresent(Int.self, forKey: .completion) ?? 0
-        totalTokens = try c.decodeIfPresent(Int.self, forKey: .total) ?? inputTokens + outputTokens
-        // `contains` first: a missing key would throw (an error built and dropped) per response.
-        let p = c.contains(.promptDetails) ? try? c.nestedContainer(keyedBy: PromptKeys.self, forKey: .promptDetails) : nil
-        cacheReadTokens = (try? p?.decodeIfPresent(Int.self, forKey: .cached)) ?? 0
-        cacheWriteTokens = (try? p?.decodeIfPresent(Int.self, forKey: .cacheWrite)) ?? 0
-        let d = c.contains(.completionDetails) ? try? c.nestedContainer(keyedBy: CompletionKeys.self, forKey: .completionDetails) : nil
-        reasoningTokens = (try? d?.decodeIfPresent(Int.self, forKey: .reasoning)) ?? 0
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+    }
+
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        inputTokens = try f.int(ifPresent: "prompt_tokens") ?? 0
+        outputTokens = try f.int(ifPresent: "completion_tokens") ?? 0
+        totalTokens = try f.int(ifPresent: "total_tokens") ?? inputTokens + outputTokens
+        // Provider-shaped details: a malformed one counts as absent, never fails the answer.
+        let p = try? f.value(ifPresent: "prompt_tokens_details") { try JSONFields($0, at: $1) }
+        cacheReadTokens = (try? p?.int(ifPresent: "cached_tokens")) ?? 0
+        cacheWriteTokens = (try? p?.int(ifPresent: "cache_write_tokens")) ?? 0
+        let d = try? f.value(ifPresent: "completion_tokens_details") { try JSONFields($0, at: $1) }
+        reasoningTokens = (try? d?.int(ifPresent: "reasoning_tokens")) ?? 0
     }
 }
 
@@ -47,21 +44,21 @@ public struct ResponseMessage: Sendable, Equatable, Decodable {
     public var refusal: String?
     public var reasoning: String?
 
-    private enum Keys: String, CodingKey {
-        case role, content, refusal, toolCalls = "tool_calls", reasoning = "reasoning_content"
+    public init(from decoder: Decoder) throws {
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: Keys.self)
-        role = try c.decodeIfPresent(String.self, forKey: .role) ?? "assistant"
-        switch try c.decodeIfPresent(JSONValue.self, forKey: .content) {
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        role = try f.string(ifPresent: "role") ?? "assistant"
+        switch f.optional("content") {
         case .string(let s): content = s
         case .array(let parts): content = parts.compactMap { $0["text"]?.stringValue }.joined()
         default: content = ""
         }
-        toolCalls = try c.decodeIfPresent([ToolCall].self, forKey: .toolCalls) ?? []
-        refusal = try c.decodeIfPresent(String.self, forKey: .refusal)
-        reasoning = try c.decodeIfPresent(String.self, forKey: .reasoning)
+        toolCalls = try f.array(ifPresent: "tool_calls") { try ToolCall(tree: $0, at: $1) } ?? []
+        refusal = try f.string(ifPresent: "refusal")
+        reasoning = try f.string(ifPresent: "reasoning_content")
     }
 }
 
@@ -71,7 +68,16 @@ public struct Choice: Sendable, Equatable, Decodable {
     /// `stop`, `length`, `tool_calls`, `content_filter`, ...
     public var finishReason: String?
 
-    private enum CodingKeys: String, CodingKey { case index, message, finishReason = "finish_reason" }
+    public init(from decoder: Decoder) throws {
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+    }
+
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        index = try f.int("index")
+        message = try ResponseMessage(tree: f.required("message"), at: f.path("message"))
+        finishReason = try f.string(ifPresent: "finish_reason")
+    }
 }
 
 public struct CandidateTrace: Sendable, Equatable, Decodable {
@@ -81,6 +87,19 @@ public struct CandidateTrace: Sendable, Equatable, Decodable {
     public var tier: Int
     /// Why it was not tried (breaker open, missing capability, ...); nil if it was eligible.
     public var skipped: String?
+
+    public init(from decoder: Decoder) throws {
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+    }
+
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        deployment = try f.string("deployment")
+        provider = try f.string("provider")
+        model = try f.string("model")
+        tier = try f.int("tier")
+        skipped = try f.string(ifPresent: "skipped")
+    }
 }
 
 public struct AttemptTrace: Sendable, Equatable, Decodable {
@@ -98,25 +117,24 @@ public struct AttemptTrace: Sendable, Equatable, Decodable {
     public var costUsd: Double?
     public var hedge: Bool
 
-    private enum CodingKeys: String, CodingKey {
-        case deployment, provider, model, tier, outcome, error, status, hedge
-        case latencyMs = "latency_ms", ttftMs = "ttft_ms", backoffMs = "backoff_ms", costUsd = "cost_usd"
+    public init(from decoder: Decoder) throws {
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        deployment = try c.decode(String.self, forKey: .deployment)
-        provider = try c.decode(String.self, forKey: .provider)
-        model = try c.decode(String.self, forKey: .model)
-        tier = try c.decode(Int.self, forKey: .tier)
-        outcome = try c.decode(String.self, forKey: .outcome)
-        error = try c.decodeIfPresent(String.self, forKey: .error)
-        status = try c.decodeIfPresent(Int.self, forKey: .status)
-        latencyMs = try c.decode(Double.self, forKey: .latencyMs)
-        ttftMs = try c.decodeIfPresent(Double.self, forKey: .ttftMs)
-        backoffMs = try c.decodeIfPresent(Double.self, forKey: .backoffMs) ?? 0
-        costUsd = try c.decodeIfPresent(Double.self, forKey: .costUsd)
-        hedge = try c.decodeIfPresent(Bool.self, forKey: .hedge) ?? false
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        deployment = try f.string("deployment")
+        provider = try f.string("provider")
+        model = try f.string("model")
+        tier = try f.int("tier")
+        outcome = try f.string("outcome")
+        error = try f.string(ifPresent: "error")
+        status = try f.int(ifPresent: "status")
+        latencyMs = try f.double("latency_ms")
+        ttftMs = try f.double(ifPresent: "ttft_ms")
+        backoffMs = try f.double(ifPresent: "backoff_ms") ?? 0
+        costUsd = try f.double(ifPresent: "cost_usd")
+        hedge = try f.bool(ifPresent: "hedge") ?? false
     }
 }
 
@@ -138,26 +156,25 @@ public struct RouteTrace: Sendable, Equatable, Decodable {
     public var notes: [String]
     public var explanation: String
 
-    private enum CodingKeys: String, CodingKey {
-        case route, matched, strategy, candidates, attempts, degraded, cache, notes, explanation
-        case requestId = "request_id", servedBy = "served_by", totalCostUsd = "total_cost_usd", totalMs = "total_ms"
+    public init(from decoder: Decoder) throws {
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        requestId = try c.decode(String.self, forKey: .requestId)
-        route = try c.decode(String.self, forKey: .route)
-        matched = try c.decode(String.self, forKey: .matched)
-        strategy = try c.decode(String.self, forKey: .strategy)
-        candidates = try c.decodeIfPresent([CandidateTrace].self, forKey: .candidates) ?? []
-        attempts = try c.decodeIfPresent([AttemptTrace].self, forKey: .attempts) ?? []
-        servedBy = try c.decodeIfPresent(String.self, forKey: .servedBy)
-        degraded = try c.decodeIfPresent(Bool.self, forKey: .degraded) ?? false
-        cache = try c.decodeIfPresent(String.self, forKey: .cache)
-        totalCostUsd = try c.decodeIfPresent(Double.self, forKey: .totalCostUsd)
-        totalMs = try c.decodeIfPresent(Double.self, forKey: .totalMs) ?? 0
-        notes = try c.decodeIfPresent([String].self, forKey: .notes) ?? []
-        explanation = try c.decode(String.self, forKey: .explanation)
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        requestId = try f.string("request_id")
+        route = try f.string("route")
+        matched = try f.string("matched")
+        strategy = try f.string("strategy")
+        candidates = try f.array(ifPresent: "candidates") { try CandidateTrace(tree: $0, at: $1) } ?? []
+        attempts = try f.array(ifPresent: "attempts") { try AttemptTrace(tree: $0, at: $1) } ?? []
+        servedBy = try f.string(ifPresent: "served_by")
+        degraded = try f.bool(ifPresent: "degraded") ?? false
+        cache = try f.string(ifPresent: "cache")
+        totalCostUsd = try f.double(ifPresent: "total_cost_usd")
+        totalMs = try f.double(ifPresent: "total_ms") ?? 0
+        notes = try f.array(ifPresent: "notes") { try treeString($0, $1) } ?? []
+        explanation = try f.string("explanation")
     }
 }
 
@@ -181,8 +198,21 @@ public struct ChatResponse: Sendable, Equatable, Decodable {
     public var toolCalls: [ToolCall] { choices.first?.message.toolCalls ?? [] }
     public var finishReason: String? { choices.first?.finishReason }
 
-    private enum CodingKeys: String, CodingKey {
-        case id, model, choices, usage, provider, trace, costUsd = "cost_usd"
+    public init(from decoder: Decoder) throws {
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+    }
+
+    /// `raw` is `tree` itself.
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        id = try f.string("id")
+        model = try f.string("model")
+        choices = try f.array(ifPresent: "choices") { try Choice(tree: $0, at: $1) } ?? []
+        usage = try f.value(ifPresent: "usage") { try Usage(tree: $0, at: $1) }
+        provider = try f.string(ifPresent: "provider")
+        costUsd = try f.double(ifPresent: "cost_usd")
+        trace = try f.value(ifPresent: "trace") { try RouteTrace(tree: $0, at: $1) }
+        raw = tree
     }
 }
 
@@ -203,30 +233,26 @@ public enum StreamEvent: Sendable, Equatable, Decodable {
     /// An event type this version of the Swift layer does not know (forward compatibility).
     case other(type: String, raw: JSONValue)
 
-    private enum Keys: String, CodingKey {
-        case type, id, model, text, signature, index, name, arguments, usage, reason, native
+    public init(from decoder: Decoder) throws {
+        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: Keys.self)
-        let type = try c.decode(String.self, forKey: .type)
+    init(tree: JSONValue, at path: [CodingKey]) throws {
+        let f = try JSONFields(tree, at: path)
+        let type = try f.string("type")
         switch type {
-        case "start": self = .start(id: try c.decode(String.self, forKey: .id), model: try c.decode(String.self, forKey: .model))
-        case "content_delta": self = .contentDelta(try c.decode(String.self, forKey: .text))
-        case "refusal_delta": self = .refusalDelta(try c.decode(String.self, forKey: .text))
-        case "reasoning_delta":
-            self = .reasoningDelta(try c.decode(String.self, forKey: .text), signature: try c.decodeIfPresent(String.self, forKey: .signature))
+        case "start": self = .start(id: try f.string("id"), model: try f.string("model"))
+        case "content_delta": self = .contentDelta(try f.string("text"))
+        case "refusal_delta": self = .refusalDelta(try f.string("text"))
+        case "reasoning_delta": self = .reasoningDelta(try f.string("text"), signature: try f.string(ifPresent: "signature"))
         case "tool_call_delta":
             self = .toolCallDelta(
-                index: try c.decode(Int.self, forKey: .index),
-                id: try c.decodeIfPresent(String.self, forKey: .id),
-                name: try c.decodeIfPresent(String.self, forKey: .name),
-                arguments: try c.decodeIfPresent(String.self, forKey: .arguments) ?? "")
-        case "usage": self = .usage(try c.decode(Usage.self, forKey: .usage))
-        case "finish":
-            self = .finish(reason: try c.decode(String.self, forKey: .reason), native: try c.decodeIfPresent(String.self, forKey: .native))
-        case "reset": self = .reset(reason: try c.decode(String.self, forKey: .reason))
-        default: self = .other(type: type, raw: try JSONValue(from: decoder))
+                index: try f.int("index"), id: try f.string(ifPresent: "id"), name: try f.string(ifPresent: "name"),
+                arguments: try f.string(ifPresent: "arguments") ?? "")
+        case "usage": self = .usage(try Usage(tree: f.required("usage"), at: f.path("usage")))
+        case "finish": self = .finish(reason: try f.string("reason"), native: try f.string(ifPresent: "native"))
+        case "reset": self = .reset(reason: try f.string("reason"))
+        default: self = .other(type: type, raw: tree)
         }
     }
 
@@ -337,9 +363,10 @@ enum CoreJSON {
 
     /// A `ChatResponse` and its `raw`, from one reading of the text.
     static func response(_ text: String) throws -> ChatResponse {
-        let tree = try JSONText.parse(text)
-        var response = try JSONTreeDecoder.decode(ChatResponse.self, from: tree)
-        response.raw = tree
-        return response
+        try ChatResponse(tree: JSONText.parse(text), at: [])
+    }
+
+    static func event(_ text: String) throws -> StreamEvent {
+        try StreamEvent(tree: JSONText.parse(text), at: [])
     }
 }

@@ -1,6 +1,8 @@
-// The binding's own JSON reader, writer and tree decoder (JSONText.swift, JSONTree.swift):
-// what JSONDecoder/JSONEncoder did for the binding, with the same errors, at a fraction of
-// the cost. Malformed text is a typed `DecodingError`, never a crash.
+// The binding's own JSON reader, writer and tree readers (JSONText.swift, JSONTree.swift, the
+// response types' tree initialisers): what JSONDecoder/JSONEncoder did for the binding, with
+// the same values and errors, at a fraction of the cost. Malformed text is a typed
+// `DecodingError`, never a crash. JSONDecoder still decodes every type (their Decodable
+// conformances read a JSONValue first), so it is the reference the fast path is checked against.
 import Foundation
 import XCTest
 @testable import Polyroute
@@ -85,6 +87,22 @@ final class JSONTextTests: XCTestCase {
 
         let event = #"{"type": "future_kind", "n": [1, {"k": null}]}"#
         XCTAssertEqual(try CoreJSON.decode(StreamEvent.self, event), try JSONDecoder().decode(StreamEvent.self, from: Data(event.utf8)))
+    }
+
+    func testUsageDetailsAndStreamEvents() throws {
+        let u = try CoreJSON.decode(Usage.self, #"{"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 2}, "completion_tokens_details": {"reasoning_tokens": 3}}"#)
+        XCTAssertEqual([u.inputTokens, u.outputTokens, u.totalTokens, u.cacheReadTokens, u.cacheWriteTokens, u.reasoningTokens], [10, 5, 15, 4, 2, 3])
+        // Provider-shaped details that are not what we expect count as absent.
+        let odd = try CoreJSON.decode(Usage.self, #"{"prompt_tokens": 1, "prompt_tokens_details": "n/a", "completion_tokens_details": {"reasoning_tokens": "x"}}"#)
+        XCTAssertEqual([odd.cacheReadTokens, odd.reasoningTokens, odd.totalTokens], [0, 0, 1])
+        XCTAssertEqual(try CoreJSON.event(#"{"type": "tool_call_delta", "index": 1, "name": "f"}"#), .toolCallDelta(index: 1, id: nil, name: "f", arguments: ""))
+        XCTAssertEqual(try CoreJSON.event(#"{"type": "usage", "usage": {"prompt_tokens": 2, "completion_tokens": 1}}"#),
+                       .usage(try JSONDecoder().decode(Usage.self, from: Data(#"{"prompt_tokens": 2, "completion_tokens": 1}"#.utf8))))
+        XCTAssertEqual(try CoreJSON.event(#"{"type": "finish", "reason": "stop", "native": null}"#), .finish(reason: "stop", native: nil))
+        XCTAssertThrowsError(try CoreJSON.event(#"{"type": "content_delta"}"#)) { e in
+            guard case DecodingError.keyNotFound(let key, _) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(key.stringValue, "text")
+        }
     }
 
     func testTypeMismatchesAreTheDecodingErrorsJSONDecoderThrows() {
