@@ -31,7 +31,7 @@ final class BlockingTests: XCTestCase {
         let token = CancelToken()
         let call = Task { await onThread { try router.chatBlocking(.user("hi"), cancel: token) } }
         // Wait until the request is on the wire (the call is then waiting on its socket).
-        for _ in 0..<100 where try await Mock.log(m).isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
+        try await waitUntilSent(m)
         let start = Date()
         token.cancel()
 
@@ -41,11 +41,7 @@ final class BlockingTests: XCTestCase {
         XCTAssertEqual(d.code, "cancelled")
         XCTAssertLessThan(Date().timeIntervalSince(start), 1.0)
         // Dropping the request closed the connection before the 5 s answer.
-        var disconnected = false
-        for _ in 0..<100 where !disconnected {
-            disconnected = try await Mock.log(m).first?["client_disconnected"]?.boolValue == true
-            if !disconnected { try await Task.sleep(nanoseconds: 50_000_000) }
-        }
+        let disconnected = try await mockSawDisconnect(m)
         XCTAssertTrue(disconnected)
     }
 

@@ -209,7 +209,7 @@ final class ErrorTests: XCTestCase {
         let router = try Router(policyObject: try mockPolicy(primary: [m], timeouts: ["first_token": "10s", "total": "20s"]))
         let task = Task { try await router.chat(.user("hi")) }
         // Wait until the request is on the wire, then cancel the task.
-        for _ in 0..<100 where try await Mock.log(m).isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
+        try await waitUntilSent(m)
         let start = Date()
         task.cancel()
 
@@ -219,11 +219,7 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(d.code, "cancelled")
         XCTAssertLessThan(Date().timeIntervalSince(start), 1.0)
         // Dropping the request closed the connection before the 5 s answer.
-        var disconnected = false
-        for _ in 0..<100 where !disconnected {
-            disconnected = try await Mock.log(m).first?["client_disconnected"]?.boolValue == true
-            if !disconnected { try await Task.sleep(nanoseconds: 50_000_000) }
-        }
+        let disconnected = try await mockSawDisconnect(m)
         XCTAssertTrue(disconnected)
     }
 

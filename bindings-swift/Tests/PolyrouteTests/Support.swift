@@ -182,3 +182,18 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> 
         Thread { cont.resume(returning: Result { try body() }) }.start()
     }
 }
+
+/// Wait (up to ~2 s) until the mock has logged a request for model `name`: it is on the wire.
+func waitUntilSent(_ name: String) async throws {
+    for _ in 0..<100 where try await Mock.log(name).isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
+}
+
+/// Whether the mock saw the client close the connection of model `name`'s first request
+/// (polled for up to ~5 s): what dropping a cancelled request must do.
+func mockSawDisconnect(_ name: String) async throws -> Bool {
+    for _ in 0..<100 {
+        if try await Mock.log(name).first?["client_disconnected"]?.boolValue == true { return true }
+        try await Task.sleep(nanoseconds: 50_000_000)
+    }
+    return false
+}
