@@ -1,6 +1,7 @@
-// A Decoder over a parsed `JSONValue` tree: typed values (`ChatResponse`, `StreamEvent`, ...)
-// keep their Decodable conformances, and the text is read once (JSONText.swift says why).
-// Throws the DecodingErrors JSONDecoder throws for the same mismatches. A `JSONValue` asked
+// Reading typed values from a parsed `JSONValue` tree (JSONText.swift says why not JSONDecoder):
+// `JSONFields` for the types every call reads (answers, stream events: Types.swift), and a
+// `Decoder` for the Decodable rest (plans, health, budgets). Both throw the DecodingErrors
+// JSONDecoder throws for the same mismatches, with the same coding paths. A `JSONValue` asked
 // for anywhere in the tree is handed over as it is, without re-decoding it node by node.
 
 struct JSONTreeDecoder: Decoder {

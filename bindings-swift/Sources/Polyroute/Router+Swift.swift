@@ -34,7 +34,7 @@ extension Router {
     /// `chat` for code that is not async (a command-line tool, a thread of your own): blocks the
     /// calling thread until the answer. Requests to plain-http providers run on this thread, with
     /// no hand-off to Polyroute's runtime and back, so it is the cheapest call (BENCHMARKS.md,
-    /// "Swift"); HTTPS ones run on the runtime as for `chat`. Do not call it from a Swift
+    /// issue 18 fifteenth round); HTTPS ones run on the runtime as for `chat`. Do not call it from a Swift
     /// concurrency task: it would hold one of the few cooperative threads for the whole request.
     /// To cancel, fire `cancel` from another thread (`PolyrouteError.Cancelled`).
     public func chatBlocking(_ request: ChatRequest, cancel: CancelToken? = nil) throws -> ChatResponse {

@@ -4,7 +4,10 @@
 // these types only decode; they add no behaviour. Only fields an app reasonably reads are
 // lifted into properties; `raw` keeps the whole object for everything else. Keys are spelled
 // out (no `convertFromSnakeCase`) because that strategy would also rewrite the keys of free-form
-// JSON such as tool arguments schemas.
+// JSON such as tool arguments schemas. What an answer or a stream event is made of is read
+// straight from the parsed tree (`init(tree:at:)` over `JSONFields`, JSONTree.swift: every call
+// does it); their `Decodable` conformances go through the same initialisers, so each type has
+// one reading. The rest (plans, health) keep Codable's, from the tree (`JSONTreeDecoder`).
 import Foundation
 
 /// Token counts with one meaning across providers: `inputTokens` includes cache reads and
