@@ -43,6 +43,10 @@ func mismatch(_ type: Any.Type, _ value: JSONValue, _ path: [CodingKey]) -> Deco
     return .typeMismatch(type, .init(codingPath: path, debugDescription: "Expected to decode \(type) but found \(value) instead."))
 }
 
+func missing(_ key: CodingKey, _ path: [CodingKey]) -> DecodingError {
+    .keyNotFound(key, .init(codingPath: path, debugDescription: "No value associated with key \(key.stringValue)."))
+}
+
 struct IndexKey: CodingKey {
     let intValue: Int?
     var stringValue: String { "Index \(intValue!)" }
@@ -91,9 +95,7 @@ private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func contains(_ key: Key) -> Bool { object[key.stringValue] != nil }
 
     private func get(_ key: Key) throws -> JSONValue {
-        guard let v = object[key.stringValue] else {
-            throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "No value associated with key \(key.stringValue)."))
-        }
+        guard let v = object[key.stringValue] else { throw missing(key, codingPath) }
         return v
     }
 
@@ -114,21 +116,6 @@ private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try treeInteger(get(key), codingPath + [key], as: type) }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         try JSONTreeDecoder(get(key), codingPath: codingPath + [key]).decodeValue(type)
-    }
-
-    // `decodeIfPresent`'s default asks `contains`, `decodeNil` and `decode`: three lookups
-    // (three hashes of the key) for each optional field, which most of a trace's are.
-    private func present(_ key: Key) -> JSONValue? {
-        guard let v = object[key.stringValue] else { return nil }
-        if case .null = v { return nil }
-        return v
-    }
-    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(key).map { try treeBool($0, codingPath + [key]) } }
-    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(key).map { try treeString($0, codingPath + [key]) } }
-    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(key).map { try treeDouble($0, codingPath + [key]) } }
-    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(key).map { try treeInteger($0, codingPath + [key], as: type) } }
-    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        try present(key).map { try JSONTreeDecoder($0, codingPath: codingPath + [key]).decodeValue(type) }
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -248,9 +235,7 @@ struct JSONFields {
     func path(_ key: String) -> [CodingKey] { path + [NameKey(key)] }
 
     func required(_ key: String) throws -> JSONValue {
-        guard let v = object[key] else {
-            throw DecodingError.keyNotFound(NameKey(key), .init(codingPath: path, debugDescription: "No value associated with key \(key)."))
-        }
+        guard let v = object[key] else { throw missing(NameKey(key), path) }
         return v
     }
 
