@@ -4,6 +4,7 @@
 #
 #   bash bench/swift/run.sh [N]          # N calls per row back to back (default 3000), N/3 with the gap
 #   bash bench/swift/run.sh N --json     # the Swift layer's JSON work alone, part by part, N times each
+#                                        # (POLYROUTE_BENCH_ONLY=TEXT: only the parts whose name contains TEXT)
 #
 # Builds the Rust library and the mock server in release mode, stages the static library in
 # bench/swift/lib (what the package links, through POLYROUTE_FFI_LIB_DIR), and runs

@@ -25,13 +25,13 @@ public struct ToolCall: Sendable, Equatable, Decodable {
     }
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         id = try f.string(ifPresent: "id") ?? ""
-        let fn = try JSONFields(f.required("function"), at: f.path("function"))
+        let fn = try JSONFields(f.required("function"))
         name = try fn.string("name")
         arguments = try fn.string(ifPresent: "arguments") ?? ""
     }

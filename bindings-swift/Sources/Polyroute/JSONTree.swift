@@ -1,7 +1,7 @@
-// Reading typed values from a parsed `JSONValue` tree (JSONText.swift says why not JSONDecoder):
-// `JSONFields` for the types every call reads (answers, stream events: Types.swift), and a
-// `Decoder` for the Decodable rest (plans, health, budgets). Both throw the DecodingErrors
-// JSONDecoder throws for the same mismatches, with the same coding paths. A `JSONValue` asked
+// Reading Decodable values from a `JSONValue` tree (JSONText.swift says why not JSONDecoder):
+// the `Decoder` for plans, health and budgets (answers and stream events are read from the
+// tape by `JSONFields`, JSONTape.swift). It throws the DecodingErrors JSONDecoder throws for
+// the same mismatches, with the same coding paths. A `JSONValue` asked
 // for anywhere in the tree is handed over as it is, without re-decoding it node by node.
 
 struct JSONTreeDecoder: Decoder {
@@ -217,52 +217,4 @@ struct NameKey: CodingKey {
     init(_ s: String) { stringValue = s }
     init?(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
-}
-
-/// An object's fields, read by the response types' tree initialisers (Types.swift): the hot
-/// path (every answer, every stream event) without Codable's containers, with the errors
-/// JSONDecoder throws. Coding paths are built only for an error.
-struct JSONFields {
-    let object: [String: JSONValue]
-    let path: [CodingKey]
-
-    init(_ value: JSONValue, at path: [CodingKey]) throws {
-        guard case .object(let o) = value else { throw mismatch([String: JSONValue].self, value, path) }
-        object = o
-        self.path = path
-    }
-
-    func path(_ key: String) -> [CodingKey] { path + [NameKey(key)] }
-
-    func required(_ key: String) throws -> JSONValue {
-        guard let v = object[key] else { throw missing(NameKey(key), path) }
-        return v
-    }
-
-    /// nil when absent or null.
-    func optional(_ key: String) -> JSONValue? {
-        guard let v = object[key] else { return nil }
-        if case .null = v { return nil }
-        return v
-    }
-
-    func string(_ key: String) throws -> String { try treeString(required(key), path(key)) }
-    func string(ifPresent key: String) throws -> String? { try optional(key).map { try treeString($0, path(key)) } }
-    func int(_ key: String) throws -> Int { try treeInteger(required(key), path(key), as: Int.self) }
-    func int(ifPresent key: String) throws -> Int? { try optional(key).map { try treeInteger($0, path(key), as: Int.self) } }
-    func double(_ key: String) throws -> Double { try treeDouble(required(key), path(key)) }
-    func double(ifPresent key: String) throws -> Double? { try optional(key).map { try treeDouble($0, path(key)) } }
-    func bool(ifPresent key: String) throws -> Bool? { try optional(key).map { try treeBool($0, path(key)) } }
-
-    /// A nested value built by `make` (given the value and its path), nil when absent or null.
-    func value<T>(ifPresent key: String, _ make: (JSONValue, [CodingKey]) throws -> T) throws -> T? {
-        try optional(key).map { try make($0, path(key)) }
-    }
-
-    /// An array's elements built by `make`, nil when absent or null.
-    func array<T>(ifPresent key: String, _ make: (JSONValue, [CodingKey]) throws -> T) throws -> [T]? {
-        guard let v = optional(key) else { return nil }
-        guard case .array(let a) = v else { throw mismatch([JSONValue].self, v, path(key)) }
-        return try a.enumerated().map { i, e in try make(e, path(key) + [IndexKey(i)]) }
-    }
 }

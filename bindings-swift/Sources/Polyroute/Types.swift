@@ -5,9 +5,10 @@
 // lifted into properties; `raw` keeps the whole object for everything else. Keys are spelled
 // out (no `convertFromSnakeCase`) because that strategy would also rewrite the keys of free-form
 // JSON such as tool arguments schemas. What an answer or a stream event is made of is read
-// straight from the parsed tree (`init(tree:at:)` over `JSONFields`, JSONTree.swift: every call
-// does it); their `Decodable` conformances go through the same initialisers, so each type has
-// one reading. The rest (plans, health) keep Codable's, from the tree (`JSONTreeDecoder`).
+// straight from the text's tape (`init(node:)` over `JSONFields`, JSONTape.swift: every call
+// does it); their `Decodable` conformances write the value they are given to text and go
+// through the same initialisers, so each type has one reading. The rest (plans, health) keep
+// Codable's, from a `JSONValue` tree (`JSONTreeDecoder`).
 import Foundation
 
 /// Token counts with one meaning across providers: `inputTokens` includes cache reads and
@@ -21,19 +22,19 @@ public struct Usage: Sendable, Equatable, Decodable {
     public var reasoningTokens: Int
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         inputTokens = try f.int(ifPresent: "prompt_tokens") ?? 0
         outputTokens = try f.int(ifPresent: "completion_tokens") ?? 0
         totalTokens = try f.int(ifPresent: "total_tokens") ?? inputTokens + outputTokens
         // Provider-shaped details: a malformed one counts as absent, never fails the answer.
-        let p = try? f.value(ifPresent: "prompt_tokens_details") { try JSONFields($0, at: $1) }
+        let p = try? f.value(ifPresent: "prompt_tokens_details") { try JSONFields($0) }
         cacheReadTokens = (try? p?.int(ifPresent: "cached_tokens")) ?? 0
         cacheWriteTokens = (try? p?.int(ifPresent: "cache_write_tokens")) ?? 0
-        let d = try? f.value(ifPresent: "completion_tokens_details") { try JSONFields($0, at: $1) }
+        let d = try? f.value(ifPresent: "completion_tokens_details") { try JSONFields($0) }
         reasoningTokens = (try? d?.int(ifPresent: "reasoning_tokens")) ?? 0
     }
 }
@@ -48,18 +49,19 @@ public struct ResponseMessage: Sendable, Equatable, Decodable {
     public var reasoning: String?
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         role = try f.string(ifPresent: "role") ?? "assistant"
-        switch f.optional("content") {
-        case .string(let s): content = s
-        case .array(let parts): content = parts.compactMap { $0["text"]?.stringValue }.joined()
-        default: content = ""
+        let c = f.optional("content")
+        if let parts = c?.elements({ try? JSONFields($0).find("text")?.string() }) {
+            content = parts.compactMap { $0 }.joined()
+        } else {
+            content = (try? c?.string()) ?? ""
         }
-        toolCalls = try f.array(ifPresent: "tool_calls") { try ToolCall(tree: $0, at: $1) } ?? []
+        toolCalls = try f.array(ifPresent: "tool_calls") { try ToolCall(node: $0) } ?? []
         refusal = try f.string(ifPresent: "refusal")
         reasoning = try f.string(ifPresent: "reasoning_content")
     }
@@ -72,13 +74,13 @@ public struct Choice: Sendable, Equatable, Decodable {
     public var finishReason: String?
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         index = try f.int("index")
-        message = try ResponseMessage(tree: f.required("message"), at: f.path("message"))
+        message = try ResponseMessage(node: f.required("message"))
         finishReason = try f.string(ifPresent: "finish_reason")
     }
 }
@@ -92,11 +94,11 @@ public struct CandidateTrace: Sendable, Equatable, Decodable {
     public var skipped: String?
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         deployment = try f.string("deployment")
         provider = try f.string("provider")
         model = try f.string("model")
@@ -121,11 +123,11 @@ public struct AttemptTrace: Sendable, Equatable, Decodable {
     public var hedge: Bool
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         deployment = try f.string("deployment")
         provider = try f.string("provider")
         model = try f.string("model")
@@ -160,23 +162,23 @@ public struct RouteTrace: Sendable, Equatable, Decodable {
     public var explanation: String
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         requestId = try f.string("request_id")
         route = try f.string("route")
         matched = try f.string("matched")
         strategy = try f.string("strategy")
-        candidates = try f.array(ifPresent: "candidates") { try CandidateTrace(tree: $0, at: $1) } ?? []
-        attempts = try f.array(ifPresent: "attempts") { try AttemptTrace(tree: $0, at: $1) } ?? []
+        candidates = try f.array(ifPresent: "candidates") { try CandidateTrace(node: $0) } ?? []
+        attempts = try f.array(ifPresent: "attempts") { try AttemptTrace(node: $0) } ?? []
         servedBy = try f.string(ifPresent: "served_by")
         degraded = try f.bool(ifPresent: "degraded") ?? false
         cache = try f.string(ifPresent: "cache")
         totalCostUsd = try f.double(ifPresent: "total_cost_usd")
         totalMs = try f.double(ifPresent: "total_ms") ?? 0
-        notes = try f.array(ifPresent: "notes") { try treeString($0, $1) } ?? []
+        notes = try f.array(ifPresent: "notes") { try $0.string() } ?? []
         explanation = try f.string("explanation")
     }
 }
@@ -193,8 +195,12 @@ public struct ChatResponse: Sendable, Equatable, Decodable {
     public var provider: String?
     public var costUsd: Double?
     public var trace: RouteTrace?
-    /// The whole chat.completion object.
-    public var raw: JSONValue = .null
+    /// The whole chat.completion object (built from the answer's text when first read).
+    public var raw: JSONValue {
+        get { rawJSON.value }
+        set { rawJSON = LazyJSON(newValue) }
+    }
+    private var rawJSON = LazyJSON(.null)
 
     /// The first choice's text.
     public var content: String { choices.first?.message.content ?? "" }
@@ -202,20 +208,22 @@ public struct ChatResponse: Sendable, Equatable, Decodable {
     public var finishReason: String? { choices.first?.finishReason }
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        let value = try JSONValue(from: decoder)
+        try self.init(node: JSONNode(value, at: decoder.codingPath))
+        rawJSON = LazyJSON(value)
     }
 
-    /// `raw` is `tree` itself.
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    /// `raw` is `node`'s value, built when first read.
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         id = try f.string("id")
         model = try f.string("model")
-        choices = try f.array(ifPresent: "choices") { try Choice(tree: $0, at: $1) } ?? []
-        usage = try f.value(ifPresent: "usage") { try Usage(tree: $0, at: $1) }
+        choices = try f.array(ifPresent: "choices") { try Choice(node: $0) } ?? []
+        usage = try f.value(ifPresent: "usage") { try Usage(node: $0) }
         provider = try f.string(ifPresent: "provider")
         costUsd = try f.double(ifPresent: "cost_usd")
-        trace = try f.value(ifPresent: "trace") { try RouteTrace(tree: $0, at: $1) }
-        raw = tree
+        trace = try f.value(ifPresent: "trace") { try RouteTrace(node: $0) }
+        rawJSON = LazyJSON(node: node)
     }
 }
 
@@ -237,11 +245,11 @@ public enum StreamEvent: Sendable, Equatable, Decodable {
     case other(type: String, raw: JSONValue)
 
     public init(from decoder: Decoder) throws {
-        try self.init(tree: JSONValue(from: decoder), at: decoder.codingPath)
+        try self.init(node: JSONNode(JSONValue(from: decoder), at: decoder.codingPath))
     }
 
-    init(tree: JSONValue, at path: [CodingKey]) throws {
-        let f = try JSONFields(tree, at: path)
+    init(node: JSONNode) throws {
+        let f = try JSONFields(node)
         let type = try f.string("type")
         switch type {
         case "start": self = .start(id: try f.string("id"), model: try f.string("model"))
@@ -252,10 +260,10 @@ public enum StreamEvent: Sendable, Equatable, Decodable {
             self = .toolCallDelta(
                 index: try f.int("index"), id: try f.string(ifPresent: "id"), name: try f.string(ifPresent: "name"),
                 arguments: try f.string(ifPresent: "arguments") ?? "")
-        case "usage": self = .usage(try Usage(tree: f.required("usage"), at: f.path("usage")))
+        case "usage": self = .usage(try Usage(node: f.required("usage")))
         case "finish": self = .finish(reason: try f.string("reason"), native: try f.string(ifPresent: "native"))
         case "reset": self = .reset(reason: try f.string("reason"))
-        default: self = .other(type: type, raw: tree)
+        default: self = .other(type: type, raw: node.value)
         }
     }
 
@@ -366,10 +374,10 @@ enum CoreJSON {
 
     /// A `ChatResponse` and its `raw`, from one reading of the text.
     static func response(_ text: String) throws -> ChatResponse {
-        try ChatResponse(tree: JSONText.parse(text), at: [])
+        try ChatResponse(node: JSONTape(text).root)
     }
 
     static func event(_ text: String) throws -> StreamEvent {
-        try StreamEvent(tree: JSONText.parse(text), at: [])
+        try StreamEvent(node: JSONTape(text).root)
     }
 }

@@ -132,6 +132,65 @@ final class JSONTextTests: XCTestCase {
         }
         XCTAssertEqual(try CoreJSON.decode(Usage.self, #"{"prompt_tokens": 3.0, "completion_tokens": 4}"#).totalTokens, 7)
     }
+
+    // The tape (JSONTape.swift): answers are read without a tree, `raw` is built on first use.
+
+    func testAnswerReadFromTheTapeNamesThePathOfANestedError() {
+        let answer = #"{"id": "c1", "model": "m", "choices": [], "trace": {"request_id": "r", "route": "main", "matched": "default", "strategy": "ordered", "explanation": "e", "attempts": [{"deployment": "a", "provider": "p", "model": "m", "tier": 0, "outcome": "ok", "latency_ms": 1}, {"deployment": "b", "provider": "p", "model": "m", "tier": "x", "outcome": "ok", "latency_ms": 1}]}}"#
+        XCTAssertThrowsError(try CoreJSON.response(answer)) { e in
+            guard case DecodingError.typeMismatch(_, let ctx) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(ctx.codingPath.map(\.stringValue), ["trace", "attempts", "Index 1", "tier"])
+        }
+        // The same through JSONDecoder (its decoder's path in front of the tape's).
+        XCTAssertThrowsError(try JSONDecoder().decode([ChatResponse].self, from: Data("[\(answer)]".utf8))) { e in
+            guard case DecodingError.typeMismatch(_, let ctx) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(ctx.codingPath.map(\.stringValue), ["Index 0", "trace", "attempts", "Index 1", "tier"])
+        }
+        XCTAssertThrowsError(try CoreJSON.response(#"{"id": "c1", "choices": []}"#)) { e in
+            guard case DecodingError.keyNotFound(let key, let ctx) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(key.stringValue, "model")
+            XCTAssertEqual(ctx.codingPath.count, 0)
+        }
+        XCTAssertThrowsError(try CoreJSON.response(#"{"id": "c1", "model": "m", "choices": {}}"#)) { e in
+            guard case DecodingError.typeMismatch(_, let ctx) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(ctx.codingPath.map(\.stringValue), ["choices"])
+        }
+    }
+
+    func testEscapedKeysRepeatedKeysAndContentParts() throws {
+        // An escaped key is the key it spells; a repeated key reads as its last value, in the
+        // typed fields and in `raw` alike (as a dictionary keeps it).
+        let r = try CoreJSON.response(#"{"i\u0064": "c1", "model": "first", "model": "last", "choices": [{"index": 0, "message": {"role": "assistant", "content": [{"type": "text", "text": "a\nb"}, {"type": "image"}, 5, {"type": "text", "text": "c"}]}}]}"#)
+        XCTAssertEqual(r.id, "c1")
+        XCTAssertEqual(r.model, "last")
+        XCTAssertEqual(r.raw["model"], "last")
+        XCTAssertEqual(r.content, "a\nbc")
+        XCTAssertEqual(try JSONValue.parse("[-999999999999999999, 999999999999999999, -0, 12345678901234567890]"),
+                       [.int(-999_999_999_999_999_999), .int(999_999_999_999_999_999), 0, .double(12345678901234567890.0)])
+    }
+
+    func testRawIsBuiltOnceAndEqualFromManyThreads() throws {
+        let text = #"{"id": "c1", "model": "m", "choices": [], "extra": {"k": [1, 2.5, "s", null, true]}}"#
+        let r = try CoreJSON.response(text)
+        let expected = try JSONValue.parse(text)
+        let seen = Collected()
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in seen.add(r.raw) }
+        XCTAssertEqual(seen.all.count, 16)
+        XCTAssertTrue(seen.all.allSatisfy { $0 == expected })
+        // Equality compares `raw` too; a copy whose `raw` was replaced differs.
+        var copy = r
+        XCTAssertEqual(copy, r)
+        copy.raw = ["id": "other"]
+        XCTAssertNotEqual(copy, r)
+        XCTAssertEqual(try CoreJSON.response(text), r)
+    }
+}
+
+private final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values = [JSONValue]()
+    func add(_ v: JSONValue) { lock.lock(); values.append(v); lock.unlock() }
+    var all: [JSONValue] { lock.lock(); defer { lock.unlock() }; return values }
 }
 
 private extension JSONValue {

@@ -183,7 +183,10 @@ struct Bench {
 
     /// `--json`: what the Swift layer's own JSON work costs per call, part by part (CPU µs).
     static func jsonParts(request: JSONValue, response: String, n: Int) throws {
+        // POLYROUTE_BENCH_ONLY=text: only the parts whose name contains it (for a profiler).
+        let only = env("POLYROUTE_BENCH_ONLY")
         func time(_ name: String, _ body: () throws -> Void) rethrows {
+            if let only, !name.contains(only) { return }
             let c0 = cpuNanos()
             for _ in 0..<n { try body() }
             print("| \(name) | \(String(format: "%.2f", Double(cpuNanos() - c0) / Double(n) / 1000)) |")
