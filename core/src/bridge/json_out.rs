@@ -149,6 +149,14 @@ impl Compound<'_, '_> {
     }
 }
 
+macro_rules! numbers {
+    ($($method:ident: $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Result<()> {
+            self.int(v)
+        }
+    )*};
+}
+
 impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
     type Ok = ();
     type Error = Error;
@@ -164,36 +172,8 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<()> {
-        self.int(v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<()> {
-        self.int(v)
-    }
+    numbers!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64, serialize_i128: i128,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64, serialize_u128: u128);
     fn serialize_f32(self, v: f32) -> Result<()> {
         self.float(v, v.is_finite())
     }
