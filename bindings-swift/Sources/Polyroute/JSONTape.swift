@@ -91,14 +91,14 @@ final class JSONTape: @unchecked Sendable { // immutable once built; owns `bytes
     /// Whether the string at `i` is `key` (field names are literals: no `String` is made).
     func string(_ i: Int, equals key: StaticString) -> Bool {
         let e = entries[i]
-        let n = key.utf8CodeUnitCount
-        if e.kind == .string {
-            guard Int(e.end - e.start) == n else { return false }
-            let (a, k) = (bytes.baseAddress! + Int(e.start), key.utf8Start)
-            for x in 0..<n where a[x] != k[x] { return false }
+        guard e.kind == .string else { return string(i) == key.description }
+        // `withUTF8Buffer`, not `utf8Start`: a one-character literal may be stored as a scalar.
+        return key.withUTF8Buffer { k in
+            guard Int(e.end - e.start) == k.count else { return false }
+            let a = bytes.baseAddress! + Int(e.start)
+            for x in 0..<k.count where a[x] != k[x] { return false }
             return true
         }
-        return string(i) == key.description
     }
 
     /// The value at `i` as a `JSONValue` tree.

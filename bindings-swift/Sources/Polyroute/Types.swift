@@ -200,7 +200,8 @@ public struct ChatResponse: Sendable, Equatable, Decodable {
         get { rawJSON.value }
         set { rawJSON = LazyJSON(newValue) }
     }
-    private var rawJSON = LazyJSON(.null)
+    // No default value: it would make a `LazyJSON` (and its lock) per answer only to replace it.
+    private var rawJSON: LazyJSON
 
     /// The first choice's text.
     public var content: String { choices.first?.message.content ?? "" }
