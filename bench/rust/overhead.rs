@@ -241,7 +241,7 @@ impl RawSocket {
 
 /// Sync callers, interleaved, from this (non-runtime) thread; `gap` sleeps 1 ms before each.
 fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, n: usize, gap: bool) -> Vec<Series> {
-    let mut s: Vec<Series> = (0..3).map(|_| Series::default()).collect();
+    let mut s: Vec<Series> = (0..4).map(|_| Series::default()).collect();
     for _ in 0..n {
         for (i, x) in s.iter_mut().enumerate() {
             if gap {
@@ -252,7 +252,8 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
             match i {
                 0 => raw.call(),
                 1 => drop(rt.block_on(cl.router.chat(cl.req.clone())).unwrap()),
-                _ => drop(inline::block_on(rt, cl.router.chat(cl.req.clone())).unwrap()),
+                2 => drop(inline::block_on(rt, cl.router.chat(cl.req.clone())).unwrap()),
+                _ => drop(inline::block_on(rt, cl.router_quiet.chat(cl.req.clone())).unwrap()),
             }
             x.lat.push(t.elapsed().as_secs_f64() * 1e6);
             let (c1, s1) = usage();
@@ -268,6 +269,7 @@ fn print_sync(name: &str, n: usize, s: &mut [Series]) {
         "raw blocking socket + JSON parse (floor)",
         "`Router::chat` under `Handle::block_on` (async inline client)",
         "`Router::chat` under `inline::block_on` (calling thread)",
+        "the same, router without a callback ever subscribed",
     ];
     print_table(&format!("sync callers, {name}"), n, &labels, s);
 }
@@ -331,9 +333,15 @@ budgets:
     if std::env::var("BENCH_PROFILE").is_ok_and(|v| v == "sync") {
         let (cl, rt) = (cl.clone(), tokio::runtime::Handle::current());
         let t = std::thread::spawn(move || {
+            // `BENCH_GAP=1`: a 1 ms sleep before each call, as in the idle-gap order (CPU per
+            // call then counts only the calls: the sleeps use none).
+            let gap = std::env::var_os("BENCH_GAP").is_some();
             let (stop, mut k) = (Instant::now() + Duration::from_secs(10), 0u64);
             let (c0, _) = usage();
             while Instant::now() < stop {
+                if gap {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 inline::block_on(&rt, cl.router.chat(cl.req.clone())).unwrap();
                 k += 1;
             }
@@ -349,9 +357,13 @@ budgets:
         return;
     }
     let gap_n = (n / 3).max(1);
-    print_order("interleaved", n, &mut measure(&cl, Order::Interleaved, n).await);
-    print_order("back to back, blocks of 100", n, &mut measure(&cl, Order::BackToBack, n).await);
-    print_order("idle gap of 1 ms before each call", gap_n, &mut measure(&cl, Order::IdleGap, gap_n).await);
+    // `BENCH_ONLY=sync`: the sync callers alone (what an A/B of the sync path needs).
+    let sync_only = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "sync");
+    if !sync_only {
+        print_order("interleaved", n, &mut measure(&cl, Order::Interleaved, n).await);
+        print_order("back to back, blocks of 100", n, &mut measure(&cl, Order::BackToBack, n).await);
+        print_order("idle gap of 1 ms before each call", gap_n, &mut measure(&cl, Order::IdleGap, gap_n).await);
+    }
 
     // Sync callers, from a thread of their own (a runtime thread may not block).
     let (cl2, rt, addr) =
@@ -362,6 +374,7 @@ budgets:
         for _ in 0..200 {
             raw.call();
             inline::block_on(&rt, cl2.router.chat(cl2.req.clone())).unwrap();
+            inline::block_on(&rt, cl2.router_quiet.chat(cl2.req.clone())).unwrap();
         }
         let a = measure_sync(&rt, &cl2, &mut raw, n, false);
         let b = measure_sync(&rt, &cl2, &mut raw, gap_n, true);
@@ -370,6 +383,9 @@ budgets:
     let (mut a, mut b) = tokio::task::spawn_blocking(move || sync.join().unwrap()).await.unwrap();
     print_sync("interleaved", n, &mut a);
     print_sync("idle gap of 1 ms before each call", gap_n, &mut b);
+    if sync_only {
+        return;
+    }
 
     // Throughput at concurrency 64, alternating 2-second windows: five rounds, as three let
     // one slow window of a shared VM move a median by a tenth.

@@ -29,6 +29,7 @@ pub mod error;
 mod guard;
 mod health_types;
 mod ids;
+pub(crate) mod json_out;
 pub mod meaning;
 pub mod policy;
 pub mod provider;

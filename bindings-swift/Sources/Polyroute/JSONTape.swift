@@ -7,7 +7,7 @@
 // nothing, since the app reads a dozen fields. The tape is one array of fixed-size entries;
 // a field is found by comparing key bytes, and a string becomes a `String` only when a typed
 // field reads it. `raw` (the whole object as a `JSONValue`) is built from the tape on first
-// use (`LazyJSON`). `JSONValue.parse` goes through the tape too, so there is one grammar.
+// use (`Deferred`). `JSONValue.parse` goes through the tape too, so there is one grammar.
 //
 // Coding paths are not carried down while reading (an array per nested value): an error
 // finds its path on the tape, from where the reading started (`JSONNode.path`).
@@ -276,26 +276,34 @@ struct JSONFields {
     }
 }
 
-/// A `JSONValue` built on first use from the tape it was read from (or given as a value).
-/// Locked: a response is `Sendable`, so two threads may ask at once.
-final class LazyJSON: @unchecked Sendable, Equatable {
+/// A value read from a tape the first time it is asked for (or given as a value): an answer's
+/// `raw`, and the `trace` of an answer a call returned. Locked: a response is `Sendable`, so two
+/// threads may ask at once. The reader is a plain function (no captures), so a pending box
+/// costs the object and its lock, nothing per field.
+final class Deferred<Value: Equatable & Sendable>: @unchecked Sendable, Equatable {
+    private enum State {
+        case pending(JSONNode, (JSONNode) -> Value)
+        case built(Value)
+    }
     private let lock = NSLock()
-    private var node: JSONNode?
-    private var built: JSONValue?
+    private var state: State
 
-    init(_ value: JSONValue) { built = value }
-    init(node: JSONNode) { self.node = node }
+    init(_ value: Value) { state = .built(value) }
+    init(node: JSONNode, read: @escaping (JSONNode) -> Value) { state = .pending(node, read) }
 
-    var value: JSONValue {
+    var value: Value {
         lock.lock()
         defer { lock.unlock() }
-        if let v = built { return v }
-        let v = node.map(\.value) ?? .null
-        (built, node) = (v, nil)
-        return v
+        switch state {
+        case .built(let v): return v
+        case .pending(let node, let read):
+            let v = read(node)
+            state = .built(v)
+            return v
+        }
     }
 
-    static func == (a: LazyJSON, b: LazyJSON) -> Bool { a === b || a.value == b.value }
+    static func == (a: Deferred, b: Deferred) -> Bool { a === b || a.value == b.value }
 }
 
 /// Reading JSON's grammar into entries. Errors name the byte offset.

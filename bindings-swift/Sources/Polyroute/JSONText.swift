@@ -48,32 +48,55 @@ enum JSONText {
             out.append(UInt8(ascii: "]"))
         case .object(let o):
             // Sorted, as JSONEncoder's `.sortedKeys` was: the same value always gives the same text.
+            // The members are sorted with their values (sorting the keys, then looking each up,
+            // hashed every key again), and a one-member object is not sorted at all.
             out.append(UInt8(ascii: "{"))
-            for (n, k) in o.keys.sorted().enumerated() {
-                if n > 0 { out.append(UInt8(ascii: ",")) }
+            func member(_ k: String, _ v: JSONValue) throws {
                 writeString(k, into: &out)
                 out.append(UInt8(ascii: ":"))
-                try write(o[k]!, into: &out)
+                try write(v, into: &out)
+            }
+            if o.count == 1, let (k, v) = o.first {
+                try member(k, v)
+            } else {
+                for (n, m) in o.sorted(by: { $0.key < $1.key }).enumerated() {
+                    if n > 0 { out.append(UInt8(ascii: ",")) }
+                    try member(m.key, m.value)
+                }
             }
             out.append(UInt8(ascii: "}"))
         }
     }
 
+    /// Runs with nothing to escape (nearly every string) are appended in one piece.
     private static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
-            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
-            default: out.append(b) // UTF-8 passes through as is (valid JSON text)
+        var s = s
+        s.withUTF8 { b in
+            var start = 0
+            for i in 0..<b.count {
+                let c = b[i]
+                guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<i]))
+                escape(c, into: &out)
+                start = i + 1
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[start...]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// One byte JSON must escape (UTF-8 passes through as is: valid JSON text).
+    private static func escape(_ c: UInt8, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\\"))
+        switch c {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(c)
+        case 0x0A: out.append(UInt8(ascii: "n"))
+        case 0x0D: out.append(UInt8(ascii: "r"))
+        case 0x09: out.append(UInt8(ascii: "t"))
+        default: // another control character: \u00XX, lowercase hex as serde_json writes it
+            let hex = { (d: UInt8) -> UInt8 in d < 10 ? 48 + d : 87 + d }
+            out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex(c >> 4), hex(c & 15)])
+        }
     }
 }

@@ -28,7 +28,7 @@ extension Router {
         } onCancel: {
             token.cancel()
         }
-        return try CoreJSON.response(text)
+        return try CoreJSON.answer(text)
     }
 
     /// `chat` for code that is not async (a command-line tool, a thread of your own): blocks the
@@ -42,7 +42,7 @@ extension Router {
     }
 
     public func chatBlocking(body: JSONValue, cancel: CancelToken? = nil) throws -> ChatResponse {
-        try CoreJSON.response(chatJsonBlocking(requestJson: body.jsonString(), cancel: cancel))
+        try CoreJSON.answer(chatJsonBlocking(requestJson: body.jsonString(), cancel: cancel))
     }
 
     /// Stream the answer. Errors before the first content (after failover) and errors that end
@@ -131,7 +131,7 @@ extension ChatEventStream {
     /// or `PolyrouteError.Cancelled` if it was cancelled before its end.
     public func finalResponse() async throws -> ChatResponse {
         let text = try await finalResponseJson()
-        return try CoreJSON.response(text)
+        return try CoreJSON.answer(text)
     }
 
     /// The route trace, once the stream has ended.

@@ -184,6 +184,35 @@ final class JSONTextTests: XCTestCase {
         XCTAssertNotEqual(copy, r)
         XCTAssertEqual(try CoreJSON.response(text), r)
     }
+
+    func testACallsTraceIsReadWhenAskedForAndEqualsTheOneReadAtOnce() throws {
+        let good = #"{"id": "c1", "model": "m", "choices": [], "trace": {"request_id": "r", "route": "main", "matched": "default", "strategy": "priority", "explanation": "e", "candidates": [{"deployment": "a", "provider": "p", "model": "m", "tier": 0}], "attempts": [{"deployment": "a", "provider": "p", "model": "m", "tier": 0, "outcome": "ok", "latency_ms": 1.5}]}}"#
+        let atOnce = try CoreJSON.response(good)
+        let onRead = try CoreJSON.answer(good)
+        XCTAssertEqual(onRead, atOnce)
+        let seen = Collected()
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in seen.add(onRead.trace.map { .string($0.attempts[0].deployment) } ?? .null) }
+        XCTAssertEqual(seen.all, Array(repeating: "a", count: 16))
+        XCTAssertEqual(onRead.trace, atOnce.trace)
+        XCTAssertEqual(onRead.trace?.attempts.first?.latencyMs, 1.5)
+        // Replaced, it reads as set, and equality sees it.
+        var copy = onRead
+        copy.trace?.route = "other"
+        XCTAssertEqual(copy.trace?.route, "other")
+        XCTAssertEqual(onRead.trace?.route, "main")
+        XCTAssertNotEqual(copy, onRead)
+        copy.trace = nil
+        XCTAssertNil(copy.trace)
+        // No trace at all: nil either way.
+        XCTAssertNil(try CoreJSON.answer(#"{"id": "c1", "model": "m", "choices": [], "trace": null}"#).trace)
+        // A malformed trace fails the answer when read at once (`init(coreJSON:)`); read on
+        // demand it is nil, and the rest of the answer is there.
+        let bad = #"{"id": "c1", "model": "m", "choices": [], "trace": {"route": 5}}"#
+        XCTAssertThrowsError(try ChatResponse(coreJSON: bad))
+        let lenient = try ChatResponse(coreJSON: bad, traceOnRead: true)
+        XCTAssertEqual(lenient.id, "c1")
+        XCTAssertNil(lenient.trace)
+    }
 }
 
 private final class Collected: @unchecked Sendable {

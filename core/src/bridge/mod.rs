@@ -14,7 +14,6 @@
 //! the host to spawn on its own (`'static` where a host must spawn them).
 
 mod cancel;
-mod json_out;
 pub mod openai_http;
 pub mod openai_in;
 mod panic;
@@ -137,7 +136,7 @@ fn json_type(v: &Value) -> &'static str {
 /// JSON text. Core types are plain serde data, so this fails only on a core bug; that is
 /// reported as `malformed_response` rather than a panic in a host process.
 pub fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
-    json_out::to_string(v).map_err(|e| Error::malformed(format!("cannot encode the result as JSON: {e}")))
+    crate::json_out::to_string(v).map_err(|e| Error::malformed(format!("cannot encode the result as JSON: {e}")))
 }
 
 /// [`to_json`] as a `Value`, for hosts that build native objects from it.

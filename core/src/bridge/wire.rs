@@ -135,7 +135,7 @@ pub fn error_headers(e: &Error, now_unix: f64) -> Vec<(&'static str, String)> {
 /// A non-streamed answer's body: the response as OpenAI's `chat.completion` JSON (with the
 /// Polyroute additions `provider`, `cost_usd` and `trace`, which OpenAI clients ignore).
 pub fn response_body(resp: &ChatResponse) -> Result<Vec<u8>> {
-    serde_json::to_vec(resp).map_err(|e| Error::malformed(format!("cannot encode the answer as JSON: {e}")))
+    crate::json_out::to_vec(resp, 1024).map_err(|e| Error::malformed(format!("cannot encode the answer as JSON: {e}")))
 }
 
 /// One stream as OpenAI's SSE body: feed it the router stream's items, in order, and `None`

@@ -17,7 +17,9 @@ use crate::types::{ChatRequest, Message};
 /// `stream` for a streaming call, `compat` for a generic OpenAI-compatible server.
 pub(crate) fn body_bytes(model: Option<&str>, req: &ChatRequest, stream: bool, compat: bool) -> Vec<u8> {
     if req.extra.is_empty() && req.messages.iter().all(|m| m.extra.is_empty()) {
-        return serde_json::to_vec(&Direct { model, req, stream, compat }).expect("a request serialises");
+        // Written by `json_out` (serde_json's text, strings a word at a time): serde_json's
+        // own writer was the largest single item of a routed call's profile in a Swift host.
+        return crate::json_out::to_vec(&Direct { model, req, stream, compat }, 256).expect("a request serialises");
     }
     let mut body = request_body(model.unwrap_or_default(), req, stream, compat);
     if model.is_none() {
@@ -25,7 +27,7 @@ pub(crate) fn body_bytes(model: Option<&str>, req: &ChatRequest, stream: bool, c
             o.remove("model");
         }
     }
-    serde_json::to_vec(&body).expect("a request serialises")
+    crate::json_out::to_vec(&body, 512).expect("a request serialises")
 }
 
 /// The JSON body for an OpenAI-shaped endpoint.
@@ -143,7 +145,9 @@ mod tests {
     use crate::types::{Message, ToolCall};
 
     fn requests() -> Vec<ChatRequest> {
-        let mut plain = ChatRequest::new(vec![Message::system("be brief"), Message::user("hi")]);
+        // Text that needs escapes, and multi-byte characters, at word boundaries and inside words.
+        let tricky = "a \"quote\", a \\ backslash,\nnew line\ttab \u{1} control, é, 😀, \u{7f}";
+        let mut plain = ChatRequest::new(vec![Message::system("be brief"), Message::user("hi"), Message::user(tricky)]);
         plain.model = Some("caller-model".into());
         let mut full = plain.clone();
         full.temperature = Some(0.3);
@@ -174,8 +178,16 @@ mod tests {
         for (i, req) in requests().iter().enumerate() {
             for (stream, compat) in [(false, false), (true, false), (false, true), (true, true)] {
                 let want = request_body("dep-model", req, stream, compat);
-                let got: Value = serde_json::from_slice(&body_bytes(Some("dep-model"), req, stream, compat)).unwrap();
+                let bytes = body_bytes(Some("dep-model"), req, stream, compat);
+                let got: Value = serde_json::from_slice(&bytes).unwrap();
                 assert_eq!(got, want, "request {i}, stream {stream}, compat {compat}");
+                // Byte for byte what serde_json writes (`json_out` writes it).
+                let theirs = if req.extra.is_empty() && req.messages.iter().all(|m| m.extra.is_empty()) {
+                    serde_json::to_vec(&Direct { model: Some("dep-model"), req, stream, compat }).unwrap()
+                } else {
+                    serde_json::to_vec(&want).unwrap()
+                };
+                assert_eq!(String::from_utf8(bytes).unwrap(), String::from_utf8(theirs).unwrap(), "request {i} as text");
                 let mut no_model = want.clone();
                 no_model.as_object_mut().unwrap().remove("model");
                 let got: Value = serde_json::from_slice(&body_bytes(None, req, stream, compat)).unwrap();

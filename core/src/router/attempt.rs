@@ -170,7 +170,7 @@ fn rollout(router: &Router, sel: &super::select::Selection<'_>, req: &Arc<ChatRe
 
 /// One walk over the tiers: what does not change between walks of a request.
 struct Pass<'a, T> {
-    tiers: &'a [Tier],
+    tiers: &'a [Tier<'a>],
     req: &'a Arc<ChatRequest>,
     start: &'a StartFn<T>,
     exclude: &'a [String],
@@ -190,7 +190,7 @@ impl<T: Send + 'static> Pass<'_, T> {
                 ctx.trace.degraded = true;
                 ctx.note(format!("served the static response of tier `{}`", tier.name));
                 ctx.finish_trace();
-                return Some(Ok(Served::Static(text.clone())));
+                return Some(Ok(Served::Static(text.to_string())));
             }
             let mut i = 0;
             while i < tier.deployments.len() {
@@ -242,7 +242,7 @@ impl<T: Send + 'static> Pass<'_, T> {
 /// Could a real deployment still take the request after this failure? A later deployment
 /// of this tier, or of a later tier (static answers do not count: the same deployment
 /// retried is better than a canned reply).
-fn others_remain(tiers: &[Tier], ti: usize, i: usize) -> bool {
+fn others_remain(tiers: &[Tier<'_>], ti: usize, i: usize) -> bool {
     i < tiers[ti].deployments.len() || tiers[ti + 1..].iter().any(|t| !t.deployments.is_empty())
 }
 
@@ -280,9 +280,9 @@ struct Walk {
 }
 
 impl Walk {
-    fn enters(&self, tier: &Tier, ctx: &mut RequestCtx) -> bool {
+    fn enters(&self, tier: &Tier<'_>, ctx: &mut RequestCtx) -> bool {
         match &self.last_err {
-            Some(e) if enters_tier(&tier.on, e.kind, ctx.route.content_filter_fallover) => true,
+            Some(e) if enters_tier(tier.on, e.kind, ctx.route.content_filter_fallover) => true,
             Some(e) => {
                 ctx.note(format!("tier `{}` not entered: it does not take over after {}", tier.name, e.kind));
                 false

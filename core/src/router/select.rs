@@ -28,19 +28,20 @@ pub struct RoutePlan {
     pub explanation: String,
 }
 
-/// Eligible deployments of one tier, in attempt order.
+/// Eligible deployments of one tier, in attempt order. The rest is borrowed from the route:
+/// owned copies were three allocations per tier per request (issue 18).
 #[derive(Debug, Clone)]
-pub(crate) struct Tier {
-    pub name: String,
+pub(crate) struct Tier<'a> {
+    pub name: &'a str,
     pub deployments: Vec<Arc<Deployment>>,
-    pub on: Vec<ErrorKind>,
-    pub static_response: Option<String>,
+    pub on: &'a [ErrorKind],
+    pub static_response: Option<&'a str>,
 }
 
 pub(crate) struct Selection<'a> {
     pub route: &'a Route,
     pub matched: String,
-    pub tiers: Vec<Tier>,
+    pub tiers: Vec<Tier<'a>>,
     pub candidates: Vec<CandidateTrace>,
     /// The route's canary, when this request tries it first.
     pub canary: Option<String>,
@@ -233,10 +234,11 @@ fn breaker_skip(d: &Deployment, now: Instant) -> Option<String> {
 pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: Instant, chance: &Chance) -> Result<Selection<'a>> {
     let (route, matched, preferred) = resolve(c, req, stream)?;
     let est_input = req.estimate_input_tokens();
-    let mut candidates = Vec::new();
-    let mut tiers = Vec::new();
+    // Sized once: growing them was three reallocations per request.
+    let mut candidates = Vec::with_capacity(route.tiers.iter().map(|t| t.deployments.len()).sum::<usize>() + 1);
+    let mut tiers = Vec::with_capacity(route.tiers.len() + 1);
     for (ti, t) in route.tiers.iter().enumerate() {
-        let mut eligible = Vec::new();
+        let mut eligible = Vec::with_capacity(t.deployments.len());
         for d in &t.deployments {
             let fixed = static_skip(route, d, req, stream, est_input);
             // A static skip is final; a breaker skip is re-evaluated at attempt time (the
@@ -256,7 +258,7 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
             });
         }
         let ordered = order(route, eligible, req, est_input, now, chance);
-        tiers.push(Tier { name: t.name.clone(), deployments: ordered, on: t.on.clone(), static_response: t.static_response.clone() });
+        tiers.push(Tier { name: &t.name, deployments: ordered, on: &t.on, static_response: t.static_response.as_deref() });
     }
     let mut canary = None;
     if !req.routing.order.is_empty() {
@@ -282,7 +284,7 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
                 for t in &mut tiers {
                     t.deployments.retain(|x| x.name != d.name);
                 }
-                tiers.insert(0, Tier { name: "canary".into(), deployments: vec![d.clone()], on: Vec::new(), static_response: None });
+                tiers.insert(0, Tier { name: "canary", deployments: vec![d.clone()], on: &[], static_response: None });
                 canary = Some(d.name.clone());
             }
         }
@@ -293,7 +295,7 @@ pub(crate) fn select<'a>(c: &'a Compiled, req: &ChatRequest, stream: bool, now: 
 /// The caller's order (`polyroute.order`, or the deployments `model` names): those deployments first, exactly in that order,
 /// as one tier; the route's tiers follow without them. Deployments the filters removed stay
 /// removed (their skip reason is in the trace).
-fn caller_order(route: &Route, tiers: Vec<Tier>, names: &[String], label: &str) -> Result<Vec<Tier>> {
+fn caller_order<'a>(route: &Route, tiers: Vec<Tier<'a>>, names: &[String], label: &'static str) -> Result<Vec<Tier<'a>>> {
     let all: Vec<&str> = route.tiers.iter().flat_map(|t| t.deployments.iter().map(|d| d.name.as_str())).collect();
     if let Some(bad) = names.iter().find(|n| !all.contains(&n.as_str())) {
         return Err(Error::new(
@@ -303,7 +305,7 @@ fn caller_order(route: &Route, tiers: Vec<Tier>, names: &[String], label: &str) 
     }
     let eligible: Vec<Arc<Deployment>> = tiers.iter().flat_map(|t| t.deployments.iter().cloned()).collect();
     let first: Vec<Arc<Deployment>> = names.iter().filter_map(|n| eligible.iter().find(|d| &d.name == n).cloned()).collect();
-    let mut out = vec![Tier { name: label.into(), deployments: first, on: Vec::new(), static_response: None }];
+    let mut out = vec![Tier { name: label, deployments: first, on: &[], static_response: None }];
     for mut t in tiers {
         t.deployments.retain(|d| !names.contains(&d.name));
         out.push(t);

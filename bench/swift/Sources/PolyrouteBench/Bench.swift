@@ -138,7 +138,7 @@ struct Bench {
         let cachedJson = try JSONValue.object(["messages": messages, "polyroute": ["route": "cached"]]).jsonString()
         let bodyJson = try body.jsonString()
 
-        let rows: [(String, () async throws -> Void)] = [
+        var rows: [(String, () async throws -> Void)] = [
             ("floor (raw blocking socket)", { try raw.call() }),
             ("`chatJson`, cache hit (no HTTP)", { _ = try await router.chatJson(requestJson: cachedJson) }),
             ("`chatJsonBlocking`, cache hit (no HTTP)", { _ = try router.chatJsonBlocking(requestJson: cachedJson) }),
@@ -147,6 +147,8 @@ struct Bench {
             ("`Router.chat(body:)`", { _ = try await router.chat(body: body) }),
             ("`Router.chatBlocking(body:)`", { _ = try router.chatBlocking(body: body) }),
         ]
+        // POLYROUTE_BENCH_ROWS=text: the floor and the rows whose name contains it (for a profiler).
+        if let only = env("POLYROUTE_BENCH_ROWS") { rows = rows.enumerated().filter { $0.offset == 0 || $0.element.0.contains(only) }.map(\.element) }
         for (_, call) in rows { for _ in 0..<200 { try await call() } }
         if CommandLine.arguments.contains("--json") {
             return try jsonParts(request: body, response: try await router.chatJson(requestJson: bodyJson), n: n)
@@ -196,6 +198,14 @@ struct Bench {
         try time("answer text -> `JSONValue`") { _ = try JSONValue.parse(response) }
         time("`CancelToken` made and freed (async `chat` makes one per call)") { _ = CancelToken().isCancelled() }
         try time("answer -> `ChatResponse` (one read of the text)") { _ = try ChatResponse(coreJSON: response) }
+        try time("answer -> `ChatResponse`, trace read when asked for (as calls do)") { _ = try ChatResponse(coreJSON: response, traceOnRead: true) }
+        try time("the same, then `trace` read") { _ = try ChatResponse(coreJSON: response, traceOnRead: true).trace }
+        // The trace's share: the same answer with `trace` left out.
+        if case .object(var o) = try JSONValue.parse(response) {
+            o["trace"] = nil
+            let bare = try JSONValue.object(o).jsonString()
+            try time("answer without its trace (\(bare.utf8.count) bytes) -> `ChatResponse`") { _ = try ChatResponse(coreJSON: bare) }
+        }
         try time("answer -> `ChatResponse` with JSONDecoder (before)") { _ = try JSONDecoder().decode(ChatResponse.self, from: Data(response.utf8)) }
         try time("answer -> `JSONValue` with JSONDecoder (before)") { _ = try JSONDecoder().decode(JSONValue.self, from: Data(response.utf8)) }
     }

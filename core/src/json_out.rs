@@ -18,10 +18,17 @@ type Result<T> = std::result::Result<T, Error>;
 /// `value` as compact JSON text.
 pub(crate) fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String> {
     // An answer with its trace is ~1 KB: grown from serde_json's 128 it was copied three times.
-    let mut out = Vec::with_capacity(1024);
-    value.serialize(&mut Writer { out: &mut out })?;
+    let out = to_vec(value, 1024)?;
     // SAFETY: only `str`s, ASCII punctuation, escapes and formatted numbers were written.
     Ok(unsafe { String::from_utf8_unchecked(out) })
+}
+
+/// `value` as compact JSON bytes, in a buffer of `capacity` to start with: request bodies sent
+/// upstream and the gateway's answers as well as what the bindings receive.
+pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    value.serialize(&mut Writer { out: &mut out })?;
+    Ok(out)
 }
 
 struct Writer<'a> {
