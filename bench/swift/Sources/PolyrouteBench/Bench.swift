@@ -11,13 +11,16 @@
 // - `chatJson`: the generated call, the answer as the core's JSON text;
 // - `chatJsonBlocking`: the sync call, on the calling thread (no hand-off to the runtime);
 // - `Router.chat` / `chatBlocking`: what users call, the above plus the request encoded from a
-//   `JSONValue` and the answer decoded into `ChatResponse` (and `raw`).
+//   `JSONValue` and the answer decoded into `ChatResponse` (its trace and `raw` when read);
+// - `chatJsonBlocking` + `ChatResponse(coreJSON:)`: the decode alone over the sync call, with
+//   the trace read at once and on read, side by side.
 //
 // The sync rows run on the main task's thread like the floor does (a bench, not a pattern:
 // apps call `chatBlocking` from threads of their own).
 //
-// Twice: back to back, and with an idle gap of 1 ms before each call (`usleep`: the runtime's
-// workers park, so each call pays its wake-ups). CPU µs per call is the process's
+// Each round calls every row once, in an order of its own (a fixed order made one row pay for
+// its place). Twice: back to back, and with an idle gap of 1 ms before each call (`usleep`:
+// the runtime's workers park, so each call pays its wake-ups). CPU µs per call is the process's
 // (CLOCK_PROCESS_CPUTIME_ID), mock server excluded.
 import Foundation
 #if canImport(Glibc)
@@ -114,6 +117,19 @@ func policy(_ base: String) -> JSONValue {
     ]
 }
 
+/// A small seeded generator (SplitMix64), so a run's call orders repeat.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
@@ -146,9 +162,16 @@ struct Bench {
             ("`chatJsonBlocking`", { _ = try router.chatJsonBlocking(requestJson: bodyJson) }),
             ("`Router.chat(body:)`", { _ = try await router.chat(body: body) }),
             ("`Router.chatBlocking(body:)`", { _ = try router.chatBlocking(body: body) }),
+            // The answer's trace read at once (as before the seventeenth round) or when asked for
+            // (as calls now do), side by side: the request text is the same prepared one in both.
+            ("`chatJsonBlocking` + `ChatResponse`, trace at once", { _ = try ChatResponse(coreJSON: router.chatJsonBlocking(requestJson: bodyJson)) }),
+            ("`chatJsonBlocking` + `ChatResponse`, trace on read", { _ = try ChatResponse(coreJSON: router.chatJsonBlocking(requestJson: bodyJson), traceOnRead: true) }),
         ]
-        // POLYROUTE_BENCH_ROWS=text: the floor and the rows whose name contains it (for a profiler).
-        if let only = env("POLYROUTE_BENCH_ROWS") { rows = rows.enumerated().filter { $0.offset == 0 || $0.element.0.contains(only) }.map(\.element) }
+        // POLYROUTE_BENCH_ROWS=text|text...: the floor and the rows whose name contains one of them
+        // (for a profiler, or to see whether a row's neighbours move it).
+        if let only = env("POLYROUTE_BENCH_ROWS")?.split(separator: "|") {
+            rows = rows.enumerated().filter { r in r.offset == 0 || only.contains { r.element.0.contains($0) } }.map(\.element)
+        }
         for (_, call) in rows { for _ in 0..<200 { try await call() } }
         if CommandLine.arguments.contains("--json") {
             return try jsonParts(request: body, response: try await router.chatJson(requestJson: bodyJson), n: n)
@@ -159,8 +182,16 @@ struct Bench {
             let rounds = gap == 0 ? n : n / 3
             var lat = [[Double]](repeating: [], count: rows.count)
             var cpu = [UInt64](repeating: 0, count: rows.count)
+            // Each round in its own order (a shuffle, seeded so runs repeat): in a fixed order the
+            // row right after the floor paid 4-6 CPU-µs more than the same call elsewhere back to
+            // back and 15-35 after a gap (seventeenth round), whichever row it was; a rotation
+            // keeps every row's predecessor, so it does not help.
+            var rng = SplitMix(seed: 18)
             for _ in 0..<rounds {
-                for (i, (_, call)) in rows.enumerated() {
+                var order = Array(rows.indices)
+                for k in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(k, Int(rng.next() % UInt64(k + 1))) }
+                for i in order {
+                    let call = rows[i].1
                     if gap > 0 { usleep(useconds_t(gap)) }
                     let c0 = cpuNanos()
                     let t0 = now()
