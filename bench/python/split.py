@@ -15,15 +15,17 @@ connection per client:
 - the same calls to the provider: the above plus the core's HTTP and routing, and the
   hand-offs between the calling thread and the runtime's workers.
 
-The differences between rows are the per-layer costs. Each order is measured twice: back to
-back, and with an idle gap of 1 ms before each call (threads park, so every call pays its
-wake-ups; `time.sleep`, so the event loop parks too). CPU µs per call is the process's (`resource.getrusage`), mock server excluded.
+The differences between rows are the per-layer costs. Two orders: interleaved (each round
+every row once, shuffled) and blocks of 100 calls of one row (as a service repeats one call);
+each back to back and with an idle gap of 1 ms before each call (threads park, so every call
+pays its wake-ups; `time.sleep`, so the event loop parks too). CPU µs per call is the process's (`resource.getrusage`), mock server excluded.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import resource
 import sys
 import time
@@ -100,12 +102,28 @@ async def rounds(base: str, n: int, loop: str = "asyncio") -> None:
             await c()
     print(f"n={n} per row, Python {'.'.join(map(str, sys.version_info[:3]))}, polyroute {polyroute.__version__}, event loop: {loop}")
     print()
-    for gap in (0.0, 0.001):
-        lat: Dict[str, List[float]] = {k: [] for k in calls}
-        used = {k: 0.0 for k in calls}
-        rounds = n if gap == 0 else n // 3
-        for _ in range(rounds):
-            for k, c in calls.items():
+    # Four orders. Interleaved: each round calls every row once, in an order of its own
+    # (seeded, so runs repeat): in a fixed order a row pays or gains for its place (a row after
+    # its own cache-hit twin found its code warm; the Swift bench's row after the floor paid up
+    # to 35 CPU-µs more after a gap, issue 18 seventeenth round). Blocks of 100: each row
+    # repeatedly, as a service makes the same call (every call after one of its own kind).
+    # Each without and with an idle gap of 1 ms before every call.
+    for blocks in (False, True):
+        for gap in (0.0, 0.001):
+            await measure_order(calls, n if gap == 0 else n // 3, gap, blocks)
+
+
+async def measure_order(calls: Dict[str, Callable[[], Awaitable[Any]]], rounds: int, gap: float, blocks: bool) -> None:
+    lat: Dict[str, List[float]] = {k: [] for k in calls}
+    used = {k: 0.0 for k in calls}
+    shuffle = random.Random(18)
+    names = list(calls)
+    size = 100 if blocks else 1
+    for _ in range(max(1, rounds // size)):
+        shuffle.shuffle(names)
+        for k in names:
+            c = calls[k]
+            for _ in range(size):
                 if gap:
                     time.sleep(gap)
                 c0 = cpu()
@@ -113,16 +131,17 @@ async def rounds(base: str, n: int, loop: str = "asyncio") -> None:
                 await c()
                 lat[k].append((time.perf_counter() - t) * 1e6)
                 used[k] += cpu() - c0
-        title = "interleaved, no gap" if gap == 0 else "interleaved, idle gap of 1 ms before each call"
-        print(f"| {title} (n={rounds}) | p50 µs | p99 µs | added p50 over the floor µs | CPU µs/call |")
-        print("|---|---|---|---|---|")
-        f50 = summarize(lat[next(iter(calls))])["p50_us"]
-        for i, k in enumerate(calls):
-            s = summarize(lat[k])
-            added = "–" if i == 0 else f"{s['p50_us'] - f50:.0f}"
-            print(f"| {k} | {s['p50_us']:.0f} | {s['p99_us']:.0f} | {added} | {used[k] / rounds:.1f} |")
-        print()
-
+    order = "blocks of 100 calls of one row" if blocks else "interleaved, shuffled each round"
+    title = f"{order}, {'no gap' if gap == 0 else 'idle gap of 1 ms before each call'}"
+    n = len(lat[names[0]])
+    print(f"| {title} (n={n}) | p50 µs | p99 µs | added p50 over the floor µs | CPU µs/call |")
+    print("|---|---|---|---|---|")
+    f50 = summarize(lat[next(iter(calls))])["p50_us"]
+    for i, k in enumerate(calls):
+        s = summarize(lat[k])
+        added = "–" if i == 0 else f"{s['p50_us'] - f50:.0f}"
+        print(f"| {k} | {s['p50_us']:.0f} | {s['p99_us']:.0f} | {added} | {used[k] / n:.1f} |")
+    print()
 
 if __name__ == "__main__":
     main()

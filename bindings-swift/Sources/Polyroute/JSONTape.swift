@@ -278,20 +278,22 @@ struct JSONFields {
 
 /// A value read from a tape the first time it is asked for (or given as a value): an answer's
 /// `raw`, and the `trace` of an answer a call returned. Locked: a response is `Sendable`, so two
-/// threads may ask at once. The reader is a plain function (no captures), so a pending box
-/// costs the object and its lock, nothing per field.
+/// threads may ask at once. The reader is a plain function (no captures), so a box is one
+/// object: the locks are shared, a few for the process, picked by the box's address (a lock of
+/// its own per box was two more allocations and a mutex set up and torn down per answer; a
+/// box holds one only while a first read builds its value, and no reader takes another).
 final class Deferred<Value: Equatable & Sendable>: @unchecked Sendable, Equatable {
     private enum State {
         case pending(JSONNode, (JSONNode) -> Value)
         case built(Value)
     }
-    private let lock = NSLock()
     private var state: State
 
     init(_ value: Value) { state = .built(value) }
     init(node: JSONNode, read: @escaping (JSONNode) -> Value) { state = .pending(node, read) }
 
     var value: Value {
+        let lock = deferredLocks[(ObjectIdentifier(self).hashValue >> 4) & (deferredLocks.count - 1)]
         lock.lock()
         defer { lock.unlock() }
         switch state {
@@ -305,6 +307,9 @@ final class Deferred<Value: Equatable & Sendable>: @unchecked Sendable, Equatabl
 
     static func == (a: Deferred, b: Deferred) -> Bool { a === b || a.value == b.value }
 }
+
+/// `Deferred`'s locks (a power of two of them).
+private let deferredLocks: [NSLock] = (0..<16).map { _ in NSLock() }
 
 /// Reading JSON's grammar into entries. Errors name the byte offset.
 private struct Builder {
