@@ -293,7 +293,7 @@ final class Deferred<Value: Equatable & Sendable>: @unchecked Sendable, Equatabl
     init(node: JSONNode, read: @escaping (JSONNode) -> Value) { state = .pending(node, read) }
 
     var value: Value {
-        let lock = deferredLocks[(ObjectIdentifier(self).hashValue >> 4) & (deferredLocks.count - 1)]
+        let lock = deferredLocks[Int((UInt(bitPattern: ObjectIdentifier(self)) >> 4) & UInt(deferredLocks.count - 1))]
         lock.lock()
         defer { lock.unlock() }
         switch state {
