@@ -143,5 +143,6 @@ async def measure_order(calls: Dict[str, Callable[[], Awaitable[Any]]], rounds: 
         print(f"| {k} | {s['p50_us']:.0f} | {s['p99_us']:.0f} | {added} | {used[k] / n:.1f} |")
     print()
 
+
 if __name__ == "__main__":
     main()

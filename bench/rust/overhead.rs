@@ -351,8 +351,9 @@ budgets:
     if std::env::var("BENCH_PROFILE").is_ok_and(|v| v == "sync") {
         let (cl, rt) = (cl.clone(), tokio::runtime::Handle::current());
         let t = std::thread::spawn(move || {
-            // `BENCH_GAP=1`: a 1 ms sleep before each call, as in the idle-gap order (CPU per
-            // call then counts only the calls: the sleeps use none).
+            // `BENCH_GAP=1`: a 1 ms sleep before each call, as in the idle-gap order. CPU per
+            // call is the process's, so what other threads do during a sleep (the callback's
+            // delivery thread, the mock server) is in it.
             let gap = std::env::var_os("BENCH_GAP").is_some();
             let (stop, mut k) = (Instant::now() + Duration::from_secs(10), 0u64);
             let (c0, _) = usage();

@@ -117,10 +117,6 @@ fn number<N: Serialize>(out: &mut Vec<u8>, v: N) -> Result<()> {
 }
 
 impl Writer<'_> {
-    fn int<N: Serialize>(&mut self, v: N) -> Result<()> {
-        number(self.out, v)
-    }
-
     fn float<N: Serialize>(&mut self, v: N, finite: bool) -> Result<()> {
         if !finite {
             self.out.extend_from_slice(b"null");
@@ -156,10 +152,18 @@ impl Compound<'_, '_> {
     }
 }
 
+/// `{"variant":` (then `opener`): the object serde_json wraps an enum variant's content in.
+fn open_variant(out: &mut Vec<u8>, variant: &str, opener: &[u8]) {
+    out.push(b'{');
+    write_str(out, variant);
+    out.push(b':');
+    out.extend_from_slice(opener);
+}
+
 macro_rules! numbers {
     ($($method:ident: $t:ty),*) => {$(
         fn $method(self, v: $t) -> Result<()> {
-            self.int(v)
+            number(self.out, v)
         }
     )*};
 }
@@ -223,9 +227,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: ?Sized + Serialize>(self, _: &'static str, _: u32, variant: &'static str, v: &T) -> Result<()> {
-        self.out.push(b'{');
-        write_str(self.out, variant);
-        self.out.push(b':');
+        open_variant(self.out, variant, b"");
         v.serialize(&mut *self)?;
         self.out.push(b'}');
         Ok(())
@@ -241,9 +243,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         self.serialize_seq(Some(len))
     }
     fn serialize_tuple_variant(self, _: &'static str, _: u32, variant: &'static str, _: usize) -> Result<Compound<'a, 'b>> {
-        self.out.push(b'{');
-        write_str(self.out, variant);
-        self.out.extend_from_slice(b":[");
+        open_variant(self.out, variant, b"[");
         Ok(Compound { w: self, first: true, close: b"]}" })
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a, 'b>> {
@@ -254,9 +254,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
         self.serialize_map(Some(len))
     }
     fn serialize_struct_variant(self, _: &'static str, _: u32, variant: &'static str, _: usize) -> Result<Compound<'a, 'b>> {
-        self.out.push(b'{');
-        write_str(self.out, variant);
-        self.out.extend_from_slice(b":{");
+        open_variant(self.out, variant, b"{");
         Ok(Compound { w: self, first: true, close: b"}}" })
     }
 }
