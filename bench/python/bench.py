@@ -291,10 +291,12 @@ async def throughput(call: Callable[[], Awaitable[str]], concurrency: int, secon
             except Exception:  # noqa: BLE001 - counted and reported
                 errors += 1
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*[worker() for _ in range(concurrency)])
-    elapsed = time.perf_counter() - t0
-    return {"concurrency": concurrency, "requests": done, "errors": errors, "seconds": elapsed, "rps": done / elapsed}
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    # Process CPU (every thread: polyroute's runtime too) per completed request.
+    cpu_us = cpu * 1e6 / max(done, 1)
+    return {"concurrency": concurrency, "requests": done, "errors": errors, "seconds": elapsed, "rps": done / elapsed, "cpu_us": cpu_us}
 
 
 def worker_main(args: argparse.Namespace) -> None:
@@ -437,6 +439,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true", help="short runs, to check the harness")
     ap.add_argument("--import-only", action="store_true", help="only each client's import time (median of 5, from bytecode)")
+    ap.add_argument("--vs-aiohttp", action="store_true", help="issue 18's comparison alone, as JSON (bench/targets.py)")
     args = ap.parse_args()
     if args.worker:
         worker_main(args)
@@ -453,10 +456,40 @@ def main() -> None:
             raise SystemExit("give --server URL or --mock-server PATH")
         server_proc, args.server = start_mock(args.mock_server)
     try:
-        run_all(args)
+        if args.vs_aiohttp:
+            print(json.dumps(vs_aiohttp(args.server)))
+        else:
+            run_all(args)
     finally:
         if server_proc is not None:
             stop_mock(server_proc)
+
+
+def vs_aiohttp(server: str) -> Dict[str, Any]:
+    """Issue 18's Python comparison: `AsyncRouter.chat` and aiohttp, each's p50 added over a
+    blocking-socket floor measured right before it (alternating, three pairs, medians), and
+    throughput at concurrency 64 (three alternating 3 s runs each, medians), with CPU-µs
+    per request; and `import polyroute`."""
+    load = [os.getloadavg()[0]]
+    added: Dict[str, List[float]] = {"aiohttp": [], "polyroute": []}
+    tput: Dict[str, List[Dict[str, Any]]] = {"aiohttp": [], "polyroute": []}
+    for _ in range(3):
+        for c in added:
+            floor = run_worker(server, "floor", "latency", n=1000)
+            lat = run_worker(server, c, "latency", n=1000)
+            added[c].append(lat["p50_us"] - floor["p50_us"])
+    for _ in range(3):
+        for c in tput:
+            tput[c].append(run_worker(server, c, "throughput", concurrency=64, seconds=3))
+    mid = lambda runs: sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]  # noqa: E731
+    load.append(os.getloadavg()[0])
+    return {
+        "added_p50_us": {c: statistics.median(v) for c, v in added.items()},
+        "added_runs": added,
+        "c64": {c: {"rps": mid(v)["rps"], "cpu_us": mid(v)["cpu_us"], "runs": [r["rps"] for r in v]} for c, v in tput.items()},
+        "import_ms": import_time("polyroute"),
+        "load": load,
+    }
 
 
 def start_mock(binary: str) -> "tuple[subprocess.Popen[str], str]":

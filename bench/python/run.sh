@@ -10,6 +10,7 @@
 #   bash bench/python/run.sh --stream     # what a stream adds per chunk (issue 18)
 #   bash bench/python/run.sh --import     # each client's import time, from bytecode
 #   bash bench/python/run.sh --callgrind sync|async|stream   # instructions per call (valgrind)
+#   bash bench/python/run.sh --setup      # only the venv and the release build (bench/targets.sh)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -31,6 +32,9 @@ fi
 (cd "$REPO" && cargo build -q --release -p polyroute-mock-server)
 (cd "$REPO/bindings-python" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop -q --release)
 
+if [[ "${1:-}" == "--setup" ]]; then
+    exit 0
+fi
 if [[ "${1:-}" == "--transport" ]]; then
     exec "$VENV/bin/python" "$HERE/transport.py" --mock-server "$CARGO_TARGET_DIR/release/polyroute-mock-server" "${@:2}"
 fi

@@ -376,17 +376,29 @@ budgets:
         return;
     }
     let gap_n = (n / 3).max(1);
-    // `BENCH_ONLY=sync`: the sync callers alone (what an A/B of the sync path needs).
-    let sync_only = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "sync");
-    if !sync_only {
+    // `BENCH_ONLY=sync`: the sync callers alone (what an A/B of the sync path needs);
+    // `BENCH_ONLY=c64`: the throughput table alone.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let (sync_only, c64_only) = (only == "sync", only == "c64");
+    if !sync_only && !c64_only {
         print_order("interleaved", n, &mut measure(&cl, Order::Interleaved, n).await);
         print_order("back to back, blocks of 100", n, &mut measure(&cl, Order::BackToBack, n).await);
         print_order("idle gap of 1 ms before each call", gap_n, &mut measure(&cl, Order::IdleGap, gap_n).await);
     }
 
-    // Sync callers, from a thread of their own (a runtime thread may not block).
+    if !c64_only {
+        sync_callers(&cl, srv.base_url(), n, gap_n).await;
+    }
+    if sync_only {
+        return;
+    }
+    throughput(&cl).await;
+}
+
+/// Sync callers, from a thread of their own (a runtime thread may not block).
+async fn sync_callers(cl: &Arc<Clients>, base_url: String, n: usize, gap_n: usize) {
     let (cl2, rt, addr) =
-        (cl.clone(), tokio::runtime::Handle::current(), srv.base_url().trim_start_matches("http://").split('/').next().unwrap().to_string());
+        (cl.clone(), tokio::runtime::Handle::current(), base_url.trim_start_matches("http://").split('/').next().unwrap().to_string());
     let url_path = format!("/{}", cl.url.trim_start_matches("http://").split_once('/').unwrap().1);
     let sync = std::thread::spawn(move || {
         let mut raw = RawSocket::new(&addr, &url_path, &cl2.body);
@@ -402,16 +414,15 @@ budgets:
     let (mut a, mut b) = tokio::task::spawn_blocking(move || sync.join().unwrap()).await.unwrap();
     print_sync("interleaved", n, &mut a);
     print_sync("idle gap of 1 ms before each call", gap_n, &mut b);
-    if sync_only {
-        return;
-    }
+}
 
+async fn throughput(cl: &Arc<Clients>) {
     // Throughput at concurrency 64, alternating 2-second windows: five rounds, as three let
     // one slow window of a shared VM move a median by a tenth.
     let mut t: Vec<Vec<(f64, f64)>> = TPUT_PATHS.iter().map(|_| Vec::new()).collect();
     for _ in 0..5 {
         for (i, p) in TPUT_PATHS.iter().enumerate() {
-            t[i].push(tput(&cl, *p, 64, 2.0).await);
+            t[i].push(tput(cl, *p, 64, 2.0).await);
         }
     }
     let med = |v: &mut Vec<(f64, f64)>| {
