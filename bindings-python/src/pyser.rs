@@ -6,6 +6,9 @@
 //! (JSON has no NaN), strings for unit variants, `{variant: value}` for data-carrying ones,
 //! map keys as strings as `serde_json` writes them.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 use pyo3::BoundObject;
@@ -51,6 +54,34 @@ impl From<PyErr> for Error {
 
 type R<'py> = Result<Bound<'py, PyAny>, Error>;
 
+/// Most keys cached, and all past this many are made anew: the field names of answers are a
+/// few dozen, but a provider's unmodelled fields and a tool's argument names are anybody's.
+const NAMES_CACHED: usize = 512;
+/// Longer names are made anew: they are rarely field names.
+const NAME_CACHED_LEN: usize = 40;
+
+/// A dict key (or an enum's name), as a `str` shared by every answer. An answer's ~25 keys are
+/// the same few names each call; making each anew, hashing it on insert and freeing it with
+/// its dict was ~6 k of a sync call's ~88 k instructions (callgrind, issue 18). A cached
+/// name is interned, so it also keeps its hash, and is shared with Python's own attribute
+/// names. The lock is uncontended (the GIL is held) and is only a few instructions.
+fn name<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
+    type Names = HashMap<Box<str>, Py<PyString>, foldhash::fast::RandomState>;
+    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
+    if s.len() > NAME_CACHED_LEN {
+        return PyString::new(py, s);
+    }
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(k) = names.get(s) {
+        return k.bind(py).clone();
+    }
+    let k = PyString::intern(py, s);
+    if names.len() < NAMES_CACHED {
+        names.insert(s.into(), k.clone().unbind());
+    }
+    k
+}
+
 #[derive(Clone, Copy)]
 struct Ser<'py> {
     py: Python<'py>,
@@ -73,7 +104,7 @@ impl<'py> Ser<'py> {
     /// `{variant: value}`, serde_json's external tagging.
     fn tagged(self, variant: &str, value: Bound<'py, PyAny>) -> R<'py> {
         let d = PyDict::new(self.py);
-        d.set_item(PyString::new(self.py, variant), value)?;
+        d.set_item(name(self.py, variant), value)?;
         Ok(d.into_any())
     }
 }
@@ -154,7 +185,8 @@ impl<'py> ser::Serializer for Ser<'py> {
         self.none()
     }
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> R<'py> {
-        self.str(variant)
+        // An enum's names are few (a role, a finish reason): shared like keys.
+        Ok(name(self.py, variant).into_any())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> R<'py> {
         v.serialize(self)
@@ -237,7 +269,7 @@ pub struct Map<'py> {
 
 impl<'py> Map<'py> {
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result<(), Error> {
-        self.dict.set_item(PyString::new(self.ser.py, key), v.serialize(self.ser)?)?;
+        self.dict.set_item(name(self.ser.py, key), v.serialize(self.ser)?)?;
         Ok(())
     }
     fn done(self) -> R<'py> {
@@ -344,7 +376,7 @@ impl<'py> ser::Serializer for Key<'py> {
         self.text(v)
     }
     fn serialize_str(self, v: &str) -> R<'py> {
-        Ok(PyString::new(self.py, v).into_any())
+        Ok(name(self.py, v).into_any())
     }
     fn serialize_bytes(self, _: &[u8]) -> R<'py> {
         self.refuse()
@@ -362,7 +394,7 @@ impl<'py> ser::Serializer for Key<'py> {
         self.refuse()
     }
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> R<'py> {
-        self.text(variant)
+        Ok(name(self.py, variant).into_any())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> R<'py> {
         v.serialize(self)

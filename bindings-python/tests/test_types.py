@@ -109,6 +109,28 @@ def test_results_convert_straight_to_python_objects_as_json_would() -> None:
     assert [type(got[k]) for k in ("t", "i", "f")] == [bool, int, float]
 
 
+def test_result_keys_are_shared_strings_and_any_number_of_them_converts() -> None:
+    """Dict keys come from a bounded cache of shared, interned strings (pyser's `name`, issue
+    18): a key is the same object in every result, while keys past the cache's bound, long
+    keys and non-ASCII ones still convert exactly, and values are never shared."""
+    import json
+    import sys
+
+    from polyroute import _native
+
+    a = _native._to_py_direct('{"finish_reason": "stop", "id": "chatcmpl-1"}')
+    b = _native._to_py_direct('{"finish_reason": "stop", "id": "chatcmpl-1"}')
+    (ka, kb) = (next(iter(a)), next(iter(b)))
+    assert ka == "finish_reason" and ka is kb and sys.intern("finish_reason") is ka
+    assert a["id"] == b["id"] and a["id"] is not b["id"]
+    many = {f"field_{i}": i for i in range(3000)}
+    many["a" * 200] = "long"
+    many["clé ✓ 😀"] = {"nested": ["x"], "a" * 41: None}
+    for _ in range(2):
+        got = _native._to_py_direct(json.dumps(many))
+        assert got == many
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_chat_result_dict_matches_its_json_form(server: MockServer, name: str, mode: str) -> None:
     """The chat dict (built straight from the response) equals its own JSON round trip:
