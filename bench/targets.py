@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Issue 18's targets, every language's overhead bench in one run, judged in one table.
 
-    bash bench/targets.sh [--quick] [--skip swift,node,...] [--out DIR]
+    bash bench/targets.sh [--runs N] [--quick] [--skip swift,node,...] [--out DIR]
 
 Runs, one after the other so they never share the cores: the Rust overhead and stream
 benches, Python's split, stream and aiohttp comparisons and import time, Node's bench
 (interleaved and with a 1 ms gap, against a raw `net` socket and undici) and stream bench,
 and the Swift bench. Each bench's own output is kept in DIR (default
-`bench/results-raw/targets-<time>/`) with the load average before and after it; `report.md`
-there (also printed) has the machine, the versions and the targets table.
+`bench/results-raw/targets-<time>/runK/`) with the load average before and after it;
+`report.md` there (also printed) has the machine, the versions and the targets table.
+
+With `--runs N` everything runs N times and each figure is the median of its N values,
+with its range beside it and, per target, in how many runs it was met: on this VM a figure
+moves by 5–15 µs from one run to the next, which flips single-run verdicts near a line.
 
 Every figure is read from a bench's printed Markdown (or JSON), so the benches stay the
 single place where a quantity is defined; a table that is missing or renamed stops this
@@ -22,6 +26,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -106,31 +111,41 @@ def cpu_in(text: str, title: str, row: str, col: str) -> float:
 
 # --- the targets ---------------------------------------------------------------------------
 
-Verdict = Tuple[str, str, Optional[bool]]
+
+class Row:
+    """One target: its figures from one run, how they read, and the test they must pass.
+    Runs combine figure by figure (median), so a verdict is not one run's luck."""
+
+    def __init__(self, what: str, nums: Sequence[float], text: Callable[[Sequence[float]], str], ok: Callable[[Sequence[float]], bool]) -> None:
+        self.what, self.nums, self.text, self.ok = what, list(nums), text, ok
 
 
-def fmt(x: float) -> str:
-    return f"{x:+.0f}"
+def signed(xs: Sequence[float], digits: int = 0) -> str:
+    return " / ".join(f"{x:+.{digits}f}" for x in xs)
 
 
-def within(values: Sequence[float], limit: float) -> bool:
-    return all(v <= limit for v in values)
+def at_most(limit: float) -> Callable[[Sequence[float]], bool]:
+    return lambda xs: all(x <= limit for x in xs)
 
 
-def rust(r: Run) -> List[Verdict]:
+def rust(r: Run) -> List[Row]:
     t = r.text["rust-overhead"]
     added = [cell(t, o, "`Router::chat` (routing, breaker, budget, telemetry)", "added p50") for o in ("interleaved", "back to back", "idle gap")]
     c64 = "throughput at concurrency 64"
-    ratio = cell(t, c64, "`Router::chat`", "ratio")
-    cpu, raw_cpu = cell(t, c64, "`Router::chat`", "CPU"), cell(t, c64, "raw reqwest", "CPU")
+    tput = [cell(t, c64, "`Router::chat`", "ratio"), cell(t, c64, "`Router::chat`", "CPU"), cell(t, c64, "raw reqwest", "CPU")]
     sync = [cell(t, o, "`Router::chat` under `inline::block_on` (calling thread)", "added p50") for o in ("sync callers, interleaved", "sync callers, idle gap")]
     s = r.text["rust-stream"]
-    chunk = [cell(s, "burst:", "**added by the router per chunk, CPU µs**", "per extra chunk"), cell(s, "spaced:", "**added by the router per chunk, CPU µs**", "per extra chunk")]
+    chunk = [cell(s, o, "**added by the router per chunk, CPU µs**", "per extra chunk") for o in ("burst:", "spaced:")]
     return [
-        ("Rust `Router::chat` ≤ +10 µs p50 over raw reqwest (interleaved / back to back / 1 ms gap)", " / ".join(map(fmt, added)), within(added, 10)),
-        ("Rust `Router::chat` ≥ 0.9× raw reqwest's throughput at c=64", f"{ratio:.2f}× ({cpu:.1f} CPU-µs per request, raw reqwest {raw_cpu:.1f})", ratio >= 0.9),
-        ("Rust sync (`inline::block_on`) within 30 µs of a blocking socket (interleaved / gap)", " / ".join(map(fmt, sync)), within(sync, 30)),
-        ("Rust stream ≤ 1 µs per chunk (CPU, burst / 1 ms apart)", " / ".join(f"{c:+.2f}" for c in chunk), within(chunk, 1)),
+        Row("Rust `Router::chat` ≤ +10 µs p50 over raw reqwest (interleaved / back to back / 1 ms gap)", added, signed, at_most(10)),
+        Row(
+            "Rust `Router::chat` ≥ 0.9× raw reqwest's throughput at c=64",
+            tput,
+            lambda x: f"{x[0]:.2f}× ({x[1]:.1f} CPU-µs per request, raw reqwest {x[2]:.1f})",
+            lambda x: x[0] >= 0.9,
+        ),
+        Row("Rust sync (`inline::block_on`) within 30 µs of a blocking socket (interleaved / gap)", sync, signed, at_most(30)),
+        Row("Rust stream ≤ 1 µs per chunk (CPU, burst / 1 ms apart)", chunk, lambda x: signed(x, 2), at_most(1)),
     ]
 
 
@@ -140,9 +155,10 @@ SPLIT_ORDERS = (
     "blocks of 100 calls of one row, no gap",
     "blocks of 100 calls of one row, idle gap",
 )
+ORDERS = "interleaved / gap / blocks / blocks with gap"
 
 
-def python(r: Run) -> List[Verdict]:
+def python(r: Run) -> List[Row]:
     t = r.text["python-split"]
     sync = [cell(t, o, "`Router.chat`", "added p50") for o in SPLIT_ORDERS]
     asy = [cell(t, o, "`AsyncRouter.chat`", "added p50") for o in SPLIT_ORDERS]
@@ -150,65 +166,91 @@ def python(r: Run) -> List[Verdict]:
     v = json.loads(r.text["python-vs-aiohttp"].strip().splitlines()[-1])
     ours, theirs = v["added_p50_us"]["polyroute"], v["added_p50_us"]["aiohttp"]
     c64 = v["c64"]
-    x = c64["polyroute"]["rps"] / c64["aiohttp"]["rps"]
     s = r.text["python-stream"]
     rows = ("`Router.stream` events, CPU µs", "`Router.stream(...).chunks()`, CPU µs", "`AsyncRouter.stream` events, CPU µs")
     burst = [cell(s, "burst:", row, "added per chunk") for row in rows]
     spaced = [cell(s, "spaced:", row, "added per chunk") for row in rows]
     spaced_loop = cell(s, "spaced:", "asyncio floor (`loop.sock_recv`), CPU µs", "added per chunk")
-    orders = "interleaved / gap / blocks / blocks with gap"
     return [
-        (f"Python `Router.chat` within 30 µs of a blocking socket ({orders})", " / ".join(map(fmt, sync)), within(sync, 30)),
-        (
-            f"Python `AsyncRouter.chat` ≤ +40 µs, default loop ({orders}; the loop's own socket beside)",
-            " / ".join(map(fmt, asy)) + f" (loop's socket {' / '.join(map(fmt, loop))}); own process, back to back: {fmt(ours)}",
-            within(asy + [ours], 40),
+        Row(f"Python `Router.chat` within 30 µs of a blocking socket ({ORDERS})", sync, signed, at_most(30)),
+        Row(
+            f"Python `AsyncRouter.chat` ≤ +40 µs, default loop ({ORDERS}; then its own process, back to back; the loop's own socket beside)",
+            asy + [ours] + loop,
+            lambda x: f"{signed(x[:5])} (loop's socket {signed(x[5:])})",
+            lambda x: at_most(40)(x[:5]),
         ),
-        ("Python async's added ≤ a fifth of aiohttp's", f"{ours:.0f} / {theirs:.0f} µs = {ours / theirs:.2f}", ours <= theirs / 5),
-        (
+        Row("Python async's added ≤ a fifth of aiohttp's", [ours, theirs], lambda x: f"{x[0]:.0f} / {x[1]:.0f} µs = {x[0] / x[1]:.2f}", lambda x: x[0] <= x[1] / 5),
+        Row(
             "Python ≥ 1.5× aiohttp's throughput at c=64",
-            f"{x:.2f}× ({c64['polyroute']['cpu_us']:.1f} CPU-µs per request, aiohttp {c64['aiohttp']['cpu_us']:.1f})",
-            x >= 1.5,
+            [c64["polyroute"]["rps"] / c64["aiohttp"]["rps"], c64["polyroute"]["cpu_us"], c64["aiohttp"]["cpu_us"]],
+            lambda x: f"{x[0]:.2f}× ({x[1]:.1f} CPU-µs per request, aiohttp {x[2]:.1f})",
+            lambda x: x[0] >= 1.5,
         ),
-        (
-            "Python stream ≤ 5 µs per chunk (CPU; sync events / sync `chunks()` / async events)",
-            f"burst {' / '.join(f'{b:+.1f}' for b in burst)}; 1 ms apart {' / '.join(f'{b:+.1f}' for b in spaced)} (async over its loop's own reader {spaced[2] - spaced_loop:+.1f})",
-            within(burst + spaced[:2] + [spaced[2] - spaced_loop], 5),
+        Row(
+            "Python stream ≤ 5 µs per chunk (CPU; sync events / sync `chunks()` / async events; async 1 ms apart over its loop's own reader)",
+            burst + spaced[:2] + [spaced[2] - spaced_loop],
+            lambda x: f"burst {signed(x[:3], 1)}; 1 ms apart {signed(x[3:], 1)}",
+            at_most(5),
         ),
-        ("Python import < 30 ms (median of five)", f"{v['import_ms']:.1f} ms", v["import_ms"] < 30),
+        Row("Python import < 30 ms (median of five)", [v["import_ms"]], lambda x: f"{x[0]:.1f} ms", lambda x: x[0] < 30),
     ]
 
 
-def node(r: Run) -> List[Verdict]:
+def node(r: Run) -> List[Row]:
     over = []
     for name in ("node-interleaved", "node-gap"):
         t = r.text[name]
         over.append(1000 * (cell(t, "client", "polyroute", "total p50") - cell(t, "client", "socket", "total p50")))
     t = r.text["node-interleaved"]
-    undici = 1000 * (cell(t, "client", "polyroute", "total p50") - cell(t, "client", "undici", "total p50"))
+    over.append(1000 * (cell(t, "client", "polyroute", "total p50") - cell(t, "client", "undici", "total p50")))
     # Two tables start with a "client" column: the latency one comes first; the throughput
     # one is found by its second header cell.
     tput = next(t[i:] for i in range(len(t)) if t.startswith("| client | req/s @", i))
-    p64, u64 = cell(tput, "client", "polyroute", "@ 64"), cell(tput, "client", "undici", "@ 64")
-    p_cpu, u_cpu = cpu_in(tput, "client", "polyroute", "@ 64"), cpu_in(tput, "client", "undici", "@ 64")
+    c64 = [cell(tput, "client", "polyroute", "@ 64") / cell(tput, "client", "undici", "@ 64"), cpu_in(tput, "client", "polyroute", "@ 64"), cpu_in(tput, "client", "undici", "@ 64")]
     s = r.text["node-stream"]
     rows_s = ("`router.stream()` events, CPU µs", "`router.stream().chunks()`, CPU µs")
     chunk = [cell(s, o, row, "added per chunk") for o in ("burst:", "spaced:") for row in rows_s]
     return [
-        ("Node ≤ +50 µs p50 over a raw `net` socket (interleaved / gap)", " / ".join(map(fmt, over)) + f" (over undici `request`: {fmt(undici)})", within(over, 50)),
-        ("Node ≥ undici `request`'s throughput at c=64", f"{p64 / u64:.2f}× ({p_cpu:.0f} CPU-µs per request, undici {u_cpu:.0f})", p64 >= u64),
-        ("Node stream ≤ 5 µs per chunk (CPU; events / `chunks()`, burst then 1 ms apart)", " / ".join(f"{c:+.1f}" for c in chunk), within(chunk, 5)),
+        Row(
+            "Node ≤ +50 µs p50 over a raw `net` socket (interleaved / gap; over undici `request` beside)",
+            over,
+            lambda x: f"{signed(x[:2])} (over undici: {signed(x[2:])})",
+            lambda x: at_most(50)(x[:2]),
+        ),
+        Row("Node ≥ undici `request`'s throughput at c=64", c64, lambda x: f"{x[0]:.2f}× ({x[1]:.0f} CPU-µs per request, undici {x[2]:.0f})", lambda x: x[0] >= 1),
+        Row("Node stream ≤ 5 µs per chunk (CPU; events / `chunks()`, burst then 1 ms apart)", chunk, lambda x: signed(x, 1), at_most(5)),
     ]
 
 
-def swift(r: Run) -> List[Verdict]:
+def swift(r: Run) -> List[Row]:
     t = r.text["swift"]
     orders = ("interleaved, no gap", "interleaved, idle gap")
     typed = [cell(t, o, "`Router.chatBlocking(body:)`", "added p50") for o in orders]
     js = [cell(t, o, "`chatJsonBlocking`", "added p50") for o in orders]
     return [
-        ("Swift sync within 30 µs of a blocking socket: typed `chatBlocking` / `chatJsonBlocking` (interleaved / gap)", f"{' / '.join(map(fmt, typed))}; {' / '.join(map(fmt, js))}", within(typed + js, 30)),
+        Row(
+            "Swift sync within 30 µs of a blocking socket: typed `chatBlocking` / `chatJsonBlocking` (interleaved / gap)",
+            typed + js,
+            lambda x: f"{signed(x[:2])}; {signed(x[2:])}",
+            at_most(30),
+        ),
     ]
+
+
+def combine(runs: List[List[Row]]) -> List[Tuple[str, str, str, bool]]:
+    """Per target: the median of each figure over the runs, its verdict, and each figure's
+    range over the runs (empty for one run)."""
+    out = []
+    for rows in zip(*runs):
+        med = [statistics.median(r.nums[i] for r in rows) for i in range(len(rows[0].nums))]
+        lo = [min(r.nums[i] for r in rows) for i in range(len(med))]
+        hi = [max(r.nums[i] for r in rows) for i in range(len(med))]
+        spread = "" if len(rows) == 1 else " / ".join(f"{a:.3g}…{b:.3g}" for a, b in zip(lo, hi))
+        verdicts = [r.ok(r.nums) for r in rows]
+        met = rows[0].ok(med)
+        seen = "" if len(rows) == 1 else f" ({sum(verdicts)} of {len(rows)} runs)"
+        out.append((rows[0].what, rows[0].text(med), ("yes" if met else "**no**") + seen, spread))
+    return out
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -232,20 +274,8 @@ def versions() -> Dict[str, str]:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short runs, to check the harness (figures are noise)")
-    ap.add_argument("--skip", default="", help="comma-separated: rust, python, node, swift")
-    ap.add_argument("--out", type=Path, help="where the benches' outputs go")
-    args = ap.parse_args()
-    skip = set(filter(None, args.skip.split(",")))
-    n = 300 if args.quick else 2000
-    out = args.out or HERE / "results-raw" / time.strftime("targets-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    r = Run(out)
-    first_load = load()
-    verdicts: List[Verdict] = []
-    parts: List[Tuple[str, Callable[[], None], Callable[[Run], List[Verdict]]]] = []
+def run_once(r: Run, n: int, skip: "set[str]") -> List[Row]:
+    """Every bench once, in order; the targets as this run measured them."""
 
     def rust_steps() -> None:
         r.step("rust-overhead", [REL / "examples" / "bench_overhead", n])
@@ -265,27 +295,54 @@ def main() -> None:
     def swift_steps() -> None:
         r.step("swift", ["bash", HERE / "swift" / "run.sh", 3 * n // 2])
 
-    parts = [("rust", rust_steps, rust), ("python", python_steps, python), ("node", node_steps, node), ("swift", swift_steps, swift)]
+    parts: List[Tuple[str, Callable[[], None], Callable[[Run], List[Row]]]] = [
+        ("rust", rust_steps, rust),
+        ("python", python_steps, python),
+        ("node", node_steps, node),
+        ("swift", swift_steps, swift),
+    ]
+    rows: List[Row] = []
     for name, steps, judge in parts:
-        if name in skip:
-            continue
-        steps()
-        verdicts += judge(r)
+        if name not in skip:
+            steps()
+            rows += judge(r)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short runs, to check the harness (figures are noise)")
+    ap.add_argument("--runs", type=int, default=1, help="run every bench this many times; each figure is the median (default 1)")
+    ap.add_argument("--skip", default="", help="comma-separated: rust, python, node, swift")
+    ap.add_argument("--out", type=Path, help="where the benches' outputs go")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    n = 300 if args.quick else 2000
+    out = args.out or HERE / "results-raw" / time.strftime("targets-%Y%m%d-%H%M%S")
+    first_load = load()
+    runs, loads = [], []
+    for k in range(max(args.runs, 1)):
+        r = Run(out / f"run{k + 1}")
+        r.out.mkdir(parents=True, exist_ok=True)
+        runs.append(run_once(r, n, skip))
+        loads += [(k + 1, *step) for step in r.loads]
     v = versions()
+    cmd = "bash bench/targets.sh" + (" --quick" if args.quick else "") + (f" --runs {args.runs}" if args.runs > 1 else "") + (f" --skip {args.skip}" if skip else "")
+    many = len(runs) > 1
     lines = [
         f"# Issue 18 targets, {time.strftime('%Y-%m-%d %H:%M %Z')}" + (" (--quick: figures are noise)" if args.quick else ""),
         "",
-        f"Command: `bash bench/targets.sh{' --quick' if args.quick else ''}{' --skip ' + args.skip if skip else ''}`; commit {v['commit']}.",
+        f"Command: `{cmd}`; commit {v['commit']}.",
         f"Machine: {v['machine']}. {v['rustc']}; {v['python']}; Node {v['node']}.",
         f"Load average (1/5/15 min): {first_load} at the start, {load()} at the end.",
         "",
-        "| target | measured (µs unless said) | met? |",
-        "|---|---|---|",
+        f"| target | measured (µs unless said){'; median of ' + str(len(runs)) + ' runs' if many else ''} | met? |" + (" range over the runs |" if many else ""),
+        "|---|---|---|" + ("---|" if many else ""),
     ]
-    for what, got, ok in verdicts:
-        lines.append(f"| {what} | {got} | {'yes' if ok else '**no**'} |")
-    lines += ["", "| bench | load before | load after | seconds |", "|---|---|---|---|"]
-    lines += [f"| {name} | {b} | {a} | {s:.0f} |" for name, b, a, s in r.loads]
+    for what, got, met, spread in combine(runs):
+        lines.append(f"| {what} | {got} | {met} |" + (f" {spread} |" if many else ""))
+    lines += ["", "| run | bench | load before | load after | seconds |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {name} | {b} | {a} | {s:.0f} |" for k, name, b, a, s in loads]
     lines += ["", f"Each bench's own tables: `{out}`."]
     report = "\n".join(lines) + "\n"
     (out / "report.md").write_text(report)

@@ -2,6 +2,7 @@
 # Issue 18's targets in one run (bench/targets.py has what it runs and how it judges):
 #
 #   bash bench/targets.sh            # ~4 minutes on a 2-core machine, after the builds
+#   bash bench/targets.sh --runs 3   # each figure the median of three runs (~12 minutes): the record
 #   bash bench/targets.sh --quick    # short runs, to check the harness
 #   bash bench/targets.sh --skip swift   # e.g. where the Swift chroot is not set up
 #
