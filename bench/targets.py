@@ -53,7 +53,7 @@ class Run:
         self.text: Dict[str, str] = {}
         self.loads: List[Tuple[str, str, str, float]] = []
 
-    def step(self, name: str, cmd: Sequence[str], cwd: Path = REPO, env: Optional[Dict[str, str]] = None) -> str:
+    def step(self, name: str, cmd: Sequence[object], cwd: Path = REPO, env: Optional[Dict[str, str]] = None) -> str:
         print(f"-- {name}: {' '.join(str(c) for c in cmd)}", file=sys.stderr, flush=True)
         before, t0 = load(), time.monotonic()
         p = subprocess.run([str(c) for c in cmd], cwd=cwd, env=dict(os.environ, **(env or {})), capture_output=True, text=True)
@@ -83,8 +83,9 @@ def table(text: str, title: str) -> List[List[str]]:
     raise LookupError(f"no table titled {title!r}")
 
 
-def cell(text: str, title: str, row: str, col: str) -> float:
-    """The number in row `row` (its first cell, exactly) under the header cell containing `col`."""
+def cell(text: str, title: str, row: str, col: str, number: str = r"(-?\d+(?:\.\d+)?)") -> float:
+    """The number in row `row` (its first cell, exactly) under the header cell containing `col`;
+    `number` picks it out of the cell (its first group), e.g. the CPU in `30395 (32 CPU-µs)`."""
     rows = table(text, title)
     head = rows[0]
     ci = next((i for i, h in enumerate(head) if col in h), None)
@@ -92,21 +93,14 @@ def cell(text: str, title: str, row: str, col: str) -> float:
         raise LookupError(f"table {title!r} has no column {col!r}: {head}")
     for r in rows[1:]:
         if r[0] == row:
-            m = re.search(r"-?\d+(?:\.\d+)?", r[ci].replace("**", ""))
+            m = re.search(number, r[ci].replace("**", ""))
             if m is None:
                 raise LookupError(f"table {title!r}, row {row!r}, column {col!r}: no number in {r[ci]!r}")
-            return float(m.group())
+            return float(m.group(1))
     raise LookupError(f"table {title!r} has no row {row!r}")
 
 
-def cpu_in(text: str, title: str, row: str, col: str) -> float:
-    """From a Node throughput cell like `30395 (32 CPU-µs)`, the CPU figure."""
-    rows = table(text, title)
-    ci = next(i for i, h in enumerate(rows[0]) if col in h)
-    for r in rows[1:]:
-        if r[0] == row:
-            return float(re.search(r"\((\d+(?:\.\d+)?) CPU", r[ci]).group(1))  # type: ignore[union-attr]
-    raise LookupError(f"table {title!r} has no row {row!r}")
+CPU = r"\((\d+(?:\.\d+)?) CPU"
 
 
 # --- the targets ---------------------------------------------------------------------------
@@ -206,7 +200,7 @@ def node(r: Run) -> List[Row]:
     # Two tables start with a "client" column: the latency one comes first; the throughput
     # one is found by its second header cell.
     tput = next(t[i:] for i in range(len(t)) if t.startswith("| client | req/s @", i))
-    c64 = [cell(tput, "client", "polyroute", "@ 64") / cell(tput, "client", "undici", "@ 64"), cpu_in(tput, "client", "polyroute", "@ 64"), cpu_in(tput, "client", "undici", "@ 64")]
+    c64 = [cell(tput, "client", "polyroute", "@ 64") / cell(tput, "client", "undici", "@ 64"), cell(tput, "client", "polyroute", "@ 64", CPU), cell(tput, "client", "undici", "@ 64", CPU)]
     s = r.text["node-stream"]
     rows_s = ("`router.stream()` events, CPU µs", "`router.stream().chunks()`, CPU µs")
     chunk = [cell(s, o, row, "added per chunk") for o in ("burst:", "spaced:") for row in rows_s]
