@@ -50,6 +50,7 @@ fn _to_py_direct<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<router::NativeRouter>()?;
+    m.add_class::<answer::NativeAnswer>()?;
     m.add_class::<answer::NativeTrace>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add_class::<aio::LoopBridge>()?;

@@ -22,7 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::aio::LoopBridge;
-use crate::answer::Answer;
+use crate::answer::{Answer, NativeAnswer};
 use crate::convert::from_py;
 use crate::errors::{guarded, to_pyerr, IntoPyResult, Out};
 use crate::openai::{header_map, Reply};
@@ -169,9 +169,9 @@ impl NativeRouter {
         guarded(py, || NativeRouter::build(py, policy_from_dict(py, policy)?))
     }
 
-    /// Send a request (an OpenAI chat-completions body) and wait for the whole answer:
-    /// `(response dict, NativeTrace | None)` (`answer.rs`).
-    fn chat<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    /// Send a request (an OpenAI chat-completions body) and wait for the whole answer, a
+    /// `NativeAnswer` (`answer.rs`).
+    fn chat<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, NativeAnswer>> {
         guarded(py, || {
             let req = request(py, body)?;
             let router = self.router(py)?;
@@ -180,7 +180,7 @@ impl NativeRouter {
         })
     }
 
-    /// Resolve `future` (an asyncio future of `bridge`'s loop) with `chat`'s tuple.
+    /// Resolve `future` (an asyncio future of `bridge`'s loop) with `chat`'s answer.
     fn chat_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>, body: &Bound<'_, PyAny>) -> PyResult<()> {
         guarded(py, || {
             let req = request(py, body)?;

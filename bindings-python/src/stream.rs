@@ -109,15 +109,15 @@ impl NativeStream {
         })
     }
 
-    /// The whole answer as `chat()`'s tuple (reads the rest of the stream first).
-    fn final_response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    /// The whole answer as `chat()` gives it (reads the rest of the stream first).
+    fn final_response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, crate::answer::NativeAnswer>> {
         guarded(py, || {
             let resp = drive(py, self.handle.final_response())?.py_err(py)?;
             crate::answer::Answer(resp).into_pyobject(py)
         })
     }
 
-    /// Resolve `future` with [`Self::final_response`]'s tuple.
+    /// Resolve `future` with [`Self::final_response`]'s answer.
     fn final_response_async(&self, py: Python<'_>, bridge: &LoopBridge, future: &Bound<'_, Waiter>) -> PyResult<()> {
         guarded(py, || {
             let resp = self.handle.final_response();

@@ -3,7 +3,7 @@ cost are the core's numbers, hand-checkable against the mock server's token coun
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, Dict, List
 
 import polyroute
 import pytest
@@ -149,11 +149,36 @@ def test_chat_result_dict_matches_its_json_form(server: MockServer, name: str, m
     assert d["usage"]["prompt_tokens"] == 2 and isinstance(d["cost_usd"], float)
 
 
+@pytest.mark.parametrize(
+    "step, content",
+    [
+        ({"text": "plain"}, "plain"),
+        ({"text": "ünïcödé ✓ 🚀"}, "ünïcödé ✓ 🚀"),
+        ({"text": ""}, ""),
+        ({"text": "", "tool_calls": [{"name": "f", "arguments": {"x": 1}}]}, ""),
+        ({"text": "checking", "tool_calls": [{"name": "f", "arguments": {}}]}, "checking"),
+    ],
+)
+def test_content_read_natively_is_what_the_dict_says(server: MockServer, name: str, step: Dict[str, Any], content: str) -> None:
+    """`content` on an answer still native (no dict built) equals `content` read from the
+    dict and the dict's own message content, for text, non-ASCII, empty and tool-call answers."""
+    server.script(name, {"then": step})
+    router = polyroute.Router(policy(server, [name]))
+    native = router.chat(USER)
+    assert native.content == content and native._n is not None
+    converted = router.chat(USER)
+    d = converted.to_dict()
+    assert converted._n is None and converted.content == content
+    assert (d["choices"][0]["message"]["content"] or "") == content
+    # Read natively first, the dict built after still says the same.
+    assert native.content == content and native.message.content in (content, None if not content else content)
+
+
 @pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
 def test_trace_stays_native_until_read_and_then_is_the_same_everywhere(server: MockServer, name: str, mode: str) -> None:
-    """A response's trace is converted to dicts only when something reads it (issue 18):
-    `trace`, `deployment`, `explain()`, `to_dict()`, `==`, `repr`, pickling and copying all
-    see it, and each sees the same trace."""
+    """A response stays native until something reads more than its text, and its trace until
+    something reads that (issue 18): `trace`, `deployment`, `explain()`, `to_dict()`, `==`,
+    `repr`, pickling and copying all see it, and each sees the same trace."""
     import asyncio
     import copy
     import pickle
@@ -183,10 +208,10 @@ def test_trace_stays_native_until_read_and_then_is_the_same_everywhere(server: M
         return got[0]
 
     r = fresh()
-    assert type(r._trace).__name__ == "NativeTrace"
-    assert "trace" not in r._d
-    assert r.content == "echo: hello mock" and r.cost_usd is not None  # other fields: no conversion
-    assert "trace" not in r._d
+    assert type(r._n).__name__ == "NativeAnswer"  # nothing converted yet
+    assert r.content == "echo: hello mock" and r._n is not None  # the text: read natively
+    assert r.cost_usd is not None and r._n is None  # any other field: the dict, trace apart
+    assert type(r._trace).__name__ == "NativeTrace" and "trace" not in r._d
     trace = r.trace
     assert trace is not None and trace.served_by == name and r._trace is None
     assert r.deployment == name and name in r.explain()
@@ -205,7 +230,7 @@ def test_trace_stays_native_until_read_and_then_is_the_same_everywhere(server: M
     }
     for how, reads in readers.items():
         x = fresh()
-        assert x._trace is not None, how
+        assert x._n is not None, how
         assert reads(x), how
         assert x.to_dict()["trace"]["served_by"] == name, how
     # Equality compares whole responses, trace included, whichever side was read first.

@@ -212,7 +212,7 @@ def test_a_call_answered_while_another_task_runs_wakes_its_task_on_a_later_turn(
             if fut.done():
                 break
         assert fut.done() and not other.done()
-        content = (await other)[0]["choices"][0]["message"]["content"]
+        content = (await other).content
         assert content == "echo: hello mock"
 
     run(loop, main())

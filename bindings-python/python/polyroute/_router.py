@@ -287,7 +287,7 @@ class Router(_RouterBase):
         :class:`Stream`, as the openai SDK does)."""
         if stream:
             return Stream(self._native.stream(_body(messages, params, "chat")))
-        return ChatResponse(*self._native.chat(_body(messages, params, "chat")))
+        return ChatResponse(self._native.chat(_body(messages, params, "chat")))
 
     def stream(self, messages: Iterable[MessageLike], **params: "Unpack[ChatParams]") -> "Stream":
         """Open a stream. Returns once the answer has started (failures before the first
@@ -333,7 +333,7 @@ class AsyncRouter(_RouterBase):
             self._native.stream_async(bridge, fut, body)
             return AsyncStream(await fut)
         self._native.chat_async(bridge, fut, body)
-        return ChatResponse(*await fut)
+        return ChatResponse(await fut)
 
     async def stream(self, messages: Iterable[MessageLike], **params: "Unpack[ChatParams]") -> "AsyncStream":
         """Open a stream (``async for event in await router.stream(...)``)."""
@@ -427,7 +427,7 @@ class Stream(_StreamBase):
         ``cost_usd``, trace): reads what is left of the stream first. Raises the error the
         stream failed with, or :class:`~polyroute.RequestCancelledError` if it was closed
         before its end."""
-        return ChatResponse(*self._native.final_response())
+        return ChatResponse(self._native.final_response())
 
     def get_final_completion(self) -> ChatResponse:
         """Alias of :meth:`final_response` (the openai SDK's name)."""
@@ -484,7 +484,7 @@ class AsyncStream(_StreamBase):
         """:meth:`Stream.final_response` for asyncio."""
         bridge, fut = _future()
         self._native.final_response_async(bridge, fut)
-        return ChatResponse(*await fut)
+        return ChatResponse(await fut)
 
     async def get_final_completion(self) -> ChatResponse:
         """Alias of :meth:`final_response` (the openai SDK's name)."""

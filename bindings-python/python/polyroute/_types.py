@@ -6,14 +6,17 @@ plain dicts. These classes only *read* those dicts: no field is computed here th
 did not send, so they cannot drift from the core. Sub-objects are built on access (most
 callers read ``.content`` and nothing else), and ``to_dict()`` returns a deep copy of the
 original data, which for a response is the OpenAI shape an openai-SDK caller already knows.
-A response's ``trace`` comes separately, still native, and becomes part of the dict the first
-time anything reads it (``ChatResponse._whole``).
+A routed answer comes still native (``_native.NativeAnswer``): ``content`` is read from it,
+and it becomes a dict the first time anything else is read; its ``trace`` becomes part of that
+dict the first time anything reads the trace (``ChatResponse._whole``).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
+
+from ._native import NativeAnswer as _NativeAnswer
 
 if TYPE_CHECKING:
     from ._native import NativeTrace
@@ -367,21 +370,41 @@ class ChatResponse(_View):
     .content``), with shortcuts (``content``, ``tool_calls``) and Polyroute's additions:
     ``provider``, ``cost_usd`` and ``trace``."""
 
-    # The native route trace (`_native.NativeTrace`) until something reads it: most callers
-    # never do, and converting it was a fifth of a call's instructions (issue 18).
-    __slots__ = ("_trace",)
+    # `_n`: the native answer until anything but `content` is read, when it becomes `_d`
+    # (building the dict was a tenth of an async call's instructions, and most callers read
+    # only `content`). `_trace`: the native route trace until something reads it (converting
+    # it was a fifth of a call's instructions). Issue 18.
+    __slots__ = ("_trace", "_n")
 
-    def __init__(self, data: Mapping[str, Any], trace: "Optional[NativeTrace]" = None) -> None:
+    def __init__(self, data: "Union[Mapping[str, Any], _NativeAnswer]", trace: "Optional[NativeTrace]" = None) -> None:
+        if type(data) is _NativeAnswer:
+            # `_d` stays unset: its first read lands in `__getattr__`.
+            self._n: Optional[_NativeAnswer] = data
+            self._trace: "Optional[NativeTrace]" = None
+            return
         # `_View.__init__`'s line, not a `super()` call: this runs once per answer.
         self._d = data if isinstance(data, dict) else dict(data)
+        self._n = None
         self._trace = trace
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a slot never set: `_d` of an answer still native.
+        if name == "_d":
+            n = self._n
+            if n is not None:
+                self._d = d = n.to_dict()
+                self._trace = n.trace
+                self._n = None
+                return d
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _whole(self) -> JsonDict:
+        d = self._d
         t = self._trace
         if t is not None:
-            self._d["trace"] = t.to_dict()
+            d["trace"] = t.to_dict()
             self._trace = None
-        return self._d
+        return d
 
     def __reduce__(self) -> "tuple[type[ChatResponse], tuple[JsonDict]]":
         # The native trace does not pickle: the dict, trace converted, does.
@@ -417,6 +440,9 @@ class ChatResponse(_View):
     @property
     def content(self) -> str:
         """The first choice's text (``""`` when the model only called tools)."""
+        n = self._n
+        if n is not None:
+            return n.content
         return self.message.content or ""
 
     @property
