@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Coroutine, List, TypeVar
+from typing import Any, Coroutine, Dict, List, Set, TypeVar
 
 import polyroute
 import pytest
@@ -211,6 +211,47 @@ def test_one_bridge_per_loop_and_no_fd_leak(server: MockServer, name: str) -> No
         run(router.chat(USER))
     after = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
     assert after - before < 10
+
+
+def test_calls_alternating_between_loops_each_use_their_own_loops_bridge(server: MockServer, name: str) -> None:
+    """`_future` remembers the last loop's bridge (the common one-loop case skips a lookup):
+    calls alternating between two loops still each go through their own loop's bridge, and a
+    loop's bridge goes when the loop does, on both wake-up paths (the pump task's too)."""
+    import gc
+    import weakref
+
+    from polyroute._router import _BRIDGES, _future
+
+    router = polyroute.AsyncRouter(policy(server, [name]))
+    loops = [asyncio.new_event_loop(), asyncio.new_event_loop()]
+
+    async def one() -> "tuple[int, str]":
+        bridge, _ = _future()
+        assert bridge is _BRIDGES[asyncio.get_running_loop()].native
+        return id(bridge), (await router.chat(USER)).content
+
+    seen: Dict[int, Set[int]] = {0: set(), 1: set()}
+    for i in range(6):
+        bridge_id, content = loops[i % 2].run_until_complete(one())
+        assert content == "echo: hello mock"
+        seen[i % 2].add(bridge_id)
+    assert len(seen[0]) == len(seen[1]) == 1 and seen[0] != seen[1]
+    bridges = [weakref.ref(_BRIDGES[loop]) for loop in loops]
+
+    def shut_down(loop: asyncio.AbstractEventLoop) -> None:
+        # As `asyncio.run` ends: the bridge's pump task (proactor path) is cancelled first.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+    for loop in loops:
+        shut_down(loop)
+    del loop, loops
+    gc.collect()
+    assert [b() for b in bridges] == [None, None]
 
 
 def test_the_wake_up_path_is_the_one_asked_for() -> None:

@@ -75,7 +75,7 @@ _BRIDGES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bridge]" = weak
 class _Bridge:
     """A loop's `_native.LoopBridge` and the read end of its wake-up socket pair."""
 
-    __slots__ = ("native", "_sock", "_pump")
+    __slots__ = ("native", "_sock", "_pump", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, use_reader: bool = True) -> None:
         import socket
@@ -119,16 +119,34 @@ class _Bridge:
             # both descriptors now; the task and loop form a cycle only GC would break.
             self._sock.close()
             self.native.close()
+            # The ended task holds the loop, and `_BRIDGES` keeps this bridge (and so the task)
+            # as long as the loop lives: a cycle through a weak dict's value, never collected.
+            self._pump = None
+
+
+# The loop the last call ran on and its bridge, both weakly (a closed loop's bridge must go
+# with it): nearly every program has one loop, and this skips `_BRIDGES`'s lookup, which
+# makes a weakref per call. `asyncio.get_running_loop`, once asyncio is imported.
+_last: "Optional[tuple[weakref.ReferenceType[asyncio.AbstractEventLoop], weakref.ReferenceType[_Bridge]]]" = None
+_running_loop: "Optional[Callable[[], asyncio.AbstractEventLoop]]" = None
 
 
 def _future() -> "tuple[_native.LoopBridge, _native.Waiter]":
-    # Not at module level: a sync-only program never pays for importing asyncio.
-    import asyncio
+    global _last, _running_loop
+    running = _running_loop
+    if running is None:
+        # Not at module level: a sync-only program never pays for importing asyncio.
+        import asyncio
 
-    loop = asyncio.get_running_loop()
-    bridge = _BRIDGES.get(loop)
+        running = _running_loop = asyncio.get_running_loop
+    loop = running()
+    last = _last
+    bridge = last[1]() if last is not None and last[0]() is loop else None
     if bridge is None:
-        bridge = _BRIDGES[loop] = _Bridge(loop, use_reader=not _FORCE_PUMP)
+        bridge = _BRIDGES.get(loop)
+        if bridge is None:
+            bridge = _BRIDGES[loop] = _Bridge(loop, use_reader=not _FORCE_PUMP)
+        _last = (weakref.ref(loop), weakref.ref(bridge))
     # Not `loop.create_future()`: a Waiter wakes its task in the loop callback that resolved
     # it, one loop turn sooner (src/waiter.rs).
     return bridge.native, _native.Waiter(loop)
