@@ -44,15 +44,11 @@ impl NativeAnswer {
         crate::errors::guarded(py, || crate::pyser::to_py(py, &self.resp))
     }
 
-    /// The first choice's text, `""` without one (text parts joined): what
-    /// `ChatResponse.content` reads from the dict.
+    /// The first choice's text, `""` without one (text parts joined): the core's
+    /// `ChatResponse::content`, what `ChatResponse.content` reads from the dict.
     #[getter]
     fn content<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        match self.resp.choices.first().and_then(|c| c.message.content.as_ref()) {
-            Some(polyroute::Content::Text(t)) => PyString::new(py, t),
-            Some(c) => PyString::new(py, &c.text()),
-            None => PyString::new(py, ""),
-        }
+        PyString::new(py, &self.resp.content())
     }
 
     #[getter]
