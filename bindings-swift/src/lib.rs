@@ -25,9 +25,11 @@ use std::sync::Arc;
 use polyroute::resilience::breaker::BreakerState;
 use polyroute::{ErrorKind, Policy};
 
+mod answer;
 mod bridge;
 mod error;
 
+pub use answer::Answer;
 use bridge::{guard, guard_async};
 pub use bridge::{CancelToken, ChatEventStream};
 pub use error::{ErrorDetails, PolyrouteError};
@@ -119,6 +121,27 @@ impl Router {
             let req = polyroute::bridge::request_from_json(&request_json)?;
             let resp = bridge::block(cancel.unwrap_or_else(CancelToken::new), self.inner.chat(req))?;
             to_json(&resp)
+        })
+    }
+
+    /// `chat_json` for the typed Swift `chat`: the answer without its trace, which stays here
+    /// until it is read (`answer.rs`).
+    #[uniffi::method(default(cancel = None))]
+    pub async fn chat_answer(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<Arc<Answer>> {
+        guard_async(async {
+            let req = polyroute::bridge::request_from_json(&request_json)?;
+            let router = self.inner.clone();
+            Answer::new(bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await?)
+        })
+        .await
+    }
+
+    /// `chat_json_blocking` for the typed Swift `chatBlocking` (see `chat_answer`).
+    #[uniffi::method(default(cancel = None))]
+    pub fn chat_answer_blocking(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<Arc<Answer>> {
+        guard(|| {
+            let req = polyroute::bridge::request_from_json(&request_json)?;
+            Answer::new(bridge::block(cancel.unwrap_or_else(CancelToken::new), self.inner.chat(req))?)
         })
     }
 

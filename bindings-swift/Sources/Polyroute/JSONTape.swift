@@ -285,12 +285,18 @@ struct JSONFields {
 final class Deferred<Value: Equatable & Sendable>: @unchecked Sendable, Equatable {
     private enum State {
         case pending(JSONNode, (JSONNode) -> Value)
+        /// Read from an answer's trace, which the core keeps until asked (`Answer`), and
+        /// for `raw` the answer's node beside it.
+        case held(Answer, JSONNode?, (Answer, JSONNode?) -> Value)
         case built(Value)
     }
     private var state: State
 
     init(_ value: Value) { state = .built(value) }
     init(node: JSONNode, read: @escaping (JSONNode) -> Value) { state = .pending(node, read) }
+    init(answer: Answer, node: JSONNode? = nil, read: @escaping (Answer, JSONNode?) -> Value) {
+        state = .held(answer, node, read)
+    }
 
     var value: Value {
         let lock = deferredLocks[Int((UInt(bitPattern: ObjectIdentifier(self)) >> 4) & UInt(deferredLocks.count - 1))]
@@ -300,6 +306,10 @@ final class Deferred<Value: Equatable & Sendable>: @unchecked Sendable, Equatabl
         case .built(let v): return v
         case .pending(let node, let read):
             let v = read(node)
+            state = .built(v)
+            return v
+        case .held(let answer, let node, let read):
+            let v = read(answer, node)
             state = .built(v)
             return v
         }

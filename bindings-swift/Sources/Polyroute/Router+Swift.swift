@@ -23,12 +23,12 @@ extension Router {
     public func chat(body: JSONValue) async throws -> ChatResponse {
         let json = try body.jsonString()
         let token = CancelToken()
-        let text = try await withTaskCancellationHandler {
-            try await chatJson(requestJson: json, cancel: token)
+        let answer = try await withTaskCancellationHandler {
+            try await chatAnswer(requestJson: json, cancel: token)
         } onCancel: {
             token.cancel()
         }
-        return try CoreJSON.answer(text)
+        return try CoreJSON.answer(answer)
     }
 
     /// `chat` for code that is not async (a command-line tool, a thread of your own): blocks the
@@ -42,7 +42,7 @@ extension Router {
     }
 
     public func chatBlocking(body: JSONValue, cancel: CancelToken? = nil) throws -> ChatResponse {
-        try CoreJSON.answer(chatJsonBlocking(requestJson: body.jsonString(), cancel: cancel))
+        try CoreJSON.answer(chatAnswerBlocking(requestJson: body.jsonString(), cancel: cancel))
     }
 
     /// Stream the answer. Errors before the first content (after failover) and errors that end

@@ -225,19 +225,43 @@ public struct ChatResponse: Sendable, Equatable, Decodable {
 
     /// `raw` is `node`'s value, built when first read; so is `trace` with `traceOnRead`.
     init(node: JSONNode, traceOnRead: Bool) throws {
-        let f = try JSONFields(node)
+        try self.init(fields: JSONFields(node), raw: Deferred(node: node) { $0.value }) { f in
+            if traceOnRead, let t = f.optional("trace") {
+                return Deferred(node: t) { try? RouteTrace(node: $0) }
+            }
+            return Deferred(try f.value(ifPresent: "trace") { try RouteTrace(node: $0) })
+        }
+    }
+
+    /// An answer a typed call returned (`node`: its text, without the trace), and the trace,
+    /// which the core writes as JSON only when `trace` or `raw` is first read (issue 18, twenty-first
+    /// round: writing it was ~11 % of a sync call's Rust side).
+    init(node: JSONNode, answer: Answer) throws {
+        let raw = Deferred<JSONValue>(answer: answer, node: node) { t, node in
+            guard case .object(var members)? = node?.value else { return node?.value ?? .null }
+            if let text = (try? t.traceJson()).flatMap({ $0 }), let value = try? JSONText.parse(text) {
+                members["trace"] = value
+            }
+            return .object(members)
+        }
+        try self.init(fields: JSONFields(node), raw: raw) { _ in
+            Deferred(answer: answer) { t, _ in
+                (try? t.traceJson()).flatMap { $0 }.flatMap { try? RouteTrace(node: JSONTape($0).root) }
+            }
+        }
+    }
+
+    /// The fields every reading has, then `trace` (read after them, so a missing `id` is
+    /// reported before a malformed trace).
+    private init(fields f: JSONFields, raw: Deferred<JSONValue>, trace: (JSONFields) throws -> Deferred<RouteTrace?>) throws {
         id = try f.string("id")
         model = try f.string("model")
         choices = try f.array(ifPresent: "choices") { try Choice(node: $0) } ?? []
         usage = try f.value(ifPresent: "usage") { try Usage(node: $0) }
         provider = try f.string(ifPresent: "provider")
         costUsd = try f.double(ifPresent: "cost_usd")
-        if traceOnRead, let t = f.optional("trace") {
-            traceField = Deferred(node: t) { try? RouteTrace(node: $0) }
-        } else {
-            traceField = Deferred(try f.value(ifPresent: "trace") { try RouteTrace(node: $0) })
-        }
-        rawJSON = Deferred(node: node) { $0.value }
+        traceField = try trace(f)
+        rawJSON = raw
     }
 }
 
@@ -381,6 +405,13 @@ extension ChatResponse {
     public init(coreJSON text: String, traceOnRead: Bool = false) throws {
         self = try traceOnRead ? CoreJSON.answer(text) : CoreJSON.response(text)
     }
+
+    /// What `chatAnswer` / `chatAnswerBlocking` return (what `chat` and `chatBlocking` read):
+    /// the answer's text without its trace, which the core writes when `trace` or `raw` is first
+    /// read (a trace the core could not write then reads as nil).
+    public init(answer: Answer) throws {
+        self = try CoreJSON.answer(answer)
+    }
 }
 
 enum CoreJSON {
@@ -396,6 +427,11 @@ enum CoreJSON {
     /// An answer a call returned: as `response`, with its trace read when first asked for.
     static func answer(_ text: String) throws -> ChatResponse {
         try ChatResponse(node: JSONTape(text).root, traceOnRead: true)
+    }
+
+    /// An answer a typed call returned, its trace still in the core.
+    static func answer(_ answer: Answer) throws -> ChatResponse {
+        try ChatResponse(node: JSONTape(answer.json()).root, answer: answer)
     }
 
     static func event(_ text: String) throws -> StreamEvent {

@@ -340,6 +340,16 @@ uint64_t uniffi_polyroute_ffi_fn_constructor_router_new(RustBuffer policy, RustB
 RustBuffer uniffi_polyroute_ffi_fn_method_router_budgets_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_ANSWER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_ANSWER
+uint64_t uniffi_polyroute_ffi_fn_method_router_chat_answer(uint64_t ptr, RustBuffer request_json, RustBuffer cancel
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_ANSWER_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_ANSWER_BLOCKING
+uint64_t uniffi_polyroute_ffi_fn_method_router_chat_answer_blocking(uint64_t ptr, RustBuffer request_json, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_CHAT_JSON
 uint64_t uniffi_polyroute_ffi_fn_method_router_chat_json(uint64_t ptr, RustBuffer request_json, RustBuffer cancel
@@ -408,6 +418,26 @@ uint64_t uniffi_polyroute_ffi_fn_method_router_subscribe(uint64_t ptr, uint64_t 
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_UNSUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ROUTER_UNSUBSCRIBE
 int8_t uniffi_polyroute_ffi_fn_method_router_unsubscribe(uint64_t ptr, uint64_t id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_ANSWER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_ANSWER
+uint64_t uniffi_polyroute_ffi_fn_clone_answer(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FREE_ANSWER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_FREE_ANSWER
+void uniffi_polyroute_ffi_fn_free_answer(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ANSWER_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ANSWER_JSON
+RustBuffer uniffi_polyroute_ffi_fn_method_answer_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ANSWER_TRACE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_METHOD_ANSWER_TRACE_JSON
+RustBuffer uniffi_polyroute_ffi_fn_method_answer_trace_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_FN_CLONE_CANCELTOKEN
@@ -803,6 +833,18 @@ uint16_t uniffi_polyroute_ffi_checksum_method_router_budgets_json(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_ANSWER
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_ANSWER
+uint16_t uniffi_polyroute_ffi_checksum_method_router_chat_answer(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_ANSWER_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_ANSWER_BLOCKING
+uint16_t uniffi_polyroute_ffi_checksum_method_router_chat_answer_blocking(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_CHAT_JSON
 uint16_t uniffi_polyroute_ffi_checksum_method_router_chat_json(void
@@ -884,6 +926,18 @@ uint16_t uniffi_polyroute_ffi_checksum_method_router_subscribe(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_UNSUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ROUTER_UNSUBSCRIBE
 uint16_t uniffi_polyroute_ffi_checksum_method_router_unsubscribe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ANSWER_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ANSWER_JSON
+uint16_t uniffi_polyroute_ffi_checksum_method_answer_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ANSWER_TRACE_JSON
+#define UNIFFI_FFIDEF_UNIFFI_POLYROUTE_FFI_CHECKSUM_METHOD_ANSWER_TRACE_JSON
+uint16_t uniffi_polyroute_ffi_checksum_method_answer_trace_json(void
     
 );
 #endif

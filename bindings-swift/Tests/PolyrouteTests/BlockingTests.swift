@@ -24,6 +24,35 @@ final class BlockingTests: XCTestCase {
         XCTAssertEqual(sentB.count, 1)
     }
 
+    // Typed calls leave the trace in the core until it is read (`chatAnswer`); what they
+    // return must equal what the JSON call's whole text reads as, `raw` (trace included) too.
+    func testATypedAnswersTraceHeldInTheCoreReadsAsTheJSONCallsDoes() async throws {
+        let (p, b) = (uniqueModel("blk-held-primary"), uniqueModel("blk-held-backup"))
+        try await Mock.script(p, ["then": ["status": 503]])
+        try await Mock.script(b, ["then": ["text": "from the backup"]])
+        let router = try Router(policyObject: try mockPolicy(primary: [p], fallback: [b], priced: true))
+
+        let held = try await onThread { try router.chatAnswerBlocking(requestJson: ChatRequest.user("hi").body.jsonString()) }.get()
+        XCTAssertNil(try JSONValue.parse(held.json())["trace"], "the answer's text leaves the trace out")
+        let typed = try CoreJSON.answer(held)
+        let text = try await onThread { try router.chatJsonBlocking(requestJson: ChatRequest.user("hi").body.jsonString()) }.get()
+        let whole = try ChatResponse(coreJSON: text)
+
+        XCTAssertEqual(typed.content, "from the backup")
+        XCTAssertEqual(typed.trace?.servedBy, b)
+        XCTAssertEqual(typed.trace?.attempts.map(\.outcome), whole.trace?.attempts.map(\.outcome))
+        XCTAssertEqual(typed.trace?.explanation, whole.trace?.explanation)
+        XCTAssertEqual(typed.raw["trace"]?["served_by"]?.stringValue, b)
+        func keys(_ v: JSONValue) -> Set<String> { if case .object(let o) = v { return Set(o.keys) } else { return [] } }
+        XCTAssertEqual(keys(typed.raw), keys(whole.raw))
+        XCTAssertTrue(keys(typed.raw).contains("trace"))
+        // Read from several threads at once, the trace is written once and the same for all.
+        let seen = Collected()
+        let again = try CoreJSON.answer(try await onThread { try router.chatAnswerBlocking(requestJson: ChatRequest.user("hi").body.jsonString()) }.get())
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in seen.add(.string(again.trace?.servedBy ?? "none")) }
+        XCTAssertEqual(Set(seen.all), [.string(b)])
+    }
+
     func testATokenFiredFromAnotherThreadEndsTheCall() async throws {
         let m = uniqueModel("blk-slow")
         try await Mock.script(m, ["then": ["latency_ms": 5000]])

@@ -215,7 +215,7 @@ final class JSONTextTests: XCTestCase {
     }
 }
 
-private final class Collected: @unchecked Sendable {
+final class Collected: @unchecked Sendable {
     private let lock = NSLock()
     private var values = [JSONValue]()
     func add(_ v: JSONValue) { lock.lock(); values.append(v); lock.unlock() }

@@ -13,7 +13,8 @@
 // - `Router.chat` / `chatBlocking`: what users call, the above plus the request encoded from a
 //   `JSONValue` and the answer decoded into `ChatResponse` (its trace and `raw` when read);
 // - `chatJsonBlocking` + `ChatResponse(coreJSON:)`: the decode alone over the sync call, with
-//   the trace read at once and on read, side by side.
+//   the trace read at once and on read, side by side; and `chatAnswerBlocking` +
+//   `ChatResponse(answer:)`, the trace left unwritten in the core (what `chatBlocking` does).
 //
 // The sync rows run on the main task's thread like the floor does (a bench, not a pattern:
 // apps call `chatBlocking` from threads of their own).
@@ -166,6 +167,8 @@ struct Bench {
             // (as calls now do), side by side: the request text is the same prepared one in both.
             ("`chatJsonBlocking` + `ChatResponse`, trace at once", { _ = try ChatResponse(coreJSON: router.chatJsonBlocking(requestJson: bodyJson)) }),
             ("`chatJsonBlocking` + `ChatResponse`, trace on read", { _ = try ChatResponse(coreJSON: router.chatJsonBlocking(requestJson: bodyJson), traceOnRead: true) }),
+            // What `chatBlocking` reads since the twenty-first round: the trace left in the core.
+            ("`chatAnswerBlocking` + `ChatResponse`, trace held in the core", { _ = try ChatResponse(answer: router.chatAnswerBlocking(requestJson: bodyJson)) }),
         ]
         // POLYROUTE_BENCH_ROWS=text|text...: the floor and the rows whose name contains one of them
         // (for a profiler, or to see whether a row's neighbours move it).

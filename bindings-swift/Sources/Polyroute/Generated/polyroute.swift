@@ -816,6 +816,156 @@ public func FfiConverterTypeAPIKeyProvider_lower(_ value: ApiKeyProvider) -> UIn
 
 
 /**
+ * What a typed call returns: `json()` is the answer as `chat_json` writes it, minus `trace`;
+ * `trace_json()` the trace, written when asked for.
+ */
+public protocol AnswerProtocol: AnyObject, Sendable {
+    
+    /**
+     * The chat.completion JSON without `trace`.
+     */
+    func json()  -> String
+    
+    /**
+     * The trace as the core's JSON (what `chat_json`'s `trace` holds), or nil if the answer
+     * has none.
+     */
+    func traceJson() throws  -> String?
+    
+}
+/**
+ * What a typed call returns: `json()` is the answer as `chat_json` writes it, minus `trace`;
+ * `trace_json()` the trace, written when asked for.
+ */
+open class Answer: AnswerProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_polyroute_ffi_fn_clone_answer(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_polyroute_ffi_fn_free_answer(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The chat.completion JSON without `trace`.
+     */
+open func json() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_answer_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The trace as the core's JSON (what `chat_json`'s `trace` holds), or nil if the answer
+     * has none.
+     */
+open func traceJson()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_answer_trace_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAnswer: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Answer
+
+    public static func lift(_ handle: UInt64) throws -> Answer {
+        return Answer(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Answer) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Answer {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Answer, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAnswer_lift(_ handle: UInt64) throws -> Answer {
+    return try FfiConverterTypeAnswer.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAnswer_lower(_ value: Answer) -> UInt64 {
+    return FfiConverterTypeAnswer.lower(value)
+}
+
+
+
+
+
+
+/**
  * A cancellation signal shared between Swift and the Rust task it started. Cancelling is
  * idempotent and sticky: a token fired before the call starts cancels it at once.
  */
@@ -1378,6 +1528,17 @@ public protocol RouterProtocol: AnyObject, Sendable {
     func budgetsJson() throws  -> String
     
     /**
+     * `chat_json` for the typed Swift `chat`: the answer without its trace, which stays here
+     * until it is read (`answer.rs`).
+     */
+    func chatAnswer(requestJson: String, cancel: CancelToken?) async throws  -> Answer
+    
+    /**
+     * `chat_json_blocking` for the typed Swift `chatBlocking` (see `chat_answer`).
+     */
+    func chatAnswerBlocking(requestJson: String, cancel: CancelToken?) throws  -> Answer
+    
+    /**
      * Send an OpenAI-shaped request body; returns the chat.completion JSON (plus `provider`,
      * `cost_usd` and `trace`). Firing `cancel` ends the request with `cancelled`.
      */
@@ -1540,6 +1701,40 @@ open func budgetsJson()throws  -> String  {
         uniffiCallStatus in
     uniffi_polyroute_ffi_fn_method_router_budgets_json(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * `chat_json` for the typed Swift `chat`: the answer without its trace, which stays here
+     * until it is read (`answer.rs`).
+     */
+open func chatAnswer(requestJson: String, cancel: CancelToken? = nil)async throws  -> Answer  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_polyroute_ffi_fn_method_router_chat_answer(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(requestJson),FfiConverterOptionTypeCancelToken.lower(cancel)
+                )
+            },
+            pollFunc: ffi_polyroute_ffi_rust_future_poll_u64,
+            completeFunc: ffi_polyroute_ffi_rust_future_complete_u64,
+            freeFunc: ffi_polyroute_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeAnswer_lift,
+            errorHandler: FfiConverterTypePolyrouteError_lift
+        )
+}
+    
+    /**
+     * `chat_json_blocking` for the typed Swift `chatBlocking` (see `chat_answer`).
+     */
+open func chatAnswerBlocking(requestJson: String, cancel: CancelToken? = nil)throws  -> Answer  {
+    return try  FfiConverterTypeAnswer_lift(try rustCallWithError(FfiConverterTypePolyrouteError_lift) {
+        uniffiCallStatus in
+    uniffi_polyroute_ffi_fn_method_router_chat_answer_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(requestJson),
+        FfiConverterOptionTypeCancelToken.lower(cancel),uniffiCallStatus
     )
 })
 }
@@ -2794,6 +2989,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_polyroute_ffi_checksum_method_router_budgets_json() != 60403) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_polyroute_ffi_checksum_method_router_chat_answer() != 29824) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_router_chat_answer_blocking() != 58583) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_polyroute_ffi_checksum_method_router_chat_json() != 6695) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -2834,6 +3035,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_router_unsubscribe() != 23290) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_answer_json() != 22282) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_polyroute_ffi_checksum_method_answer_trace_json() != 35703) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_polyroute_ffi_checksum_method_canceltoken_cancel() != 5335) {
