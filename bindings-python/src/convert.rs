@@ -10,9 +10,15 @@
 //! A value of the wrong type raises `TypeError`, a value of the right type that JSON cannot
 //! carry raises `ValueError`; both name where in the argument it was (`messages[1].content`),
 //! before anything is sent.
+//!
+//! Objects that stand for JSON (pydantic models such as the openai SDK's messages, dataclasses,
+//! other mappings, polyroute's own views) are turned into it by the Python side's `_plain`,
+//! called here when the walk meets one. It used to walk every message in Python first, to find
+//! the few that are objects: ~0.5 µs per message per call, for plain dicts nearly always.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
@@ -58,20 +64,28 @@ struct ConvError {
     message: String,
     /// Innermost segment first.
     path: Vec<String>,
+    /// What `_plain` raised (a `model_dump` that failed): passed on as it is.
+    raised: Option<PyErr>,
 }
 
 impl ConvError {
     fn type_err(message: String) -> Self {
-        ConvError { type_error: true, message, path: Vec::new() }
+        ConvError { type_error: true, message, path: Vec::new(), raised: None }
     }
     fn value_err(message: String) -> Self {
-        ConvError { type_error: false, message, path: Vec::new() }
+        ConvError { type_error: false, message, path: Vec::new(), raised: None }
+    }
+    fn raised(e: PyErr) -> Self {
+        ConvError { type_error: false, message: String::new(), path: Vec::new(), raised: Some(e) }
     }
     fn at(mut self, seg: String) -> Self {
         self.path.push(seg);
         self
     }
     fn into_pyerr(self, root: &str) -> PyErr {
+        if let Some(e) = self.raised {
+            return e;
+        }
         let mut path = root.to_string();
         for seg in self.path.iter().rev() {
             if seg.starts_with('[') || path.is_empty() {
@@ -157,7 +171,23 @@ fn walk(ob: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
         }
         return Ok(Value::Array(out));
     }
-    Err(ConvError::type_err(format!("unsupported type {}: expected dict, list, tuple, str, int, float, bool or None", type_name(ob))))
+    match plain(ob) {
+        Ok(Some(p)) => walk(&p, depth + 1),
+        Ok(None) => {
+            Err(ConvError::type_err(format!("unsupported type {}: expected dict, list, tuple, str, int, float, bool or None", type_name(ob))))
+        }
+        Err(e) => Err(ConvError::raised(e)),
+    }
+}
+
+/// `ob` as the plain data it stands for (`polyroute._request._plain`), or `None` when it is not
+/// an object that stands for JSON.
+fn plain<'py>(ob: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    static PLAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = ob.py();
+    let f = PLAIN.get_or_try_init(py, || py.import("polyroute._request")?.getattr("_plain").map(Bound::unbind))?;
+    let p = f.bind(py).call1((ob,))?;
+    Ok((!p.is(ob)).then_some(p))
 }
 
 /// A JSON result, converted to Python when the asyncio bridge hands it over (under the GIL).

@@ -109,26 +109,54 @@ class PydanticMessage(BaseModel):
     tool_call_id: Optional[str] = None
 
 
-def test_message_objects_become_dicts() -> None:
+class Unconvertible:
+    """An object that stands for no JSON."""
+
+
+class BrokenModel(BaseModel):
+    role: str = "user"
+
+    def model_dump(self, **kwargs: Any) -> Dict[str, Any]:
+        raise RuntimeError("model_dump failed")
+
+
+def test_message_objects_become_dicts(server: MockServer, name: str) -> None:
+    # The native conversion turns the objects it meets into dicts (through `_plain`), at any
+    # depth; what goes out is what the provider receives.
     msgs: List[Any] = [
         DataMessage("system", "be brief"),
         PydanticMessage(role="user", content="hi"),
         {"role": "assistant", "content": None, "tool_calls": [ToolCall(id="c1", type="function", function=Function(name="f", arguments="{}"))]},
         PydanticMessage(role="tool", content="42", tool_call_id="c1"),
         polyroute.Message({"role": "assistant", "content": "ok"}),
+        {"role": "user", "content": [{"type": "text", "text": "again"}]},
     ]
-    assert body(msgs, {}, "chat")["messages"] == [
+    router = polyroute.Router(policy(server, [name]))
+    router.chat(msgs)
+    assert server.log(name)[0]["body"]["messages"] == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
         {"role": "tool", "content": "42", "tool_call_id": "c1"},
         {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "again"}]},
     ]
+    # The same in any iterable, and the caller's objects are left as they were.
+    router.chat(iter(msgs[:2]))
+    assert server.log(name)[1]["body"]["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert isinstance(msgs[1], PydanticMessage)
     # Plain data goes through untouched (no copy).
     plain = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
     assert body(plain, {}, "chat")["messages"][0] is plain[0]
     with pytest.raises(TypeError, match="messages must be a list of messages"):
         body({"role": "user", "content": "x"}, {}, "chat")  # type: ignore[dict-item]
+    # An object that stands for no JSON is the TypeError naming where it was; one whose
+    # conversion raises passes that exception on. Nothing is sent either way.
+    with pytest.raises(TypeError, match=r"messages\[1\]\.content: unsupported type Unconvertible"):
+        router.chat([USER[0], {"role": "user", "content": Unconvertible()}])
+    with pytest.raises(RuntimeError, match="model_dump failed"):
+        router.chat([BrokenModel()])
+    assert len(server.log(name)) == 2
 
 
 def tool_loop_scripts(server: MockServer, name: str) -> None:

@@ -3,7 +3,7 @@
 //!
 //! Why: the trace is ~570 of an answer's ~950 bytes and most calls never read it. Writing it
 //! as JSON was 8.5 k of the ~81 k instructions of a sync call's Rust side (callgrind, issue
-//! 18 twenty-first round), and Swift then read it into its tape with the rest. The JSON
+//! 18 twentieth round), and Swift then read it into its tape with the rest. The JSON
 //! methods (`chat_json`, `chat_json_blocking`) still return the whole text: their callers asked
 //! for the JSON.
 //!

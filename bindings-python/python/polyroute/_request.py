@@ -143,7 +143,8 @@ def _drop_none(value: Any) -> Any:
 
 def _plain(value: Any, depth: int = 0) -> Any:
     """``value`` with every object in it turned into dicts; the same object when it already
-    is plain JSON data (the common case costs no copy)."""
+    is plain JSON data (the common case costs no copy). The native conversion calls it for
+    each value that is not JSON data (`convert.rs`)."""
     if isinstance(value, (str, int, float, bool)) or value is None or depth > _MAX_DEPTH:
         return value
     if isinstance(value, dict):
@@ -181,16 +182,19 @@ def _plain(value: Any, depth: int = 0) -> Any:
 
 
 def _message_list(messages: Iterable[MessageLike], caller: str) -> List[Any]:
+    # Messages that are objects (SDK models, dataclasses, views) are turned into dicts by the
+    # native conversion, which calls `_plain` for each one it meets: walking every message here
+    # first cost ~0.5 µs per message per call (issue 18, twentieth round).
     if type(messages) is list:
         # The usual case, without the ABC check below (a measurable part of a call's Python).
-        return [_plain(m) for m in messages]
+        return messages
     if isinstance(messages, (str, bytes)) or isinstance(messages, Mapping):
         raise TypeError(f"{caller}(): messages must be a list of messages, not {type(messages).__name__}")
     try:
         msgs = list(messages)
     except TypeError:
         raise TypeError(f"{caller}(): messages must be a list of messages, not {type(messages).__name__}") from None
-    return [_plain(m) for m in msgs]
+    return msgs
 
 
 def _timeout_seconds(timeout: Any, caller: str) -> Optional[float]:

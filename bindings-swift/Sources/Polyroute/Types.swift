@@ -234,8 +234,8 @@ public struct ChatResponse: Sendable, Equatable, Decodable {
     }
 
     /// An answer a typed call returned (`node`: its text, without the trace), and the trace,
-    /// which the core writes as JSON only when `trace` or `raw` is first read (issue 18, twenty-first
-    /// round: writing it was ~11 % of a sync call's Rust side).
+    /// which the core writes as JSON only when `trace` or `raw` is first read (issue 18,
+    /// twentieth round: writing it was ~11 % of a sync call's Rust side).
     init(node: JSONNode, answer: Answer) throws {
         let raw = Deferred<JSONValue>(answer: answer, node: node) { t, node in
             guard case .object(var members)? = node?.value else { return node?.value ?? .null }

@@ -167,7 +167,7 @@ struct Bench {
             // (as calls now do), side by side: the request text is the same prepared one in both.
             ("`chatJsonBlocking` + `ChatResponse`, trace at once", { _ = try ChatResponse(coreJSON: router.chatJsonBlocking(requestJson: bodyJson)) }),
             ("`chatJsonBlocking` + `ChatResponse`, trace on read", { _ = try ChatResponse(coreJSON: router.chatJsonBlocking(requestJson: bodyJson), traceOnRead: true) }),
-            // What `chatBlocking` reads since the twenty-first round: the trace left in the core.
+            // What `chatBlocking` reads since the twentieth round: the trace left in the core.
             ("`chatAnswerBlocking` + `ChatResponse`, trace held in the core", { _ = try ChatResponse(answer: router.chatAnswerBlocking(requestJson: bodyJson)) }),
         ]
         // POLYROUTE_BENCH_ROWS=text|text...: the floor and the rows whose name contains one of them
