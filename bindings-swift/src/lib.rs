@@ -84,6 +84,21 @@ pub struct Router {
     inner: polyroute::Router,
 }
 
+// The chat calls' shared part: the JSON pair and the typed (`Answer`) pair differ only in
+// how they hand the core's answer back.
+impl Router {
+    async fn respond(&self, request_json: &str, cancel: Option<Arc<CancelToken>>) -> Result<polyroute::ChatResponse> {
+        let req = polyroute::bridge::request_from_json(request_json)?;
+        let router = self.inner.clone();
+        bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await
+    }
+
+    fn respond_blocking(&self, request_json: &str, cancel: Option<Arc<CancelToken>>) -> Result<polyroute::ChatResponse> {
+        let req = polyroute::bridge::request_from_json(request_json)?;
+        bridge::block(cancel.unwrap_or_else(CancelToken::new), self.inner.chat(req))
+    }
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl Router {
     /// Build from policy text, YAML or JSON. With `api_keys`, providers whose policy entry
@@ -103,13 +118,7 @@ impl Router {
     /// `cost_usd` and `trace`). Firing `cancel` ends the request with `cancelled`.
     #[uniffi::method(default(cancel = None))]
     pub async fn chat_json(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<String> {
-        guard_async(async {
-            let req = polyroute::bridge::request_from_json(&request_json)?;
-            let router = self.inner.clone();
-            let resp = bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await?;
-            to_json(&resp)
-        })
-        .await
+        guard_async(async { to_json(&self.respond(&request_json, cancel).await?) }).await
     }
 
     /// `chat_json` for a caller that is not async: blocks the calling thread until the answer,
@@ -117,32 +126,20 @@ impl Router {
     /// Firing `cancel` from another thread ends it with `cancelled`.
     #[uniffi::method(default(cancel = None))]
     pub fn chat_json_blocking(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<String> {
-        guard(|| {
-            let req = polyroute::bridge::request_from_json(&request_json)?;
-            let resp = bridge::block(cancel.unwrap_or_else(CancelToken::new), self.inner.chat(req))?;
-            to_json(&resp)
-        })
+        guard(|| to_json(&self.respond_blocking(&request_json, cancel)?))
     }
 
     /// `chat_json` for the typed Swift `chat`: the answer without its trace, which stays here
     /// until it is read (`answer.rs`).
     #[uniffi::method(default(cancel = None))]
     pub async fn chat_answer(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<Arc<Answer>> {
-        guard_async(async {
-            let req = polyroute::bridge::request_from_json(&request_json)?;
-            let router = self.inner.clone();
-            Answer::new(bridge::run(cancel.unwrap_or_else(CancelToken::new), async move { router.chat(req).await }).await?)
-        })
-        .await
+        guard_async(async { Answer::new(self.respond(&request_json, cancel).await?) }).await
     }
 
     /// `chat_json_blocking` for the typed Swift `chatBlocking` (see `chat_answer`).
     #[uniffi::method(default(cancel = None))]
     pub fn chat_answer_blocking(&self, request_json: String, cancel: Option<Arc<CancelToken>>) -> Result<Arc<Answer>> {
-        guard(|| {
-            let req = polyroute::bridge::request_from_json(&request_json)?;
-            Answer::new(bridge::block(cancel.unwrap_or_else(CancelToken::new), self.inner.chat(req))?)
-        })
+        guard(|| Answer::new(self.respond_blocking(&request_json, cancel)?))
     }
 
     /// Open a stream. Failures before the first content (after failover) are thrown here;
