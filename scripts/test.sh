@@ -45,6 +45,8 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo fmt --all --check
 cargo clippy -q -p polyroute -p polyroute-mock-server -p polyroute-soak -p polyroute-server --all-targets -- -D warnings
+# the phase probe (`core/src/probe.rs`) and the bench that prints it, so neither rots unbuilt
+cargo clippy -q -p polyroute --features probe --example bench_overhead -- -D warnings
 # the bindings' Rust halves too (no Node or Swift toolchain needed; pyo3 reads the system python3)
 cargo clippy -q -p polyroute-python -p polyroute-node -p polyroute-ffi --all-targets -- -D warnings
 

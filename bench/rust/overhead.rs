@@ -24,7 +24,9 @@
 //! `Handle::block_on` (the future on the calling thread, the request on the async inline
 //! client, whose socket the runtime's IO driver watches) and under
 //! `polyroute::provider::inline::block_on` (the request on the calling thread's blocking
-//! socket).
+//! socket), and `Endpoint::chat` under it (the same HTTP without routing: what is left of the
+//! gap to the socket is the router's). Built with `--features probe`, it also prints the
+//! routed sync call's time phase by phase (`core/src/probe.rs`).
 
 /// The allocator the bindings and the gateway ship with (mimalloc), so these figures are
 /// theirs. A Rust application chooses its own; BENCHMARKS.md has glibc's figures beside.
@@ -105,6 +107,8 @@ struct Series {
     lat: Vec<f64>,
     cpu_us: f64,
     csw: f64,
+    /// Per call, the phases the core marked (built with `--features probe`; else empty).
+    phases: Vec<Vec<(&'static str, Instant)>>,
 }
 
 impl Series {
@@ -257,7 +261,7 @@ impl RawSocket {
 
 /// Sync callers, interleaved, from this (non-runtime) thread; `gap` sleeps 1 ms before each.
 fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, n: usize, gap: bool) -> Vec<Series> {
-    let mut s: Vec<Series> = (0..4).map(|_| Series::default()).collect();
+    let mut s: Vec<Series> = (0..5).map(|_| Series::default()).collect();
     let mut rng = shuffler();
     for _ in 0..n {
         for i in round_order(&mut rng, s.len()) {
@@ -266,14 +270,21 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
                 std::thread::sleep(Duration::from_millis(1));
             }
             let (c0, s0) = usage();
+            probe_take();
+            polyroute::probe::mark("start");
             let t = Instant::now();
             match i {
                 0 => raw.call(),
                 1 => drop(rt.block_on(cl.router.chat(cl.req.clone())).unwrap()),
                 2 => drop(inline::block_on(rt, cl.router.chat(cl.req.clone())).unwrap()),
-                _ => drop(inline::block_on(rt, cl.router_quiet.chat(cl.req.clone())).unwrap()),
+                3 => drop(inline::block_on(rt, cl.router_quiet.chat(cl.req.clone())).unwrap()),
+                _ => drop(inline::block_on(rt, cl.ep.chat("bench-a", &cl.req)).unwrap()),
             }
             x.lat.push(t.elapsed().as_secs_f64() * 1e6);
+            polyroute::probe::mark("leave block_on, drop answer");
+            if i == 2 {
+                x.phases.push(probe_take());
+            }
             let (c1, s1) = usage();
             x.cpu_us += c1 - c0;
             x.csw += s1 - s0;
@@ -282,12 +293,66 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
     s
 }
 
+#[cfg(feature = "probe")]
+fn probe_take() -> Vec<(&'static str, Instant)> {
+    polyroute::probe::take()
+}
+
+#[cfg(not(feature = "probe"))]
+fn probe_take() -> Vec<(&'static str, Instant)> {
+    Vec::new()
+}
+
+/// With `--features probe`: the median time of each phase of the sync routed call under
+/// `inline::block_on`, interleaved and after an idle gap, each phase named by the mark that
+/// ends it (`core/src/probe.rs`; a phase marked twice in one call, as a second read, is summed).
+fn print_phases(a: &Series, b: &Series) {
+    if a.phases.is_empty() {
+        return;
+    }
+    let split = |s: &Series| {
+        let mut order: Vec<&'static str> = Vec::new();
+        let mut per: std::collections::HashMap<&'static str, Vec<f64>> = std::collections::HashMap::new();
+        for call in &s.phases {
+            let mut this: Vec<(&'static str, f64)> = Vec::new();
+            for w in call.windows(2) {
+                let us = w[1].1.duration_since(w[0].1).as_secs_f64() * 1e6;
+                match this.iter_mut().find(|(l, _)| *l == w[1].0) {
+                    Some(e) => e.1 += us,
+                    None => this.push((w[1].0, us)),
+                }
+            }
+            for (l, us) in this {
+                if !order.contains(&l) {
+                    order.push(l);
+                }
+                per.entry(l).or_default().push(us);
+            }
+        }
+        (order, per)
+    };
+    let ((order, mut pa), (_, mut pb)) = (split(a), split(b));
+    println!("| phase of `Router::chat` under `inline::block_on` (ended by the mark) | interleaved p50 µs | idle gap p50 µs |");
+    println!("|---|---|---|");
+    let (mut sa, mut sb) = (0.0, 0.0);
+    for l in order {
+        let x = pa.get_mut(l).map(|v| pct(v, 0.5)).unwrap_or(f64::NAN);
+        let y = pb.get_mut(l).map(|v| pct(v, 0.5)).unwrap_or(f64::NAN);
+        sa += x;
+        sb += y;
+        println!("| {l} | {x:.2} | {y:.2} |");
+    }
+    println!("| sum of the medians | {sa:.1} | {sb:.1} |");
+    println!();
+}
+
 fn print_sync(name: &str, n: usize, s: &mut [Series]) {
     let labels = [
         "raw blocking socket + JSON parse (floor)",
         "`Router::chat` under `Handle::block_on` (async inline client)",
         "`Router::chat` under `inline::block_on` (calling thread)",
         "the same, router without a callback ever subscribed",
+        "`Endpoint::chat` under `inline::block_on` (the HTTP part alone: no routing)",
     ];
     print_table(&format!("sync callers, {name}"), n, &labels, s);
 }
@@ -406,6 +471,7 @@ async fn sync_callers(cl: &Arc<Clients>, base_url: String, n: usize, gap_n: usiz
             raw.call();
             inline::block_on(&rt, cl2.router.chat(cl2.req.clone())).unwrap();
             inline::block_on(&rt, cl2.router_quiet.chat(cl2.req.clone())).unwrap();
+            inline::block_on(&rt, cl2.ep.chat("bench-a", &cl2.req)).unwrap();
         }
         let a = measure_sync(&rt, &cl2, &mut raw, n, false);
         let b = measure_sync(&rt, &cl2, &mut raw, gap_n, true);
@@ -414,6 +480,7 @@ async fn sync_callers(cl: &Arc<Clients>, base_url: String, n: usize, gap_n: usiz
     let (mut a, mut b) = tokio::task::spawn_blocking(move || sync.join().unwrap()).await.unwrap();
     print_sync("interleaved", n, &mut a);
     print_sync("idle gap of 1 ms before each call", gap_n, &mut b);
+    print_phases(&a[2], &b[2]);
 }
 
 async fn throughput(cl: &Arc<Clients>) {

@@ -32,6 +32,8 @@ mod ids;
 pub(crate) mod json_out;
 pub mod meaning;
 pub mod policy;
+#[doc(hidden)]
+pub mod probe;
 pub mod provider;
 pub mod resilience;
 pub mod router;

@@ -68,7 +68,9 @@ impl Endpoint {
     pub async fn chat(&self, model: &str, req: &ChatRequest) -> Result<ChatResponse> {
         let p = &self.provider;
         let wire = p.build_request(model, req, false).map_err(|e| e.at(p.name(), model))?;
+        crate::probe::mark("build request");
         let resp = self.transport.send(wire).await.map_err(|e| e.at(p.name(), model))?;
+        crate::probe::mark("response head");
         self.observe(&resp.headers);
         if !(200..300).contains(&resp.status) {
             let body = read_error_body(resp.body).await;
@@ -78,7 +80,9 @@ impl Endpoint {
         // it is what the provider's support asks for.
         let rid = request_id(&resp.headers);
         let body = read_body(resp.body, MAX_BODY_BYTES).await.map_err(|e| e.at(p.name(), model).with_request_id(rid.clone()))?;
+        crate::probe::mark("response body");
         let mut r = p.parse_response(model, resp.status, &resp.headers, &body).map_err(|e| e.at(p.name(), model))?;
+        crate::probe::mark("parse response");
         for c in &r.choices {
             check_tool_arguments(&c.message.tool_calls, c.finish_reason)
                 .map_err(|e| e.with_status(resp.status).with_request_id(rid.clone()).at(p.name(), model))?;

@@ -102,7 +102,9 @@ pub(crate) async fn run<T: Send + 'static>(
     let now = router.inner.clock.now();
     // Before selection: a process's first request already sees what the fleet knows.
     super::fleet_sync::ensure_started(router).await;
+    crate::probe::mark("walk setup");
     let mut sel = select(&compiled, &req, stream, now, &router.inner.chance)?;
+    crate::probe::mark("select");
     // Taken, not cloned: the walk reads only the selection's route, tiers and canary.
     let mut ctx = RequestCtx::new(router, &compiled, &sel.route.spec, std::mem::take(&mut sel.matched), &req, stream);
     if let Some(d) = resume.deadline {
@@ -117,6 +119,7 @@ pub(crate) async fn run<T: Send + 'static>(
     rollout(router, &sel, &req, stream, &resume, &mut ctx);
     compiled.retry_budget.on_request(now);
     let mut walk = Walk { attempts: resume.attempts, ..Walk::default() };
+    crate::probe::mark("request context, rollout");
     let pass = Pass { tiers: &sel.tiers, req: &req, start: &start, exclude: &resume.exclude, retry_budget: &compiled.retry_budget };
     loop {
         let outcome = pass.walk(&mut walk, &mut ctx).await;
@@ -218,11 +221,16 @@ impl<T: Send + 'static> Pass<'_, T> {
                     attempt.trace.backoff_ms = ms(wait);
                     let backup = (ctx.route.strategy == Strategy::Hedged && i < tier.deployments.len()).then(|| tier.deployments[i].clone());
                     let (result, attempt) = send(self.start, self.req, attempt, backup, ctx, walk).await;
+                    crate::probe::mark("output check, send");
                     if attempt.deployment.name != dep.name {
                         i += 1; // the hedge's backup answered: it was consumed
                     }
                     match result {
-                        Ok(ok) => return Some(Ok(serve(attempt, ok, ctx))),
+                        Ok(ok) => {
+                            let served = serve(attempt, ok, ctx);
+                            crate::probe::mark("breaker record, attempt trace");
+                            return Some(Ok(served));
+                        }
                         Err(e) => match walk.failed(e, attempt, &dep, tries, others_remain(tiers, ti, i), self.retry_budget, ctx) {
                             Step::Retry(w) => {
                                 tokio::time::sleep(w).await;
@@ -591,8 +599,10 @@ async fn hedged<T: Send + 'static>(
 
 /// Non-streaming chat through the attempt loop.
 pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatResponse> {
+    crate::probe::mark("enter (block_on, Router::chat)");
     req.validate()?;
     let (req, guarded) = guard(router, req, false);
+    crate::probe::mark("validate, guards");
     let masks = guarded.as_ref().and_then(|g| g.masks.clone());
     // A rejected request is failed by the walk (with its trace) and never looked up: a
     // cached answer must not let it through.
@@ -610,6 +620,7 @@ pub(crate) async fn chat(router: &Router, req: ChatRequest) -> Result<ChatRespon
     if let Some(m) = masks {
         m.restore_response(&mut resp);
     }
+    crate::probe::mark("masks, return");
     Ok(resp)
 }
 
@@ -619,14 +630,18 @@ async fn chat_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Gu
     let start: StartFn<ChatResponse> = Arc::new(|d: Arc<Deployment>, req: Arc<ChatRequest>| {
         Box::pin(async move {
             let t0 = Instant::now();
+            crate::probe::mark("attempt start");
             let r = d.endpoint.chat(&d.model, &req).await?;
+            crate::probe::mark("endpoint return");
             let r = super::validate_output::check(&req, r).map_err(|e| e.at(&d.provider, &d.model))?;
             Ok(AttemptOk { usage: r.usage, ttft: Some(t0.elapsed()), value: r })
         })
     });
     let (served, mut ctx) = run(router, req.clone(), false, start, Resume { guarded, ..Resume::default() }).await?;
+    crate::probe::mark("walk end");
     ctx.settled().await;
     ctx.finish_trace();
+    crate::probe::mark("settles awaited, trace finished");
     let mut resp = match served {
         Served::By { value, .. } => {
             ctx.emit_finished("ok");
@@ -642,6 +657,7 @@ async fn chat_uncached(router: &Router, req: ChatRequest, guarded: Option<Arc<Gu
     };
     resp.cost_usd = ctx.trace.total_cost_usd;
     resp.trace = Some(Box::new(std::mem::take(&mut ctx.trace)));
+    crate::probe::mark("finished event, answer");
     Ok(resp)
 }
 

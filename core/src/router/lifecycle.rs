@@ -342,11 +342,13 @@ impl Attempt {
         if permit.is_probe() && !super::fleet_sync::claim_probe(ctx.budgets.state(), &dep.name, ctx.deadline.saturating_duration_since(now)).await {
             return Err(Refused::Breaker { why: "breaker half-open, another process is probing".into(), until: None });
         }
+        crate::probe::mark("breaker permit");
         // On refusal the permit is dropped unreported, which frees a probe slot.
         let reservation = reserve(ctx, req, dep).await.map_err(|d| match d {
             Denied::Budget(info) => Refused::Budget(budget_error(info, dep, ctx.clock.unix_now())),
             Denied::Store(e) => Refused::Budget(e.at(&dep.provider, &dep.model)),
         })?;
+        crate::probe::mark("budget reserve");
         for name in reservation.iter().flat_map(|r| r.shadow_exceeded()) {
             ctx.note(format!("`{name}` would refuse `{}` (shadow mode, enforce: false): not enforced", dep.name));
         }
@@ -417,6 +419,7 @@ impl Attempt {
             None => None,
         };
         let cost = t.cost_usd.unwrap_or(0.0);
+        crate::probe::mark("attempt outcome, cost");
         if let Some(r) = self.reservation.take() {
             let settling = r.settle(cost, tokens);
             // Only a shared store's settle is waited for; a `Vec` slot per request for the
@@ -426,7 +429,9 @@ impl Attempt {
             }
             ctx.emit_budget_thresholds();
         }
+        crate::probe::mark("budget settle");
         ctx.emit_attempt(&self.trace, d.endpoint.provider.kind().as_str(), response_model);
+        crate::probe::mark("attempt event, metrics");
         if let Some(c) = ctx.canary.clone() {
             let ok = match &breaker {
                 BreakerOutcome::Success { .. } => Some(true),

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::idle::Idle;
-use super::wire::{connection, host_and_key, io_error, request_head, BodyAt, Conn, Framing, Source};
+use super::wire::{connection, host_and_key, io_error, request_bytes, BodyAt, Conn, Framing, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::WireRequest;
 
@@ -69,20 +69,20 @@ impl AsyncPool {
     /// by piece as it arrives. The connection goes back to the pool after its end.
     pub(crate) async fn send(self: Arc<Self>, url: reqwest::Url, req: WireRequest, streamed: bool) -> Result<Answer> {
         let (host, key) = host_and_key(&url)?;
-        let head = request_head(&url, host, &req);
+        let (head, rest) = request_bytes(&url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut stream, reused) = match self.idle.checkout(&key, still_open) {
             Some(s) => (s, true),
             None => (connect(&url, self.connect_timeout).await?, false),
         };
-        if let Err(e) = write_request(&mut stream, &head, &req.body).await {
+        if let Err(e) = write_request(&mut stream, &head, rest).await {
             if !reused {
                 return Err(e);
             }
             // A pooled connection the server closed just now: the request did not get through
             // whole, so it cannot have been served. Once more on a new one.
             stream = connect(&url, self.connect_timeout).await?;
-            write_request(&mut stream, &head, &req.body).await?;
+            write_request(&mut stream, &head, rest).await?;
         }
         let mut conn = Conn::new(Socket(stream), self.max_body);
         let (status, headers, framing, keep_alive) = conn.read_head().await?;
@@ -157,18 +157,12 @@ pub(super) async fn connect(url: &reqwest::Url, timeout: std::time::Duration) ->
     Err(last)
 }
 
-async fn write_request(s: &mut TcpStream, head: &[u8], body: &[u8]) -> Result<()> {
-    let r = if body.len() <= 64 * 1024 {
-        // One segment for the usual small request.
-        let mut all = Vec::with_capacity(head.len() + body.len());
-        all.extend_from_slice(head);
-        all.extend_from_slice(body);
-        s.write_all(&all).await
-    } else {
-        match s.write_all(head).await {
-            Ok(()) => s.write_all(body).await,
-            Err(e) => Err(e),
-        }
+/// Write `head` (with the body in it, for a small one: `wire::request_bytes`) and `rest`.
+async fn write_request(s: &mut TcpStream, head: &[u8], rest: &[u8]) -> Result<()> {
+    let r = match s.write_all(head).await {
+        Ok(()) if rest.is_empty() => Ok(()),
+        Ok(()) => s.write_all(rest).await,
+        Err(e) => Err(e),
     };
     r.map_err(|e| io_error(false, e))
 }

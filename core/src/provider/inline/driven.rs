@@ -175,7 +175,7 @@ impl Pool {
     /// client's connections.
     pub(crate) async fn send_driven(self: Arc<Self>, url: reqwest::Url, req: WireRequest, streamed: bool) -> Result<Answer> {
         let (host, key) = host_and_key(&url)?;
-        let mut all = request_head(&url, host, &req);
+        let mut all = request_head(&url, host, &req, req.body.len());
         all.extend_from_slice(&req.body);
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut net, reused) = match self.idle.checkout(&key, |s| still_open(&s.stream)) {

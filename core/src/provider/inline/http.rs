@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 
 use super::idle::Idle;
-use super::wire::{connection, host_and_key, io_error, now, request_head, Conn, Source};
+use super::wire::{connection, host_and_key, io_error, now, request_bytes, Conn, Source};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::WireRequest;
 
@@ -67,21 +67,23 @@ impl Pool {
             return Err(super::cancelled());
         }
         let (host, key) = host_and_key(url)?;
-        let head = request_head(url, host, &req);
+        let (head, rest) = request_bytes(url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut socket, reused) = match self.idle.checkout(&key, |s| still_open(&s.stream)) {
             Some(s) => (s, true),
             None => (self.connect(url, deadline)?, false),
         };
-        if let Err(e) = write_request(&mut socket, &head, &req.body, deadline) {
+        crate::probe::mark("pool checkout, request head");
+        if let Err(e) = write_request(&mut socket, &head, rest, deadline) {
             if !reused || e.kind != ErrorKind::Connection {
                 return Err(e);
             }
             // A pooled connection the server closed just now: the request did not get through
             // whole, so it cannot have been served. Once more on a new one.
             socket = self.connect(url, deadline)?;
-            write_request(&mut socket, &head, &req.body, deadline)?;
+            write_request(&mut socket, &head, rest, deadline)?;
         }
+        crate::probe::mark("write (the server woken)");
         let mut conn = Conn::new(Blocking { socket, deadline }, self.max_body);
         let (status, headers, framing, keep_alive) = now(conn.read_head())?;
         let body = now(conn.read_body(framing))?;
@@ -131,23 +133,16 @@ fn still_open(s: &TcpStream) -> bool {
     open && s.set_nonblocking(false).is_ok()
 }
 
-fn write_request(socket: &mut Socket, head: &[u8], body: &[u8], deadline: Instant) -> Result<()> {
+/// Write `head` (with the body in it, for a small one: `wire::request_bytes`) and `rest`.
+fn write_request(socket: &mut Socket, head: &[u8], rest: &[u8], deadline: Instant) -> Result<()> {
     // Sliced like reads, so a server that stops reading cannot hold the caller past the
     // deadline or an interrupt. Set once per connection.
     if socket.write_timeout != Some(SLICE) {
         socket.stream.set_write_timeout(Some(SLICE)).map_err(|e| io_error(false, e))?;
         socket.write_timeout = Some(SLICE);
     }
-    if body.len() <= 64 * 1024 {
-        // One segment for the usual small request.
-        let mut all = Vec::with_capacity(head.len() + body.len());
-        all.extend_from_slice(head);
-        all.extend_from_slice(body);
-        write_all(&mut socket.stream, &all, deadline)
-    } else {
-        write_all(&mut socket.stream, head, deadline)?;
-        write_all(&mut socket.stream, body, deadline)
-    }
+    write_all(&mut socket.stream, head, deadline)?;
+    write_all(&mut socket.stream, rest, deadline)
 }
 
 fn write_all(s: &mut TcpStream, mut data: &[u8], deadline: Instant) -> Result<()> {
@@ -200,6 +195,7 @@ impl Blocking {
             let Socket { stream, scratch, .. } = &mut self.socket;
             match stream.read(scratch) {
                 Ok(n) => {
+                    crate::probe::mark("wait, read");
                     buf.extend_from_slice(&scratch[..n]);
                     return Ok(n);
                 }

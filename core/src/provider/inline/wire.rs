@@ -18,6 +18,9 @@ use crate::provider::WireRequest;
 
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
+/// Headers parsed into a stack array of this many first: a provider sends 5–30, and the
+/// 128-slot array (4 KB, initialised for each parse) is only for an answer with more.
+const USUAL_HEADERS: usize = 32;
 const MAX_LINE_BYTES: usize = 4096;
 
 /// Where a connection's bytes come from.
@@ -40,8 +43,24 @@ pub(super) fn now<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
     f.now_or_never().unwrap_or_else(|| Err(connection("request failed: a blocking read did not complete")))
 }
 
-pub(super) fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest) -> Vec<u8> {
-    let mut h = Vec::with_capacity(512);
+/// Bodies up to this size go out in the head's buffer, in one segment.
+const ONE_SEGMENT: usize = 64 * 1024;
+
+/// The bytes a client writes for `req`: head and body in one buffer (one segment and one
+/// allocation) for the usual small request; a larger body is left where it is, to be written
+/// after the head.
+pub(super) fn request_bytes<'r>(url: &reqwest::Url, host: &str, req: &'r WireRequest) -> (Vec<u8>, &'r [u8]) {
+    if req.body.len() > ONE_SEGMENT {
+        return (request_head(url, host, req, 0), &req.body);
+    }
+    let mut all = request_head(url, host, req, req.body.len());
+    all.extend_from_slice(&req.body);
+    (all, &[])
+}
+
+/// The request head, in a buffer with room for `then` more bytes.
+pub(super) fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest, then: usize) -> Vec<u8> {
+    let mut h = Vec::with_capacity(512 + then);
     h.extend_from_slice(req.method.as_str().as_bytes());
     h.push(b' ');
     h.extend_from_slice(url.path().as_bytes());
@@ -143,29 +162,19 @@ impl<S: Source> Conn<S> {
     pub(super) async fn read_head(&mut self) -> Result<(u16, HeaderMap, Framing, bool)> {
         loop {
             if self.pos < self.buf.len() {
-                let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut r = httparse::Response::new(&mut hs);
-                match r.parse(&self.buf[self.pos..]) {
-                    Ok(httparse::Status::Complete(n)) => {
+                match parse_head(&self.buf[self.pos..])? {
+                    Some((n, head)) => {
                         self.pos += n;
-                        let status = r.code.unwrap_or(0);
-                        if (100..200).contains(&status) && status != 101 {
+                        if (100..200).contains(&head.status) && head.status != 101 {
                             continue;
                         }
-                        let mut headers = HeaderMap::with_capacity(r.headers.len());
-                        for h in r.headers.iter() {
-                            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| connection("invalid HTTP response: bad header name"))?;
-                            let value = HeaderValue::from_bytes(h.value).map_err(|_| connection("invalid HTTP response: bad header value"))?;
-                            headers.append(name, value);
-                        }
-                        let (framing, reusable) = framing(status, r.version == Some(1), &headers)?;
-                        return Ok((status, headers, framing, reusable));
+                        let (framing, reusable) = framing(head.status, head.http11, &head.headers)?;
+                        return Ok((head.status, head.headers, framing, reusable));
                     }
-                    Ok(httparse::Status::Partial) if self.buf.len() - self.pos > MAX_HEAD_BYTES => {
+                    None if self.buf.len() - self.pos > MAX_HEAD_BYTES => {
                         return Err(connection("invalid HTTP response: head too large"));
                     }
-                    Ok(httparse::Status::Partial) => {}
-                    Err(e) => return Err(connection(format!("invalid HTTP response: {e}"))),
+                    None => {}
                 }
             }
             if self.fill(false).await? == 0 {
@@ -388,6 +397,53 @@ fn too_large(limit: usize) -> Error {
 
 /// How the body after this head is delimited (RFC 9112 §6.3), and whether the connection
 /// can carry another request afterwards.
+/// A response head as parsed.
+struct Head {
+    status: u16,
+    http11: bool,
+    headers: HeaderMap,
+}
+
+/// The response head at the start of `buf` and its length, or `None` while it is incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>> {
+    let mut few = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+    let mut r = httparse::Response::new(&mut few);
+    match r.parse(buf) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut r = httparse::Response::new(&mut many);
+            let parsed = r.parse(buf);
+            Head::read(parsed, &r, buf)
+        }
+        parsed => Head::read(parsed, &r, buf),
+    }
+}
+
+impl Head {
+    fn read(parsed: httparse::Result<usize>, r: &httparse::Response<'_, '_>, buf: &[u8]) -> Result<Option<(usize, Head)>> {
+        let n = match parsed {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(connection(format!("invalid HTTP response: {e}"))),
+        };
+        // The values share one copy of the head: a copy of each was an allocation per header
+        // (a provider sends 5–30).
+        let shared = bytes::Bytes::copy_from_slice(&buf[..n]);
+        let base = buf.as_ptr() as usize;
+        let mut headers = HeaderMap::with_capacity(r.headers.len());
+        for h in r.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| connection("invalid HTTP response: bad header name"))?;
+            // httparse's values are slices of `buf`; anything else is copied as before.
+            let value = match (h.value.as_ptr() as usize).checked_sub(base).filter(|at| at + h.value.len() <= n) {
+                Some(at) => HeaderValue::from_maybe_shared(shared.slice(at..at + h.value.len())),
+                None => HeaderValue::from_bytes(h.value),
+            };
+            headers.append(name, value.map_err(|_| connection("invalid HTTP response: bad header value"))?);
+        }
+        Ok(Some((n, Head { status: r.code.unwrap_or(0), http11: r.version == Some(1), headers })))
+    }
+}
+
 fn framing(status: u16, http11: bool, h: &HeaderMap) -> Result<(Framing, bool)> {
     let close =
         h.get_all(http::header::CONNECTION).iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))));
@@ -505,5 +561,36 @@ mod tests {
         let (_, _, framing, _) = now(c.read_head()).unwrap();
         let e = now(c.read_body(framing)).unwrap_err();
         assert!(e.kind == ErrorKind::Connection && e.message.contains("before the end of the body"), "{e}");
+    }
+
+    fn head_of(n: usize, extra: &str) -> Vec<u8> {
+        let mut w = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..n {
+            w.extend_from_slice(format!("x-h{i}: value {i}\r\n").as_bytes());
+        }
+        w.extend_from_slice(extra.as_bytes());
+        w.extend_from_slice(b"content-length: 2\r\n\r\nok");
+        w
+    }
+
+    /// Heads are parsed with 32 header slots first and 128 when they have more; every value
+    /// is kept exactly (they share one copy of the head), however the reads split.
+    #[test]
+    fn heads_keep_every_header_whatever_their_number() {
+        for (n, step) in [(0, 1000), (5, 3), (31, 1000), (40, 7), (124, 1000)] {
+            let wire = head_of(n, "x-request-id: req_1\r\nx-empty:\r\nx-spaced:   a  b \r\n");
+            let mut c = Conn::new(Trickle(wire, step), 1000);
+            let (status, h, framing, _) = now(c.read_head()).unwrap_or_else(|e| panic!("{n} headers: {e}"));
+            assert_eq!((status, framing, h.len()), (200, Framing::Length(2), n + 4), "{n} headers");
+            for i in 0..n {
+                assert_eq!(h[format!("x-h{i}").as_str()], format!("value {i}").as_str());
+            }
+            assert_eq!([h["x-request-id"].as_bytes(), h["x-empty"].as_bytes(), h["x-spaced"].as_bytes()], [&b"req_1"[..], b"", b"a  b"]);
+            assert_eq!(now(c.read_body(framing)).unwrap(), b"ok");
+        }
+        let e = now(Conn::new(Trickle(head_of(200, ""), 1000), 1000).read_head()).unwrap_err();
+        assert!(e.kind == ErrorKind::Connection && e.message.contains("invalid HTTP response"), "{e}");
+        let e = now(Conn::new(Trickle(head_of(2, "x-bad: a\x01b\r\n"), 1000), 1000).read_head()).unwrap_err();
+        assert!(e.kind == ErrorKind::Connection && e.message.contains("invalid HTTP response"), "{e}");
     }
 }

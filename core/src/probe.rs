@@ -1,0 +1,40 @@
+//! Where one call's time goes, phase by phase: with the `probe` feature, [`mark`] records the
+//! time a phase of the calling thread's request ended; [`take`] hands the marks to whoever
+//! timed the call (`bench_overhead` prints the median of each phase, interleaved and after an
+//! idle gap). Without the feature `mark` is an empty inline function.
+//!
+//! Why timestamps and not a profiler: after a 1 ms gap a call runs on caches the VM's other
+//! tenants emptied, and sampling (`perf`, cpu-clock) or instruction counts (callgrind) can
+//! tell neither which phase pays for it nor whether the waits on the socket are the same as a
+//! raw client's. Marks are thread-local, so only a call run on one thread (a sync call under
+//! `inline::block_on`) reads as one sequence.
+
+#[cfg(feature = "probe")]
+mod on {
+    use std::cell::RefCell;
+    use std::time::Instant;
+
+    thread_local! {
+        static MARKS: RefCell<Vec<(&'static str, Instant)>> = RefCell::new(Vec::with_capacity(64));
+    }
+
+    /// The phase named `ended` ended now.
+    #[inline]
+    pub fn mark(ended: &'static str) {
+        let t = Instant::now();
+        MARKS.with(|m| m.borrow_mut().push((ended, t)));
+    }
+
+    /// This thread's marks since the last `take`, in order.
+    pub fn take() -> Vec<(&'static str, Instant)> {
+        MARKS.with(|m| std::mem::take(&mut *m.borrow_mut()))
+    }
+}
+
+#[cfg(feature = "probe")]
+pub use on::{mark, take};
+
+/// The phase named `ended` ended now (recorded with the `probe` feature only).
+#[cfg(not(feature = "probe"))]
+#[inline(always)]
+pub fn mark(_ended: &'static str) {}
