@@ -57,37 +57,35 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     })
 }
 
-/// Where a conversion failed, collected on the way out of the recursion so the success path
-/// builds no path strings.
-struct ConvError {
-    type_error: bool,
-    message: String,
-    /// Innermost segment first.
-    path: Vec<String>,
+/// Why a conversion failed.
+enum ConvError {
+    /// Ours: a `TypeError` (`type_error`) or `ValueError` naming where, its path collected on
+    /// the way out of the recursion (innermost segment first) so the success path builds none.
+    Named { type_error: bool, message: String, path: Vec<String> },
     /// What `_plain` raised (a `model_dump` that failed): passed on as it is.
-    raised: Option<PyErr>,
+    Raised(PyErr),
 }
 
 impl ConvError {
     fn type_err(message: String) -> Self {
-        ConvError { type_error: true, message, path: Vec::new(), raised: None }
+        ConvError::Named { type_error: true, message, path: Vec::new() }
     }
     fn value_err(message: String) -> Self {
-        ConvError { type_error: false, message, path: Vec::new(), raised: None }
-    }
-    fn raised(e: PyErr) -> Self {
-        ConvError { type_error: false, message: String::new(), path: Vec::new(), raised: Some(e) }
+        ConvError::Named { type_error: false, message, path: Vec::new() }
     }
     fn at(mut self, seg: String) -> Self {
-        self.path.push(seg);
+        if let ConvError::Named { path, .. } = &mut self {
+            path.push(seg);
+        }
         self
     }
     fn into_pyerr(self, root: &str) -> PyErr {
-        if let Some(e) = self.raised {
-            return e;
-        }
+        let (type_error, message, segs) = match self {
+            ConvError::Raised(e) => return e,
+            ConvError::Named { type_error, message, path } => (type_error, message, path),
+        };
         let mut path = root.to_string();
-        for seg in self.path.iter().rev() {
+        for seg in segs.iter().rev() {
             if seg.starts_with('[') || path.is_empty() {
                 path.push_str(seg);
             } else {
@@ -95,8 +93,8 @@ impl ConvError {
                 path.push_str(seg);
             }
         }
-        let msg = if path.is_empty() { self.message } else { format!("{path}: {}", self.message) };
-        if self.type_error {
+        let msg = if path.is_empty() { message } else { format!("{path}: {message}") };
+        if type_error {
             PyTypeError::new_err(msg)
         } else {
             PyValueError::new_err(msg)
@@ -176,7 +174,7 @@ fn walk(ob: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ConvError> {
         Ok(None) => {
             Err(ConvError::type_err(format!("unsupported type {}: expected dict, list, tuple, str, int, float, bool or None", type_name(ob))))
         }
-        Err(e) => Err(ConvError::raised(e)),
+        Err(e) => Err(ConvError::Raised(e)),
     }
 }
 
