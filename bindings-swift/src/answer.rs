@@ -21,6 +21,8 @@ use crate::Result;
 pub struct Answer {
     json: String,
     trace: Option<Box<RouteTrace>>,
+    /// The trace's JSON once written: Swift's `trace` and `raw` each ask for it.
+    written: std::sync::OnceLock<Option<String>>,
 }
 
 #[uniffi::export]
@@ -33,13 +35,17 @@ impl Answer {
     /// The trace as the core's JSON (what `chat_json`'s `trace` holds), or nil if the answer
     /// has none.
     pub fn trace_json(&self) -> Result<Option<String>> {
-        crate::bridge::guard(|| self.trace.as_deref().map(crate::to_json).transpose())
+        if let Some(t) = self.written.get() {
+            return Ok(t.clone());
+        }
+        let t = crate::bridge::guard(|| self.trace.as_deref().map(crate::to_json).transpose())?;
+        Ok(self.written.get_or_init(|| t).clone())
     }
 }
 
 impl Answer {
     pub(crate) fn new(mut resp: ChatResponse) -> Result<std::sync::Arc<Answer>> {
         let trace = resp.trace.take();
-        Ok(std::sync::Arc::new(Answer { json: crate::to_json(&resp)?, trace }))
+        Ok(std::sync::Arc::new(Answer { json: crate::to_json(&resp)?, trace, written: std::sync::OnceLock::new() }))
     }
 }
