@@ -270,7 +270,7 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
                 std::thread::sleep(Duration::from_millis(1));
             }
             let (c0, s0) = usage();
-            probe_take();
+            polyroute::probe::take();
             polyroute::probe::mark("start");
             let t = Instant::now();
             match i {
@@ -283,7 +283,7 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
             x.lat.push(t.elapsed().as_secs_f64() * 1e6);
             polyroute::probe::mark("leave block_on, drop answer");
             if i == 2 {
-                x.phases.push(probe_take());
+                x.phases.push(polyroute::probe::take());
             }
             let (c1, s1) = usage();
             x.cpu_us += c1 - c0;
@@ -291,16 +291,6 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
         }
     }
     s
-}
-
-#[cfg(feature = "probe")]
-fn probe_take() -> Vec<(&'static str, Instant)> {
-    polyroute::probe::take()
-}
-
-#[cfg(not(feature = "probe"))]
-fn probe_take() -> Vec<(&'static str, Instant)> {
-    Vec::new()
 }
 
 /// With `--features probe`: the median time of each phase of the sync routed call under

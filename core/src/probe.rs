@@ -1,7 +1,8 @@
 //! Where one call's time goes, phase by phase: with the `probe` feature, [`mark`] records the
 //! time a phase of the calling thread's request ended; [`take`] hands the marks to whoever
 //! timed the call (`bench_overhead` prints the median of each phase, interleaved and after an
-//! idle gap). Without the feature `mark` is an empty inline function.
+//! idle gap). Without the feature `mark` is an empty inline function and `take` returns
+//! nothing.
 //!
 //! Why timestamps and not a profiler: after a 1 ms gap a call runs on caches the VM's other
 //! tenants emptied, and sampling (`perf`, cpu-clock) or instruction counts (callgrind) can
@@ -47,3 +48,10 @@ pub use on::{mark, take};
 #[cfg(not(feature = "probe"))]
 #[inline(always)]
 pub fn mark(_ended: &'static str) {}
+
+/// This thread's marks since the last `take`: none without the `probe` feature, so a caller
+/// needs no feature switch of its own.
+#[cfg(not(feature = "probe"))]
+pub fn take() -> Vec<(&'static str, std::time::Instant)> {
+    Vec::new()
+}

@@ -25,7 +25,7 @@ use std::task::{ready, Context, Poll};
 
 use super::direct::Answer;
 use super::http::{still_open, Pool, Socket};
-use super::wire::{connection, host_and_key, io_error, request_head, Conn, Source};
+use super::wire::{connection, host_and_key, io_error, request_bytes, Conn, Source};
 use super::Wait;
 use crate::error::Result;
 use crate::provider::WireRequest;
@@ -122,6 +122,12 @@ impl Driven {
         }
     }
 
+    /// `head` (with a small body in it: `wire::request_bytes`), then `rest`.
+    async fn write_request(&mut self, head: &[u8], rest: &[u8]) -> Result<()> {
+        self.write_all(head).await?;
+        self.write_all(rest).await
+    }
+
     async fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             match std::future::poll_fn(|cx| self.poll_write(cx, data)).await {
@@ -175,23 +181,22 @@ impl Pool {
     /// client's connections.
     pub(crate) async fn send_driven(self: Arc<Self>, url: reqwest::Url, req: WireRequest, streamed: bool) -> Result<Answer> {
         let (host, key) = host_and_key(&url)?;
-        let mut all = request_head(&url, host, &req, req.body.len());
-        all.extend_from_slice(&req.body);
+        let (head, rest) = request_bytes(&url, host, &req);
         SENT.fetch_add(1, Ordering::Relaxed);
         let (mut net, reused) = match self.idle.checkout(&key, |s| still_open(&s.stream)) {
             Some(s) => (Driven(Net::Raw(s)), true),
             None => (self.connect_driven(&url).await?, false),
         };
-        if let Err(e) = net.write_all(&all).await {
+        if let Err(e) = net.write_request(&head, rest).await {
             if !reused {
                 return Err(e);
             }
             // A pooled connection the server closed just now: the request did not get through
             // whole, so it cannot have been served. Once more on a new one.
             net = self.connect_driven(&url).await?;
-            net.write_all(&all).await?;
+            net.write_request(&head, rest).await?;
         }
-        drop(all);
+        drop(head);
         // Read at once, before any wait: from a remote provider that read is one `EAGAIN`,
         // but a server on this machine can answer within the send (loopback wakes it on the
         // sender's core), and then the call ends in this poll with no trip through the loop.

@@ -59,7 +59,7 @@ pub(super) fn request_bytes<'r>(url: &reqwest::Url, host: &str, req: &'r WireReq
 }
 
 /// The request head, in a buffer with room for `then` more bytes.
-pub(super) fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest, then: usize) -> Vec<u8> {
+fn request_head(url: &reqwest::Url, host: &str, req: &WireRequest, then: usize) -> Vec<u8> {
     let mut h = Vec::with_capacity(512 + then);
     h.extend_from_slice(req.method.as_str().as_bytes());
     h.push(b' ');
