@@ -282,10 +282,12 @@ fn measure_sync(rt: &tokio::runtime::Handle, cl: &Clients, raw: &mut RawSocket, 
             }
             x.lat.push(t.elapsed().as_secs_f64() * 1e6);
             polyroute::probe::mark("leave block_on, drop answer");
-            // Without the `probe` feature there are no marks, and no phase table.
-            let marks = polyroute::probe::take();
-            if i == 2 && !marks.is_empty() {
-                x.phases.push(marks);
+            if i == 2 {
+                // Without the `probe` feature there are no marks, and no phase table.
+                let marks = polyroute::probe::take();
+                if !marks.is_empty() {
+                    x.phases.push(marks);
+                }
             }
             let (c1, s1) = usage();
             x.cpu_us += c1 - c0;

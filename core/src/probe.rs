@@ -18,9 +18,11 @@ mod on {
     /// Marks kept per thread until taken: a call has ~30; a runtime worker's, which nobody
     /// takes, stop here instead of growing with every request it serves.
     const KEPT: usize = 256;
+    /// Room for one call's marks, so that none allocates inside the call being timed.
+    const ONE_CALL: usize = 64;
 
     thread_local! {
-        static MARKS: RefCell<Vec<(&'static str, Instant)>> = RefCell::new(Vec::with_capacity(64));
+        static MARKS: RefCell<Vec<(&'static str, Instant)>> = RefCell::new(Vec::with_capacity(ONE_CALL));
     }
 
     /// The phase named `ended` ended now.
@@ -35,10 +37,10 @@ mod on {
         });
     }
 
-    /// This thread's marks since the last `take`, in order. The next call's marks go into a
-    /// buffer allocated here, so that no mark allocates inside the call being timed.
+    /// This thread's marks since the last `take`, in order; the next call's go into a new
+    /// buffer with room for them.
     pub fn take() -> Vec<(&'static str, Instant)> {
-        MARKS.with(|m| std::mem::replace(&mut *m.borrow_mut(), Vec::with_capacity(64)))
+        MARKS.with(|m| std::mem::replace(&mut *m.borrow_mut(), Vec::with_capacity(ONE_CALL)))
     }
 }
 
